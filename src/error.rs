@@ -1,0 +1,104 @@
+//! The crate's one error type.
+
+use core::fmt;
+
+/// Everything that can go wrong when loading a blob or running a model.
+///
+/// Every fallible operation in tinyrnn returns this type; nothing panics on user data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// The blob is shorter than its fixed 16-byte header, or than the payload length it declares.
+    Truncated,
+    /// The blob does not start with `b"TRNN"`.
+    BadMagic,
+    /// The blob's format version is not the one this build reads.
+    UnsupportedVersion(u16),
+    /// The CRC-32 stored in the header does not match the payload.
+    BadChecksum,
+    /// Bytes follow the payload (or follow the model description inside the payload).
+    TrailingBytes,
+    /// The payload is not a valid postcard model description.
+    Decode(postcard::Error),
+    /// A dimension is zero, larger than [`MAX_DIM`](crate::MAX_DIM), or inconsistent between layers.
+    BadDimension,
+    /// A tensor's byte length does not match the dimensions declared for it.
+    ShapeMismatch,
+    /// A fixed-point parameter (fractional bits, requantization shift or multiplier) is out of range.
+    BadQuantization,
+    /// A field holds a combination this runtime does not support (e.g. a float tensor in an integer model).
+    Unsupported,
+    /// More layers than [`MAX_LAYERS`](crate::MAX_LAYERS).
+    TooManyLayers,
+    /// The model needs more state or scratch words than the `Session` was declared with.
+    TooLarge {
+        /// Words the model needs.
+        needed: usize,
+        /// Words the `Session` type provides.
+        capacity: usize,
+    },
+    /// An input frame or output buffer has the wrong length for this model.
+    LengthMismatch {
+        /// The length the model expects.
+        expected: usize,
+        /// The length that was passed.
+        got: usize,
+    },
+    /// The operation needs an integer model but the model is `f32`, or the other way round.
+    PrecisionMismatch,
+    /// A value passed in is NaN or infinite.
+    NonFinite,
+    /// Generation needs a model whose output width equals its input width.
+    WidthMismatch {
+        /// The model's input width.
+        input: usize,
+        /// The model's output width.
+        output: usize,
+    },
+    /// A saved state does not belong to this model (wrong length or tag).
+    BadState,
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = core::result::Result<T, Error>;
+
+impl From<postcard::Error> for Error {
+    fn from(e: postcard::Error) -> Self {
+        Error::Decode(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Truncated => f.write_str("the blob is truncated"),
+            Error::BadMagic => f.write_str("the blob does not start with b\"TRNN\""),
+            Error::UnsupportedVersion(v) => write!(f, "unsupported blob format version {v}"),
+            Error::BadChecksum => f.write_str("the blob's CRC-32 does not match its payload"),
+            Error::TrailingBytes => f.write_str("trailing bytes after the model description"),
+            Error::Decode(e) => write!(f, "the model description does not decode: {e}"),
+            Error::BadDimension => f.write_str("a dimension is zero, too large or inconsistent"),
+            Error::ShapeMismatch => f.write_str("a tensor's length does not match its dimensions"),
+            Error::BadQuantization => f.write_str("a fixed-point parameter is out of range"),
+            Error::Unsupported => f.write_str("the model uses a feature this runtime does not support"),
+            Error::TooManyLayers => f.write_str("the model has more layers than MAX_LAYERS"),
+            Error::TooLarge { needed, capacity } => write!(
+                f,
+                "the model needs {needed} words but the session provides {capacity}"
+            ),
+            Error::LengthMismatch { expected, got } => {
+                write!(f, "expected a slice of length {expected}, got {got}")
+            }
+            Error::PrecisionMismatch => f.write_str("the operation does not fit the model's precision"),
+            Error::NonFinite => f.write_str("an input value is NaN or infinite"),
+            Error::WidthMismatch { input, output } => write!(
+                f,
+                "generation needs output width == input width (input {input}, output {output})"
+            ),
+            Error::BadState => f.write_str("the saved state does not belong to this model"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

@@ -1,0 +1,580 @@
+//! The model blob: format, decoding and validation.
+//!
+//! A blob is a fixed 16-byte header followed by a [postcard] payload holding a
+//! [`ModelDesc`]. Weights are borrowed little-endian byte slices, so a [`Model`] reads
+//! them straight from flash: no copy, no alignment requirement, no `unsafe`.
+//!
+//! # Header (16 bytes, fixed width, little-endian)
+//!
+//! | offset | bytes | field | value |
+//! |---|---|---|---|
+//! | 0 | 4 | magic | `b"TRNN"` |
+//! | 4 | 2 | format version | `u16`, currently [`FORMAT_VERSION`] |
+//! | 6 | 2 | flags | `u16`, must be 0 |
+//! | 8 | 4 | payload length | `u32`, bytes after the header; the blob must end exactly there |
+//! | 12 | 4 | CRC-32 | `u32`, CRC-32/ISO-HDLC (the zlib/PNG CRC) of the payload bytes |
+//!
+//! # Payload (postcard)
+//!
+//! postcard encodes `u8` as one byte, `bool` as one byte (0 or 1), other integers as
+//! varints (`u16`: 1–3 bytes, zig-zag for signed), enums as a varint variant index followed
+//! by the variant's fields, `Option` as a tag byte (0 = None, 1 = Some) then the value,
+//! byte slices and `str` as a varint length then the bytes (borrowed), sequences as a varint
+//! length then the elements. Fields appear in declaration order:
+//!
+//! | field of [`ModelDesc`] | postcard type | meaning |
+//! |---|---|---|
+//! | `precision` | enum [`Precision`] (varint) | `0` int8, `1` int16, `2` f32 |
+//! | `input_size` | `u16` (varint) | features per frame |
+//! | `norm` | `Option<`[`NormDesc`]`>` | per-feature input normalization |
+//! | `layers` | seq of [`LayerDesc`] (1..=[`MAX_LAYERS`]) | the recurrent stack, input first |
+//! | `head` | `Option<`[`DenseDesc`]`>` | dense output layer |
+//! | `output_act` | enum [`OutputAct`] | activation on the final output |
+//! | `output_frac` | `u8` | int paths: fractional bits of the final output |
+//! | `name` | `str` | free text (source model), ≤ 64 bytes |
+//!
+//! ## Tensor layout
+//!
+//! A weight matrix of `rows × cols` is stored row-major with every row padded with zeros to
+//! `cols_pad = ⌈cols/4⌉·4` columns ([`pad4`]). Element encoding by precision:
+//!
+//! * **int8**: one `i8` per weight; within each block of four columns the bytes are stored
+//!   in the order `c0, c2, c1, c3`, so that one 32-bit load followed by `SXTB16` and
+//!   `SXTB16 ROR 8` yields the pairs `(c0, c1)` and `(c2, c3)` that `SMLAD` multiplies with
+//!   two packed `i16` activations. Biases are `i32` (accumulator scale).
+//! * **int16**: `i16` little-endian per weight, natural order. Biases are `i64`.
+//! * **f32**: `f32` little-endian per weight, natural order. Biases are `f32`.
+//!
+//! Rows stack the gates in PyTorch order: LSTM `i, f, g, o`; GRU `r, z, n`; RNN one gate.
+//! Integer models carry a [`Requant`](crate::fxp::Requant) record (5 bytes) per row for the
+//! input-to-hidden and for the hidden-to-hidden product; f32 models carry none.
+//!
+//! # Stability
+//!
+//! The header layout is fixed for all versions. Any change to the payload bumps
+//! [`FORMAT_VERSION`], and a runtime reads exactly one version: blobs are produced by the
+//! host tool of the same release, and [`Model::from_blob`] rejects any other version with
+//! [`Error::UnsupportedVersion`] instead of guessing.
+//!
+//! # What loading checks
+//!
+//! [`Model::from_blob`] checks, before any weight is read: the magic, version, flags,
+//! declared length (no trailing bytes), the CRC, that the payload decodes with nothing left
+//! over, that every dimension is in `1..=`[`MAX_DIM`] and layers chain
+//! (`layers[k].input_size == layers[k-1].hidden_size`), that every tensor has exactly the
+//! byte length its dimensions and precision imply, and that every fixed-point parameter is
+//! in the range the kernels' overflow proofs assume. The CRC detects accidental corruption
+//! (every single-bit error, every burst ≤ 32 bits); it is not a signature and does not
+//! authenticate the sender.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fxp::{Requant, ACT_FRAC, PRE_FRAC};
+use crate::{MAX_DIM, MAX_LAYERS};
+
+/// The four bytes every blob starts with.
+pub const MAGIC: [u8; 4] = *b"TRNN";
+/// The payload format version this build reads and writes.
+pub const FORMAT_VERSION: u16 = 1;
+/// Length of the fixed header.
+pub const HEADER_LEN: usize = 16;
+/// Longest `name` accepted.
+pub const MAX_NAME: usize = 64;
+
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// CRC-32/ISO-HDLC of `bytes` (the checksum stored in the header).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    CRC.checksum(bytes)
+}
+
+/// `cols` rounded up to a multiple of 4 (the padded row length of every weight matrix).
+pub const fn pad4(cols: usize) -> usize {
+    (cols + 3) & !3
+}
+
+/// Number format of weights and activations, for the whole model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Precision {
+    /// int8 weights (per-row scale), int16 activations, `i32` accumulators.
+    Int8,
+    /// int16 weights (per-row scale), int16 activations, `i64` accumulators.
+    Int16,
+    /// `f32` everywhere.
+    F32,
+}
+
+impl Precision {
+    /// Bytes per weight.
+    pub const fn weight_bytes(self) -> usize {
+        match self {
+            Precision::Int8 => 1,
+            Precision::Int16 => 2,
+            Precision::F32 => 4,
+        }
+    }
+    /// Bytes per bias (accumulator type).
+    pub const fn bias_bytes(self) -> usize {
+        match self {
+            Precision::Int8 => 4,
+            Precision::Int16 => 8,
+            Precision::F32 => 4,
+        }
+    }
+    /// Bytes per activation-format value (`h0`, peepholes).
+    pub const fn act_bytes(self) -> usize {
+        match self {
+            Precision::Int8 | Precision::Int16 => 2,
+            Precision::F32 => 4,
+        }
+    }
+    /// Whether this is an integer path.
+    pub const fn is_int(self) -> bool {
+        !matches!(self, Precision::F32)
+    }
+}
+
+/// Non-linearity of an Elman RNN layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RnnAct {
+    /// `tanh` (PyTorch's default).
+    Tanh,
+    /// `max(0, x)`.
+    Relu,
+}
+
+/// The recurrent cell of a layer and its variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CellKind {
+    /// Elman RNN, one gate.
+    Rnn(RnnAct),
+    /// GRU, gates `r, z, n`.
+    Gru {
+        /// `true`: PyTorch / ONNX `linear_before_reset=1` / Keras `reset_after=True`
+        /// (`r ⊙ (W_hn·h + b_hn)`); `false`: reset before the product (`W_hn·(r ⊙ h) + b_hn`).
+        linear_before_reset: bool,
+    },
+    /// LSTM, gates `i, f, g, o`.
+    Lstm {
+        /// ONNX peephole weights `P` present (stored in order `i, f, o`).
+        peepholes: bool,
+    },
+}
+
+impl CellKind {
+    /// Number of gates (rows per hidden unit).
+    pub const fn gates(self) -> usize {
+        match self {
+            CellKind::Rnn(_) => 1,
+            CellKind::Gru { .. } => 3,
+            CellKind::Lstm { .. } => 4,
+        }
+    }
+    /// Whether the hidden state is bounded by tanh/sigmoid (format [`Act`](crate::fxp::Act)).
+    pub const fn bounded(self) -> bool {
+        !matches!(self, CellKind::Rnn(RnnAct::Relu))
+    }
+}
+
+/// Activation applied to the model's final output vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum OutputAct {
+    /// None: raw logits / values.
+    Identity,
+    /// Element-wise logistic sigmoid.
+    Sigmoid,
+    /// Element-wise tanh.
+    Tanh,
+    /// Softmax over the output vector.
+    Softmax,
+}
+
+/// Per-feature input normalization `x = (raw − offset) · scale`, in `f32`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NormDesc<'a> {
+    /// `input_size` × `f32` LE.
+    #[serde(borrow)]
+    pub offset: &'a [u8],
+    /// `input_size` × `f32` LE.
+    #[serde(borrow)]
+    pub scale: &'a [u8],
+}
+
+/// One recurrent layer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LayerDesc<'a> {
+    /// Cell and variant.
+    pub cell: CellKind,
+    /// Width of this layer's input.
+    pub input_size: u16,
+    /// Hidden size `H`.
+    pub hidden_size: u16,
+    /// Int paths: fractional bits of this layer's input (`h_frac` of the layer below).
+    pub x_frac: u8,
+    /// Int paths: fractional bits of `h` (15 for bounded cells).
+    pub h_frac: u8,
+    /// `gates·H` rows × `pad4(input_size)` weights.
+    #[serde(borrow)]
+    pub w_ih: &'a [u8],
+    /// `gates·H` rows × `pad4(H)` weights.
+    #[serde(borrow)]
+    pub w_hh: &'a [u8],
+    /// `gates·H` biases of the input product.
+    #[serde(borrow)]
+    pub b_ih: &'a [u8],
+    /// `gates·H` biases of the hidden product.
+    #[serde(borrow)]
+    pub b_hh: &'a [u8],
+    /// Int paths: `gates·H` [`Requant`] records for `W_ih·x + b_ih` → pre-activation.
+    #[serde(borrow)]
+    pub rq_ih: &'a [u8],
+    /// Int paths: `gates·H` [`Requant`] records for `W_hh·h + b_hh` → pre-activation.
+    #[serde(borrow)]
+    pub rq_hh: &'a [u8],
+    /// LSTM peepholes `3·H` values, order `i, f, o` (int: `i16` with `p_frac`), or empty.
+    #[serde(borrow)]
+    pub peephole: &'a [u8],
+    /// Int paths: fractional bits of the peephole weights.
+    pub p_frac: u8,
+    /// Initial hidden state, `H` values in `h` format, or empty for zeros.
+    #[serde(borrow)]
+    pub h0: &'a [u8],
+    /// LSTM initial cell state, `H` values (int: `i32` Q16.15), or empty for zeros.
+    #[serde(borrow)]
+    pub c0: &'a [u8],
+}
+
+/// The dense output head `y = W·h + b`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DenseDesc<'a> {
+    /// Output width `C`.
+    pub out_size: u16,
+    /// Input width (the last layer's `H`).
+    pub in_size: u16,
+    /// `C` rows × `pad4(in_size)` weights.
+    #[serde(borrow)]
+    pub weight: &'a [u8],
+    /// `C` biases.
+    #[serde(borrow)]
+    pub bias: &'a [u8],
+    /// Int paths: `C` [`Requant`] records to the output format (Q19.12 if an output
+    /// activation follows, else `output_frac`).
+    #[serde(borrow)]
+    pub rq: &'a [u8],
+}
+
+/// The whole model description (the blob's payload).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelDesc<'a> {
+    /// Number format.
+    pub precision: Precision,
+    /// Features per input frame.
+    pub input_size: u16,
+    /// Optional input normalization.
+    #[serde(borrow)]
+    pub norm: Option<NormDesc<'a>>,
+    /// The recurrent layers, input first.
+    #[serde(borrow)]
+    pub layers: heapless::Vec<LayerDesc<'a>, MAX_LAYERS>,
+    /// Optional dense head.
+    #[serde(borrow)]
+    pub head: Option<DenseDesc<'a>>,
+    /// Activation on the final output.
+    pub output_act: OutputAct,
+    /// Int paths: fractional bits of the final output values.
+    pub output_frac: u8,
+    /// Free text, e.g. the source model's file name.
+    #[serde(borrow)]
+    pub name: &'a str,
+}
+
+/// Writes `desc` as a complete blob (header + payload) into `buf`, returning its length.
+///
+/// The host tool uses this function, so writer and reader share one definition.
+///
+/// # Errors
+/// [`Error::Decode`] if `buf` is too small.
+pub fn write_blob(desc: &ModelDesc<'_>, buf: &mut [u8]) -> Result<usize> {
+    if buf.len() < HEADER_LEN {
+        return Err(Error::Decode(postcard::Error::SerializeBufferFull));
+    }
+    let (head, body) = buf.split_at_mut(HEADER_LEN);
+    let n = postcard::to_slice(desc, body)?.len();
+    let payload = &body[..n];
+    let crc = crc32(payload);
+    head[0..4].copy_from_slice(&MAGIC);
+    head[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    head[6..8].copy_from_slice(&0u16.to_le_bytes());
+    head[8..12].copy_from_slice(&(n as u32).to_le_bytes());
+    head[12..16].copy_from_slice(&crc.to_le_bytes());
+    Ok(HEADER_LEN + n)
+}
+
+/// A validated model borrowing its weights from a blob.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model<'a> {
+    desc: ModelDesc<'a>,
+}
+
+fn le_u16(b: &[u8]) -> u16 {
+    u16::from_le_bytes([b[0], b[1]])
+}
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn check_len(bytes: &[u8], count: usize, elem: usize) -> Result<()> {
+    match count.checked_mul(elem) {
+        Some(n) if n == bytes.len() => Ok(()),
+        _ => Err(Error::ShapeMismatch),
+    }
+}
+
+fn check_dim(d: u16) -> Result<usize> {
+    let d = d as usize;
+    if d == 0 || d > MAX_DIM {
+        Err(Error::BadDimension)
+    } else {
+        Ok(d)
+    }
+}
+
+fn check_requant(table: &[u8], rows: usize, max_shift: u8) -> Result<()> {
+    check_len(table, rows, Requant::BYTES)?;
+    for rec in table.chunks_exact(Requant::BYTES) {
+        let mult = i32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+        let shift = rec[4];
+        if mult <= 0 || shift == 0 || shift > max_shift {
+            return Err(Error::BadQuantization);
+        }
+    }
+    Ok(())
+}
+
+fn check_f32s(bytes: &[u8]) -> Result<()> {
+    for c in bytes.chunks_exact(4) {
+        if !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite() {
+            return Err(Error::NonFinite);
+        }
+    }
+    Ok(())
+}
+
+impl<'a> Model<'a> {
+    /// Decodes and validates a blob. Nothing is copied: the model borrows `blob`.
+    ///
+    /// # Errors
+    /// Every violation of the format listed in the [module docs](self) gives its own
+    /// [`Error`] variant; no input makes this function panic.
+    pub fn from_blob(blob: &'a [u8]) -> Result<Self> {
+        if blob.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        if blob[0..4] != MAGIC {
+            return Err(Error::BadMagic);
+        }
+        let version = le_u16(&blob[4..6]);
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion(version));
+        }
+        if le_u16(&blob[6..8]) != 0 {
+            return Err(Error::Unsupported);
+        }
+        let len = le_u32(&blob[8..12]) as usize;
+        let payload = &blob[HEADER_LEN..];
+        if payload.len() < len {
+            return Err(Error::Truncated);
+        }
+        if payload.len() > len {
+            return Err(Error::TrailingBytes);
+        }
+        if crc32(payload) != le_u32(&blob[12..16]) {
+            return Err(Error::BadChecksum);
+        }
+        let (desc, rest): (ModelDesc<'a>, _) = postcard::take_from_bytes(payload)?;
+        if !rest.is_empty() {
+            return Err(Error::TrailingBytes);
+        }
+        Self::from_desc(desc)
+    }
+
+    /// Validates an already decoded description (what [`from_blob`](Self::from_blob) does
+    /// after the header and CRC checks).
+    ///
+    /// # Errors
+    /// As [`from_blob`](Self::from_blob).
+    pub fn from_desc(desc: ModelDesc<'a>) -> Result<Self> {
+        let p = desc.precision;
+        if desc.name.len() > MAX_NAME {
+            return Err(Error::Unsupported);
+        }
+        let input = check_dim(desc.input_size)?;
+        if let Some(norm) = &desc.norm {
+            check_len(norm.offset, input, 4)?;
+            check_len(norm.scale, input, 4)?;
+            check_f32s(norm.offset)?;
+            check_f32s(norm.scale)?;
+        }
+        if desc.layers.is_empty() {
+            return Err(Error::BadDimension);
+        }
+        // int8: i32 accumulator; int16: i64 accumulator (see fxp overflow notes).
+        let max_shift = if p == Precision::Int16 { 94 } else { 62 };
+        let mut prev = input;
+        let mut prev_frac = None::<u8>;
+        for l in desc.layers.iter() {
+            let i = check_dim(l.input_size)?;
+            let h = check_dim(l.hidden_size)?;
+            if i != prev {
+                return Err(Error::BadDimension);
+            }
+            let rows = l.cell.gates() * h;
+            check_len(l.w_ih, rows * pad4(i), p.weight_bytes())?;
+            check_len(l.w_hh, rows * pad4(h), p.weight_bytes())?;
+            check_len(l.b_ih, rows, p.bias_bytes())?;
+            check_len(l.b_hh, rows, p.bias_bytes())?;
+            match l.cell {
+                CellKind::Lstm { peepholes: true } => check_len(l.peephole, 3 * h, p.act_bytes())?,
+                _ => check_len(l.peephole, 0, 1)?,
+            }
+            if !l.h0.is_empty() {
+                check_len(l.h0, h, p.act_bytes())?;
+            }
+            if !l.c0.is_empty() {
+                if !matches!(l.cell, CellKind::Lstm { .. }) {
+                    return Err(Error::ShapeMismatch);
+                }
+                check_len(l.c0, h, 4)?;
+            }
+            if p.is_int() {
+                check_requant(l.rq_ih, rows, max_shift)?;
+                check_requant(l.rq_hh, rows, max_shift)?;
+                if l.x_frac > 15 || l.h_frac > 15 || l.p_frac > 15 {
+                    return Err(Error::BadQuantization);
+                }
+                if l.cell.bounded() && l.h_frac as u32 != ACT_FRAC {
+                    return Err(Error::BadQuantization);
+                }
+                if let Some(pf) = prev_frac {
+                    if pf != l.x_frac {
+                        return Err(Error::BadQuantization);
+                    }
+                }
+                prev_frac = Some(l.h_frac);
+            } else {
+                check_len(l.rq_ih, 0, 1)?;
+                check_len(l.rq_hh, 0, 1)?;
+                for t in [l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.peephole, l.h0, l.c0] {
+                    check_f32s(t)?;
+                }
+            }
+            prev = h;
+        }
+        if let Some(head) = &desc.head {
+            let c = check_dim(head.out_size)?;
+            let i = check_dim(head.in_size)?;
+            if i != prev {
+                return Err(Error::BadDimension);
+            }
+            check_len(head.weight, c * pad4(i), p.weight_bytes())?;
+            check_len(head.bias, c, p.bias_bytes())?;
+            if p.is_int() {
+                check_requant(head.rq, c, max_shift)?;
+            } else {
+                check_len(head.rq, 0, 1)?;
+                check_f32s(head.weight)?;
+                check_f32s(head.bias)?;
+            }
+        }
+        if p.is_int() {
+            if desc.output_frac > 15 {
+                return Err(Error::BadQuantization);
+            }
+            // After sigmoid / tanh / softmax the output is Q0.15.
+            if desc.output_act != OutputAct::Identity && desc.output_frac as u32 != ACT_FRAC {
+                return Err(Error::BadQuantization);
+            }
+            // With no head, the output is the last layer's h.
+            if desc.head.is_none() && desc.output_act == OutputAct::Identity {
+                let last = desc.layers.last().map(|l| l.h_frac);
+                if last != Some(desc.output_frac) {
+                    return Err(Error::BadQuantization);
+                }
+            }
+        }
+        let _ = PRE_FRAC;
+        Ok(Model { desc })
+    }
+
+    /// The decoded description.
+    pub fn desc(&self) -> &ModelDesc<'a> {
+        &self.desc
+    }
+    /// Number format.
+    pub fn precision(&self) -> Precision {
+        self.desc.precision
+    }
+    /// Features per input frame.
+    pub fn input_size(&self) -> usize {
+        self.desc.input_size as usize
+    }
+    /// Width of the output vector: the head's `C`, or the last layer's `H` without a head.
+    pub fn output_size(&self) -> usize {
+        match &self.desc.head {
+            Some(h) => h.out_size as usize,
+            None => self.desc.layers.last().map_or(0, |l| l.hidden_size as usize),
+        }
+    }
+    /// The recurrent layers.
+    pub fn layers(&self) -> &[LayerDesc<'a>] {
+        &self.desc.layers
+    }
+    /// `i32` words of recurrent state: `Σ H` (+ `H` more per LSTM layer for `c`).
+    pub fn state_len(&self) -> usize {
+        self.desc
+            .layers
+            .iter()
+            .map(|l| {
+                let h = l.hidden_size as usize;
+                if matches!(l.cell, CellKind::Lstm { .. }) {
+                    2 * h
+                } else {
+                    h
+                }
+            })
+            .sum()
+    }
+    /// `u32` words of scratch a step needs: the packed layer input `[x; h]` (two `i16` per
+    /// word on the int paths, one `f32` per word on the f32 path), plus `r ⊙ h` for a
+    /// reset-before GRU.
+    pub fn scratch_len(&self) -> usize {
+        let per_word = if self.desc.precision.is_int() { 2 } else { 1 };
+        let mut need = 0;
+        for l in self.desc.layers.iter() {
+            let (i, h) = (pad4(l.input_size as usize), pad4(l.hidden_size as usize));
+            let mut n = (i + h) / per_word;
+            if matches!(l.cell, CellKind::Gru { linear_before_reset: false }) {
+                n += h / per_word;
+            }
+            need = need.max(n);
+        }
+        need
+    }
+    /// Bytes of flash the weight, bias and requant tensors take.
+    pub fn weight_bytes(&self) -> usize {
+        let mut n = 0;
+        for l in self.desc.layers.iter() {
+            n += l.w_ih.len() + l.w_hh.len() + l.b_ih.len() + l.b_hh.len();
+            n += l.rq_ih.len() + l.rq_hh.len() + l.peephole.len() + l.h0.len() + l.c0.len();
+        }
+        if let Some(h) = &self.desc.head {
+            n += h.weight.len() + h.bias.len() + h.rq.len();
+        }
+        n
+    }
+}
