@@ -70,7 +70,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fxp::{Requant, ACT_FRAC, PRE_FRAC};
+use crate::fxp::{Requant, ACT_FRAC};
 use crate::{MAX_DIM, MAX_LAYERS};
 
 /// The four bytes every blob starts with.
@@ -499,15 +499,17 @@ impl<'a> Model<'a> {
             if desc.output_act != OutputAct::Identity && desc.output_frac as u32 != ACT_FRAC {
                 return Err(Error::BadQuantization);
             }
-            // With no head, the output is the last layer's h.
-            if desc.head.is_none() && desc.output_act == OutputAct::Identity {
+            // With no head, the output is the last layer's h: no output activation.
+            if desc.head.is_none() && desc.output_act != OutputAct::Identity {
+                return Err(Error::Unsupported);
+            }
+            if desc.head.is_none() {
                 let last = desc.layers.last().map(|l| l.h_frac);
                 if last != Some(desc.output_frac) {
                     return Err(Error::BadQuantization);
                 }
             }
         }
-        let _ = PRE_FRAC;
         Ok(Model { desc })
     }
 
