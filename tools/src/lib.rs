@@ -1,0 +1,5 @@
+//! Library behind the `tinyrnn` host tool. Everything here is `std`; the blob is written
+//! and read with the `tinyrnn` crate's own structs and loader.
+
+pub mod cmd;
+pub mod ir;
