@@ -2,4 +2,8 @@
 //! and read with the `tinyrnn` crate's own structs and loader.
 
 pub mod cmd;
+pub mod data;
+pub mod exec;
+pub mod import;
 pub mod ir;
+pub mod quantize;

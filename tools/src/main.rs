@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tinyrnn_cli::cmd;
 
 /// tinyrnn host tool: import trained recurrent networks, quantize them into blobs for the
 /// `tinyrnn` runtime, and inspect, run and evaluate blobs exactly as the MCU does.
@@ -12,16 +13,48 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Cmd {}
+enum Cmd {
+    /// Show layers, dims, parameter count, formats, flash and RAM of an ONNX, safetensors
+    /// or blob file.
+    Inspect(cmd::inspect::Args),
+    /// Run a model over .npy sequences: float reference for ONNX/safetensors, the MCU's
+    /// exact code path for a blob.
+    Run(cmd::run::Args),
+}
+
+fn dispatch(cmd: &Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Inspect(a) => cmd::inspect::run(a),
+        Cmd::Run(a) => cmd::run::run(a),
+    }
+}
 
 fn main() -> ExitCode {
+    // A panic is a bug, but the user still gets one `error:` line and status 1.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let loc = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error (please report): {}{loc}",
+            msg.replace('\n', " ")
+        );
+    }));
     let cli = Cli::parse();
-    let res: anyhow::Result<()> = match cli.cmd {};
+    let res = std::panic::catch_unwind(|| dispatch(&cli.cmd));
     match res {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::from(1)
         }
+        Err(_) => ExitCode::from(1),
     }
 }

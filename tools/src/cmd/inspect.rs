@@ -1,0 +1,339 @@
+//! `tinyrnn inspect`: what a model file holds (ONNX, safetensors or a blob), and what it
+//! costs on the MCU (flash for the weights, RAM for the state and scratch).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use tinyrnn::model::pad4;
+use tinyrnn::{CellKind, Model, OutputAct, Precision, RnnAct};
+
+use crate::exec::{self, Runnable};
+use crate::import::ImportArgs;
+use crate::ir::FloatModel;
+
+/// Arguments of `tinyrnn inspect`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Model: ONNX, PyTorch safetensors or a tinyrnn blob.
+    pub model: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub import: ImportArgs,
+}
+
+/// Name of a cell kind, e.g. `lstm`, `gru(reset-before)`, `rnn(relu)`.
+pub fn cell_name(c: CellKind) -> String {
+    match c {
+        CellKind::Rnn(RnnAct::Tanh) => "rnn(tanh)".into(),
+        CellKind::Rnn(RnnAct::Relu) => "rnn(relu)".into(),
+        CellKind::Gru {
+            linear_before_reset: true,
+        } => "gru".into(),
+        CellKind::Gru {
+            linear_before_reset: false,
+        } => "gru(reset-before)".into(),
+        CellKind::Lstm { peepholes: false } => "lstm".into(),
+        CellKind::Lstm { peepholes: true } => "lstm(peepholes)".into(),
+    }
+}
+
+/// Name of an output activation.
+pub fn act_name(a: OutputAct) -> &'static str {
+    match a {
+        OutputAct::Identity => "identity",
+        OutputAct::Sigmoid => "sigmoid",
+        OutputAct::Tanh => "tanh",
+        OutputAct::Softmax => "softmax",
+    }
+}
+
+fn precision_name(p: Precision) -> &'static str {
+    match p {
+        Precision::Int8 => "int8",
+        Precision::Int16 => "int16",
+        Precision::F32 => "float32",
+    }
+}
+
+fn state_words(layers: impl Iterator<Item = (CellKind, usize)>) -> usize {
+    layers
+        .map(|(c, h)| {
+            if matches!(c, CellKind::Lstm { .. }) {
+                2 * h
+            } else {
+                h
+            }
+        })
+        .sum()
+}
+
+fn max_abs(v: &[f32]) -> f64 {
+    v.iter().fold(0.0f64, |m, &x| m.max((x as f64).abs()))
+}
+
+/// JSON description of a float model.
+pub fn float_json(m: &FloatModel, source: &str) -> Value {
+    let mut params = 0usize;
+    let mut layers = Vec::new();
+    let mut scratch = 0usize;
+    for l in &m.layers {
+        let n = l.w_ih.len()
+            + l.w_hh.len()
+            + l.b_ih.len()
+            + l.b_hh.len()
+            + l.peephole.as_ref().map_or(0, |p| p.len());
+        params += n;
+        let mut s = pad4(l.input_size) + pad4(l.hidden_size);
+        if l.cell
+            == (CellKind::Gru {
+                linear_before_reset: false,
+            })
+        {
+            s += pad4(l.hidden_size);
+        }
+        scratch = scratch.max(s);
+        layers.push(json!({
+            "cell": cell_name(l.cell),
+            "input_size": l.input_size,
+            "hidden_size": l.hidden_size,
+            "params": n,
+            "max_abs_weight": max_abs(&l.w_ih).max(max_abs(&l.w_hh)),
+            "max_abs_bias": max_abs(&l.b_ih).max(max_abs(&l.b_hh)),
+            "initial_h": l.h0.is_some(),
+            "initial_c": l.c0.is_some(),
+        }));
+    }
+    let head = m.head.as_ref().map(|d| {
+        params += d.weight.len() + d.bias.len();
+        json!({"in_size": d.in_size, "out_size": d.out_size, "params": d.weight.len() + d.bias.len(),
+               "max_abs_weight": max_abs(&d.weight)})
+    });
+    let state = state_words(m.layers.iter().map(|l| (l.cell, l.hidden_size)));
+    json!({
+        "file_kind": source,
+        "precision": "float (imported)",
+        "name": m.name,
+        "input_size": m.input_size,
+        "output_size": m.output_size(),
+        "normalization": m.norm.is_some(),
+        "layers": layers,
+        "head": head,
+        "output_activation": act_name(m.output_act),
+        "params": params,
+        "flash_bytes_float32": params * 4,
+        "state_words": state,
+        "state_bytes": state * 4,
+        "scratch_words_float32": scratch,
+        "scratch_bytes_float32": scratch * 4,
+    })
+}
+
+fn rq_range(table: &[u8]) -> Option<(f64, f64)> {
+    let mut r: Option<(f64, f64)> = None;
+    for rec in table.chunks_exact(5) {
+        let mult = i32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]) as f64;
+        let s = mult / 2f64.powi(rec[4] as i32);
+        r = Some(match r {
+            None => (s, s),
+            Some((a, b)) => (a.min(s), b.max(s)),
+        });
+    }
+    r
+}
+
+/// JSON description of a blob.
+pub fn blob_json(m: &Model<'_>, blob_len: usize) -> Value {
+    let d = m.desc();
+    let p = d.precision;
+    let mut params = 0usize;
+    let layers: Vec<Value> = d
+        .layers
+        .iter()
+        .map(|l| {
+            let (i, h) = (l.input_size as usize, l.hidden_size as usize);
+            let g = l.cell.gates();
+            let n = g * h * (i + h) + 2 * g * h + if l.peephole.is_empty() { 0 } else { 3 * h };
+            params += n;
+            let mut v = json!({
+                "cell": cell_name(l.cell),
+                "input_size": i,
+                "hidden_size": h,
+                "params": n,
+                "weight_bytes": l.w_ih.len() + l.w_hh.len() + l.b_ih.len() + l.b_hh.len()
+                    + l.rq_ih.len() + l.rq_hh.len() + l.peephole.len() + l.h0.len() + l.c0.len(),
+                "initial_h": !l.h0.is_empty(),
+                "initial_c": !l.c0.is_empty(),
+            });
+            if p.is_int() {
+                v["x_frac"] = json!(l.x_frac);
+                v["h_frac"] = json!(l.h_frac);
+                if !l.peephole.is_empty() {
+                    v["p_frac"] = json!(l.p_frac);
+                }
+                v["x_format"] = json!(format!("Q{}.{}", 15 - l.x_frac as i32, l.x_frac));
+                v["h_format"] = json!(format!("Q{}.{}", 15 - l.h_frac as i32, l.h_frac));
+                if let Some((a, b)) = rq_range(l.rq_ih) {
+                    v["requant_ih_range"] = json!([a, b]);
+                }
+                if let Some((a, b)) = rq_range(l.rq_hh) {
+                    v["requant_hh_range"] = json!([a, b]);
+                }
+            }
+            v
+        })
+        .collect();
+    let head = d.head.as_ref().map(|hd| {
+        let n = hd.out_size as usize * (hd.in_size as usize + 1);
+        params += n;
+        let mut v = json!({"in_size": hd.in_size, "out_size": hd.out_size, "params": n,
+                           "weight_bytes": hd.weight.len() + hd.bias.len() + hd.rq.len()});
+        if let Some((a, b)) = rq_range(hd.rq) {
+            v["requant_range"] = json!([a, b]);
+        }
+        v
+    });
+    let mut out = json!({
+        "file_kind": "blob",
+        "precision": precision_name(p),
+        "name": d.name,
+        "input_size": m.input_size(),
+        "output_size": m.output_size(),
+        "normalization": d.norm.is_some(),
+        "layers": layers,
+        "head": head,
+        "output_activation": act_name(d.output_act),
+        "params": params,
+        "blob_bytes": blob_len,
+        "weight_bytes": m.weight_bytes(),
+        "state_words": m.state_len(),
+        "state_bytes": m.state_len() * 4,
+        "scratch_words": m.scratch_len(),
+        "scratch_bytes": m.scratch_len() * 4,
+    });
+    if p.is_int() {
+        out["output_frac"] = json!(d.output_frac);
+        out["output_format"] = json!(format!("Q{}.{}", 15 - d.output_frac as i32, d.output_frac));
+    }
+    out
+}
+
+fn text(v: &Value) -> String {
+    let mut s = String::new();
+    let g = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+    let show = |x: Value| match x {
+        Value::String(s) => s,
+        other => other.to_string(),
+    };
+    s += &format!(
+        "{} ({}), name {}\n",
+        show(g("file_kind")),
+        show(g("precision")),
+        show(g("name"))
+    );
+    s += &format!(
+        "input {} features{}, output {} ({})\n",
+        show(g("input_size")),
+        if g("normalization") == Value::Bool(true) {
+            " (normalized inside the model)"
+        } else {
+            ""
+        },
+        show(g("output_size")),
+        show(g("output_activation"))
+    );
+    if let Some(layers) = v.get("layers").and_then(|l| l.as_array()) {
+        for (k, l) in layers.iter().enumerate() {
+            let mut line = format!(
+                "layer {k}: {} {} -> {}, {} params",
+                show(l["cell"].clone()),
+                show(l["input_size"].clone()),
+                show(l["hidden_size"].clone()),
+                show(l["params"].clone())
+            );
+            if let Some(x) = l.get("x_format") {
+                line += &format!(", x {}, h {}", show(x.clone()), show(l["h_format"].clone()));
+            }
+            if let Some(pf) = l.get("p_frac") {
+                line += &format!(", peepholes p_frac {}", show(pf.clone()));
+            }
+            if l.get("initial_h") == Some(&Value::Bool(true)) {
+                line += ", initial h";
+            }
+            if l.get("initial_c") == Some(&Value::Bool(true)) {
+                line += ", initial c";
+            }
+            s += &line;
+            s.push('\n');
+        }
+    }
+    match v.get("head") {
+        Some(h) if !h.is_null() => {
+            s += &format!(
+                "head: dense {} -> {}, {} params\n",
+                show(h["in_size"].clone()),
+                show(h["out_size"].clone()),
+                show(h["params"].clone())
+            );
+        }
+        _ => s += "head: none (output = last layer's h)\n",
+    }
+    if let Some(f) = v.get("output_format") {
+        s += &format!("output format: {}\n", show(f.clone()));
+    }
+    s += &format!("parameters: {}\n", show(g("params")));
+    if let Some(b) = v.get("blob_bytes") {
+        s += &format!(
+            "flash: {} bytes of weights (blob {} bytes)\n",
+            show(g("weight_bytes")),
+            show(b.clone())
+        );
+        s += &format!(
+            "RAM: state {} words = {} bytes, scratch {} words = {} bytes\n",
+            show(g("state_words")),
+            show(g("state_bytes")),
+            show(g("scratch_words")),
+            show(g("scratch_bytes"))
+        );
+    } else {
+        s += &format!(
+            "flash: {} bytes as float32 (int8 about a quarter, int16 about half)\n",
+            show(g("flash_bytes_float32"))
+        );
+        s += &format!(
+            "RAM: state {} words = {} bytes, scratch (float32 path) {} words = {} bytes\n",
+            show(g("state_words")),
+            show(g("state_bytes")),
+            show(g("scratch_words_float32")),
+            show(g("scratch_bytes_float32"))
+        );
+    }
+    s
+}
+
+/// Runs `tinyrnn inspect`.
+///
+/// # Errors
+/// Unreadable or invalid model.
+pub fn run(args: &Args) -> Result<()> {
+    let m = exec::load(&args.model, &args.import.options())?;
+    let v = match &m {
+        Runnable::Float(fm) => {
+            let bytes = crate::data::read_file(&args.model)?;
+            let kind = match crate::import::sniff(&bytes) {
+                crate::import::FileKind::Safetensors => "safetensors",
+                _ => "onnx",
+            };
+            float_json(fm, kind)
+        }
+        Runnable::Blob(b) => blob_json(&b.model(), b.bytes.len()),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", text(&v));
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! `tinyrnn run`: run a model over `.npy` sequences (float reference for ONNX/safetensors,
+//! `tinyrnn::Session` for blobs, exactly as the MCU does).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::data;
+use crate::exec::{self, Steps};
+use crate::import::ImportArgs;
+
+/// Arguments of `tinyrnn run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Model: ONNX, PyTorch safetensors or a tinyrnn blob.
+    pub model: PathBuf,
+    /// Input sequences: float32/float64 .npy [N, T, F] (or [T, F]); raw values for a blob
+    /// with a normalization.
+    #[arg(long, short, value_name = "X.npy")]
+    pub input: PathBuf,
+    /// True length of each zero-padded sequence: int .npy [N].
+    #[arg(long, value_name = "L.npy")]
+    pub lengths: Option<PathBuf>,
+    /// Write the outputs as float32 .npy: [N, C] (last step) or [N, T, C] (--steps all).
+    #[arg(long, short, value_name = "Y.npy")]
+    pub output: Option<PathBuf>,
+    /// Keep the output after each sequence's last frame, or after every frame.
+    #[arg(long, value_enum, default_value = "last")]
+    pub steps: Steps,
+    /// Print `seq=<i> class=<c> logits=<v0>,<v1>,...` per sequence with the integer outputs
+    /// of an integer blob (the firmware prints the same lines).
+    #[arg(long)]
+    pub raw: bool,
+    #[command(flatten)]
+    pub import: ImportArgs,
+}
+
+/// Runs `tinyrnn run`.
+///
+/// # Errors
+/// Unreadable or invalid model/data, shape mismatches, unwritable output.
+pub fn run(args: &Args) -> Result<()> {
+    let model = exec::load(&args.model, &args.import.options())?;
+    let x = data::read_inputs(&args.input)?;
+    x.expect_features(model.input_size(), &format!("{}", args.model.display()))
+        .with_context(|| format!("{}", args.input.display()))?;
+    let lengths = match &args.lengths {
+        Some(p) => Some(data::read_lengths(p, x.n, x.t)?),
+        None => None,
+    };
+    let out = exec::run(&model, &x, lengths.as_deref(), args.steps)?;
+    if let Some(path) = &args.output {
+        data::write_f32(path, &out.shape(), &out.to_f32())?;
+        eprintln!(
+            "wrote {} {} ({})",
+            path.display(),
+            data::fmt_shape(&out.shape()),
+            model.kind()
+        );
+    }
+    if args.raw || args.output.is_none() {
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        for i in 0..out.n {
+            let line = if args.raw {
+                out.raw_line(i)
+            } else {
+                float_line(&out, i)
+            };
+            writeln!(w, "{line}").context("cannot write to stdout")?;
+        }
+        w.flush().context("cannot write to stdout")?;
+    }
+    Ok(())
+}
+
+/// `seq=<i> class=<c> values=<v0>,...` with the (dequantized) float outputs.
+fn float_line(out: &exec::Outputs, i: usize) -> String {
+    let vals: Vec<String> = out
+        .last(i)
+        .iter()
+        .map(|&v| format!("{}", v as f32))
+        .collect();
+    format!("seq={i} class={} values={}", out.class(i), vals.join(","))
+}

@@ -1,0 +1,308 @@
+//! Running a model over a batch of sequences: the f64 reference for imported float models,
+//! and `tinyrnn::Session` (exactly the MCU's code path, input conversion included) for blobs.
+//!
+//! Sequences may be zero-padded: with `lengths`, sequence `i` is run for its first
+//! `lengths[i]` frames only (the padding never reaches the state), its last-step output is
+//! the one after frame `lengths[i] − 1`, and with [`Steps::All`] the outputs at padded steps
+//! are zeros (like PyTorch's `pad_packed_sequence`).
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tinyrnn::{Model, Precision};
+
+use crate::data::Sequences;
+use crate::import::{self, FileKind, ImportOptions};
+use crate::ir::FloatModel;
+
+/// A tinyrnn blob held in memory (validated by the library's loader).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blob {
+    /// The blob's bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Blob {
+    /// Validates `bytes` with [`Model::from_blob`].
+    ///
+    /// # Errors
+    /// The loader's error, as text.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        Model::from_blob(&bytes).map_err(|e| anyhow!("invalid blob: {e}"))?;
+        Ok(Blob { bytes })
+    }
+
+    /// The decoded model (borrows the bytes; cheap).
+    pub fn model(&self) -> Model<'_> {
+        // Validated in `from_bytes`; the bytes are immutable since.
+        Model::from_blob(&self.bytes).expect("blob validated on load")
+    }
+}
+
+/// Anything `run` / `eval` can execute.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Runnable {
+    /// An imported float model, run by the f64 reference.
+    Float(FloatModel),
+    /// A blob, run by `tinyrnn::Session`.
+    Blob(Blob),
+}
+
+impl Runnable {
+    /// Features per input frame.
+    pub fn input_size(&self) -> usize {
+        match self {
+            Runnable::Float(m) => m.input_size,
+            Runnable::Blob(b) => b.model().input_size(),
+        }
+    }
+
+    /// Width of the output vector.
+    pub fn output_size(&self) -> usize {
+        match self {
+            Runnable::Float(m) => m.output_size(),
+            Runnable::Blob(b) => b.model().output_size(),
+        }
+    }
+
+    /// Whether outputs are integers (an int8/int16 blob).
+    pub fn is_int(&self) -> bool {
+        match self {
+            Runnable::Float(_) => false,
+            Runnable::Blob(b) => b.model().precision().is_int(),
+        }
+    }
+
+    /// Short description: `float model (f64 reference)` or `int8 blob` etc.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Runnable::Float(_) => "float model (f64 reference)",
+            Runnable::Blob(b) => match b.model().precision() {
+                Precision::Int8 => "int8 blob",
+                Precision::Int16 => "int16 blob",
+                Precision::F32 => "float32 blob",
+            },
+        }
+    }
+}
+
+/// Loads a blob, an ONNX or a safetensors model, judged by content.
+///
+/// Import options apply to ONNX/safetensors only; `--normalize` or `--rnn-activation` with a
+/// blob is an error (a blob carries its own normalization and cells).
+///
+/// # Errors
+/// As [`import::load_model`] and [`Blob::from_bytes`] (the message names the file).
+pub fn load(path: &Path, opts: &ImportOptions) -> Result<Runnable> {
+    let bytes = crate::data::read_file(path)?;
+    if bytes.is_empty() {
+        bail!("{}: the file is empty", path.display());
+    }
+    if import::sniff(&bytes) == FileKind::Blob {
+        if opts.normalize.is_some() {
+            bail!(
+                "{}: --normalize applies to ONNX/safetensors models; a blob carries its own normalization",
+                path.display()
+            );
+        }
+        if opts.rnn_activation.is_some() || opts.output_act.is_some() {
+            bail!(
+                "{}: --rnn-activation/--output-activation apply to safetensors models, not to a blob",
+                path.display()
+            );
+        }
+        let blob = Blob::from_bytes(bytes).with_context(|| format!("{}", path.display()))?;
+        return Ok(Runnable::Blob(blob));
+    }
+    Ok(Runnable::Float(import::load_model_bytes(
+        &bytes, path, opts,
+    )?))
+}
+
+/// Which outputs to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Steps {
+    /// The output after each sequence's last (true) frame: `[N, C]`.
+    Last,
+    /// The output after every frame: `[N, T, C]` (zeros past a sequence's length).
+    All,
+}
+
+/// Outputs of a batch run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outputs {
+    /// Which steps were kept.
+    pub steps: Steps,
+    /// Number of sequences `N`.
+    pub n: usize,
+    /// Steps kept per sequence: 1 for [`Steps::Last`], `T` for [`Steps::All`].
+    pub t: usize,
+    /// Output width `C`.
+    pub c: usize,
+    /// True length of each sequence.
+    pub lengths: Vec<usize>,
+    /// `[N, t, C]` values (dequantized for integer blobs).
+    pub y: Vec<f64>,
+    /// Integer blobs: the raw `i16` outputs (`Session::output_q`), same layout as `y`.
+    pub y_q: Option<Vec<i16>>,
+}
+
+impl Outputs {
+    /// Output of sequence `i` at kept step `t`.
+    pub fn at(&self, i: usize, t: usize) -> &[f64] {
+        let o = (i * self.t + t) * self.c;
+        &self.y[o..o + self.c]
+    }
+
+    fn last_index(&self, i: usize) -> usize {
+        match self.steps {
+            Steps::Last => i * self.t,
+            Steps::All => i * self.t + self.lengths[i] - 1,
+        }
+    }
+
+    /// Output after the last true frame of sequence `i`.
+    pub fn last(&self, i: usize) -> &[f64] {
+        let o = self.last_index(i) * self.c;
+        &self.y[o..o + self.c]
+    }
+
+    /// Integer output after the last true frame of sequence `i` (integer blobs).
+    pub fn last_q(&self, i: usize) -> Option<&[i16]> {
+        let o = self.last_index(i) * self.c;
+        self.y_q.as_ref().map(|q| &q[o..o + self.c])
+    }
+
+    /// Predicted class of sequence `i`: argmax of its last output (integer outputs for an
+    /// integer blob), ties to the lowest index.
+    pub fn class(&self, i: usize) -> usize {
+        match self.last_q(i) {
+            Some(q) => argmax(q),
+            None => argmax(self.last(i)),
+        }
+    }
+
+    /// Shape to save: `[N, C]` or `[N, T, C]`.
+    pub fn shape(&self) -> Vec<usize> {
+        match self.steps {
+            Steps::Last => vec![self.n, self.c],
+            Steps::All => vec![self.n, self.t, self.c],
+        }
+    }
+
+    /// Values as `f32` (for `.npy`).
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.y.iter().map(|&v| v as f32).collect()
+    }
+
+    /// The `--raw` line of sequence `i`: `seq=<i> class=<c> logits=<v0>,<v1>,...` with the
+    /// integer outputs of an integer blob, else the float outputs (`f32`, shortest form).
+    pub fn raw_line(&self, i: usize) -> String {
+        let vals: Vec<String> = match self.last_q(i) {
+            Some(q) => q.iter().map(|v| v.to_string()).collect(),
+            None => self
+                .last(i)
+                .iter()
+                .map(|&v| format!("{}", v as f32))
+                .collect(),
+        };
+        format!("seq={i} class={} logits={}", self.class(i), vals.join(","))
+    }
+}
+
+/// Index of the largest value, ties to the lowest index (NaN never wins).
+pub fn argmax<T: PartialOrd + Copy>(v: &[T]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate().skip(1) {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Checks `lengths` (or makes them all `T`).
+fn resolve_lengths(x: &Sequences, lengths: Option<&[usize]>) -> Result<Vec<usize>> {
+    match lengths {
+        None => Ok(vec![x.t; x.n]),
+        Some(l) => {
+            if l.len() != x.n {
+                bail!("{} lengths for {} sequences", l.len(), x.n);
+            }
+            if let Some((i, &v)) = l.iter().enumerate().find(|(_, &v)| v < 1 || v > x.t) {
+                bail!("length {v} of sequence {i} is outside 1..={}", x.t);
+            }
+            Ok(l.to_vec())
+        }
+    }
+}
+
+/// Runs `m` over every sequence of `x` from its initial state.
+///
+/// # Errors
+/// Feature-count mismatch (naming both), bad lengths, runtime errors of the blob path.
+pub fn run(
+    m: &Runnable,
+    x: &Sequences,
+    lengths: Option<&[usize]>,
+    steps: Steps,
+) -> Result<Outputs> {
+    x.expect_features(m.input_size(), "the model")?;
+    let lengths = resolve_lengths(x, lengths)?;
+    let c = m.output_size();
+    let t_keep = match steps {
+        Steps::Last => 1,
+        Steps::All => x.t,
+    };
+    let mut y = vec![0.0f64; x.n * t_keep * c];
+    let mut y_q = if m.is_int() {
+        Some(vec![0i16; x.n * t_keep * c])
+    } else {
+        None
+    };
+    match m {
+        Runnable::Float(fm) => {
+            for i in 0..x.n {
+                let mut st = fm.initial_state();
+                for t in 0..lengths[i] {
+                    fm.step(&mut st, x.frame(i, t), &mut ());
+                    let keep = match steps {
+                        Steps::Last => (t + 1 == lengths[i]).then_some(0),
+                        Steps::All => Some(t),
+                    };
+                    if let Some(k) = keep {
+                        let out = fm.output(&st, &mut ());
+                        let o = (i * t_keep + k) * c;
+                        y[o..o + c].copy_from_slice(&out);
+                    }
+                }
+            }
+        }
+        Runnable::Blob(b) => {
+            run_blob(b, x, &lengths, steps, t_keep, c, &mut y, y_q.as_deref_mut())?;
+        }
+    }
+    Ok(Outputs {
+        steps,
+        n: x.n,
+        t: t_keep,
+        c,
+        lengths,
+        y,
+        y_q,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_blob(
+    _b: &Blob,
+    _x: &Sequences,
+    _lengths: &[usize],
+    _steps: Steps,
+    _t_keep: usize,
+    _c: usize,
+    _y: &mut [f64],
+    _y_q: Option<&mut [i16]>,
+) -> Result<()> {
+    bail!("running a blob needs tinyrnn::Session, which this build of the core does not have yet")
+}

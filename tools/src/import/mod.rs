@@ -1,0 +1,169 @@
+//! Importers: ONNX and PyTorch safetensors → [`FloatModel`], plus `--normalize` statistics.
+//!
+//! [`load_model`] looks at the file's content, not its name: a tinyrnn blob (`TRNN` magic)
+//! is refused with a hint, a safetensors file is recognised by its JSON header, anything
+//! else is parsed as an ONNX protobuf.
+
+pub mod norm;
+pub mod onnx;
+pub mod proto;
+pub mod safetensors;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use tinyrnn::{OutputAct, RnnAct};
+
+use crate::ir::FloatModel;
+
+/// Options every importer understands.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImportOptions {
+    /// Non-linearity of Elman RNN layers in a safetensors state_dict (which does not say);
+    /// `None` = PyTorch's default `tanh`. For ONNX it must agree with the graph if given.
+    pub rnn_activation: Option<RnnAct>,
+    /// Per-feature mean/std statistics (JSON or `.npy`) folded into the model's
+    /// normalization: the model then takes raw inputs.
+    pub normalize: Option<PathBuf>,
+    /// Activation on the output, for a safetensors state_dict (which does not say);
+    /// `None` = identity. For ONNX it must agree with the graph if given.
+    pub output_act: Option<OutputAct>,
+}
+
+/// `--output-activation` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputActArg {
+    /// None (raw logits / values).
+    Identity,
+    /// Element-wise logistic sigmoid.
+    Sigmoid,
+    /// Element-wise tanh.
+    Tanh,
+    /// Softmax over the output vector.
+    Softmax,
+}
+
+impl From<OutputActArg> for OutputAct {
+    fn from(a: OutputActArg) -> Self {
+        match a {
+            OutputActArg::Identity => OutputAct::Identity,
+            OutputActArg::Sigmoid => OutputAct::Sigmoid,
+            OutputActArg::Tanh => OutputAct::Tanh,
+            OutputActArg::Softmax => OutputAct::Softmax,
+        }
+    }
+}
+
+/// `--rnn-activation` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RnnActArg {
+    /// `tanh` (PyTorch's default).
+    Tanh,
+    /// `relu`.
+    Relu,
+}
+
+impl From<RnnActArg> for RnnAct {
+    fn from(a: RnnActArg) -> Self {
+        match a {
+            RnnActArg::Tanh => RnnAct::Tanh,
+            RnnActArg::Relu => RnnAct::Relu,
+        }
+    }
+}
+
+/// The import options as command-line flags (flatten into a subcommand's `Args`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ImportArgs {
+    /// Non-linearity of nn.RNN layers in a safetensors state_dict (it does not say).
+    #[arg(long, value_enum, value_name = "ACT")]
+    pub rnn_activation: Option<RnnActArg>,
+    /// Input standardization the model was trained with: JSON {"mean":[..],"std":[..]} or
+    /// .npy [2, F] (row 0 mean, row 1 std); the model then takes raw inputs.
+    #[arg(long, value_name = "STATS")]
+    pub normalize: Option<PathBuf>,
+    /// Activation on the model output for a safetensors state_dict (it does not say).
+    #[arg(long, value_enum, value_name = "ACT")]
+    pub output_activation: Option<OutputActArg>,
+}
+
+impl ImportArgs {
+    /// The corresponding [`ImportOptions`].
+    pub fn options(&self) -> ImportOptions {
+        ImportOptions {
+            rnn_activation: self.rnn_activation.map(Into::into),
+            normalize: self.normalize.clone(),
+            output_act: self.output_activation.map(Into::into),
+        }
+    }
+}
+
+/// What a file holds, judged by its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A tinyrnn blob (`TRNN` magic).
+    Blob,
+    /// A safetensors file.
+    Safetensors,
+    /// Anything else: parsed as ONNX.
+    Onnx,
+}
+
+/// Classifies file content (see [`FileKind`]).
+pub fn sniff(bytes: &[u8]) -> FileKind {
+    if bytes.starts_with(&tinyrnn::model::MAGIC) {
+        return FileKind::Blob;
+    }
+    if bytes.len() >= 10 {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]));
+        if n >= 2 && n <= (bytes.len() as u64).saturating_sub(8) && bytes[8] == b'{' {
+            return FileKind::Safetensors;
+        }
+    }
+    FileKind::Onnx
+}
+
+/// Imports an ONNX or safetensors model and applies `opts` (normalization), validated.
+///
+/// # Errors
+/// Missing/empty/corrupt files, unsupported graphs, a blob (with a hint), bad statistics.
+pub fn load_model(path: &Path, opts: &ImportOptions) -> Result<FloatModel> {
+    let bytes = crate::data::read_file(path)?;
+    load_model_bytes(&bytes, path, opts)
+}
+
+/// [`load_model`] on bytes already read (`path` names the source in messages and the model).
+///
+/// # Errors
+/// As [`load_model`].
+pub fn load_model_bytes(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<FloatModel> {
+    if bytes.is_empty() {
+        bail!("{}: the file is empty", path.display());
+    }
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut m = match sniff(bytes) {
+        FileKind::Blob => bail!(
+            "{}: this is a tinyrnn blob, not an ONNX or safetensors model (blobs are already quantized: use `tinyrnn run` / `inspect` / `eval` on it directly)",
+            path.display()
+        ),
+        FileKind::Safetensors => safetensors::import(bytes, opts)
+            .with_context(|| format!("{} (safetensors)", path.display()))?,
+        FileKind::Onnx => {
+            onnx::import(bytes, opts).with_context(|| format!("{} (ONNX)", path.display()))?
+        }
+    };
+    m.name = name.chars().take(tinyrnn::model::MAX_NAME).collect();
+    if let Some(stats) = &opts.normalize {
+        let n = norm::load_stats(stats, m.input_size)?;
+        m.norm = Some(match m.norm.take() {
+            None => n,
+            Some(inner) => norm::compose(&n, &inner),
+        });
+    }
+    m.validate()
+        .map_err(|e| anyhow::anyhow!("{}: invalid model: {e}", path.display()))?;
+    Ok(m)
+}

@@ -1,0 +1,417 @@
+//! PyTorch `state_dict` saved with safetensors → [`FloatModel`].
+//!
+//! Recurrent modules are found by their keys `<prefix>.weight_ih_l{k}`, `weight_hh_l{k}`,
+//! `bias_ih_l{k}`, `bias_hh_l{k}` (any prefix, also none); the cell kind comes from the row
+//! count (`4H` LSTM, `3H` GRU, `H` RNN whose non-linearity is `--rnn-activation`, default
+//! tanh). Several modules chain in the order their widths fit (natural order of their
+//! prefixes first). A `<name>.weight` `[C, H]` + `<name>.bias` `[C]` pair whose input is
+//! the last hidden size is the head. Every key must be used: anything else (bidirectional
+//! `_reverse`, `proj_size`'s `weight_hr`, extra layers, missing biases, two candidate heads)
+//! is an error listing the keys found.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{anyhow, bail, Result};
+use safetensors::{Dtype, SafeTensors};
+use tinyrnn::{CellKind, OutputAct, RnnAct};
+
+use super::ImportOptions;
+use crate::ir::{FloatDense, FloatLayer, FloatModel};
+
+struct Tensor {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
+    let v: Vec<f32> = match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        other => bail!("tensor `{name}` has dtype {other:?} (expected F32, F16, BF16 or F64)"),
+    };
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        bail!("tensor `{name}` has a non-finite value at flat index {i}");
+    }
+    Ok(v)
+}
+
+/// Natural ordering key: digit runs compare as numbers (`rnns.2` < `rnns.10`).
+fn natural_key(s: &str) -> Vec<(u8, u64, String)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut digits = false;
+    for ch in s.chars() {
+        let d = ch.is_ascii_digit();
+        if !cur.is_empty() && d != digits {
+            out.push(part(&cur, digits));
+            cur.clear();
+        }
+        digits = d;
+        cur.push(ch);
+    }
+    if !cur.is_empty() {
+        out.push(part(&cur, digits));
+    }
+    out
+}
+
+fn part(s: &str, digits: bool) -> (u8, u64, String) {
+    if digits {
+        (0, s.parse().unwrap_or(u64::MAX), String::new())
+    } else {
+        (1, 0, s.to_string())
+    }
+}
+
+/// Splits `<prefix>.<param>_l<k>[_reverse]` into (prefix, param, k, reverse).
+fn split_rnn_key(key: &str) -> Option<(String, String, usize, bool)> {
+    let (prefix, last) = match key.rfind('.') {
+        Some(p) => (&key[..p], &key[p + 1..]),
+        None => ("", key),
+    };
+    for param in ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"] {
+        if let Some(rest) = last.strip_prefix(param).and_then(|r| r.strip_prefix("_l")) {
+            let (num, reverse) = match rest.strip_suffix("_reverse") {
+                Some(n) => (n, true),
+                None => (rest, false),
+            };
+            if let Ok(k) = num.parse::<usize>() {
+                return Some((prefix.to_string(), param.to_string(), k, reverse));
+            }
+        }
+    }
+    None
+}
+
+fn keys_list(all: &BTreeMap<String, Tensor>) -> String {
+    let v: Vec<String> = all
+        .iter()
+        .map(|(k, t)| format!("{k} {}", crate::data::fmt_shape(&t.shape)))
+        .collect();
+    v.join(", ")
+}
+
+struct Module {
+    prefix: String,
+    layers: Vec<FloatLayer>,
+}
+
+impl Module {
+    fn input(&self) -> usize {
+        self.layers[0].input_size
+    }
+    fn output(&self) -> usize {
+        self.layers[self.layers.len() - 1].hidden_size
+    }
+}
+
+/// Imports a safetensors state_dict (see the module docs).
+///
+/// # Errors
+/// Malformed file, unsupported or ambiguous key sets (the message lists the keys).
+pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
+    let mut all: BTreeMap<String, Tensor> = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let data = to_f32(&name, view.dtype(), view.data())?;
+        all.insert(
+            name,
+            Tensor {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
+    }
+    if all.is_empty() {
+        bail!("the file holds no tensors");
+    }
+    let listing = || keys_list(&all);
+
+    // Group recurrent keys by prefix.
+    let mut groups: BTreeMap<String, BTreeMap<(usize, String), String>> = BTreeMap::new();
+    for key in all.keys() {
+        if let Some((prefix, param, k, reverse)) = split_rnn_key(key) {
+            if reverse {
+                bail!(
+                    "bidirectional recurrent layers (`{key}`) are not supported; keys: {}",
+                    listing()
+                );
+            }
+            if param == "weight_hr" {
+                bail!(
+                    "LSTM proj_size (`{key}`) is not supported; keys: {}",
+                    listing()
+                );
+            }
+            groups
+                .entry(prefix)
+                .or_default()
+                .insert((k, param), key.clone());
+        }
+    }
+    if groups.is_empty() {
+        bail!(
+            "no recurrent layer found (expected keys like `<name>.weight_ih_l0`); keys: {}",
+            listing()
+        );
+    }
+    let act = opts.rnn_activation.unwrap_or(RnnAct::Tanh);
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut modules = Vec::new();
+    for (prefix, params) in &groups {
+        let nlayers = params.keys().map(|(k, _)| k + 1).max().unwrap_or(0);
+        let mut layers = Vec::new();
+        for k in 0..nlayers {
+            let get = |p: &str| -> Result<&Tensor> {
+                let key = params.get(&(k, p.to_string())).ok_or_else(|| {
+                    let dot = if prefix.is_empty() { "" } else { "." };
+                    anyhow!(
+                        "missing `{prefix}{dot}{p}_l{k}` (biases are required); keys: {}",
+                        listing()
+                    )
+                })?;
+                Ok(&all[key])
+            };
+            let (wih, whh, bih, bhh) = (
+                get("weight_ih")?,
+                get("weight_hh")?,
+                get("bias_ih")?,
+                get("bias_hh")?,
+            );
+            let bad = || {
+                anyhow!(
+                    "`{prefix}` layer {k}: inconsistent shapes weight_ih {}, weight_hh {}, bias_ih {}, bias_hh {}",
+                    crate::data::fmt_shape(&wih.shape),
+                    crate::data::fmt_shape(&whh.shape),
+                    crate::data::fmt_shape(&bih.shape),
+                    crate::data::fmt_shape(&bhh.shape)
+                )
+            };
+            if wih.shape.len() != 2 || whh.shape.len() != 2 {
+                return Err(bad());
+            }
+            let (rows, input) = (wih.shape[0], wih.shape[1]);
+            let h = whh.shape[1];
+            if h == 0 || input == 0 || whh.shape[0] != rows || rows % h != 0 {
+                return Err(bad());
+            }
+            if bih.shape != [rows] || bhh.shape != [rows] {
+                return Err(bad());
+            }
+            let cell = match rows / h {
+                1 => CellKind::Rnn(act),
+                3 => CellKind::Gru {
+                    linear_before_reset: true,
+                },
+                4 => CellKind::Lstm { peepholes: false },
+                g => bail!(
+                    "`{prefix}` layer {k}: weight_hh has {rows} rows for hidden size {h} ({g}·H: not an RNN, GRU or LSTM)"
+                ),
+            };
+            layers.push(FloatLayer {
+                cell,
+                input_size: input,
+                hidden_size: h,
+                w_ih: wih.data.clone(),
+                w_hh: whh.data.clone(),
+                b_ih: bih.data.clone(),
+                b_hh: bhh.data.clone(),
+                peephole: None,
+                h0: None,
+                c0: None,
+            });
+            for p in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] {
+                used.insert(params[&(k, p.to_string())].clone());
+            }
+        }
+        for w in layers.windows(2) {
+            if w[1].input_size != w[0].hidden_size {
+                bail!(
+                    "`{prefix}`: layer input {} does not match the hidden size {} below it; keys: {}",
+                    w[1].input_size,
+                    w[0].hidden_size,
+                    listing()
+                );
+            }
+        }
+        modules.push(Module {
+            prefix: prefix.clone(),
+            layers,
+        });
+    }
+    let modules = chain(modules, &listing)?;
+    let last_h = modules[modules.len() - 1].output();
+
+    // Head: a `<name>.weight` [C, H] + `<name>.bias` [C] pair.
+    let mut heads = Vec::new();
+    for (key, t) in &all {
+        if used.contains(key) {
+            continue;
+        }
+        if let Some(base) =
+            key.strip_suffix(".weight")
+                .or(if key == "weight" { Some("") } else { None })
+        {
+            if t.shape.len() == 2 && t.shape[1] == last_h {
+                heads.push(base.to_string());
+            }
+        }
+    }
+    if heads.len() > 1 {
+        bail!(
+            "two or more candidate heads ({}) take the last hidden size {last_h}; keys: {}",
+            heads.join(", "),
+            listing()
+        );
+    }
+    let head = match heads.pop() {
+        None => None,
+        Some(base) => {
+            let dot = if base.is_empty() { "" } else { "." };
+            let wkey = format!("{base}{dot}weight");
+            let bkey = format!("{base}{dot}bias");
+            let w = &all[&wkey];
+            let b = all.get(&bkey).ok_or_else(|| {
+                anyhow!(
+                    "head `{wkey}` has no `{bkey}` (a bias is required); keys: {}",
+                    listing()
+                )
+            })?;
+            let c = w.shape[0];
+            if b.shape != [c] {
+                bail!(
+                    "head bias `{bkey}` has shape {} but `{wkey}` has {c} rows",
+                    crate::data::fmt_shape(&b.shape)
+                );
+            }
+            used.insert(wkey);
+            used.insert(bkey);
+            Some(FloatDense {
+                out_size: c,
+                in_size: last_h,
+                weight: w.data.clone(),
+                bias: b.data.clone(),
+            })
+        }
+    };
+    let unused: Vec<&String> = all.keys().filter(|k| !used.contains(*k)).collect();
+    if !unused.is_empty() {
+        let u: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+        bail!(
+            "unsupported keys {} (only recurrent layers and one Linear head are supported); keys: {}",
+            u.join(", "),
+            listing()
+        );
+    }
+    let layers: Vec<FloatLayer> = modules.into_iter().flat_map(|m| m.layers).collect();
+    if layers.len() > tinyrnn::MAX_LAYERS {
+        bail!(
+            "{} recurrent layers (at most {} are supported)",
+            layers.len(),
+            tinyrnn::MAX_LAYERS
+        );
+    }
+    Ok(FloatModel {
+        input_size: layers[0].input_size,
+        norm: None,
+        layers,
+        head,
+        output_act: opts.output_act.unwrap_or(OutputAct::Identity),
+        name: String::new(),
+    })
+}
+
+/// Orders the modules so that widths chain: the natural order of the prefixes if it fits,
+/// else the only permutation that fits.
+fn chain(mut modules: Vec<Module>, listing: &dyn Fn() -> String) -> Result<Vec<Module>> {
+    modules.sort_by_key(|m| natural_key(&m.prefix));
+    let fits = |order: &[usize]| {
+        order
+            .windows(2)
+            .all(|w| modules[w[1]].input() == modules[w[0]].output())
+    };
+    let n = modules.len();
+    let natural: Vec<usize> = (0..n).collect();
+    if fits(&natural) {
+        return Ok(modules);
+    }
+    if n > 6 {
+        bail!(
+            "{n} recurrent modules whose widths do not chain; keys: {}",
+            listing()
+        );
+    }
+    let mut found = Vec::new();
+    let mut perm = natural.clone();
+    permutations(&mut perm, 0, &mut |p| {
+        if fits(p) {
+            found.push(p.to_vec());
+        }
+    });
+    match found.len() {
+        0 => bail!(
+            "the recurrent modules' widths do not chain ({}); keys: {}",
+            modules
+                .iter()
+                .map(|m| format!("`{}` {}→{}", m.prefix, m.input(), m.output()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            listing()
+        ),
+        1 => {
+            let order = &found[0];
+            let mut slots: Vec<Option<Module>> = modules.into_iter().map(Some).collect();
+            Ok(order.iter().filter_map(|&i| slots[i].take()).collect())
+        }
+        _ => bail!(
+            "the recurrent modules chain in more than one order; keys: {}",
+            listing()
+        ),
+    }
+}
+
+fn permutations(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
+    if k == v.len() {
+        f(v);
+        return;
+    }
+    for i in k..v.len() {
+        v.swap(k, i);
+        permutations(v, k + 1, f);
+        v.swap(k, i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(
+            split_rnn_key("enc.rnn.weight_ih_l2"),
+            Some(("enc.rnn".into(), "weight_ih".into(), 2, false))
+        );
+        assert_eq!(
+            split_rnn_key("weight_hh_l0_reverse"),
+            Some(("".into(), "weight_hh".into(), 0, true))
+        );
+        assert_eq!(split_rnn_key("head.weight"), None);
+        assert!(natural_key("rnns.2") < natural_key("rnns.10"));
+    }
+}
