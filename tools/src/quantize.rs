@@ -1,0 +1,826 @@
+//! The quantizer: a [`FloatModel`] plus calibration statistics → a model blob.
+//!
+//! The parameters produced here are exactly those the runtime's integer arithmetic
+//! (docs/DESIGN.md, "Integer cell arithmetic") consumes:
+//!
+//! * **Input format** `x_frac` of layer 0: the most fractional bits with
+//!   `max|x| · HEADROOM · 2^x_frac ≤ 32767` over the (normalized) calibration inputs.
+//!   Layer `k > 0` reads layer `k−1`'s `h` in its own format.
+//! * **Hidden format** `h_frac`: 15 (Q0.15) for tanh/sigmoid-bounded cells; for a ReLU RNN
+//!   chosen like `x_frac` from the calibrated `max h`.
+//! * **Weights**: symmetric per output row, `scale_row = max|w_row| / Q` with `Q = 127`
+//!   (int8) or `32767` (int16), `q = round(w / scale_row)`; the input-to-hidden and the
+//!   hidden-to-hidden matrices have their own scales (they have their own requant records).
+//! * **Biases** in accumulator scale `scale_row · 2^-in_frac` (`i32` for int8, `i64` for
+//!   int16), bounded by 2^30 / 2^62; a row whose bias would not fit gets a wider scale.
+//! * **Requant** per row: the real factor `scale_row · 2^(target − in_frac)` as
+//!   `mult / 2^shift`, `mult ∈ [2^30, 2^31)`, where `target` is 12 (Q19.12 pre-activation),
+//!   `h_frac` for a ReLU RNN, or `output_frac` for an identity head.
+//! * **Peepholes** `i16` with the most fractional bits `p_frac` that hold `max|p|`.
+//! * **Head output** `output_frac`: from the calibrated range of the head's output when the
+//!   output activation is the identity, else 15 (Q0.15 after sigmoid/tanh/softmax).
+//! * `h0` in `h` format, `c0` in Q16.15; normalization as `f32` offset and scale.
+//!
+//! Everything is computed in `f64` and rounded to nearest; every narrowing saturates and is
+//! counted in the [`Report`].
+
+pub mod calib;
+pub mod tensor;
+
+use anyhow::{bail, ensure, Context};
+use serde::Serialize;
+use tinyrnn::fxp::{CELL_FRAC, PRE_FRAC};
+use tinyrnn::model::{write_blob, DenseDesc, LayerDesc, ModelDesc, NormDesc, MAX_NAME};
+use tinyrnn::{CellKind, Model, OutputAct, Precision, MAX_DIM, MAX_LAYERS};
+
+use crate::ir::{FloatModel, Probe};
+use calib::{CalibStats, Range};
+use tensor::{
+    choose_frac, f32_bytes, i16_bytes, i32_bytes, pack_f32, pack_i16, pack_i8, pow2, q_i16, q_i32,
+    quantize_rows, requant, requant_bytes, RowQuant,
+};
+
+/// Safety margin on calibrated ranges when choosing a Q format: values up to
+/// `HEADROOM × max seen` stay representable (unseen data may exceed the calibration set a
+/// little). The power-of-two grid already leaves on average ~1.4× more.
+pub const HEADROOM: f64 = 1.1;
+
+/// Options of [`quantize`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuantOptions {
+    /// Target number format.
+    pub precision: Precision,
+    /// See [`HEADROOM`].
+    pub headroom: f64,
+}
+
+impl QuantOptions {
+    /// Options for `precision` with the default headroom.
+    pub fn new(precision: Precision) -> Self {
+        QuantOptions {
+            precision,
+            headroom: HEADROOM,
+        }
+    }
+}
+
+/// Range, format and saturation of one calibrated tensor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TensorReport {
+    /// e.g. `layer0.input`, `layer1.c`, `head.output`.
+    pub name: String,
+    /// Smallest calibrated value.
+    pub min: f64,
+    /// Largest calibrated value.
+    pub max: f64,
+    /// Root mean square.
+    pub rms: f64,
+    /// Fractional bits of its integer format (None for pre-activations of the f32 path).
+    pub frac: Option<u8>,
+    /// Largest magnitude the format holds.
+    pub limit: f64,
+    /// Calibration values at or beyond `limit` (saturated, or clamped by an activation for
+    /// `pre`).
+    pub saturated: u64,
+    /// Values seen.
+    pub count: u64,
+}
+
+/// Quantization of one weight matrix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeightReport {
+    /// e.g. `layer0.w_ih`.
+    pub name: String,
+    /// Largest |weight|.
+    pub maxabs: f64,
+    /// Smallest and largest per-row scale (real value of one LSB).
+    pub scale_min: f64,
+    /// See `scale_min`.
+    pub scale_max: f64,
+    /// Largest |q·scale − w| over the matrix.
+    pub max_err: f64,
+    /// Largest requant shift used.
+    pub shift_max: u8,
+    /// Biases that saturated (should be 0).
+    pub bias_saturated: u64,
+    /// Rows whose scale was widened so their bias fits.
+    pub widened_rows: usize,
+}
+
+/// Formats of one layer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerReport {
+    /// Cell kind.
+    pub cell: String,
+    /// Input width.
+    pub input_size: usize,
+    /// Hidden width.
+    pub hidden_size: usize,
+    /// Fractional bits of the layer input.
+    pub x_frac: u8,
+    /// Fractional bits of `h`.
+    pub h_frac: u8,
+    /// Fractional bits of the peepholes (LSTM with peepholes).
+    pub p_frac: Option<u8>,
+}
+
+/// What [`quantize`] chose and measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// `int8`, `int16` or `float32`.
+    pub precision: String,
+    /// Calibration sequences.
+    pub calib_sequences: usize,
+    /// Calibration frames.
+    pub calib_frames: usize,
+    /// Per layer formats.
+    pub layers: Vec<LayerReport>,
+    /// Fractional bits of the final output.
+    pub output_frac: u8,
+    /// Calibrated tensors.
+    pub tensors: Vec<TensorReport>,
+    /// Quantized weight matrices.
+    pub weights: Vec<WeightReport>,
+    /// Values of `h0`/`c0`/peepholes that saturated.
+    pub other_saturated: u64,
+    /// Whether a normalization is folded into the blob.
+    pub normalization: bool,
+    /// Bytes of weights, biases and requant records.
+    pub weight_bytes: usize,
+    /// Bytes of the whole blob.
+    pub blob_bytes: usize,
+}
+
+/// A quantized model.
+#[derive(Debug, Clone)]
+pub struct Quantized {
+    /// The complete blob (header + payload), already validated by `Model::from_blob`.
+    pub blob: Vec<u8>,
+    /// What was chosen.
+    pub report: Report,
+}
+
+/// The precision's name as the CLI spells it.
+pub fn precision_name(p: Precision) -> &'static str {
+    match p {
+        Precision::Int8 => "int8",
+        Precision::Int16 => "int16",
+        Precision::F32 => "float32",
+    }
+}
+
+/// A cell kind in words.
+pub fn cell_name(c: CellKind) -> String {
+    match c {
+        CellKind::Rnn(tinyrnn::RnnAct::Tanh) => "rnn(tanh)".into(),
+        CellKind::Rnn(tinyrnn::RnnAct::Relu) => "rnn(relu)".into(),
+        CellKind::Gru {
+            linear_before_reset: true,
+        } => "gru".into(),
+        CellKind::Gru {
+            linear_before_reset: false,
+        } => "gru(reset-before)".into(),
+        CellKind::Lstm { peepholes: false } => "lstm".into(),
+        CellKind::Lstm { peepholes: true } => "lstm(peepholes)".into(),
+    }
+}
+
+fn check_finite(name: &str, v: &[f32]) -> anyhow::Result<()> {
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        bail!("{name}[{i}] is not finite ({})", v[i]);
+    }
+    Ok(())
+}
+
+/// Checks that every parameter of `model` is finite and that it fits the runtime's limits.
+pub fn check_model(model: &FloatModel) -> anyhow::Result<()> {
+    model
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid model: {e}"))?;
+    ensure!(
+        model.layers.len() <= MAX_LAYERS,
+        "the model has {} recurrent layers; the runtime supports at most {MAX_LAYERS}",
+        model.layers.len()
+    );
+    let mut dims = vec![("input size", model.input_size)];
+    if let Some(n) = &model.norm {
+        check_finite("normalization offset", &n.offset)?;
+        check_finite("normalization scale", &n.scale)?;
+    }
+    for (k, l) in model.layers.iter().enumerate() {
+        dims.push(("hidden size", l.hidden_size));
+        check_finite(&format!("layer {k} weight_ih"), &l.w_ih)?;
+        check_finite(&format!("layer {k} weight_hh"), &l.w_hh)?;
+        check_finite(&format!("layer {k} bias_ih"), &l.b_ih)?;
+        check_finite(&format!("layer {k} bias_hh"), &l.b_hh)?;
+        for (n, t) in [("peephole", &l.peephole), ("h0", &l.h0), ("c0", &l.c0)] {
+            if let Some(t) = t {
+                check_finite(&format!("layer {k} {n}"), t)?;
+            }
+        }
+        if let Some(h0) = &l.h0 {
+            ensure!(
+                h0.len() == l.hidden_size,
+                "layer {k}: h0 has {} values",
+                h0.len()
+            );
+        }
+        if let Some(c0) = &l.c0 {
+            ensure!(
+                matches!(l.cell, CellKind::Lstm { .. }) && c0.len() == l.hidden_size,
+                "layer {k}: c0 needs an LSTM layer of its width"
+            );
+        }
+        ensure!(
+            matches!(l.cell, CellKind::Lstm { peepholes: true }) == l.peephole.is_some(),
+            "layer {k}: peephole weights do not match the cell kind"
+        );
+    }
+    if let Some(h) = &model.head {
+        dims.push(("head output size", h.out_size));
+        check_finite("head weight", &h.weight)?;
+        check_finite("head bias", &h.bias)?;
+    }
+    for (what, d) in dims {
+        ensure!(
+            (1..=MAX_DIM).contains(&d),
+            "{what} {d} is outside 1..={MAX_DIM} (the runtime's limit)"
+        );
+    }
+    Ok(())
+}
+
+/// Owned tensors of one layer (the blob borrows them).
+struct OwnedLayer {
+    cell: CellKind,
+    input_size: u16,
+    hidden_size: u16,
+    x_frac: u8,
+    h_frac: u8,
+    p_frac: u8,
+    t: [Vec<u8>; 9], // w_ih w_hh b_ih b_hh rq_ih rq_hh peephole h0 c0
+}
+
+impl OwnedLayer {
+    fn desc(&self) -> LayerDesc<'_> {
+        let t = &self.t;
+        LayerDesc {
+            cell: self.cell,
+            input_size: self.input_size,
+            hidden_size: self.hidden_size,
+            x_frac: self.x_frac,
+            h_frac: self.h_frac,
+            w_ih: &t[0],
+            w_hh: &t[1],
+            b_ih: &t[2],
+            b_hh: &t[3],
+            rq_ih: &t[4],
+            rq_hh: &t[5],
+            peephole: &t[6],
+            p_frac: self.p_frac,
+            h0: &t[7],
+            c0: &t[8],
+        }
+    }
+}
+
+/// Integer constants of one precision.
+#[derive(Clone, Copy)]
+struct IntSpec {
+    precision: Precision,
+    qmax: i64,
+    bias_max: i64,
+    max_shift: u8,
+}
+
+impl IntSpec {
+    fn new(p: Precision) -> Self {
+        match p {
+            Precision::Int8 => IntSpec {
+                precision: p,
+                qmax: 127,
+                // bias + dot product (|Σ| ≤ 2^30) stays well inside i32
+                bias_max: 1 << 30,
+                max_shift: 62,
+            },
+            _ => IntSpec {
+                precision: p,
+                qmax: i16::MAX as i64,
+                bias_max: 1 << 62,
+                max_shift: 94,
+            },
+        }
+    }
+    fn pack(&self, q: &[i32], rows: usize, cols: usize) -> Vec<u8> {
+        match self.precision {
+            Precision::Int8 => pack_i8(q, rows, cols),
+            _ => pack_i16(q, rows, cols),
+        }
+    }
+    fn bias(&self, b: &[i64]) -> Vec<u8> {
+        match self.precision {
+            Precision::Int8 => b.iter().flat_map(|&v| (v as i32).to_le_bytes()).collect(),
+            _ => b.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// Quantizes one matrix + bias, returning (weights, bias, requant) bytes and its report.
+#[allow(clippy::too_many_arguments)]
+fn int_matrix(
+    spec: IntSpec,
+    name: String,
+    w: &[f32],
+    b: &[f32],
+    rows: usize,
+    cols: usize,
+    in_frac: u8,
+    target_frac: u8,
+) -> anyhow::Result<([Vec<u8>; 3], WeightReport)> {
+    let q: RowQuant = quantize_rows(w, b, rows, cols, in_frac, spec.qmax, spec.bias_max);
+    let mut rq = Vec::with_capacity(rows);
+    let mut max_err = 0.0f64;
+    for r in 0..rows {
+        let factor = q.scale[r] * pow2(target_frac as i32 - in_frac as i32);
+        rq.push(requant(factor, spec.max_shift).map_err(|e| {
+            anyhow::anyhow!("{name} row {r}: requantization factor {} is too large", e.0)
+        })?);
+        for c in 0..cols {
+            let i = r * cols + c;
+            max_err = max_err.max((q.w[i] as f64 * q.scale[r] - w[i] as f64).abs());
+        }
+    }
+    let rep = WeightReport {
+        maxabs: w.iter().fold(0.0, |m, &v| m.max((v as f64).abs())),
+        scale_min: q.scale.iter().cloned().fold(f64::INFINITY, f64::min),
+        scale_max: q.scale.iter().cloned().fold(0.0, f64::max),
+        max_err,
+        shift_max: rq.iter().map(|r| r.shift).max().unwrap_or(0),
+        bias_saturated: q.b_sat,
+        widened_rows: q.widened_rows,
+        name,
+    };
+    Ok((
+        [
+            spec.pack(&q.w, rows, cols),
+            spec.bias(&q.b),
+            requant_bytes(&rq),
+        ],
+        rep,
+    ))
+}
+
+/// Adds a calibrated tensor to the report. `frac` is the integer format (if any) and
+/// `limit` the magnitude at which it saturates.
+fn tensor_report(name: String, r: &Range, frac: Option<u8>, limit: f64) -> TensorReport {
+    TensorReport {
+        name,
+        min: if r.count == 0 { 0.0 } else { r.min },
+        max: if r.count == 0 { 0.0 } else { r.max },
+        rms: r.rms(),
+        frac,
+        limit,
+        saturated: r.count_at_least(limit),
+        count: r.count,
+    }
+}
+
+/// Magnitude an `i16` with `frac` fractional bits saturates at.
+fn i16_limit(frac: u8) -> f64 {
+    (i16::MAX as f64 + 0.5) / pow2(frac as i32)
+}
+
+/// Quantizes `model` to `opts.precision`. Integer precisions need calibration statistics
+/// from [`calib::calibrate`] on the same model (with the same normalization).
+///
+/// # Errors
+/// Non-finite parameters, dimensions beyond the runtime's limits, a missing calibration,
+/// or a model the integer paths cannot represent (an output activation without a head).
+pub fn quantize(
+    model: &FloatModel,
+    stats: Option<&CalibStats>,
+    opts: &QuantOptions,
+) -> anyhow::Result<Quantized> {
+    check_model(model)?;
+    let p = opts.precision;
+    let nl = model.layers.len();
+    if let Some(s) = stats {
+        ensure!(
+            s.layers.len() == nl + 1,
+            "calibration statistics are for another model"
+        );
+    }
+    let empty = CalibStats {
+        sequences: 0,
+        frames: 0,
+        layers: vec![Default::default(); nl + 1],
+    };
+    let stats = match (p.is_int(), stats) {
+        (true, None) => bail!(
+            "{} quantization needs calibration data (--calib X.npy)",
+            precision_name(p)
+        ),
+        (_, Some(s)) => s,
+        (false, None) => &empty,
+    };
+    let mut tensors = Vec::new();
+    let mut weights = Vec::new();
+    let mut layer_reports = Vec::new();
+    let mut other_sat = 0u64;
+    let mut layers: Vec<OwnedLayer> = Vec::with_capacity(nl);
+
+    // ---- formats
+    let mut x_frac = if p.is_int() {
+        choose_frac(stats.range(0, Probe::Input).maxabs(), opts.headroom)
+    } else {
+        0
+    };
+    for (k, l) in model.layers.iter().enumerate() {
+        let (i, h, g) = (l.input_size, l.hidden_size, l.gates());
+        let rows = g * h;
+        let h_frac = match (p.is_int(), l.cell.bounded()) {
+            (false, _) => 0,
+            (true, true) => 15,
+            (true, false) => choose_frac(stats.range(k, Probe::Hidden).maxabs(), opts.headroom),
+        };
+        let ip = |probe| stats.range(k, probe);
+        if p.is_int() {
+            if k == 0 {
+                tensors.push(tensor_report(
+                    "layer0.input".into(),
+                    ip(Probe::Input),
+                    Some(x_frac),
+                    i16_limit(x_frac),
+                ));
+            }
+            if l.cell.bounded() {
+                tensors.push(tensor_report(
+                    format!("layer{k}.pre"),
+                    ip(Probe::Pre),
+                    Some(PRE_FRAC as u8),
+                    16.0,
+                ));
+            }
+            tensors.push(tensor_report(
+                format!("layer{k}.h"),
+                ip(Probe::Hidden),
+                Some(h_frac),
+                i16_limit(h_frac),
+            ));
+            if matches!(l.cell, CellKind::Lstm { .. }) {
+                tensors.push(tensor_report(
+                    format!("layer{k}.c"),
+                    ip(Probe::Cell),
+                    Some(CELL_FRAC as u8),
+                    65536.0,
+                ));
+            }
+        }
+        let target = if l.cell.bounded() {
+            PRE_FRAC as u8
+        } else {
+            h_frac
+        };
+        let mut p_frac = 0u8;
+        let t: [Vec<u8>; 9] = if p.is_int() {
+            let spec = IntSpec::new(p);
+            let ([w_ih, b_ih, rq_ih], r1) = int_matrix(
+                spec,
+                format!("layer{k}.w_ih"),
+                &l.w_ih,
+                &l.b_ih,
+                rows,
+                i,
+                x_frac,
+                target,
+            )?;
+            let ([w_hh, b_hh, rq_hh], r2) = int_matrix(
+                spec,
+                format!("layer{k}.w_hh"),
+                &l.w_hh,
+                &l.b_hh,
+                rows,
+                h,
+                h_frac,
+                target,
+            )?;
+            weights.push(r1);
+            weights.push(r2);
+            let peep = match &l.peephole {
+                Some(pp) => {
+                    let m = pp.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
+                    p_frac = choose_frac(m, 1.0);
+                    let q: Vec<i16> = pp
+                        .iter()
+                        .map(|&v| q_i16(v as f64, p_frac, &mut other_sat))
+                        .collect();
+                    i16_bytes(&q)
+                }
+                None => Vec::new(),
+            };
+            let h0 = match &l.h0 {
+                Some(v) => i16_bytes(
+                    &v.iter()
+                        .map(|&x| q_i16(x as f64, h_frac, &mut other_sat))
+                        .collect::<Vec<_>>(),
+                ),
+                None => Vec::new(),
+            };
+            let c0 = match &l.c0 {
+                Some(v) => i32_bytes(
+                    &v.iter()
+                        .map(|&x| q_i32(x as f64, CELL_FRAC as u8, &mut other_sat))
+                        .collect::<Vec<_>>(),
+                ),
+                None => Vec::new(),
+            };
+            [w_ih, w_hh, b_ih, b_hh, rq_ih, rq_hh, peep, h0, c0]
+        } else {
+            let opt = |v: &Option<Vec<f32>>| v.as_deref().map(f32_bytes).unwrap_or_default();
+            [
+                pack_f32(&l.w_ih, rows, i),
+                pack_f32(&l.w_hh, rows, h),
+                f32_bytes(&l.b_ih),
+                f32_bytes(&l.b_hh),
+                Vec::new(),
+                Vec::new(),
+                opt(&l.peephole),
+                opt(&l.h0),
+                opt(&l.c0),
+            ]
+        };
+        layer_reports.push(LayerReport {
+            cell: cell_name(l.cell),
+            input_size: i,
+            hidden_size: h,
+            x_frac,
+            h_frac,
+            p_frac: l.peephole.as_ref().map(|_| p_frac),
+        });
+        layers.push(OwnedLayer {
+            cell: l.cell,
+            input_size: i as u16,
+            hidden_size: h as u16,
+            x_frac,
+            h_frac,
+            p_frac,
+            t,
+        });
+        x_frac = h_frac;
+    }
+
+    // ---- head and output format
+    let last_frac = x_frac;
+    let (output_frac, head): (u8, Option<(u16, u16, [Vec<u8>; 3])>) = match (&model.head, p) {
+        (None, Precision::F32) => (0, None),
+        (None, _) => {
+            ensure!(
+                model.output_act == OutputAct::Identity,
+                "an integer model without a dense head cannot apply an output activation \
+                 (the output is the last layer's h); quantize to float32 instead"
+            );
+            (last_frac, None)
+        }
+        (Some(d), Precision::F32) => (
+            0,
+            Some((
+                d.out_size as u16,
+                d.in_size as u16,
+                [
+                    pack_f32(&d.weight, d.out_size, d.in_size),
+                    f32_bytes(&d.bias),
+                    Vec::new(),
+                ],
+            )),
+        ),
+        (Some(d), _) => {
+            let hp = stats.range(nl, Probe::HeadPre);
+            let (out_frac, target) = if model.output_act == OutputAct::Identity {
+                let f = choose_frac(hp.maxabs(), opts.headroom);
+                tensors.push(tensor_report(
+                    "head.output".into(),
+                    hp,
+                    Some(f),
+                    i16_limit(f),
+                ));
+                (f, f)
+            } else {
+                tensors.push(tensor_report(
+                    "head.pre".into(),
+                    hp,
+                    Some(PRE_FRAC as u8),
+                    16.0,
+                ));
+                (15, PRE_FRAC as u8)
+            };
+            let (t, r) = int_matrix(
+                IntSpec::new(p),
+                "head.weight".into(),
+                &d.weight,
+                &d.bias,
+                d.out_size,
+                d.in_size,
+                last_frac,
+                target,
+            )?;
+            weights.push(r);
+            (out_frac, Some((d.out_size as u16, d.in_size as u16, t)))
+        }
+    };
+
+    // ---- assemble
+    let norm = model
+        .norm
+        .as_ref()
+        .map(|n| (f32_bytes(&n.offset), f32_bytes(&n.scale)));
+    let mut name = model.name.clone();
+    while name.len() > MAX_NAME {
+        name.pop();
+    }
+    let mut desc = ModelDesc {
+        precision: p,
+        input_size: model.input_size as u16,
+        norm: norm.as_ref().map(|(o, s)| NormDesc {
+            offset: o,
+            scale: s,
+        }),
+        layers: heapless::Vec::new(),
+        head: head.as_ref().map(|(c, i, t)| DenseDesc {
+            out_size: *c,
+            in_size: *i,
+            weight: &t[0],
+            bias: &t[1],
+            rq: &t[2],
+        }),
+        output_act: model.output_act,
+        output_frac,
+        name: &name,
+    };
+    for l in &layers {
+        desc.layers
+            .push(l.desc())
+            .map_err(|_| anyhow::anyhow!("too many layers"))?;
+    }
+    let tensor_bytes: usize = layers
+        .iter()
+        .flat_map(|l| l.t.iter().map(Vec::len))
+        .sum::<usize>()
+        + head.as_ref().map_or(0, |h| h.2.iter().map(Vec::len).sum())
+        + norm.as_ref().map_or(0, |n| n.0.len() + n.1.len());
+    let mut buf = vec![0u8; tensor_bytes + 64 * (nl + 2) + name.len() + 256];
+    let n = write_blob(&desc, &mut buf).context("serializing the blob")?;
+    buf.truncate(n);
+    let weight_bytes = Model::from_blob(&buf)
+        .map_err(|e| anyhow::anyhow!("internal error: the produced blob does not load: {e}"))?
+        .weight_bytes();
+    let report = Report {
+        precision: precision_name(p).into(),
+        calib_sequences: stats.sequences,
+        calib_frames: stats.frames,
+        layers: layer_reports,
+        output_frac,
+        tensors,
+        weights,
+        other_saturated: other_sat,
+        normalization: model.norm.is_some(),
+        weight_bytes,
+        blob_bytes: n,
+    };
+    Ok(Quantized { blob: buf, report })
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed,
+/// then renamed over `path`. On any error `path` is untouched and the temporary removed.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let res = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
+}
+
+impl Report {
+    /// The report as human-readable text (what `tinyrnn quantize` prints).
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "precision {}; calibration: {} sequences, {} frames; normalization folded in: {}",
+            self.precision,
+            self.calib_sequences,
+            self.calib_frames,
+            if self.normalization { "yes" } else { "no" }
+        );
+        let _ = writeln!(s, "formats:");
+        for (k, l) in self.layers.iter().enumerate() {
+            let _ = write!(
+                s,
+                "  layer {k}: {} {}->{}  x Q{}.{}  h Q{}.{}",
+                l.cell,
+                l.input_size,
+                l.hidden_size,
+                15 - l.x_frac,
+                l.x_frac,
+                15 - l.h_frac,
+                l.h_frac
+            );
+            if let Some(pf) = l.p_frac {
+                let _ = write!(s, "  peephole Q{}.{}", 15 - pf, pf);
+            }
+            s.push('\n');
+        }
+        let _ = writeln!(
+            s,
+            "  output Q{}.{}",
+            15 - self.output_frac,
+            self.output_frac
+        );
+        if !self.tensors.is_empty() {
+            let _ = writeln!(
+                s,
+                "ranges on the calibration set:\n  {:<14} {:>11} {:>11} {:>9} {:>8} {:>10} {:>9}",
+                "tensor", "min", "max", "rms", "format", "limit", "saturated"
+            );
+            for t in &self.tensors {
+                let fmt = t.frac.map_or("-".into(), |f| {
+                    if t.name.ends_with(".pre") {
+                        "Q19.12".into()
+                    } else if t.name.ends_with(".c") {
+                        "Q16.15".into()
+                    } else {
+                        format!("Q{}.{}", 15 - f, f)
+                    }
+                });
+                let note = if t.name.ends_with(".pre") {
+                    " (clamped by sigmoid/tanh: harmless)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    s,
+                    "  {:<14} {:>11.4} {:>11.4} {:>9.4} {:>8} {:>10.4} {:>9}{note}",
+                    t.name, t.min, t.max, t.rms, fmt, t.limit, t.saturated
+                );
+            }
+        }
+        if !self.weights.is_empty() {
+            let _ = writeln!(
+                s,
+                "weights (per-row symmetric scales):\n  {:<14} {:>9} {:>10} {:>10} {:>10} {:>6} {:>8}",
+                "tensor", "max|w|", "scale min", "scale max", "max err", "shift", "bias sat"
+            );
+            for w in &self.weights {
+                let _ = writeln!(
+                    s,
+                    "  {:<14} {:>9.4} {:>10.3e} {:>10.3e} {:>10.3e} {:>6} {:>8}{}",
+                    w.name,
+                    w.maxabs,
+                    w.scale_min,
+                    w.scale_max,
+                    w.max_err,
+                    w.shift_max,
+                    w.bias_saturated,
+                    if w.widened_rows > 0 {
+                        format!(" ({} rows widened for their bias)", w.widened_rows)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+        if self.other_saturated > 0 {
+            let _ = writeln!(
+                s,
+                "saturated initial-state / peephole values: {}",
+                self.other_saturated
+            );
+        }
+        let _ = writeln!(
+            s,
+            "size: {} bytes of weights, {} bytes of blob",
+            self.weight_bytes, self.blob_bytes
+        );
+        s
+    }
+}
