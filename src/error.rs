@@ -81,7 +81,9 @@ impl fmt::Display for Error {
             Error::BadDimension => f.write_str("a dimension is zero, too large or inconsistent"),
             Error::ShapeMismatch => f.write_str("a tensor's length does not match its dimensions"),
             Error::BadQuantization => f.write_str("a fixed-point parameter is out of range"),
-            Error::Unsupported => f.write_str("the model uses a feature this runtime does not support"),
+            Error::Unsupported => {
+                f.write_str("the model uses a feature this runtime does not support")
+            }
             Error::TooManyLayers => f.write_str("the model has more layers than MAX_LAYERS"),
             Error::TooLarge { needed, capacity } => write!(
                 f,
@@ -90,7 +92,9 @@ impl fmt::Display for Error {
             Error::LengthMismatch { expected, got } => {
                 write!(f, "expected a slice of length {expected}, got {got}")
             }
-            Error::PrecisionMismatch => f.write_str("the operation does not fit the model's precision"),
+            Error::PrecisionMismatch => {
+                f.write_str("the operation does not fit the model's precision")
+            }
             Error::NonFinite => f.write_str("an input value is NaN or infinite"),
             Error::WidthMismatch { input, output } => write!(
                 f,

@@ -72,7 +72,20 @@ impl Requant {
     #[inline(always)]
     pub fn read(table: &[u8], row: usize) -> Requant {
         let b = &table[row * 5..row * 5 + 5];
-        Requant { mult: i32::from_le_bytes([b[0], b[1], b[2], b[3]]), shift: b[4] }
+        Requant {
+            mult: i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            shift: b[4],
+        }
+    }
+
+    /// Decodes one 5-byte record (`mult` `i32` LE, then `shift`). Cannot panic.
+    #[inline(always)]
+    pub fn from_bytes(b: [u8; 5]) -> Requant {
+        let [m0, m1, m2, m3, shift] = b;
+        Requant {
+            mult: i32::from_le_bytes([m0, m1, m2, m3]),
+            shift,
+        }
     }
 
     /// `round(acc · mult / 2^shift)` for an `i32` accumulator, saturated to `i32`.
@@ -160,7 +173,10 @@ mod tests {
     #[test]
     fn requant_rounds_to_nearest() {
         // factor 0.5: mult 2^30, shift 31
-        let r = Requant { mult: 1 << 30, shift: 31 };
+        let r = Requant {
+            mult: 1 << 30,
+            shift: 31,
+        };
         assert_eq!(r.apply(3), 2); // 1.5 -> 2 (tie toward +inf)
         assert_eq!(r.apply(-3), -1); // -1.5 -> -1 (tie toward +inf)
         assert_eq!(r.apply(5), 3);
@@ -172,7 +188,10 @@ mod tests {
 
     #[test]
     fn requant_saturates() {
-        let r = Requant { mult: i32::MAX, shift: 1 };
+        let r = Requant {
+            mult: i32::MAX,
+            shift: 1,
+        };
         assert_eq!(r.apply(i32::MAX), i32::MAX);
         assert_eq!(r.apply(i32::MIN), i32::MIN);
         assert_eq!(r.apply_wide(i64::MAX), i32::MAX);
@@ -183,7 +202,10 @@ mod tests {
     fn requant_mean_error_is_zero() {
         // Rounding to nearest: the mean error over a full period is exactly zero
         // except for the tie (+1/2 on one of 2^s residues).
-        let r = Requant { mult: 1 << 30, shift: 33 }; // factor 1/8
+        let r = Requant {
+            mult: 1 << 30,
+            shift: 33,
+        }; // factor 1/8
         let mut err = 0i64;
         for acc in -4096..4096 {
             err += 8 * r.apply(acc) as i64 - acc as i64;

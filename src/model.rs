@@ -529,7 +529,11 @@ impl<'a> Model<'a> {
     pub fn output_size(&self) -> usize {
         match &self.desc.head {
             Some(h) => h.out_size as usize,
-            None => self.desc.layers.last().map_or(0, |l| l.hidden_size as usize),
+            None => self
+                .desc
+                .layers
+                .last()
+                .map_or(0, |l| l.hidden_size as usize),
         }
     }
     /// The recurrent layers.
@@ -560,7 +564,12 @@ impl<'a> Model<'a> {
         for l in self.desc.layers.iter() {
             let (i, h) = (pad4(l.input_size as usize), pad4(l.hidden_size as usize));
             let mut n = (i + h) / per_word;
-            if matches!(l.cell, CellKind::Gru { linear_before_reset: false }) {
+            if matches!(
+                l.cell,
+                CellKind::Gru {
+                    linear_before_reset: false
+                }
+            ) {
                 n += h / per_word;
             }
             need = need.max(n);

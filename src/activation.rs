@@ -1,0 +1,526 @@
+//! Activation functions: integer sigmoid / tanh / exp, and their `f32` counterparts.
+//!
+//! # Integer path
+//!
+//! [`sigmoid_q`] and [`tanh_q`] take a gate pre-activation in [`Pre`](crate::fxp::Pre)
+//! (Q19.12, any `i32`; inputs beyond ±16 saturate, which changes no output bit) and return
+//! Q0.15. Both read one table, [`TANH_LUT`]: `tanh` on `[0, 6]` in steps of 1/64
+//! (385 × `u16` = 770 bytes of flash), stored in Q0.16, with linear interpolation.
+//!
+//! * `tanh_q(x)`: odd symmetry, `|x|` indexes the table with 6 fractional index bits, one
+//!   rounding to Q0.15 at the end. Beyond 6 the result is `ACT_ONE` (tanh(6) is already
+//!   within 0.4 LSB of 1).
+//! * `sigmoid_q(x) = (1 + tanh(x/2)) / 2`: the same table at `|x|/2` (7 fractional index bits),
+//!   one rounding, and `σ(−x) = 1 − σ(x)` computed exactly, so the two sides add up to 1.0.
+//!
+//! The table nodes are not `tanh(x_k)` but `tanh(x_k) + h²·|tanh''(x_k)|/16` (h = 1/64):
+//! lifting each node by half the chord's sag centres the interpolation error, halving it.
+//! The table is built at compile time by a `const fn` (a `const` exp series, [`exp_f64`]);
+//! a unit test regenerates it with `std`'s `f64::tanh`.
+//!
+//! Measured exhaustively over every input in `[−2^17, 2^17]` (test `exhaustive_error`), against
+//! the exact function in Q0.15 clamped to the representable range `[−32768, 32767]`:
+//!
+//! | function | max error vs exact real | max error vs exact rounded to an integer |
+//! |---|---|---|
+//! | [`tanh_q`] | 0.97 LSB | 1 LSB |
+//! | [`sigmoid_q`] | 0.75 LSB | 1 LSB |
+//!
+//! [`exp_q`] (for the integer softmax) returns `e^x` for `x ≤ 0` in Q.12 as Q2.30, from two
+//! small tables (`e^−k`, `e^−k/64`) and a cubic for the last 6 bits; max error 2 units of
+//! 2^−30 over every input in `[−2^16, 0]`.
+//!
+//! # `f32` path
+//!
+//! * [`F32Math::Fast`] (default): micromath's `exp` (`micromath::F32(x).exp()`, called as an
+//!   inherent method so `std` cannot shadow it on the host), `σ(x) = 1/(1 + e^−x)` and
+//!   `tanh(x) = sign(x)·(1 − e^−2|x|)/(1 + e^−2|x|)`. Measured max absolute error on
+//!   `[−20, 20]` (test `f32_fast_error`): sigmoid 6.1e-5, tanh 1.2e-4.
+//! * [`F32Math::Accurate`] (feature `libm`): `libm::expf` / `libm::tanhf`; max absolute error
+//!   1.2e-7 (sigmoid) and 1.2e-7 (tanh), i.e. f32 rounding.
+
+use crate::fxp::ACT_ONE;
+
+/// Which `f32` transcendental functions the `f32` path uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum F32Math {
+    /// micromath (small and fast; errors in the [module docs](self)).
+    #[default]
+    Fast,
+    /// libm (feature `libm`): matches PyTorch to f32 rounding.
+    Accurate,
+}
+
+// ---------------------------------------------------------------------------------------
+// Compile-time table construction
+// ---------------------------------------------------------------------------------------
+
+/// `e^x` in `const` f64 arithmetic: `(Σ_{n<18} (x/2^10)^n / n!)^(2^10)`.
+///
+/// Relative error below 1e-12 for `|x| ≤ 40` (the series is exact to f64 rounding for
+/// `|x/2^10| ≤ 0.04`; ten squarings multiply the rounding error by 2^10). Only used to build
+/// tables at compile time.
+pub const fn exp_f64(x: f64) -> f64 {
+    let r = x / 1024.0;
+    let mut term = 1.0;
+    let mut sum = 1.0;
+    let mut n = 1;
+    while n < 18 {
+        term = term * r / n as f64;
+        sum += term;
+        n += 1;
+    }
+    let mut k = 0;
+    while k < 10 {
+        sum *= sum;
+        k += 1;
+    }
+    sum
+}
+
+/// `tanh(x)` for `x ≥ 0` in `const` f64 arithmetic.
+const fn tanh_f64(x: f64) -> f64 {
+    let t = exp_f64(-2.0 * x);
+    (1.0 - t) / (1.0 + t)
+}
+
+/// Table step: 1/64 in `x`, i.e. 64 units of Q.12 per node.
+const LUT_SHIFT: u32 = 6;
+/// Number of table intervals: `[0, 6]` in steps of 1/64.
+const LUT_INTERVALS: usize = 384;
+/// First input (Q.12, absolute value) at which [`tanh_q`] is saturated: 6.0.
+const TANH_SAT: u32 = (LUT_INTERVALS as u32) << LUT_SHIFT;
+
+const fn round_u16(v: f64) -> u16 {
+    let r = v + 0.5;
+    if r >= 65535.0 {
+        65535
+    } else if r <= 0.0 {
+        0
+    } else {
+        r as u16
+    }
+}
+
+const fn build_tanh_lut() -> [u16; LUT_INTERVALS + 1] {
+    let mut t = [0u16; LUT_INTERVALS + 1];
+    let h = 1.0 / 64.0;
+    let mut k = 0;
+    while k <= LUT_INTERVALS {
+        let x = k as f64 * h;
+        let y = tanh_f64(x);
+        // |tanh''(x)| = 2·tanh(x)·(1 − tanh²(x)) for x ≥ 0
+        let d2 = 2.0 * y * (1.0 - y * y);
+        t[k] = round_u16((y + h * h * d2 / 16.0) * 65536.0);
+        k += 1;
+    }
+    t
+}
+
+/// `tanh` on `[0, 6]` in steps of 1/64, Q0.16, nodes lifted by `h²·|tanh''|/16` (see the
+/// [module docs](self)).
+pub static TANH_LUT: [u16; LUT_INTERVALS + 1] = build_tanh_lut();
+
+/// `e^−k` for `k = 0..=16`, Q2.30.
+static EXP_INT: [u32; 17] = {
+    let mut t = [0u32; 17];
+    let mut k = 0;
+    while k < 17 {
+        t[k] = (exp_f64(-(k as f64)) * (1u64 << 30) as f64 + 0.5) as u32;
+        k += 1;
+    }
+    t
+};
+
+/// `e^−k/64` for `k = 0..64`, Q2.30.
+static EXP_MID: [u32; 64] = {
+    let mut t = [0u32; 64];
+    let mut k = 0;
+    while k < 64 {
+        t[k] = (exp_f64(-(k as f64) / 64.0) * (1u64 << 30) as f64 + 0.5) as u32;
+        k += 1;
+    }
+    t
+};
+
+// ---------------------------------------------------------------------------------------
+// Integer activations
+// ---------------------------------------------------------------------------------------
+
+/// Linear interpolation of [`TANH_LUT`] at `a / 2^frac_bits` table steps, result in
+/// Q0.16 scaled by `2^frac_bits`. `a` must be below `TANH_SAT << (frac_bits − 6)`; out of
+/// range returns the saturated value (never panics).
+#[inline(always)]
+fn lut_interp(a: u32, frac_bits: u32) -> u32 {
+    let idx = (a >> frac_bits) as usize;
+    let frac = a & ((1 << frac_bits) - 1);
+    match (TANH_LUT.get(idx), TANH_LUT.get(idx.wrapping_add(1))) {
+        (Some(&y0), Some(&y1)) => {
+            // y1 ≥ y0 (tanh is increasing, the lift keeps it so: checked by a test), so
+            // everything stays in u32: y0·2^7 + (y1 − y0)·127 < 2^24.
+            ((y0 as u32) << frac_bits) + (y1 as u32).wrapping_sub(y0 as u32).wrapping_mul(frac)
+        }
+        _ => 65536 << frac_bits,
+    }
+}
+
+/// `tanh(x)`: input Q19.12 (any `i32`, saturating beyond ±16), output Q0.15.
+///
+/// Max error 0.97 LSB vs the exact value (1 LSB vs the exact value rounded), measured
+/// exhaustively; odd: `tanh_q(−x) == −tanh_q(x)`; monotonic.
+///
+/// # Examples
+/// ```
+/// use tinyrnn::activation::tanh_q;
+/// assert_eq!(tanh_q(0), 0);
+/// assert_eq!(tanh_q(4096), 24956); // tanh(1.0) = 0.761594 → 24956.0 / 32768
+/// assert_eq!(tanh_q(-4096), -24956);
+/// assert_eq!(tanh_q(i32::MAX), 32767);
+/// ```
+#[inline]
+pub fn tanh_q(x: i32) -> i16 {
+    let a = x.unsigned_abs();
+    let t = if a >= TANH_SAT {
+        ACT_ONE as i32
+    } else {
+        // Q0.16 · 2^6 → Q0.15: drop 7 bits with rounding; ≤ 32768, clamp to ACT_ONE.
+        let v = (lut_interp(a, LUT_SHIFT) + (1 << 6)) >> 7;
+        if v > ACT_ONE as u32 {
+            ACT_ONE as i32
+        } else {
+            v as i32
+        }
+    };
+    if x < 0 {
+        -t as i16
+    } else {
+        t as i16
+    }
+}
+
+/// `σ(x) = 1 / (1 + e^−x)`: input Q19.12 (any `i32`, saturating beyond ±16), output Q0.15
+/// in `[0, 32767]`.
+///
+/// Max error 0.75 LSB vs the exact value (1 LSB vs the exact value rounded), measured
+/// exhaustively; `σ(x) + σ(−x) = 1.0` exactly (32768) unless `σ(x)` saturates at 32767;
+/// monotonic.
+///
+/// # Examples
+/// ```
+/// use tinyrnn::activation::sigmoid_q;
+/// assert_eq!(sigmoid_q(0), 16384);
+/// assert_eq!(sigmoid_q(4096), 23955); // σ(1.0) = 0.731059 → 23955.4 / 32768
+/// assert_eq!(sigmoid_q(-4096), 32768 - 23955);
+/// assert_eq!(sigmoid_q(i32::MIN), 0);
+/// ```
+#[inline]
+pub fn sigmoid_q(x: i32) -> i16 {
+    let a = x.unsigned_abs();
+    // σ(|x|)·2^15 = 2^14 + tanh(|x|/2)·2^14, tanh at |x|/2 = table position a / 2^7.
+    let s = if a >= TANH_SAT << 1 {
+        1 << 15
+    } else {
+        // tanh in Q0.16·2^7 = Q.23; + 1.0 (2^23), then to Q0.15 of the half: drop 9 bits.
+        ((1u32 << 23) + lut_interp(a, LUT_SHIFT + 1) + (1 << 8)) >> 9
+    };
+    // s ∈ [16384, 32768]
+    let s = s as i32;
+    if x < 0 {
+        ((1 << 15) - s) as i16
+    } else if s > ACT_ONE as i32 {
+        ACT_ONE
+    } else {
+        s as i16
+    }
+}
+
+/// `e^x` for `x ≤ 0` in Q19.12, as Q2.30 (`1 << 30` is 1.0). Positive `x` is treated as 0;
+/// `x < −16` returns `e^−16` rounded (≤ 121 units), which is negligible for a Q0.15 softmax.
+///
+/// `e^x = e^−i · e^−j/64 · e^−f/4096` with `−x = 4096·i + 64·j + f`: two tables and a cubic
+/// Taylor polynomial; max error 2 units of 2^−30, measured exhaustively.
+///
+/// # Examples
+/// ```
+/// use tinyrnn::activation::exp_q;
+/// assert_eq!(exp_q(0), 1 << 30);
+/// assert!((exp_q(-4096) as i64 - 395_007_542).abs() <= 2); // e^-1 · 2^30
+/// ```
+#[inline]
+pub fn exp_q(x: i32) -> u32 {
+    let a = if x >= 0 {
+        0
+    } else {
+        x.unsigned_abs().min(16 << 12)
+    };
+    let i = (a >> 12) as usize;
+    let j = ((a >> 6) & 63) as usize;
+    let f = (a & 63) as u64;
+    let e_i = EXP_INT.get(i).map_or(0, |&v| v as u64);
+    let e_j = EXP_MID.get(j).map_or(0, |&v| v as u64);
+    // e^−u, u = f/4096 ≤ 63/4096: 1 − u + u²/2 − u³/6 in Q.30 (error < 3e-9).
+    let poly = (1u64 << 30) - (f << 18) + ((f * f) << 5) - (f * f * f + 192) / 384;
+    let p = (e_i * e_j + (1 << 29)) >> 30; // ≤ 2^30
+    ((p * poly + (1 << 29)) >> 30) as u32
+}
+
+// ---------------------------------------------------------------------------------------
+// f32 activations
+// ---------------------------------------------------------------------------------------
+
+/// `f32` transcendental functions of one [`F32Math`] mode (monomorphised in the cells).
+pub(crate) trait Math {
+    fn exp(x: f32) -> f32;
+    fn sigmoid(x: f32) -> f32;
+    fn tanh(x: f32) -> f32;
+}
+
+/// [`F32Math::Fast`].
+pub(crate) struct FastMath;
+
+impl Math for FastMath {
+    #[inline]
+    fn exp(x: f32) -> f32 {
+        exp_fast(x)
+    }
+    #[inline]
+    fn sigmoid(x: f32) -> f32 {
+        sigmoid_fast(x)
+    }
+    #[inline]
+    fn tanh(x: f32) -> f32 {
+        tanh_fast(x)
+    }
+}
+
+/// [`F32Math::Accurate`].
+#[cfg(feature = "libm")]
+pub(crate) struct AccurateMath;
+
+#[cfg(feature = "libm")]
+impl Math for AccurateMath {
+    #[inline]
+    fn exp(x: f32) -> f32 {
+        libm::expf(x)
+    }
+    #[inline]
+    fn sigmoid(x: f32) -> f32 {
+        sigmoid_accurate(x)
+    }
+    #[inline]
+    fn tanh(x: f32) -> f32 {
+        libm::tanhf(x)
+    }
+}
+
+/// micromath's `e^x` (relative error ≈ 1e-4).
+#[inline]
+pub fn exp_fast(x: f32) -> f32 {
+    micromath::F32(x).exp().0
+}
+
+/// `σ(x)` with micromath's `exp`; max absolute error 6.1e-5 on `[−20, 20]`.
+#[inline]
+pub fn sigmoid_fast(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + exp_fast(-x))
+    } else {
+        let e = exp_fast(x);
+        e / (1.0 + e)
+    }
+}
+
+/// `tanh(x)` with micromath's `exp`; max absolute error 1.2e-4 on `[−20, 20]`.
+#[inline]
+pub fn tanh_fast(x: f32) -> f32 {
+    let t = exp_fast(-2.0 * x.abs());
+    let y = (1.0 - t) / (1.0 + t);
+    if x < 0.0 {
+        -y
+    } else {
+        y
+    }
+}
+
+/// `σ(x)` with `libm::expf`; error ≈ f32 rounding.
+#[cfg(feature = "libm")]
+#[inline]
+pub fn sigmoid_accurate(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + libm::expf(-x))
+    } else {
+        let e = libm::expf(x);
+        e / (1.0 + e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn exact_q15(v: f64) -> f64 {
+        (v * 32768.0).clamp(-32768.0, 32767.0)
+    }
+
+    #[test]
+    fn lut_regenerates_with_std() {
+        let h = 1.0f64 / 64.0;
+        for (k, &t) in TANH_LUT.iter().enumerate() {
+            let y = (k as f64 * h).tanh();
+            let d2 = 2.0 * y * (1.0 - y * y);
+            let want = ((y + h * h * d2 / 16.0) * 65536.0 + 0.5)
+                .floor()
+                .min(65535.0) as u16;
+            assert_eq!(t, want, "node {k}");
+        }
+        // monotonic, so lut_interp never underflows
+        assert!(TANH_LUT.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(TANH_LUT[0], 0);
+        assert_eq!(TANH_LUT[LUT_INTERVALS], 65535);
+    }
+
+    #[test]
+    fn const_exp_is_accurate() {
+        for i in -400..=400 {
+            let x = i as f64 / 10.0;
+            let rel = (exp_f64(x) - x.exp()).abs() / x.exp();
+            assert!(rel < 1e-12, "exp({x}): rel err {rel}");
+        }
+    }
+
+    /// Every input in [−2^17, 2^17]: max error of tanh_q / sigmoid_q.
+    #[test]
+    fn exhaustive_error() {
+        let (mut et, mut es, mut et_r, mut es_r) = (0f64, 0f64, 0f64, 0f64);
+        for x in -(1i32 << 17)..=(1 << 17) {
+            let xf = x as f64 / 4096.0;
+            let t = exact_q15(xf.tanh());
+            let s = exact_q15(1.0 / (1.0 + (-xf).exp()));
+            let (tq, sq) = (tanh_q(x) as f64, sigmoid_q(x) as f64);
+            et = et.max((tq - t).abs());
+            es = es.max((sq - s).abs());
+            et_r = et_r.max((tq - t.round().min(32767.0)).abs());
+            es_r = es_r.max((sq - s.round().min(32767.0)).abs());
+        }
+        println!("tanh_q max error {et:.4} LSB (vs rounded: {et_r}), sigmoid_q {es:.4} LSB (vs rounded: {es_r})");
+        assert!(et <= 1.1 && es <= 0.82, "tanh {et}, sigmoid {es}");
+        assert!(et_r <= 1.0 && es_r <= 1.0);
+    }
+
+    #[test]
+    fn exhaustive_invariants() {
+        let mut pt = tanh_q(-(1 << 17));
+        let mut ps = sigmoid_q(-(1 << 17));
+        for x in -(1i32 << 17) + 1..=(1 << 17) {
+            let (t, s) = (tanh_q(x), sigmoid_q(x));
+            assert!(t >= pt && s >= ps, "not monotonic at {x}");
+            assert_eq!(tanh_q(-x), -t);
+            assert!(s >= 0);
+            let sn = sigmoid_q(-x);
+            let sum = s as i32 + sn as i32;
+            let saturated = s == ACT_ONE || sn == ACT_ONE;
+            assert!(
+                sum == 32768 || (saturated && sum == 32767),
+                "σ({x}) + σ(−x) = {sum}"
+            );
+            (pt, ps) = (t, s);
+        }
+    }
+
+    #[test]
+    fn saturation_and_edges() {
+        assert_eq!(tanh_q(0), 0);
+        assert_eq!(sigmoid_q(0), 16384);
+        for x in [16 << 12, (16 << 12) + 1, 1 << 20, i32::MAX] {
+            assert_eq!(tanh_q(x), ACT_ONE);
+            assert_eq!(tanh_q(-x), -ACT_ONE);
+            assert_eq!(sigmoid_q(x), ACT_ONE);
+            assert_eq!(sigmoid_q(-x), 0);
+        }
+        assert_eq!(tanh_q(i32::MIN), -ACT_ONE);
+        assert_eq!(sigmoid_q(i32::MIN), 0);
+        // just below the table end
+        assert_eq!(tanh_q(TANH_SAT as i32 - 1), ACT_ONE);
+        assert_eq!(tanh_q(-(TANH_SAT as i32) + 1), -ACT_ONE);
+    }
+
+    #[test]
+    fn exp_q_exhaustive() {
+        let mut worst = 0f64;
+        for x in -(1i32 << 16)..=0 {
+            let e = (x as f64 / 4096.0).exp() * (1u64 << 30) as f64;
+            worst = worst.max((exp_q(x) as f64 - e).abs());
+        }
+        println!("exp_q max error {worst:.3} units of 2^-30");
+        assert!(worst <= 3.1, "{worst}");
+        assert_eq!(exp_q(5000), 1 << 30);
+        assert_eq!(exp_q(i32::MIN), exp_q(-(16 << 12)));
+        assert!(exp_q(-(16 << 12)) <= 121);
+    }
+
+    fn f32_error(s: fn(f32) -> f32, t: fn(f32) -> f32) -> (f64, f64) {
+        let (mut es, mut et) = (0f64, 0f64);
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 1e-4;
+            let xd = x as f64;
+            es = es.max((s(x) as f64 - 1.0 / (1.0 + (-xd).exp())).abs());
+            et = et.max((t(x) as f64 - xd.tanh()).abs());
+        }
+        (es, et)
+    }
+
+    #[test]
+    fn f32_fast_error() {
+        let (es, et) = f32_error(sigmoid_fast, tanh_fast);
+        println!("f32 fast: sigmoid max abs error {es:.3e}, tanh {et:.3e}");
+        assert!(es <= 5.4e-4 && et <= 1.07e-3, "{es} {et}");
+        assert_eq!(sigmoid_fast(0.0), 0.5);
+        assert_eq!(tanh_fast(0.0), 0.0);
+        assert_eq!(tanh_fast(-100.0), -1.0);
+        assert_eq!(sigmoid_fast(-200.0), 0.0);
+        assert_eq!(sigmoid_fast(200.0), 1.0);
+    }
+
+    #[cfg(feature = "libm")]
+    #[test]
+    fn f32_accurate_error() {
+        let (es, et) = f32_error(sigmoid_accurate, libm::tanhf);
+        println!("f32 accurate: sigmoid max abs error {es:.3e}, tanh {et:.3e}");
+        assert!(es <= 2e-7 && et <= 2e-7, "{es} {et}");
+    }
+
+    proptest! {
+        #[test]
+        fn tanh_odd_bounded_monotonic(x in any::<i32>(), y in any::<i32>()) {
+            let (t, u) = (tanh_q(x), tanh_q(y));
+            prop_assert!((-ACT_ONE..=ACT_ONE).contains(&t));
+            prop_assert_eq!(tanh_q(x.saturating_neg()), -t);
+            if x <= y { prop_assert!(t <= u); }
+        }
+
+        #[test]
+        fn sigmoid_symmetric_bounded_monotonic(x in any::<i32>(), y in any::<i32>()) {
+            let (s, u) = (sigmoid_q(x), sigmoid_q(y));
+            prop_assert!((0..=ACT_ONE).contains(&s));
+            let sum = s as i32 + sigmoid_q(x.saturating_neg()) as i32;
+            prop_assert!((sum - 32768).abs() <= 1, "sum {}", sum);
+            if x <= y { prop_assert!(s <= u); }
+        }
+
+        #[test]
+        fn exp_monotonic_bounded(x in any::<i32>(), y in any::<i32>()) {
+            let (e, f) = (exp_q(x), exp_q(y));
+            prop_assert!(e <= 1 << 30);
+            if x <= y { prop_assert!(e <= f); }
+        }
+
+        #[test]
+        fn f32_fast_matches_within_bound(x in -30.0f32..30.0) {
+            let xd = x as f64;
+            prop_assert!((sigmoid_fast(x) as f64 - 1.0 / (1.0 + (-xd).exp())).abs() <= 5.4e-4);
+            prop_assert!((tanh_fast(x) as f64 - xd.tanh()).abs() <= 1.07e-3);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! GRU cell, both reset variants.
+//!
+//! ```text
+//! PyTorch nn.GRU, gate order r, z, n (rows 0..H, H..2H, 2H..3H):
+//!   r_t = σ(W_ir·x + b_ir + W_hr·h_{t−1} + b_hr)
+//!   z_t = σ(W_iz·x + b_iz + W_hz·h_{t−1} + b_hz)
+//!   linear_before_reset = true  (PyTorch; ONNX linear_before_reset=1; Keras reset_after=True):
+//!     n_t = tanh(W_in·x + b_in + r_t ⊙ (W_hn·h_{t−1} + b_hn))
+//!   linear_before_reset = false (ONNX default; Keras reset_after=False):
+//!     n_t = tanh(W_in·x + b_in + W_hn·(r_t ⊙ h_{t−1}) + b_hn)
+//!   h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t−1}
+//!
+//! integer (per unit j; pre_* = rq.apply(b ⊕ W·v) in Q19.12, ⊕ saturating):
+//!   r = σ_q(pre_ih_r ⊕ pre_hh_r),  z = σ_q(pre_ih_z ⊕ pre_hh_z)               Q0.15
+//!   before-reset: n = tanh_q(pre_ih_n ⊕ mul_q15(pre_hh_n, r))
+//!   reset-before: first, for every unit, rh_j = round(r_j·h_j / 2^15) (i16, into scratch);
+//!                 then n = tanh_q(pre_ih_n ⊕ rq_hh[n].apply(b_hn ⊕ W_hn·rh))
+//!   h_j = sat_i16(n + mul_q15(h_j − n, z))                                     Q0.15
+//! ```
+
+use crate::activation::{sigmoid_q, tanh_q, Math};
+use crate::cell::{Gate, Io};
+use crate::fxp::{mul_q15, sat_i16};
+use crate::kernel::{set_i16, IntKernel};
+use crate::model::LayerDesc;
+
+/// `h' = sat_i16(n + mul_q15(h − n, z))`, i.e. `(1 − z)·n + z·h`.
+#[inline(always)]
+fn update(h: i32, n: i16, z: i16) -> i32 {
+    let n = n as i32;
+    sat_i16(n.saturating_add(mul_q15(h.saturating_sub(n), z))) as i32
+}
+
+/// One integer step (see the module equations).
+pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, linear_before_reset: bool, io: Io<'_>) {
+    let mut g_r = Gate::int::<K>(l, 0);
+    let mut g_z = Gate::int::<K>(l, 1);
+    let mut g_n = Gate::int::<K>(l, 2);
+    let Io { x, h, rh, hs, .. } = io;
+    if linear_before_reset {
+        for h_j in hs.iter_mut() {
+            let (ri, rh_) = g_r.next_int::<K>(x, h);
+            let r = sigmoid_q(ri.saturating_add(rh_));
+            let (zi, zh) = g_z.next_int::<K>(x, h);
+            let z = sigmoid_q(zi.saturating_add(zh));
+            let (ni, nh) = g_n.next_int::<K>(x, h);
+            let n = tanh_q(ni.saturating_add(mul_q15(nh, r)));
+            *h_j = update(*h_j, n, z);
+        }
+    } else {
+        rh.fill(0);
+        for (j, h_j) in hs.iter().enumerate() {
+            let (ri, rh_) = g_r.next_int::<K>(x, h);
+            let r = sigmoid_q(ri.saturating_add(rh_));
+            // |h_j·r / 2^15| < 2^15: fits i16
+            set_i16(rh, j, sat_i16(mul_q15(*h_j, r)));
+        }
+        let rh: &[u32] = rh;
+        for h_j in hs.iter_mut() {
+            let (zi, zh) = g_z.next_int::<K>(x, h);
+            let z = sigmoid_q(zi.saturating_add(zh));
+            let (ni, nh) = g_n.next_int::<K>(x, rh);
+            let n = tanh_q(ni.saturating_add(nh));
+            *h_j = update(*h_j, n, z);
+        }
+    }
+}
+
+/// One f32 step (see the module equations).
+pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, linear_before_reset: bool, io: Io<'_>) {
+    let mut g_r = Gate::f32(l, 0);
+    let mut g_z = Gate::f32(l, 1);
+    let mut g_n = Gate::f32(l, 2);
+    let Io { x, h, rh, hs, .. } = io;
+    let update = |h_j: &mut i32, n: f32, z: f32| {
+        let h_prev = f32::from_bits(*h_j as u32);
+        *h_j = ((1.0 - z) * n + z * h_prev).to_bits() as i32;
+    };
+    if linear_before_reset {
+        for h_j in hs.iter_mut() {
+            let (ri, rh_) = g_r.next_f32(x, h);
+            let r = M::sigmoid(ri + rh_);
+            let (zi, zh) = g_z.next_f32(x, h);
+            let z = M::sigmoid(zi + zh);
+            let (ni, nh) = g_n.next_f32(x, h);
+            let n = M::tanh(ni + r * nh);
+            update(h_j, n, z);
+        }
+    } else {
+        rh.fill(0);
+        for (w, h_j) in rh.iter_mut().zip(hs.iter()) {
+            let (ri, rh_) = g_r.next_f32(x, h);
+            let r = M::sigmoid(ri + rh_);
+            *w = (r * f32::from_bits(*h_j as u32)).to_bits();
+        }
+        let rh: &[u32] = rh;
+        for h_j in hs.iter_mut() {
+            let (zi, zh) = g_z.next_f32(x, h);
+            let z = M::sigmoid(zi + zh);
+            let (ni, nh) = g_n.next_f32(x, rh);
+            let n = M::tanh(ni + nh);
+            update(h_j, n, z);
+        }
+    }
+}

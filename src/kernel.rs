@@ -1,0 +1,332 @@
+//! Portable dot-product kernels and the packing helpers of the scratch buffer.
+//!
+//! Every matrix–vector product of the runtime goes through the three `dot_*` functions of
+//! this module, so a target-specific version (e.g. `SMLAD` / `SMLALD` on Cortex-M4) can
+//! replace this one module without touching the cells.
+//!
+//! * Activations are packed two `i16` per `u32`, low half = even index (the layout
+//!   `SMLAD` multiplies). Rows and vectors are padded to a multiple of 4 with zeros.
+//! * int8 weights are stored per block of four columns as `c0, c2, c1, c3` (see
+//!   [`model`](crate::model)): one little-endian `u32` load `w` gives `(c0, c1)` in bytes 0
+//!   and 2 and `(c2, c3)` in bytes 1 and 3, i.e. `SXTB16(w)` and `SXTB16(w ROR 8)`.
+//!
+//! No kernel can overflow (the bounds are in [`fxp`](crate::fxp)'s overflow notes): the
+//! `wrapping_*` operations below only spell out that no check is needed. No kernel can
+//! panic: mismatched lengths simply stop at the shorter operand.
+
+use crate::fxp::Requant;
+
+/// Sign-extends bytes 0 and 2 of `w` (`SXTB16`): `(w[0], w[2])`.
+#[inline(always)]
+fn sxtb16_lo(w: u32) -> (i32, i32) {
+    (w as i8 as i32, (w >> 16) as i8 as i32)
+}
+
+/// Sign-extends bytes 1 and 3 of `w` (`SXTB16 ROR 8`): `(w[1], w[3])`.
+#[inline(always)]
+fn sxtb16_hi(w: u32) -> (i32, i32) {
+    ((w >> 8) as i8 as i32, (w >> 24) as i8 as i32)
+}
+
+/// The two `i16` halves of a packed word: `(low, high)`.
+#[inline(always)]
+fn halves(x: u32) -> (i32, i32) {
+    (x as i16 as i32, (x >> 16) as i16 as i32)
+}
+
+/// `acc + a.0·b.0 + a.1·b.1` (`SMLAD`). Each product is ≤ 2^22 in magnitude for int8
+/// weights, the sum over ≤ 256 columns ≤ 2^30: no overflow.
+#[inline(always)]
+fn smlad(a: (i32, i32), b: (i32, i32), acc: i32) -> i32 {
+    acc.wrapping_add(a.0.wrapping_mul(b.0))
+        .wrapping_add(a.1.wrapping_mul(b.1))
+}
+
+/// `Σ w[j]·x[j]` for one int8 row: `w` in the `c0, c2, c1, c3` block layout (`pad4(n)`
+/// bytes), `x` packed `i16` pairs (`pad4(n)/2` words). Four weights per iteration from one
+/// `u32` load. Exact (|Σ| ≤ 2^30).
+#[inline]
+pub fn dot_i8(w: &[u8], x: &[u32]) -> i32 {
+    let (wb, _) = w.as_chunks::<4>();
+    let (xb, _) = x.as_chunks::<2>();
+    let mut acc = 0i32;
+    for (w4, &[x01, x23]) in wb.iter().zip(xb) {
+        let w = u32::from_le_bytes(*w4);
+        acc = smlad(sxtb16_lo(w), halves(x01), acc);
+        acc = smlad(sxtb16_hi(w), halves(x23), acc);
+    }
+    acc
+}
+
+/// `Σ w[j]·x[j]` for one int16 row: `w` natural order `i16` LE (`2·pad4(n)` bytes), `x`
+/// packed `i16` pairs. Each product fits `i32` (≤ 2^30); they are summed in `i64` (`SMLALD`).
+#[inline]
+pub fn dot_i16(w: &[u8], x: &[u32]) -> i64 {
+    let (wb, _) = w.as_chunks::<8>();
+    let (xb, _) = x.as_chunks::<2>();
+    let mut acc = 0i64;
+    for (&[a0, a1, b0, b1, c0, c1, d0, d1], &[x01, x23]) in wb.iter().zip(xb) {
+        let (x0, x1) = halves(x01);
+        let (x2, x3) = halves(x23);
+        let p0 = (i16::from_le_bytes([a0, a1]) as i32).wrapping_mul(x0) as i64;
+        let p1 = (i16::from_le_bytes([b0, b1]) as i32).wrapping_mul(x1) as i64;
+        let p2 = (i16::from_le_bytes([c0, c1]) as i32).wrapping_mul(x2) as i64;
+        let p3 = (i16::from_le_bytes([d0, d1]) as i32).wrapping_mul(x3) as i64;
+        acc = acc
+            .wrapping_add(p0.wrapping_add(p1))
+            .wrapping_add(p2.wrapping_add(p3));
+    }
+    acc
+}
+
+/// `Σ w[j]·x[j]` for one f32 row: `w` `f32` LE, `x` `f32` bits. Sequential sum (same
+/// order on every target; no fused multiply-add).
+#[inline]
+pub fn dot_f32(w: &[u8], x: &[u32]) -> f32 {
+    let (wb, _) = w.as_chunks::<4>();
+    let mut acc = 0.0f32;
+    for (w, &x) in wb.iter().zip(x) {
+        acc += f32::from_le_bytes(*w) * f32::from_bits(x);
+    }
+    acc
+}
+
+/// One integer path: weight width, accumulator, bias decoding and requantization.
+pub(crate) trait IntKernel {
+    /// Bytes per weight.
+    const WEIGHT_BYTES: usize;
+    /// Bytes per bias.
+    const BIAS_BYTES: usize;
+    /// `rq.apply(dot(w_row, x) + bias)` (bias added saturating), the pre-activation.
+    fn pre(w_row: &[u8], x: &[u32], bias: &[u8], rq: Requant) -> i32;
+}
+
+/// int8 weights, `i32` accumulator.
+pub(crate) struct Int8;
+/// int16 weights, `i64` accumulator.
+pub(crate) struct Int16;
+
+impl IntKernel for Int8 {
+    const WEIGHT_BYTES: usize = 1;
+    const BIAS_BYTES: usize = 4;
+    #[inline(always)]
+    fn pre(w_row: &[u8], x: &[u32], bias: &[u8], rq: Requant) -> i32 {
+        pre_i8(w_row, x, le_i32(bias), rq)
+    }
+}
+
+impl IntKernel for Int16 {
+    const WEIGHT_BYTES: usize = 2;
+    const BIAS_BYTES: usize = 8;
+    #[inline(always)]
+    fn pre(w_row: &[u8], x: &[u32], bias: &[u8], rq: Requant) -> i32 {
+        pre_i16(w_row, x, le_i64(bias), rq)
+    }
+}
+
+/// Dense helper, int8: `rq.apply(bias ⊕ Σ w·x)` (`⊕` saturating).
+#[inline(always)]
+pub fn pre_i8(w_row: &[u8], x: &[u32], bias: i32, rq: Requant) -> i32 {
+    rq.apply(dot_i8(w_row, x).saturating_add(bias))
+}
+
+/// Dense helper, int16: `rq.apply_wide(bias ⊕ Σ w·x)` (`⊕` saturating).
+#[inline(always)]
+pub fn pre_i16(w_row: &[u8], x: &[u32], bias: i64, rq: Requant) -> i32 {
+    rq.apply_wide(dot_i16(w_row, x).saturating_add(bias))
+}
+
+/// Dense helper, f32: `bias + Σ w·x`.
+#[inline(always)]
+pub fn pre_f32(w_row: &[u8], x: &[u32], bias: f32) -> f32 {
+    bias + dot_f32(w_row, x)
+}
+
+/// `i16` from 2 LE bytes (0 if `b` is shorter).
+#[inline(always)]
+pub(crate) fn le_i16(b: &[u8]) -> i16 {
+    match *b {
+        [b0, b1, ..] => i16::from_le_bytes([b0, b1]),
+        _ => 0,
+    }
+}
+
+/// `i32` from 4 LE bytes (0 if `b` is shorter; never after validation).
+#[inline(always)]
+pub(crate) fn le_i32(b: &[u8]) -> i32 {
+    match *b {
+        [b0, b1, b2, b3, ..] => i32::from_le_bytes([b0, b1, b2, b3]),
+        _ => 0,
+    }
+}
+
+/// `i64` from 8 LE bytes (0 if `b` is shorter).
+#[inline(always)]
+pub(crate) fn le_i64(b: &[u8]) -> i64 {
+    match *b {
+        [b0, b1, b2, b3, b4, b5, b6, b7, ..] => {
+            i64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7])
+        }
+        _ => 0,
+    }
+}
+
+/// `f32` from 4 LE bytes (0.0 if `b` is shorter).
+#[inline(always)]
+pub(crate) fn le_f32(b: &[u8]) -> f32 {
+    f32::from_bits(le_i32(b) as u32)
+}
+
+/// [`Requant`] from a 5-byte record (mult 0 / shift 1 if `b` is shorter: output 0).
+#[inline(always)]
+pub(crate) fn le_requant(b: &[u8]) -> Requant {
+    match *b {
+        [b0, b1, b2, b3, b4, ..] => Requant::from_bytes([b0, b1, b2, b3, b4]),
+        _ => Requant { mult: 0, shift: 1 },
+    }
+}
+
+/// Packs `i16` values two per word (low half = even index) into `dst`, zero-filling the
+/// words (and the half word) past the end of `src`.
+#[inline]
+pub fn pack_i16(dst: &mut [u32], src: impl IntoIterator<Item = i16>) {
+    let mut it = src.into_iter();
+    for w in dst.iter_mut() {
+        let lo = it.next().map_or(0, |v| v as u16 as u32);
+        let hi = it.next().map_or(0, |v| v as u16 as u32);
+        *w = lo | hi << 16;
+    }
+}
+
+/// Copies words into `dst`, zero-filling past the end of `src` (f32 bits: 0 is +0.0).
+#[inline]
+pub(crate) fn copy_words(dst: &mut [u32], src: impl IntoIterator<Item = u32>) {
+    let mut it = src.into_iter();
+    for w in dst.iter_mut() {
+        *w = it.next().unwrap_or(0);
+    }
+}
+
+/// Writes `v` as element `j` of a packed `i16` vector (no-op if out of range).
+#[inline(always)]
+pub(crate) fn set_i16(dst: &mut [u32], j: usize, v: i16) {
+    if let Some(w) = dst.get_mut(j / 2) {
+        let v = v as u16 as u32;
+        *w = if j & 1 == 0 {
+            (*w & 0xFFFF_0000) | v
+        } else {
+            (*w & 0x0000_FFFF) | v << 16
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// int8 row in the c0, c2, c1, c3 block layout, padded.
+    fn layout_i8(w: &[i8]) -> Vec<u8> {
+        let mut out = vec![0u8; w.len().div_ceil(4) * 4];
+        for (j, &v) in w.iter().enumerate() {
+            let (b, c) = (j / 4, j % 4);
+            let pos = [0, 2, 1, 3][c];
+            out[b * 4 + pos] = v as u8;
+        }
+        out
+    }
+
+    fn packed(x: &[i16]) -> Vec<u32> {
+        let mut out = vec![0u32; x.len().div_ceil(4) * 2];
+        pack_i16(&mut out, x.iter().copied());
+        out
+    }
+
+    #[test]
+    fn int8_layout_example() {
+        // w = [1, 2, 3, 4, -5], x = [10, 20, 30, 40, 50]
+        let w = layout_i8(&[1, 2, 3, 4, -5]);
+        assert_eq!(w, [1, 3, 2, 4, 0xFB, 0, 0, 0]);
+        let x = packed(&[10, 20, 30, 40, 50]);
+        assert_eq!(x, [10 | 20 << 16, 30 | 40 << 16, 50, 0]);
+        assert_eq!(dot_i8(&w, &x), 10 + 40 + 90 + 160 - 250);
+    }
+
+    #[test]
+    fn extremes_do_not_overflow() {
+        // 256 columns of (−128)·(−32768) = 2^22 each: 2^30.
+        let w = layout_i8(&[-128; 256]);
+        let x = packed(&[i16::MIN; 256]);
+        assert_eq!(dot_i8(&w, &x), 1 << 30);
+        let w16: Vec<u8> = [i16::MIN; 256]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(dot_i16(&w16, &x), 1i64 << 38);
+    }
+
+    #[test]
+    fn pack_and_set() {
+        let mut d = [0xFFFF_FFFFu32; 3];
+        pack_i16(&mut d, [1i16, -1, 2]);
+        assert_eq!(d, [1 | 0xFFFF << 16, 2, 0]);
+        set_i16(&mut d, 3, -2);
+        set_i16(&mut d, 0, 7);
+        set_i16(&mut d, 99, 7);
+        assert_eq!(d, [7 | 0xFFFF << 16, 2 | 0xFFFE << 16, 0]);
+        let mut f = [9u32; 3];
+        copy_words(&mut f, [1u32]);
+        assert_eq!(f, [1, 0, 0]);
+    }
+
+    #[test]
+    fn dense_helpers() {
+        let w = layout_i8(&[2, 3]);
+        let x = packed(&[100, -50]);
+        // acc = 200 − 150 + 1000 = 1050; × 0.5 = 525
+        let rq = Requant {
+            mult: 1 << 30,
+            shift: 31,
+        };
+        assert_eq!(pre_i8(&w, &x, 1000, rq), 525);
+        assert_eq!(pre_i8(&w, &x, i32::MAX, rq), 1 << 30); // bias saturates, then halves
+        let w16: Vec<u8> = [2i16, 3, 0, 0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(pre_i16(&w16, &x, 1000, rq), 525);
+        let wf: Vec<u8> = [0.5f32, -2.0, 0.0, 0.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let xf = [3.0f32.to_bits(), 1.0f32.to_bits(), 0, 0];
+        assert_eq!(pre_f32(&wf, &xf, 0.25), 0.25 + 1.5 - 2.0);
+    }
+
+    #[test]
+    fn short_inputs_are_harmless() {
+        assert_eq!(le_i32(&[1, 2]), 0);
+        assert_eq!(le_i64(&[1; 7]), 0);
+        assert_eq!(le_requant(&[1; 4]).apply(1 << 20), 0);
+        assert_eq!(dot_i8(&[1, 1, 1, 1, 1], &[1]), 0); // x shorter than one block
+    }
+
+    proptest! {
+        #[test]
+        fn kernels_match_naive(
+            cols in 1usize..40,
+            seed in proptest::collection::vec((any::<i8>(), any::<i16>(), any::<i16>()), 40),
+        ) {
+            let w8: Vec<i8> = seed[..cols].iter().map(|s| s.0).collect();
+            let w16: Vec<i16> = seed[..cols].iter().map(|s| s.1).collect();
+            let x: Vec<i16> = seed[..cols].iter().map(|s| s.2).collect();
+            let xp = packed(&x);
+            let want8: i64 = w8.iter().zip(&x).map(|(&a, &b)| a as i64 * b as i64).sum();
+            prop_assert_eq!(dot_i8(&layout_i8(&w8), &xp) as i64, want8);
+            let mut w16b: Vec<u8> = w16.iter().flat_map(|v| v.to_le_bytes()).collect();
+            w16b.resize(cols.div_ceil(4) * 8, 0);
+            let want16: i64 = w16.iter().zip(&x).map(|(&a, &b)| a as i64 * b as i64).sum();
+            prop_assert_eq!(dot_i16(&w16b, &xp), want16);
+        }
+    }
+}

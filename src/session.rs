@@ -1,0 +1,613 @@
+//! [`Session`]: the recurrent state of one model and the step / output functions.
+//!
+//! A session owns all the memory inference needs, sized by two const parameters:
+//! `STATE` `i32` words (≥ [`Model::state_len`]) and `SCRATCH` `u32` words
+//! (≥ [`Model::scratch_len`]). Nothing is allocated; nothing panics.
+//!
+//! # Memory layout
+//!
+//! * State, per layer in order: `h[H]` then, for an LSTM, `c[H]`. Integer models: `h` is the
+//!   `i16` value in an `i32` word, `c` is Q16.15. f32 models: `f32::to_bits`.
+//! * Scratch, reused by every layer: the layer input `x` then `h_{t−1}`, each padded to a
+//!   multiple of 4 elements (two `i16` per word on the integer paths, one `f32` per word on
+//!   the f32 path), then `r ⊙ h` for a reset-before GRU.
+//!
+//! # Input conversion (integer models)
+//!
+//! `x = (raw − offset)·scale` in f32 if the model has a normalization, then
+//! [`quantize_f32`](crate::fxp::quantize_f32)`(x, layers[0].x_frac)`: IEEE basic operations
+//! only, so bit-identical on every target.
+//!
+//! # Examples
+//!
+//! ```
+//! # fn run(blob: &[u8]) -> tinyrnn::Result<()> {
+//! use tinyrnn::{Model, Session};
+//! let model = Model::from_blob(blob)?;
+//! let mut s = Session::<'_, 64, 64>::new(&model)?;
+//! for frame in [[0.1f32, 0.2], [0.3, -0.1]] {
+//!     s.step(&frame)?;
+//! }
+//! let decision = s.classify()?;
+//! # let _ = decision; Ok(()) }
+//! ```
+
+use crate::activation::{F32Math, FastMath, Math};
+use crate::cell::{self, Io};
+use crate::dense;
+use crate::error::{Error, Result};
+use crate::fxp::{dequantize, quantize_f32, round_shr, sat_i16};
+use crate::kernel::{copy_words, le_i16, le_i32, pack_i16, Int16, Int8};
+use crate::model::{pad4, CellKind, LayerDesc, Model, NormDesc, Precision, RnnAct};
+use crate::stream::Decision;
+
+const STATE_CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// State words of one layer: `H`, or `2H` for an LSTM.
+fn layer_words(l: &LayerDesc<'_>) -> usize {
+    let h = l.hidden_size as usize;
+    if matches!(l.cell, CellKind::Lstm { .. }) {
+        2 * h
+    } else {
+        h
+    }
+}
+
+/// Elements per scratch word.
+fn per_word(p: Precision) -> usize {
+    if p.is_int() {
+        2
+    } else {
+        1
+    }
+}
+
+/// Packs state words (`h` of some layer) into scratch words.
+fn pack_state(p: Precision, dst: &mut [u32], src: &[i32]) {
+    if p.is_int() {
+        pack_i16(dst, src.iter().map(|&v| v as i16));
+    } else {
+        copy_words(dst, src.iter().map(|&v| v as u32));
+    }
+}
+
+/// `raw`, normalized by `norm` if any.
+fn normalized<'a>(frame: &'a [f32], norm: Option<&NormDesc<'a>>) -> impl Iterator<Item = f32> + 'a {
+    let (off, sc) = norm.map_or((&[][..], &[][..]), |n| (n.offset, n.scale));
+    let (mut off, mut sc) = (off.chunks_exact(4), sc.chunks_exact(4));
+    frame.iter().map(move |&v| match (off.next(), sc.next()) {
+        (Some(o), Some(s)) => (v - crate::kernel::le_f32(o)) * crate::kernel::le_f32(s),
+        _ => v,
+    })
+}
+
+/// `q` with `from` fractional bits re-expressed with `to` (round to nearest, ties up,
+/// saturating).
+pub(crate) fn rescale_q(q: i16, from: u32, to: u32) -> i16 {
+    let (from, to) = (from & 15, to & 15);
+    if to >= from {
+        sat_i16((q as i32) << (to - from))
+    } else {
+        sat_i16(round_shr(q as i32, from - to))
+    }
+}
+
+/// One model's recurrent state plus the scratch memory a step needs.
+///
+/// `STATE` and `SCRATCH` are capacities in 32-bit words; [`new`](Self::new) checks them
+/// against [`Model::state_len`] and [`Model::scratch_len`].
+#[derive(Debug, Clone)]
+pub struct Session<'m, const STATE: usize, const SCRATCH: usize> {
+    model: &'m Model<'m>,
+    state: [i32; STATE],
+    scratch: [u32; SCRATCH],
+    state_len: usize,
+    math: F32Math,
+}
+
+impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
+    /// A session in the model's initial state (`h0`/`c0` from the blob, else zeros), with
+    /// [`F32Math::Fast`].
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if the model needs more than `STATE` state words or `SCRATCH`
+    /// scratch words.
+    pub fn new(model: &'m Model<'m>) -> Result<Self> {
+        let (state_len, scratch_len) = (model.state_len(), model.scratch_len());
+        if state_len > STATE {
+            return Err(Error::TooLarge {
+                needed: state_len,
+                capacity: STATE,
+            });
+        }
+        if scratch_len > SCRATCH {
+            return Err(Error::TooLarge {
+                needed: scratch_len,
+                capacity: SCRATCH,
+            });
+        }
+        let mut s = Session {
+            model,
+            state: [0; STATE],
+            scratch: [0; SCRATCH],
+            state_len,
+            math: F32Math::Fast,
+        };
+        s.reset();
+        Ok(s)
+    }
+
+    /// The model this session runs.
+    pub fn model(&self) -> &'m Model<'m> {
+        self.model
+    }
+
+    /// Back to the initial state: `h0`/`c0` from the blob where present, else zeros.
+    pub fn reset(&mut self) {
+        self.state.fill(0);
+        let int = self.model.precision().is_int();
+        let mut rest = self.state.as_mut_slice();
+        for l in self.model.layers() {
+            let h = l.hidden_size as usize;
+            let Some((words, r)) = rest.split_at_mut_checked(layer_words(l)) else {
+                return;
+            };
+            rest = r;
+            let (hs, cs) = words.split_at_mut(h.min(words.len()));
+            if int {
+                for (w, b) in hs.iter_mut().zip(l.h0.chunks_exact(2)) {
+                    *w = le_i16(b) as i32;
+                }
+            } else {
+                for (w, b) in hs.iter_mut().zip(l.h0.chunks_exact(4)) {
+                    *w = le_i32(b);
+                }
+            }
+            // c0: i32 Q16.15 (int) or f32 bits, 4 bytes either way.
+            for (w, b) in cs.iter_mut().zip(l.c0.chunks_exact(4)) {
+                *w = le_i32(b);
+            }
+        }
+    }
+
+    /// Selects the `f32` transcendental functions of the f32 path (ignored by integer
+    /// models).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for [`F32Math::Accurate`] without the `libm` feature.
+    pub fn set_f32_math(&mut self, m: F32Math) -> Result<()> {
+        if m == F32Math::Accurate && !cfg!(feature = "libm") {
+            return Err(Error::Unsupported);
+        }
+        self.math = m;
+        Ok(())
+    }
+
+    /// The `f32` math mode in use.
+    pub fn f32_math(&self) -> F32Math {
+        self.math
+    }
+
+    /// The used part of the state: per layer `h[H]` then (LSTM) `c[H]`; integer models:
+    /// `h` as `i16` values and `c` in Q16.15, f32 models: `f32::to_bits`.
+    pub fn state(&self) -> &[i32] {
+        self.state.get(..self.state_len).unwrap_or(&[])
+    }
+
+    fn expect_len(expected: usize, got: usize) -> Result<()> {
+        if expected == got {
+            Ok(())
+        } else {
+            Err(Error::LengthMismatch { expected, got })
+        }
+    }
+
+    fn too_small(&self) -> Error {
+        Error::TooLarge {
+            needed: self.model.scratch_len(),
+            capacity: SCRATCH,
+        }
+    }
+
+    /// One time step on a raw input frame: normalization (if the model has one), then
+    /// quantization (integer models), then every layer.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] if `frame.len()` is not the model's input size;
+    /// [`Error::NonFinite`] if a value (or a normalized value) is NaN or infinite. On error
+    /// the state is unchanged.
+    pub fn step(&mut self, frame: &[f32]) -> Result<()> {
+        let model = self.model;
+        Self::expect_len(model.input_size(), frame.len())?;
+        if !frame.iter().all(|v| v.is_finite()) {
+            return Err(Error::NonFinite);
+        }
+        let norm = model.desc().norm.as_ref();
+        let mut finite = true;
+        let values = normalized(frame, norm).inspect(|v| finite &= v.is_finite());
+        self.load_f32(values)?;
+        if !finite {
+            return Err(Error::NonFinite);
+        }
+        self.run_layers()
+    }
+
+    /// One time step on an already quantized frame (integer models): `frame` in
+    /// `layers[0].x_frac` fractional bits, no normalization.
+    ///
+    /// # Errors
+    /// [`Error::PrecisionMismatch`] for an f32 model; [`Error::LengthMismatch`].
+    pub fn step_q(&mut self, frame: &[i16]) -> Result<()> {
+        let model = self.model;
+        if !model.precision().is_int() {
+            return Err(Error::PrecisionMismatch);
+        }
+        Self::expect_len(model.input_size(), frame.len())?;
+        let nx = pad4(model.input_size()) / 2;
+        let xw = self.scratch.get_mut(..nx).ok_or(Error::TooLarge {
+            needed: nx,
+            capacity: SCRATCH,
+        })?;
+        pack_i16(xw, frame.iter().copied());
+        self.run_layers()
+    }
+
+    /// One step on a frame already in model space (no normalization): the generator's
+    /// feedback. Integer models: `frame` holds exact dequantized outputs (`q / 2^output_frac`),
+    /// requantized to `layers[0].x_frac`.
+    pub(crate) fn step_feedback(&mut self, frame: &[f32]) -> Result<()> {
+        let model = self.model;
+        Self::expect_len(model.input_size(), frame.len())?;
+        if !frame.iter().all(|v| v.is_finite()) {
+            return Err(Error::NonFinite);
+        }
+        if model.precision().is_int() {
+            let of = model.desc().output_frac as u32;
+            let xf = model.layers().first().map_or(0, |l| l.x_frac as u32);
+            let nx = pad4(model.input_size()) / 2;
+            let xw = self.scratch.get_mut(..nx).ok_or(Error::TooLarge {
+                needed: nx,
+                capacity: SCRATCH,
+            })?;
+            // exact: v · 2^of is the integer output
+            pack_i16(
+                xw,
+                frame
+                    .iter()
+                    .map(|&v| rescale_q(quantize_f32(v, of), of, xf)),
+            );
+        } else {
+            self.load_f32(frame.iter().copied())?;
+        }
+        self.run_layers()
+    }
+
+    /// Writes a (normalized) f32 frame into the scratch input part of layer 0.
+    fn load_f32(&mut self, values: impl Iterator<Item = f32>) -> Result<()> {
+        let model = self.model;
+        let p = model.precision();
+        let nx = pad4(model.input_size()) / per_word(p);
+        let err = self.too_small();
+        let xw = self.scratch.get_mut(..nx).ok_or(err)?;
+        if p.is_int() {
+            let xf = model.layers().first().map_or(0, |l| l.x_frac as u32);
+            pack_i16(xw, values.map(|v| quantize_f32(v, xf)));
+        } else {
+            copy_words(xw, values.map(f32::to_bits));
+        }
+        Ok(())
+    }
+
+    /// Runs every layer; layer 0's input is already in the scratch.
+    fn run_layers(&mut self) -> Result<()> {
+        let err = self.too_small();
+        let Session {
+            model,
+            state,
+            scratch,
+            math,
+            ..
+        } = self;
+        let p = model.precision();
+        let per = per_word(p);
+        let mut rest: &mut [i32] = state;
+        let mut prev: Option<&[i32]> = None;
+        for l in model.layers() {
+            let h = l.hidden_size as usize;
+            let (words, r) = rest
+                .split_at_mut_checked(layer_words(l))
+                .ok_or(err.clone())?;
+            rest = r;
+            let (hs, cs) = words.split_at_mut(h.min(words.len()));
+            let nx = pad4(l.input_size as usize) / per;
+            let nh = pad4(h) / per;
+            let (xw, sr) = scratch.split_at_mut_checked(nx).ok_or(err.clone())?;
+            let (hw, rh) = sr.split_at_mut_checked(nh).ok_or(err.clone())?;
+            if let Some(prev) = prev {
+                pack_state(p, xw, prev);
+            }
+            pack_state(p, hw, hs);
+            let rh_len = rh.len().min(nh);
+            let io = Io {
+                x: xw,
+                h: hw,
+                rh: rh.get_mut(..rh_len).unwrap_or(&mut []),
+                hs: &mut *hs,
+                cs,
+            };
+            match p {
+                Precision::Int8 => cell::step_int::<Int8>(l, io),
+                Precision::Int16 => cell::step_int::<Int16>(l, io),
+                Precision::F32 => match *math {
+                    #[cfg(feature = "libm")]
+                    F32Math::Accurate => cell::step_f32::<crate::activation::AccurateMath>(l, io),
+                    _ => cell::step_f32::<FastMath>(l, io),
+                },
+            }
+            prev = Some(hs);
+        }
+        Ok(())
+    }
+
+    /// The last layer's `h` state words.
+    fn last_h<'s>(model: &Model<'_>, state: &'s [i32]) -> Option<&'s [i32]> {
+        let (last, below) = model.layers().split_last()?;
+        let off: usize = below.iter().map(layer_words).sum();
+        state.get(off..)?.get(..last.hidden_size as usize)
+    }
+
+    /// Emits the integer outputs of the current state one by one.
+    fn emit_q(&mut self, emit: impl FnMut(i16)) -> Result<()> {
+        let err = self.too_small();
+        let Session {
+            model,
+            state,
+            scratch,
+            ..
+        } = self;
+        let model: &Model<'_> = model;
+        let p = model.precision();
+        if !p.is_int() {
+            return Err(Error::PrecisionMismatch);
+        }
+        let h = Self::last_h(model, state).ok_or(err.clone())?;
+        let desc = model.desc();
+        match &desc.head {
+            None => h.iter().map(|&v| v as i16).for_each(emit),
+            Some(d) => {
+                let xw = scratch.get_mut(..pad4(h.len()) / 2).ok_or(err)?;
+                pack_i16(xw, h.iter().map(|&v| v as i16));
+                let xw: &[u32] = xw;
+                match p {
+                    Precision::Int8 => {
+                        dense::emit_int(dense::int_logits::<Int8>(d, xw), desc.output_act, emit)
+                    }
+                    _ => dense::emit_int(dense::int_logits::<Int16>(d, xw), desc.output_act, emit),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits the f32 outputs of the current state (f32 models) one by one.
+    fn emit_f32<M: Math>(&mut self, emit: impl FnMut(f32)) -> Result<()> {
+        let err = self.too_small();
+        let Session {
+            model,
+            state,
+            scratch,
+            ..
+        } = self;
+        let model: &Model<'_> = model;
+        let h = Self::last_h(model, state).ok_or(err.clone())?;
+        let desc = model.desc();
+        match &desc.head {
+            None => {
+                let h = h.iter().map(|&v| f32::from_bits(v as u32));
+                dense::emit_f32::<M>(h, desc.output_act, emit)
+            }
+            Some(d) => {
+                let xw = scratch.get_mut(..pad4(h.len())).ok_or(err)?;
+                copy_words(xw, h.iter().map(|&v| v as u32));
+                let xw: &[u32] = xw;
+                dense::emit_f32::<M>(dense::f32_logits(d, xw), desc.output_act, emit)
+            }
+        }
+        Ok(())
+    }
+
+    fn emit_any_f32(&mut self, emit: impl FnMut(f32)) -> Result<()> {
+        match self.math {
+            #[cfg(feature = "libm")]
+            F32Math::Accurate => self.emit_f32::<crate::activation::AccurateMath>(emit),
+            _ => self.emit_f32::<FastMath>(emit),
+        }
+    }
+
+    /// The integer output of the current state: head (+ output activation), or the last
+    /// layer's `h` without a head; in `output_frac` fractional bits (Q0.15 after an output
+    /// activation).
+    ///
+    /// # Errors
+    /// [`Error::PrecisionMismatch`] for an f32 model; [`Error::LengthMismatch`] unless
+    /// `out.len()` is the model's output size.
+    pub fn output_q(&mut self, out: &mut [i16]) -> Result<()> {
+        if !self.model.precision().is_int() {
+            return Err(Error::PrecisionMismatch);
+        }
+        Self::expect_len(self.model.output_size(), out.len())?;
+        let mut it = out.iter_mut();
+        self.emit_q(|v| {
+            if let Some(o) = it.next() {
+                *o = v;
+            }
+        })
+    }
+
+    /// The output of the current state as `f32`, for any model. Integer outputs are
+    /// dequantized exactly (`q / 2^output_frac`).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless `out.len()` is the model's output size.
+    pub fn output(&mut self, out: &mut [f32]) -> Result<()> {
+        let model = self.model;
+        Self::expect_len(model.output_size(), out.len())?;
+        let mut it = out.iter_mut();
+        if model.precision().is_int() {
+            let of = model.desc().output_frac as u32;
+            self.emit_q(|v| {
+                if let Some(o) = it.next() {
+                    *o = dequantize(v as i32, of);
+                }
+            })
+        } else {
+            self.emit_any_f32(|v| {
+                if let Some(o) = it.next() {
+                    *o = v;
+                }
+            })
+        }
+    }
+
+    /// The argmax of the current output (ties → lowest index). `score` is the output value
+    /// (dequantized for integer models), `score_q` the raw integer output (0 for f32 models).
+    ///
+    /// # Errors
+    /// None for a validated model (the `Result` is kept for uniformity).
+    pub fn classify(&mut self) -> Result<Decision> {
+        let model = self.model;
+        let mut best = Decision {
+            class: 0,
+            score: f32::NAN,
+            score_q: 0,
+        };
+        let mut idx = 0u16;
+        let mut any = false;
+        if model.precision().is_int() {
+            let of = model.desc().output_frac as u32;
+            self.emit_q(|v| {
+                if !any || v > best.score_q {
+                    best = Decision {
+                        class: idx,
+                        score: dequantize(v as i32, of),
+                        score_q: v,
+                    };
+                    any = true;
+                }
+                idx = idx.wrapping_add(1);
+            })?;
+        } else {
+            self.emit_any_f32(|v| {
+                if !any || v > best.score {
+                    best = Decision {
+                        class: idx,
+                        score: v,
+                        score_q: 0,
+                    };
+                    any = true;
+                }
+                idx = idx.wrapping_add(1);
+            })?;
+        }
+        Ok(best)
+    }
+
+    /// Bytes [`save_state`](Self::save_state) writes: 4 per state word plus a 4-byte tag.
+    pub fn saved_len(&self) -> usize {
+        4 * self.state_len + 4
+    }
+
+    /// CRC-32 of the model's shape (precision, dimensions, cells, formats) followed by the
+    /// state bytes.
+    fn state_tag(&self, state_bytes: impl Iterator<Item = [u8; 4]>) -> u32 {
+        let m = self.model;
+        let mut d = STATE_CRC.digest();
+        d.update(&[m.precision() as u8]);
+        d.update(&(m.input_size() as u16).to_le_bytes());
+        for l in m.layers() {
+            let kind = match l.cell {
+                CellKind::Rnn(RnnAct::Tanh) => 0u8,
+                CellKind::Rnn(RnnAct::Relu) => 1,
+                CellKind::Gru {
+                    linear_before_reset: true,
+                } => 2,
+                CellKind::Gru {
+                    linear_before_reset: false,
+                } => 3,
+                CellKind::Lstm { peepholes: false } => 4,
+                CellKind::Lstm { peepholes: true } => 5,
+            };
+            d.update(&[kind, l.x_frac, l.h_frac]);
+            d.update(&l.input_size.to_le_bytes());
+            d.update(&l.hidden_size.to_le_bytes());
+        }
+        for b in state_bytes {
+            d.update(&b);
+        }
+        d.finalize()
+    }
+
+    /// Writes the state to `out` (see [`saved_len`](Self::saved_len)): the used state words
+    /// little-endian, then a CRC-32 tag over the model's shape and those bytes. Returns the
+    /// number of bytes written.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] if `out` is shorter than [`saved_len`](Self::saved_len).
+    pub fn save_state(&self, out: &mut [u8]) -> Result<usize> {
+        let n = self.saved_len();
+        if out.len() < n {
+            return Err(Error::LengthMismatch {
+                expected: n,
+                got: out.len(),
+            });
+        }
+        let (body, tail) = out.split_at_mut(n - 4);
+        for (c, w) in body.chunks_exact_mut(4).zip(self.state()) {
+            c.copy_from_slice(&w.to_le_bytes());
+        }
+        let tag = self.state_tag(self.state().iter().map(|w| w.to_le_bytes()));
+        if let Some(t) = tail.get_mut(..4) {
+            t.copy_from_slice(&tag.to_le_bytes());
+        }
+        Ok(n)
+    }
+
+    /// Restores a state written by [`save_state`](Self::save_state) for the same model
+    /// shape.
+    ///
+    /// # Errors
+    /// [`Error::BadState`] if the length or the tag does not match, or a value is out of
+    /// range (integer `h` beyond `i16`, non-finite f32); the state is then unchanged.
+    pub fn restore_state(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.len() != self.saved_len() {
+            return Err(Error::BadState);
+        }
+        let (body, tail) = bytes.split_at(bytes.len() - 4);
+        let words = || body.chunks_exact(4).map(le_i32);
+        let tag = self.state_tag(body.chunks_exact(4).map(|c| le_i32(c).to_le_bytes()));
+        if tag != le_i32(tail) as u32 {
+            return Err(Error::BadState);
+        }
+        // value ranges
+        let int = self.model.precision().is_int();
+        let mut w = words();
+        for l in self.model.layers() {
+            let h = l.hidden_size as usize;
+            for (k, v) in w.by_ref().take(layer_words(l)).enumerate() {
+                let ok = if !int {
+                    f32::from_bits(v as u32).is_finite()
+                } else {
+                    k >= h || (i16::MIN as i32..=i16::MAX as i32).contains(&v)
+                };
+                if !ok {
+                    return Err(Error::BadState);
+                }
+            }
+        }
+        let n = self.state_len;
+        for (dst, v) in self.state.iter_mut().take(n).zip(words()) {
+            *dst = v;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! Streaming many-to-one classification: [`Classifier`], [`Config`], [`Decision`].
+//!
+//! Frames are pushed one at a time. With a `window`, a [`Decision`] is returned after every
+//! `window` frames and the state resets (fixed-length sequences); without one, the caller
+//! ends a sequence with [`Classifier::end_sequence`]. With `smoothing`, the per-step argmax
+//! is recorded in a `heapless::HistoryBuf` of the last `K` steps and
+//! [`Classifier::smoothed`] returns their majority.
+//!
+//! # Examples
+//!
+//! ```
+//! # fn run(blob: &[u8], frames: &[[f32; 3]]) -> tinyrnn::Result<()> {
+//! use tinyrnn::{Classifier, Config, Model};
+//! let model = Model::from_blob(blob)?;
+//! let mut cfg = Config::default();
+//! cfg.window = Some(50);
+//! let mut clf = Classifier::<'_, 64, 64, 5>::new(&model, cfg)?;
+//! for f in frames {
+//!     if let Some(d) = clf.push(f)? {
+//!         // one decision per 50 frames
+//! #       let _ = d;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use heapless::HistoryBuf;
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::session::Session;
+
+/// A classification: the argmax of the model's output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Decision {
+    /// Index of the largest output (ties → the lowest index).
+    pub class: u16,
+    /// That output's value (dequantized on integer models).
+    pub score: f32,
+    /// Integer models: the raw output value (`output_frac`, Q0.15 after an activation);
+    /// f32 models: 0.
+    pub score_q: i16,
+}
+
+/// Options of a [`Classifier`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Config {
+    /// Decide (then reset) after this many frames; `None`: only on
+    /// [`end_sequence`](Classifier::end_sequence). `Some(0)` is rejected.
+    pub window: Option<u32>,
+    /// Classify after every frame and keep the last `K` decisions for
+    /// [`smoothed`](Classifier::smoothed) (costs one head evaluation per frame).
+    pub smoothing: bool,
+}
+
+/// A streaming classifier over a [`Session`]; `K` (≥ 1) is the smoothing history length.
+#[derive(Debug, Clone)]
+pub struct Classifier<'m, const STATE: usize, const SCRATCH: usize, const K: usize> {
+    session: Session<'m, STATE, SCRATCH>,
+    cfg: Config,
+    count: u32,
+    history: HistoryBuf<Decision, K>,
+}
+
+impl<'m, const STATE: usize, const SCRATCH: usize, const K: usize>
+    Classifier<'m, STATE, SCRATCH, K>
+{
+    /// A classifier in the model's initial state.
+    ///
+    /// # Errors
+    /// As [`Session::new`]; [`Error::Unsupported`] for `window: Some(0)`.
+    pub fn new(model: &'m Model<'m>, cfg: Config) -> Result<Self> {
+        if cfg.window == Some(0) {
+            return Err(Error::Unsupported);
+        }
+        Ok(Classifier {
+            session: Session::new(model)?,
+            cfg,
+            count: 0,
+            history: HistoryBuf::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> Config {
+        self.cfg
+    }
+
+    /// Frames pushed since the last reset.
+    pub fn frames(&self) -> u32 {
+        self.count
+    }
+
+    /// Pushes one raw frame. Returns `Some(decision)` when `window` frames have been pushed
+    /// since the last reset (then the state and the smoothing history reset).
+    ///
+    /// # Errors
+    /// As [`Session::step`] (the frame is then not counted).
+    pub fn push(&mut self, frame: &[f32]) -> Result<Option<Decision>> {
+        self.session.step(frame)?;
+        self.count = self.count.saturating_add(1);
+        let full = self.cfg.window.is_some_and(|w| self.count >= w);
+        if !self.cfg.smoothing && !full {
+            return Ok(None);
+        }
+        let d = self.session.classify()?;
+        if self.cfg.smoothing {
+            self.history.write(d);
+        }
+        if full {
+            self.reset();
+            return Ok(Some(d));
+        }
+        Ok(None)
+    }
+
+    /// Majority class of the last `K` per-step decisions (ties → the lowest class), with
+    /// the score of the most recent decision for that class; `None` before the first frame
+    /// or without `smoothing`. O(K²).
+    pub fn smoothed(&self) -> Option<Decision> {
+        let votes = |c: u16| self.history.iter().filter(|d| d.class == c).count();
+        let mut best: Option<(usize, Decision)> = None;
+        for d in self.history.oldest_ordered() {
+            let n = votes(d.class);
+            best = match best {
+                Some((bn, bd)) if bn > n || (bn == n && bd.class < d.class) => Some((bn, bd)),
+                // same class: keep the more recent decision (iteration is oldest first)
+                _ => Some((n, *d)),
+            };
+        }
+        best.map(|(_, d)| d)
+    }
+
+    /// Decision on the current state (the end of a variable-length sequence), then reset.
+    ///
+    /// # Errors
+    /// As [`Session::classify`].
+    pub fn end_sequence(&mut self) -> Result<Decision> {
+        let d = self.session.classify()?;
+        self.reset();
+        Ok(d)
+    }
+
+    /// Resets the state, the frame count and the smoothing history.
+    pub fn reset(&mut self) {
+        self.session.reset();
+        self.count = 0;
+        self.history.clear();
+    }
+
+    /// The underlying session.
+    pub fn session(&mut self) -> &mut Session<'m, STATE, SCRATCH> {
+        &mut self.session
+    }
+}
