@@ -1,1 +1,100 @@
-fn main() {}
+//! Project tasks: `cargo xtask <command>` (alias in `.cargo/config.toml`).
+//!
+//! ```text
+//! cargo xtask qemu [BOARD...]            build, run under QEMU, compare with the host, sizes
+//!       --show                           just print each board's decoded output
+//!       --expected cli|file              host reference: `tinyrnn run --raw` (built here) or
+//!                                        boards/common/expected.txt (default: $TINYRNN_EXPECTED or file)
+//!       --timeout SECS                   per-board QEMU time limit (default 60)
+//! cargo xtask size [BOARD...]            build + run, print flash / RAM / stack per board
+//! cargo xtask bless                      write boards/common/expected.txt from the host CLI
+//! cargo xtask make-test-blob             regenerate the bring-up data in boards/common/data/
+//! ```
+//! Boards: mps2-an386 mps2-an385 microbit mps2-an505 sifive-e (default: all). Board crates
+//! build into `target/boards/` (shared, see boards/README.md).
+
+mod boards;
+mod defmt;
+mod elf;
+mod npy;
+#[path = "../../boards/common/host/npy.rs"]
+#[allow(dead_code)]
+mod npy_read;
+mod qemu;
+mod testdata;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// The repository root (this crate lives in `<root>/xtask`).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent")
+        .to_path_buf()
+}
+
+const USAGE: &str =
+    "usage: cargo xtask qemu [--show] [--expected cli|file] [--timeout SECS] [BOARD...]
+       cargo xtask size [BOARD...]
+       cargo xtask bless
+       cargo xtask make-test-blob
+boards: mps2-an386 mps2-an385 microbit mps2-an505 sifive-e";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<bool> {
+    let Some((cmd, rest)) = args.split_first() else {
+        println!("{USAGE}");
+        return Ok(false);
+    };
+    match cmd.as_str() {
+        "qemu" | "size" => {
+            let mut opts = qemu::Options {
+                size_only: cmd == "size",
+                ..qemu::Options::default()
+            };
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--show" => opts.show = true,
+                    "--expected" => {
+                        opts.expected =
+                            qemu::Expected::parse(it.next().ok_or("--expected needs cli|file")?)?
+                    }
+                    "--timeout" => {
+                        opts.timeout = it.next().ok_or("--timeout needs seconds")?.parse()?
+                    }
+                    b if !b.starts_with('-') => opts.boards.push(boards::find(b)?),
+                    _ => return Err(format!("unknown option {a}\n{USAGE}").into()),
+                }
+            }
+            if opts.boards.is_empty() {
+                opts.boards = boards::ALL.iter().collect();
+            }
+            qemu::run(&opts)
+        }
+        "bless" => qemu::bless().map(|_| true),
+        "make-test-blob" => {
+            testdata::make(&root().join("boards/common/data"))?;
+            Ok(true)
+        }
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(true)
+        }
+        _ => Err(format!("unknown command {cmd}\n{USAGE}").into()),
+    }
+}

@@ -1,0 +1,16 @@
+//! tinyrnn on QEMU `microbit` (micro:bit (nRF51822, Cortex-M0)): runs the embedded recording and exits through semihosting.
+#![no_std]
+#![no_main]
+
+use cortex_m as _; // critical-section implementation (single core)
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+
+#[entry]
+fn main() -> ! {
+    board_common::run("microbit")
+}
+
+#[exception]
+unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
+    board_common::fault("HardFault")
+}

@@ -1,0 +1,392 @@
+//! `cargo xtask qemu` / `size` / `bless`: build the board firmware, run it under QEMU with
+//! semihosting, decode its defmt output and compare the `seq=` lines with the host.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use std::{fs, thread};
+
+use crate::boards::{self, Board};
+use crate::defmt::Table;
+use crate::npy_read::Dataset;
+use crate::{elf, root, Result};
+
+/// Where the expected `seq=` lines come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// `target/release/tinyrnn run BLOB --input REC --lengths LEN --raw`, built first.
+    Cli,
+    /// `boards/common/expected.txt` (committed; `cargo xtask bless` rewrites it).
+    File,
+}
+
+impl Expected {
+    pub fn parse(s: &str) -> Result<Expected> {
+        match s {
+            "cli" => Ok(Expected::Cli),
+            "file" => Ok(Expected::File),
+            _ => Err(format!("--expected {s}: use cli or file").into()),
+        }
+    }
+}
+
+impl Default for Expected {
+    fn default() -> Self {
+        match std::env::var("TINYRNN_EXPECTED").as_deref() {
+            Ok("cli") => Expected::Cli,
+            _ => Expected::File,
+        }
+    }
+}
+
+pub struct Options {
+    pub boards: Vec<&'static Board>,
+    pub show: bool,
+    pub size_only: bool,
+    pub expected: Expected,
+    pub timeout: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            boards: Vec::new(),
+            show: false,
+            size_only: false,
+            expected: Expected::default(),
+            timeout: 60,
+        }
+    }
+}
+
+fn dataset() -> Result<Dataset> {
+    Ok(Dataset::read(&root().join("boards/common/dataset.txt"))?)
+}
+
+fn expected_path() -> PathBuf {
+    root().join("boards/common/expected.txt")
+}
+
+/// Only the lines that must match the host byte for byte.
+fn seq_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with("seq="))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Builds the host CLI and runs it on the dataset (`--raw`), returning its stdout.
+fn cli_output() -> Result<String> {
+    let root = root();
+    let status = Command::new(cargo())
+        .args(["build", "--release", "-p", "tinyrnn-cli"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        return Err("building tinyrnn-cli failed".into());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(root.join("target"));
+    let ds = dataset()?;
+    let out = Command::new(target.join("release").join("tinyrnn"))
+        .arg("run")
+        .arg(&ds.model)
+        .arg("--input")
+        .arg(&ds.input)
+        .arg("--lengths")
+        .arg(&ds.lengths)
+        .arg("--raw")
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "tinyrnn run --raw failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+fn expected_lines(src: Expected) -> Result<Vec<String>> {
+    let text = match src {
+        Expected::Cli => cli_output()?,
+        Expected::File => fs::read_to_string(expected_path()).map_err(|e| {
+            format!(
+                "{}: {e} (run `cargo xtask bless`)",
+                expected_path().display()
+            )
+        })?,
+    };
+    let lines = seq_lines(&text);
+    if lines.is_empty() {
+        return Err(format!("the host reference ({src:?}) has no seq= lines").into());
+    }
+    Ok(lines)
+}
+
+/// `cargo xtask bless`: rewrites `boards/common/expected.txt` from the host CLI.
+pub fn bless() -> Result<()> {
+    let lines = seq_lines(&cli_output()?);
+    if lines.is_empty() {
+        return Err("tinyrnn run --raw printed no seq= lines".into());
+    }
+    fs::write(expected_path(), lines.join("\n") + "\n")?;
+    println!(
+        "wrote {} ({} lines)",
+        expected_path().display(),
+        lines.len()
+    );
+    Ok(())
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// `cargo build --release` inside the board directory, so its `.cargo/config.toml` applies.
+fn build(board: &Board) -> Result<()> {
+    let status = Command::new(cargo())
+        .args(["build", "--release"])
+        .current_dir(board.dir())
+        .env("CARGO_TARGET_DIR", boards::target_dir())
+        .status()?;
+    if !status.success() {
+        return Err(format!("{}: build failed", board.name).into());
+    }
+    Ok(())
+}
+
+/// What one QEMU run produced.
+struct RunOutput {
+    code: Option<i32>,
+    timed_out: bool,
+    lines: Vec<String>,
+    stderr: String,
+}
+
+/// The QEMU command line for `elf` (also what `cargo run` in the board directory uses).
+pub fn qemu_command(board: &Board, elf: &Path) -> Command {
+    let mut cmd = Command::new(board.qemu);
+    cmd.args(["-M", board.machine])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .args(["-display", "none", "-serial", "null", "-monitor", "none"])
+        .arg("-kernel")
+        .arg(elf);
+    cmd
+}
+
+fn run_qemu(board: &Board, timeout: Duration) -> Result<RunOutput> {
+    let elf_path = board.elf();
+    let image = fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+    let table = Table::parse(&image)?;
+    let mut child = qemu_command(board, &elf_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", board.qemu))?;
+    let mut out = child.stdout.take().ok_or("no stdout")?;
+    let mut err = child.stderr.take().ok_or("no stderr")?;
+    let reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let (code, timed_out) = loop {
+        if let Some(status) = child.try_wait()? {
+            break (status.code(), false);
+        }
+        if start.elapsed() > timeout {
+            child.kill()?;
+            child.wait()?;
+            break (None, true);
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let raw = reader.join().map_err(|_| "stdout reader panicked")?;
+    let stderr = err_reader.join().map_err(|_| "stderr reader panicked")?;
+    let lines = table.decode(&raw);
+    Ok(RunOutput {
+        code,
+        timed_out,
+        lines,
+        stderr,
+    })
+}
+
+fn field(lines: &[String], key: &str) -> Option<u64> {
+    lines.iter().find_map(|l| l.strip_prefix(key)?.parse().ok())
+}
+
+/// One board's result row.
+struct Report {
+    board: &'static Board,
+    pass: bool,
+    note: String,
+    sizes: Option<elf::Sizes>,
+    stack: Option<u64>,
+    stack_size: Option<u64>,
+}
+
+pub fn run(opts: &Options) -> Result<bool> {
+    let expected = if opts.show || opts.size_only {
+        None
+    } else {
+        Some(expected_lines(opts.expected)?)
+    };
+    let blob_len = fs::metadata(dataset()?.model)?.len();
+    let timeout = Duration::from_secs(opts.timeout);
+    let mut reports = Vec::new();
+    for &board in &opts.boards {
+        println!(
+            "== {} ({}, QEMU {} -M {})",
+            board.name, board.cpu, board.qemu, board.machine
+        );
+        let mut rep = Report {
+            board,
+            pass: false,
+            note: String::new(),
+            sizes: None,
+            stack: None,
+            stack_size: None,
+        };
+        if let Err(e) = build(board) {
+            rep.note = e.to_string();
+            reports.push(rep);
+            continue;
+        }
+        rep.sizes = fs::read(board.elf()).ok().and_then(|b| elf::sizes(&b).ok());
+        let out = match run_qemu(board, timeout) {
+            Ok(o) => o,
+            Err(e) => {
+                rep.note = format!("run failed: {e}");
+                reports.push(rep);
+                continue;
+            }
+        };
+        rep.stack = field(&out.lines, "stack_used=");
+        rep.stack_size = field(&out.lines, "stack_size=");
+        if opts.show {
+            for l in &out.lines {
+                println!("{l}");
+            }
+            if !out.stderr.trim().is_empty() {
+                eprintln!("{}", out.stderr.trim_end());
+            }
+        }
+        let status_ok = out.code == Some(0) && !out.timed_out;
+        rep.note = if out.timed_out {
+            format!("timed out after {} s", opts.timeout)
+        } else {
+            format!(
+                "exit status {}",
+                out.code.map_or("signal".into(), |c| c.to_string())
+            )
+        };
+        rep.pass = status_ok;
+        if let Some(exp) = &expected {
+            let got = seq_lines(&out.lines.join("\n"));
+            if got != *exp {
+                rep.pass = false;
+                rep.note.push_str(&format!(
+                    "; {} seq= lines differ from the host:",
+                    board.name
+                ));
+                print_diff(exp, &got);
+            } else if status_ok {
+                rep.note = format!("{} seq= lines match the host", got.len());
+            }
+            if let Some(acc) = out.lines.iter().find(|l| l.starts_with("accuracy=")) {
+                rep.note.push_str(&format!(", {acc}"));
+            } else {
+                rep.pass = false;
+                rep.note.push_str(", no accuracy= line");
+            }
+        }
+        if !status_ok && !opts.show {
+            for l in out.lines.iter().filter(|l| !l.starts_with("seq=")) {
+                println!("  | {l}");
+            }
+            if !out.stderr.trim().is_empty() {
+                println!("  | qemu: {}", out.stderr.trim_end());
+            }
+        }
+        reports.push(rep);
+    }
+
+    println!();
+    println!(
+        "{:<11} {:>8} {:>8} {:>6} {:>7} {:>8} {:>8} {:>7} {:>9}",
+        "board", "text", "rodata", "data", "bss", "flash", "ram", "blob", "stack"
+    );
+    for r in &reports {
+        let s = r.sizes.unwrap_or_default();
+        let stack = match (r.stack, r.stack_size) {
+            (Some(u), Some(t)) => format!("{u}/{t}"),
+            (Some(u), None) => u.to_string(),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<11} {:>8} {:>8} {:>6} {:>7} {:>8} {:>8} {:>7} {:>9}",
+            r.board.name,
+            s.text,
+            s.rodata,
+            s.data,
+            s.bss,
+            s.flash(),
+            s.ram(),
+            blob_len,
+            stack
+        );
+    }
+    println!("(bytes; flash = text + rodata + data, rodata includes the blob and the recording;");
+    println!(" ram = data + bss, without the stack; stack = high-water mark / stack region)");
+    println!();
+    let mut all = true;
+    for r in &reports {
+        let verdict = if opts.size_only || opts.show {
+            if r.pass {
+                "OK  "
+            } else {
+                "FAIL"
+            }
+        } else if r.pass {
+            "PASS"
+        } else {
+            "FAIL"
+        };
+        all &= r.pass;
+        println!("{verdict} {:<11} {}", r.board.name, r.note);
+    }
+    Ok(all)
+}
+
+fn print_diff(expected: &[String], got: &[String]) {
+    let n = expected.len().max(got.len());
+    let mut shown = 0;
+    for i in 0..n {
+        let (e, g) = (expected.get(i), got.get(i));
+        if e != g {
+            println!("  - {}", e.map_or("<missing>", |s| s.as_str()));
+            println!("  + {}", g.map_or("<missing>", |s| s.as_str()));
+            shown += 1;
+            if shown == 5 {
+                println!(
+                    "  ... ({} lines expected, {} received)",
+                    expected.len(),
+                    got.len()
+                );
+                break;
+            }
+        }
+    }
+}
