@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use tinyrnn::{Model, Precision};
+use tinyrnn::{F32Math, Model, Precision};
 
 use crate::data::Sequences;
 use crate::import::{self, FileKind, ImportOptions};
@@ -20,6 +20,8 @@ use crate::ir::FloatModel;
 pub struct Blob {
     /// The blob's bytes.
     pub bytes: Vec<u8>,
+    /// Transcendental functions of the f32 path (`Fast` = micromath, the MCU default).
+    pub f32_math: F32Math,
 }
 
 impl Blob {
@@ -29,7 +31,10 @@ impl Blob {
     /// The loader's error, as text.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
         Model::from_blob(&bytes).map_err(|e| anyhow!("invalid blob: {e}"))?;
-        Ok(Blob { bytes })
+        Ok(Blob {
+            bytes,
+            f32_math: F32Math::Fast,
+        })
     }
 
     /// The decoded model (borrows the bytes; cheap).
@@ -262,12 +267,12 @@ pub fn run(
     };
     match m {
         Runnable::Float(fm) => {
-            for i in 0..x.n {
+            for (i, &len) in lengths.iter().enumerate() {
                 let mut st = fm.initial_state();
-                for t in 0..lengths[i] {
+                for t in 0..len {
                     fm.step(&mut st, x.frame(i, t), &mut ());
                     let keep = match steps {
-                        Steps::Last => (t + 1 == lengths[i]).then_some(0),
+                        Steps::Last => (t + 1 == len).then_some(0),
                         Steps::All => Some(t),
                     };
                     if let Some(k) = keep {
@@ -293,16 +298,53 @@ pub fn run(
     })
 }
 
+/// Capacity of the host's sessions: enough for any blob the loader accepts.
+const STATE_WORDS: usize = 2 * tinyrnn::MAX_LAYERS * tinyrnn::MAX_DIM;
+/// Scratch words: `[x; h]` plus `r ⊙ h`, one word per value (f32 path, the largest).
+const SCRATCH_WORDS: usize = 3 * tinyrnn::MAX_DIM;
+
+fn core_err(e: tinyrnn::Error) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_blob(
-    _b: &Blob,
-    _x: &Sequences,
-    _lengths: &[usize],
-    _steps: Steps,
-    _t_keep: usize,
-    _c: usize,
-    _y: &mut [f64],
-    _y_q: Option<&mut [i16]>,
+    b: &Blob,
+    x: &Sequences,
+    lengths: &[usize],
+    steps: Steps,
+    t_keep: usize,
+    c: usize,
+    y: &mut [f64],
+    mut y_q: Option<&mut [i16]>,
 ) -> Result<()> {
-    bail!("running a blob needs tinyrnn::Session, which this build of the core does not have yet")
+    let model = b.model();
+    let mut s: Box<tinyrnn::Session<'_, STATE_WORDS, SCRATCH_WORDS>> =
+        Box::new(tinyrnn::Session::new(&model).map_err(core_err)?);
+    s.set_f32_math(b.f32_math).map_err(core_err)?;
+    let mut out = vec![0f32; c];
+    let mut out_q = vec![0i16; c];
+    for (i, &len) in lengths.iter().enumerate() {
+        s.reset();
+        for t in 0..len {
+            s.step(x.frame(i, t))
+                .map_err(|e| anyhow!("sequence {i}, frame {t}: {e}"))?;
+            let keep = match steps {
+                Steps::Last => (t + 1 == len).then_some(0),
+                Steps::All => Some(t),
+            };
+            if let Some(k) = keep {
+                let o = (i * t_keep + k) * c;
+                s.output(&mut out).map_err(core_err)?;
+                for (d, v) in y[o..o + c].iter_mut().zip(&out) {
+                    *d = *v as f64;
+                }
+                if let Some(q) = y_q.as_deref_mut() {
+                    s.output_q(&mut out_q).map_err(core_err)?;
+                    q[o..o + c].copy_from_slice(&out_q);
+                }
+            }
+        }
+    }
+    Ok(())
 }

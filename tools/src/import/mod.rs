@@ -6,6 +6,7 @@
 
 pub mod norm;
 pub mod onnx;
+pub mod onnx_tensor;
 pub mod proto;
 pub mod safetensors;
 
