@@ -70,3 +70,53 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Generator<'m, STATE, SCRATCH>
         &mut self.session
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+    use crate::{CellKind, Precision, RnnAct};
+
+    /// No head: the output is h and is fed back as the next input.
+    #[test]
+    fn feeds_h_back() {
+        let mut rng = Rng(21);
+        let m = single_layer(FLayer::random(
+            &mut rng,
+            CellKind::Rnn(RnnAct::Tanh),
+            3,
+            3,
+            2.0,
+        ));
+        for p in [Precision::F32, Precision::Int16] {
+            let b = blob(&m, p, &frames(&mut rng, 20, 3, 1.0));
+            let model = Model::from_blob(&b).unwrap();
+            let mut g = Generator::<4, 8>::new(&model).unwrap();
+            let mut s = Session::<4, 8>::new(&model).unwrap();
+            g.prime(&[0.5, -0.25, 1.0]).unwrap();
+            s.step(&[0.5, -0.25, 1.0]).unwrap();
+            let mut prev = [9.0f32; 3];
+            for _ in 0..5 {
+                let mut y = [0.0f32; 3];
+                g.next(&mut y).unwrap();
+                let mut want = [0.0f32; 3];
+                s.output(&mut want).unwrap();
+                assert_eq!(y, want, "{p:?}");
+                assert_ne!(y, prev, "the sequence moves");
+                if p.is_int() {
+                    // requantized Q0.15 → x_frac, ties up
+                    let (of, xf) = (15, model.layers()[0].x_frac as u32);
+                    let mut q = [0i16; 3];
+                    s.output_q(&mut q).unwrap();
+                    s.step_q(&q.map(|v| crate::session::rescale_q(v, of, xf)))
+                        .unwrap();
+                } else {
+                    s.step(&want).unwrap(); // no normalization in this model
+                }
+                prev = y;
+            }
+            g.session().reset();
+            assert_eq!(g.session().state(), [0; 3]);
+        }
+    }
+}

@@ -611,3 +611,37 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rescale_rounds_and_saturates() {
+        assert_eq!(rescale_q(100, 12, 14), 400);
+        assert_eq!(rescale_q(20000, 12, 14), i16::MAX);
+        assert_eq!(rescale_q(-20000, 12, 14), i16::MIN);
+        assert_eq!(rescale_q(6, 15, 13), 2); // 1.5 → 2 (ties up)
+        assert_eq!(rescale_q(-6, 15, 13), -1); // −1.5 → −1
+        assert_eq!(rescale_q(-7, 15, 13), -2);
+        assert_eq!(rescale_q(i16::MIN, 15, 0), -1);
+        assert_eq!(rescale_q(1234, 9, 9), 1234);
+    }
+
+    #[test]
+    fn normalization() {
+        let off: Vec<u8> = [1.0f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let sc: Vec<u8> = [0.5f32, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let n = NormDesc {
+            offset: &off,
+            scale: &sc,
+        };
+        let v: Vec<f32> = normalized(&[3.0, 1.0], Some(&n)).collect();
+        assert_eq!(v, [1.0, 12.0]);
+        let v: Vec<f32> = normalized(&[3.0, 1.0], None).collect();
+        assert_eq!(v, [3.0, 1.0]);
+    }
+}

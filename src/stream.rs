@@ -156,3 +156,53 @@ impl<'m, const STATE: usize, const SCRATCH: usize, const K: usize>
         &mut self.session
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+    use crate::{CellKind, Precision, RnnAct};
+
+    #[test]
+    fn config_default_and_validation() {
+        let cfg = Config::default();
+        assert_eq!((cfg.window, cfg.smoothing), (None, false));
+        let mut rng = Rng(3);
+        let m = single_layer(FLayer::random(
+            &mut rng,
+            CellKind::Rnn(RnnAct::Tanh),
+            2,
+            3,
+            1.0,
+        ));
+        let b = blob(&m, Precision::Int16, &frames(&mut rng, 10, 2, 1.0));
+        let model = Model::from_blob(&b).unwrap();
+        let bad = Config {
+            window: Some(0),
+            smoothing: false,
+        };
+        assert_eq!(
+            Classifier::<4, 4, 2>::new(&model, bad).err(),
+            Some(Error::Unsupported)
+        );
+        let small = Classifier::<2, 4, 2>::new(&model, cfg).err();
+        assert_eq!(
+            small,
+            Some(Error::TooLarge {
+                needed: 3,
+                capacity: 2
+            })
+        );
+        // window of 1: a decision on every push, the state reset each time
+        let one = Config {
+            window: Some(1),
+            smoothing: true,
+        };
+        let mut c = Classifier::<4, 4, 2>::new(&model, one).unwrap();
+        let d1 = c.push(&[0.5, 0.5]).unwrap().unwrap();
+        let d2 = c.push(&[0.5, 0.5]).unwrap().unwrap();
+        assert_eq!(d1, d2);
+        assert_eq!(c.smoothed(), None, "history is per sequence");
+        assert_eq!(c.config(), one);
+    }
+}

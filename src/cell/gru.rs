@@ -103,3 +103,98 @@ pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, linear_before_reset: bool, io
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::*;
+    use crate::{CellKind, F32Math, Precision};
+
+    /* candle-nn/tests/rnn.rs: verified against PyTorch with
+    import torch
+    from torch import nn
+    gru = nn.GRU(2, 3, 1)
+    gru.weight_ih_l0 = torch.nn.Parameter(torch.arange(0., 18.).reshape(9, 2).cos())
+    gru.weight_hh_l0 = torch.nn.Parameter(torch.arange(0., 27.).reshape(9, 3).sin())
+    gru.bias_ih_l0 = torch.nn.Parameter(torch.tensor([-1., 1., -0.5, 2, -1, 1, -0.5, 2, -1]))
+    gru.bias_hh_l0 = torch.nn.Parameter(torch.tensor([-1., 1., -0.5, 2, -1, 1, -0.5, 2, -1]).cos())
+    state = torch.zeros((1, 3))
+    for inp in [3., 1., 4., 1., 5., 9., 2.]:
+        inp = torch.tensor([[inp, inp * 0.5]])
+        _out, state = gru(inp, state)
+    print(state)
+    # tensor([[ 0.0579,  0.8836, -0.9991]], grad_fn=<SqueezeBackward1>)
+    */
+    const TORCH_H: [f64; 3] = [0.0579, 0.8836, -0.9991];
+
+    fn candle(linear_before_reset: bool) -> FModel {
+        single_layer(candle_layer(CellKind::Gru {
+            linear_before_reset,
+        }))
+    }
+
+    fn final_h(m: &FModel, p: Precision, math: F32Math) -> Vec<f64> {
+        let x = candle_inputs();
+        session_states(m, p, math, &x, &x)
+            .pop()
+            .unwrap()
+            .pop()
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn reference_matches_pytorch() {
+        let st = candle(true).run_states(&candle_inputs()).pop().unwrap();
+        assert!(max_abs_diff(&st.h[0], &TORCH_H) <= 6e-5, "{:?}", st.h);
+    }
+
+    #[test]
+    fn f32_matches_pytorch() {
+        let h = final_h(&candle(true), Precision::F32, F32Math::Fast);
+        let e = max_abs_diff(&h, &TORCH_H);
+        println!("gru candle f32 fast: h err {e:.2e}");
+        // micromath: ≤ 1.1e-3 per tanh, ≤ 5.3e-4 per sigmoid, damped by (1 − z)
+        assert!(e <= 2e-3, "{h:?}");
+        if cfg!(feature = "libm") {
+            let h = final_h(&candle(true), Precision::F32, F32Math::Accurate);
+            let e = max_abs_diff(&h, &TORCH_H);
+            println!("gru candle f32 accurate: h err {e:.2e}");
+            assert!(e <= 6e-5, "{h:?}");
+        }
+    }
+
+    /// Integer GRU vs PyTorch's values: int16 within 4 LSB-scale errors of the activations
+    /// (≈ 1e-4 plus the 0.5e-4 printing precision), int8 within the weight resolution:
+    /// per-row int8 rounding is ≤ max|w|/254 ≈ 4e-3 per weight, times |x| ≤ 9 on two inputs.
+    #[test]
+    fn int_matches_pytorch() {
+        for (p, tol) in [(Precision::Int16, 3e-4), (Precision::Int8, 3e-2)] {
+            let h = final_h(&candle(true), p, F32Math::Fast);
+            let e = max_abs_diff(&h, &TORCH_H);
+            println!("gru candle {p:?}: h err {e:.2e}");
+            assert!(e <= tol, "{p:?} {h:?}");
+        }
+    }
+
+    /// The reset-before variant has no PyTorch vector: f32 / int vs the f64 reference,
+    /// which differs from the linear-before-reset result (so the variant is really used).
+    #[test]
+    fn reset_before_vs_reference() {
+        let m = candle(false);
+        let want = m.run_states(&candle_inputs()).pop().unwrap().h.remove(0);
+        assert!(
+            max_abs_diff(&want, &TORCH_H) > 1e-2,
+            "variants should differ: {want:?}"
+        );
+        for (p, tol) in [
+            (Precision::F32, 2e-3),
+            (Precision::Int16, 3e-4),
+            (Precision::Int8, 3e-2),
+        ] {
+            let h = final_h(&m, p, F32Math::Fast);
+            let e = max_abs_diff(&h, &want);
+            println!("gru reset-before candle weights {p:?}: h err {e:.2e}");
+            assert!(e <= tol, "{p:?} {h:?} vs {want:?}");
+        }
+    }
+}

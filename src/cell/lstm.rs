@@ -108,3 +108,76 @@ pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) 
         *h_j = (M::sigmoid(pre_o) * M::tanh(c_new)).to_bits() as i32;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::*;
+    use crate::{CellKind, F32Math, Precision};
+
+    /* candle-nn/tests/rnn.rs: verified against PyTorch with
+    import torch
+    from torch import nn
+    lstm = nn.LSTM(2, 3, 1)
+    lstm.weight_ih_l0 = torch.nn.Parameter(torch.arange(0., 24.).reshape(12, 2).cos())
+    lstm.weight_hh_l0 = torch.nn.Parameter(torch.arange(0., 36.).reshape(12, 3).sin())
+    lstm.bias_ih_l0 = torch.nn.Parameter(torch.tensor([-1., 1., -0.5, 2, -1, 1, -0.5, 2, -1, 1, -0.5, 2]))
+    lstm.bias_hh_l0 = torch.nn.Parameter(torch.tensor([-1., 1., -0.5, 2, -1, 1, -0.5, 2, -1, 1, -0.5, 2]).cos())
+    state = torch.zeros((1, 3)), torch.zeros((1, 3))
+    for inp in [3., 1., 4., 1., 5., 9., 2.]:
+        inp = torch.tensor([[inp, inp * 0.5]])
+        _out, state = lstm(inp, state)
+    print(state)
+    # (tensor([[ 0.9919,  0.1738, -0.1451]], grad_fn=...), tensor([[ 5.7250,  0.4458, -0.2908]], grad_fn=...))
+    */
+    const TORCH_H: [f64; 3] = [0.9919, 0.1738, -0.1451];
+    const TORCH_C: [f64; 3] = [5.7250, 0.4458, -0.2908];
+
+    fn candle() -> FModel {
+        single_layer(candle_layer(CellKind::Lstm { peepholes: false }))
+    }
+
+    fn final_state(p: Precision, math: F32Math) -> (Vec<f64>, Vec<f64>) {
+        let x = candle_inputs();
+        session_states(&candle(), p, math, &x, &x)
+            .pop()
+            .unwrap()
+            .pop()
+            .unwrap()
+    }
+
+    #[test]
+    fn reference_matches_pytorch() {
+        let st = candle().run_states(&candle_inputs()).pop().unwrap();
+        // PyTorch printed 4 decimals: ≤ 0.5e-4 plus f32-vs-f64 weights.
+        assert!(max_abs_diff(&st.h[0], &TORCH_H) <= 6e-5, "{:?}", st.h);
+        assert!(max_abs_diff(&st.c[0], &TORCH_C) <= 6e-5, "{:?}", st.c);
+    }
+
+    #[test]
+    fn f32_fast_matches_pytorch() {
+        let (h, c) = final_state(Precision::F32, F32Math::Fast);
+        let (eh, ec) = (max_abs_diff(&h, &TORCH_H), max_abs_diff(&c, &TORCH_C));
+        println!("lstm candle f32 fast: h err {eh:.2e}, c err {ec:.2e}");
+        // micromath sigmoid/tanh errors ≤ 1.1e-3 per call, a few calls per unit and step.
+        assert!(eh <= 3e-3 && ec <= 1e-2, "{h:?} {c:?}");
+    }
+
+    #[cfg(feature = "libm")]
+    #[test]
+    fn f32_accurate_matches_pytorch() {
+        let (h, c) = final_state(Precision::F32, F32Math::Accurate);
+        let (eh, ec) = (max_abs_diff(&h, &TORCH_H), max_abs_diff(&c, &TORCH_C));
+        println!("lstm candle f32 accurate: h err {eh:.2e}, c err {ec:.2e}");
+        // the 4 printed decimals only
+        assert!(eh <= 6e-5 && ec <= 6e-5, "{h:?} {c:?}");
+    }
+
+    #[test]
+    fn int_matches_pytorch() {
+        for p in [Precision::Int16, Precision::Int8] {
+            let (h, c) = final_state(p, F32Math::Fast);
+            let (eh, ec) = (max_abs_diff(&h, &TORCH_H), max_abs_diff(&c, &TORCH_C));
+            println!("lstm candle {p:?}: h err {eh:.2e}, c err {ec:.2e}");
+        }
+    }
+}
