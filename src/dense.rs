@@ -15,7 +15,7 @@ use core::num::NonZeroU64;
 
 use crate::activation::{exp_q, sigmoid_q, tanh_q, Math};
 use crate::fxp::sat_i16;
-use crate::kernel::{le_f32, le_requant, pre_f32, IntKernel};
+use crate::kernel::{le_f32, le_requant, pre_f32, IntKernel, Rows};
 use crate::model::{pad4, DenseDesc, OutputAct};
 
 /// The integer head's rows: `y_r` in the requant target format, one per output.
@@ -23,11 +23,8 @@ pub(crate) fn int_logits<'a, K: IntKernel>(
     d: &DenseDesc<'a>,
     x: &'a [u32],
 ) -> impl Iterator<Item = i32> + Clone + 'a {
-    let row = pad4(d.in_size as usize)
-        .saturating_mul(K::WEIGHT_BYTES)
-        .max(1);
-    d.weight
-        .chunks_exact(row)
+    let row = pad4(d.in_size as usize).saturating_mul(K::WEIGHT_BYTES);
+    Rows::new(d.weight, row)
         .zip(d.bias.chunks_exact(K::BIAS_BYTES))
         .zip(d.rq.chunks_exact(crate::fxp::Requant::BYTES))
         .map(move |((w, b), rq)| K::pre(w, x, b, le_requant(rq)))
@@ -38,9 +35,8 @@ pub(crate) fn f32_logits<'a>(
     d: &DenseDesc<'a>,
     x: &'a [u32],
 ) -> impl Iterator<Item = f32> + Clone + 'a {
-    let row = pad4(d.in_size as usize).saturating_mul(4).max(1);
-    d.weight
-        .chunks_exact(row)
+    let row = pad4(d.in_size as usize).saturating_mul(4);
+    Rows::new(d.weight, row)
         .zip(d.bias.chunks_exact(4))
         .map(move |(w, b)| pre_f32(w, x, le_f32(b)))
 }

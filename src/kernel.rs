@@ -186,6 +186,41 @@ pub(crate) fn le_requant(b: &[u8]) -> Requant {
     }
 }
 
+/// Consecutive `len`-byte rows of a tensor. Unlike `chunks_exact` it has no panic path
+/// (no zero-size check): it stops when fewer than `len` bytes remain.
+#[derive(Debug, Clone)]
+pub(crate) struct Rows<'a> {
+    rest: &'a [u8],
+    len: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// Rows of `len` bytes of `bytes`.
+    #[inline(always)]
+    pub(crate) fn new(bytes: &'a [u8], len: usize) -> Self {
+        Rows { rest: bytes, len }
+    }
+}
+
+impl<'a> Iterator for Rows<'a> {
+    type Item = &'a [u8];
+    #[inline(always)]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (row, rest) = self.rest.split_at_checked(self.len)?;
+        self.rest = rest;
+        Some(row)
+    }
+}
+
+/// Bytes `g·n .. (g+1)·n` of `bytes` (empty if out of range: never after validation).
+#[inline(always)]
+pub(crate) fn block(bytes: &[u8], g: usize, n: usize) -> &[u8] {
+    g.checked_mul(n)
+        .and_then(|start| bytes.get(start..))
+        .and_then(|b| b.get(..n))
+        .unwrap_or(&[])
+}
+
 /// Packs `i16` values two per word (low half = even index) into `dst`, zero-filling the
 /// words (and the half word) past the end of `src`.
 #[inline]

@@ -46,7 +46,7 @@
 //! * **f32**: `f32` little-endian per weight, natural order. Biases are `f32`.
 //!
 //! Rows stack the gates in PyTorch order: LSTM `i, f, g, o`; GRU `r, z, n`; RNN one gate.
-//! Integer models carry a [`Requant`](crate::fxp::Requant) record (5 bytes) per row for the
+//! Integer models carry a [`Requant`] record (5 bytes) per row for the
 //! input-to-hidden and for the hidden-to-hidden product; f32 models carry none.
 //!
 //! # Stability

@@ -15,7 +15,7 @@
 //! # Input conversion (integer models)
 //!
 //! `x = (raw − offset)·scale` in f32 if the model has a normalization, then
-//! [`quantize_f32`](crate::fxp::quantize_f32)`(x, layers[0].x_frac)`: IEEE basic operations
+//! [`quantize_f32`]`(x, layers[0].x_frac)`: IEEE basic operations
 //! only, so bit-identical on every target.
 //!
 //! # Examples
@@ -514,7 +514,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
 
     /// Bytes [`save_state`](Self::save_state) writes: 4 per state word plus a 4-byte tag.
     pub fn saved_len(&self) -> usize {
-        4 * self.state_len + 4
+        self.state_len.saturating_mul(4).saturating_add(4)
     }
 
     /// CRC-32 of the model's shape (precision, dimensions, cells, formats) followed by the
@@ -555,13 +555,11 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     /// [`Error::LengthMismatch`] if `out` is shorter than [`saved_len`](Self::saved_len).
     pub fn save_state(&self, out: &mut [u8]) -> Result<usize> {
         let n = self.saved_len();
-        if out.len() < n {
-            return Err(Error::LengthMismatch {
-                expected: n,
-                got: out.len(),
-            });
-        }
-        let (body, tail) = out.split_at_mut(n - 4);
+        let got = out.len();
+        let out = out
+            .get_mut(..n)
+            .ok_or(Error::LengthMismatch { expected: n, got })?;
+        let (body, tail) = out.split_at_mut(n.saturating_sub(4));
         for (c, w) in body.chunks_exact_mut(4).zip(self.state()) {
             c.copy_from_slice(&w.to_le_bytes());
         }
@@ -582,7 +580,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         if bytes.len() != self.saved_len() {
             return Err(Error::BadState);
         }
-        let (body, tail) = bytes.split_at(bytes.len() - 4);
+        let (body, tail) = bytes.split_at(bytes.len().saturating_sub(4));
         let words = || body.chunks_exact(4).map(le_i32);
         let tag = self.state_tag(body.chunks_exact(4).map(|c| le_i32(c).to_le_bytes()));
         if tag != le_i32(tail) as u32 {

@@ -13,10 +13,8 @@ pub(crate) mod gru;
 pub(crate) mod lstm;
 pub(crate) mod rnn;
 
-use core::slice::ChunksExact;
-
 use crate::activation::Math;
-use crate::kernel::{le_f32, le_i16, le_requant, pre_f32, IntKernel};
+use crate::kernel::{block, le_f32, le_i16, le_requant, pre_f32, IntKernel, Rows};
 use crate::model::{pad4, CellKind, LayerDesc};
 
 /// The operands of one layer step.
@@ -33,21 +31,15 @@ pub(crate) struct Io<'s> {
     pub cs: &'s mut [i32],
 }
 
-/// `bytes` split in chunks of `n`, the `g`-th one (empty if absent: never after validation).
-#[inline]
-fn block(bytes: &[u8], g: usize, n: usize) -> &[u8] {
-    bytes.chunks_exact(n.max(1)).nth(g).unwrap_or(&[])
-}
-
 /// The rows of one gate, yielded unit by unit: weights, biases and requant records of the
 /// input and the hidden product.
 pub(crate) struct Gate<'a> {
-    w_ih: ChunksExact<'a, u8>,
-    w_hh: ChunksExact<'a, u8>,
-    b_ih: ChunksExact<'a, u8>,
-    b_hh: ChunksExact<'a, u8>,
-    rq_ih: ChunksExact<'a, u8>,
-    rq_hh: ChunksExact<'a, u8>,
+    w_ih: Rows<'a>,
+    w_hh: Rows<'a>,
+    b_ih: Rows<'a>,
+    b_hh: Rows<'a>,
+    rq_ih: Rows<'a>,
+    rq_hh: Rows<'a>,
 }
 
 impl<'a> Gate<'a> {
@@ -68,17 +60,16 @@ impl<'a> Gate<'a> {
     fn new(l: &LayerDesc<'a>, g: usize, wb: usize, bb: usize) -> Self {
         let h = l.hidden_size as usize;
         // Bounded by MAX_DIM: ≤ 256 · 1024 bytes; saturating only to avoid a panic path.
-        let row_ih = pad4(l.input_size as usize).saturating_mul(wb).max(1);
-        let row_hh = pad4(h).saturating_mul(wb).max(1);
-        let bb = bb.max(1);
+        let row_ih = pad4(l.input_size as usize).saturating_mul(wb);
+        let row_hh = pad4(h).saturating_mul(wb);
         let rq = crate::fxp::Requant::BYTES;
         Gate {
-            w_ih: block(l.w_ih, g, h.saturating_mul(row_ih)).chunks_exact(row_ih),
-            w_hh: block(l.w_hh, g, h.saturating_mul(row_hh)).chunks_exact(row_hh),
-            b_ih: block(l.b_ih, g, h.saturating_mul(bb)).chunks_exact(bb),
-            b_hh: block(l.b_hh, g, h.saturating_mul(bb)).chunks_exact(bb),
-            rq_ih: block(l.rq_ih, g, h.saturating_mul(rq)).chunks_exact(rq),
-            rq_hh: block(l.rq_hh, g, h.saturating_mul(rq)).chunks_exact(rq),
+            w_ih: Rows::new(block(l.w_ih, g, h.saturating_mul(row_ih)), row_ih),
+            w_hh: Rows::new(block(l.w_hh, g, h.saturating_mul(row_hh)), row_hh),
+            b_ih: Rows::new(block(l.b_ih, g, h.saturating_mul(bb)), bb),
+            b_hh: Rows::new(block(l.b_hh, g, h.saturating_mul(bb)), bb),
+            rq_ih: Rows::new(block(l.rq_ih, g, h.saturating_mul(rq)), rq),
+            rq_hh: Rows::new(block(l.rq_hh, g, h.saturating_mul(rq)), rq),
         }
     }
 
@@ -113,14 +104,17 @@ impl<'a> Gate<'a> {
 }
 
 /// Peephole weights of one gate (`i`, `f` or `o`), yielded unit by unit.
-pub(crate) struct Peep<'a>(ChunksExact<'a, u8>);
+pub(crate) struct Peep<'a>(Rows<'a>);
 
 impl<'a> Peep<'a> {
     /// Gate `k` (0 = i, 1 = f, 2 = o) of layer `l`'s peepholes, `ab` bytes per value.
     /// Empty (yields nothing) if the layer has none.
     pub(crate) fn new(l: &LayerDesc<'a>, k: usize, ab: usize) -> Self {
         let h = l.hidden_size as usize;
-        Peep(block(l.peephole, k, h.saturating_mul(ab)).chunks_exact(ab.max(1)))
+        Peep(Rows::new(
+            block(l.peephole, k, h.saturating_mul(ab)),
+            ab.max(1),
+        ))
     }
     /// The next unit's `i16` weight (0 if none).
     #[inline(always)]
