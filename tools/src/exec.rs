@@ -124,6 +124,25 @@ pub fn load(path: &Path, opts: &ImportOptions) -> Result<Runnable> {
     )?))
 }
 
+/// `--f32-math` values: the transcendental functions of a float32 blob's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum F32MathArg {
+    /// micromath approximations: what the MCU runs by default.
+    #[default]
+    Fast,
+    /// libm: matches PyTorch to about 1e-6.
+    Accurate,
+}
+
+impl From<F32MathArg> for F32Math {
+    fn from(a: F32MathArg) -> Self {
+        match a {
+            F32MathArg::Fast => F32Math::Fast,
+            F32MathArg::Accurate => F32Math::Accurate,
+        }
+    }
+}
+
 /// Which outputs to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Steps {

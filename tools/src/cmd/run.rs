@@ -32,6 +32,9 @@ pub struct Args {
     /// of an integer blob (the firmware prints the same lines).
     #[arg(long)]
     pub raw: bool,
+    /// float32 blobs: `fast` (micromath, the MCU default) or `accurate` (libm).
+    #[arg(long, value_enum, default_value = "fast")]
+    pub f32_math: exec::F32MathArg,
     #[command(flatten)]
     pub import: ImportArgs,
 }
@@ -41,7 +44,10 @@ pub struct Args {
 /// # Errors
 /// Unreadable or invalid model/data, shape mismatches, unwritable output.
 pub fn run(args: &Args) -> Result<()> {
-    let model = exec::load(&args.model, &args.import.options())?;
+    let mut model = exec::load(&args.model, &args.import.options())?;
+    if let exec::Runnable::Blob(b) = &mut model {
+        b.f32_math = args.f32_math.into();
+    }
     let x = data::read_inputs(&args.input)?;
     x.expect_features(model.input_size(), &format!("{}", args.model.display()))
         .with_context(|| format!("{}", args.input.display()))?;

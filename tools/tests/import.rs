@@ -1,0 +1,477 @@
+//! Importers against the PyTorch / onnxruntime references in `tests/data/`: every golden
+//! case in both formats, the trained JapaneseVowels classifiers and the predictor, the
+//! importer's handling of graph variants, and its one-line rejections.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use tinyrnn::{CellKind, OutputAct, RnnAct};
+use tinyrnn_cli::data::{self, Sequences};
+use tinyrnn_cli::exec::{self, Runnable, Steps};
+use tinyrnn_cli::import::{self, ImportOptions};
+use tinyrnn_cli::ir::FloatModel;
+
+/// The bound for float `run` vs PyTorch.
+const TOL: f64 = 5e-5;
+
+fn opts_for(meta: &serde_json::Value) -> ImportOptions {
+    ImportOptions {
+        rnn_activation: match meta["rnn_activation"].as_str() {
+            Some("relu") => Some(RnnAct::Relu),
+            _ => None,
+        },
+        normalize: None,
+        output_act: match meta["output_activation"].as_str() {
+            Some("softmax") => Some(OutputAct::Softmax),
+            Some("sigmoid") => Some(OutputAct::Sigmoid),
+            _ => None,
+        },
+    }
+}
+
+fn run_all(m: &FloatModel, x: &Sequences, lengths: Option<&[usize]>) -> exec::Outputs {
+    exec::run(&Runnable::Float(m.clone()), x, lengths, Steps::All).unwrap()
+}
+
+fn check_structure(case: &str, m: &FloatModel, meta: &serde_json::Value) {
+    let hs: Vec<usize> = meta["hidden_sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(
+        m.layers.iter().map(|l| l.hidden_size).collect::<Vec<_>>(),
+        hs,
+        "{case}"
+    );
+    assert_eq!(m.input_size, meta["input_size"].as_u64().unwrap() as usize);
+    assert_eq!(
+        m.output_size(),
+        meta["output_size"].as_u64().unwrap() as usize
+    );
+    assert_eq!(
+        m.head.is_some(),
+        meta["has_head"].as_bool().unwrap(),
+        "{case}"
+    );
+    let want_act = match meta["output_activation"].as_str().unwrap() {
+        "softmax" => OutputAct::Softmax,
+        "sigmoid" => OutputAct::Sigmoid,
+        _ => OutputAct::Identity,
+    };
+    assert_eq!(m.output_act, want_act, "{case}");
+    for l in &m.layers {
+        let ok = match (meta["cell"].as_str().unwrap(), l.cell) {
+            ("lstm", CellKind::Lstm { peepholes }) => {
+                peepholes == meta["peepholes"].as_bool().unwrap_or(false)
+            }
+            (
+                "gru",
+                CellKind::Gru {
+                    linear_before_reset,
+                },
+            ) => linear_before_reset == meta["linear_before_reset"].as_bool().unwrap_or(true),
+            ("rnn", CellKind::Rnn(a)) => {
+                (a == RnnAct::Relu) == (meta["rnn_activation"].as_str() == Some("relu"))
+            }
+            _ => false,
+        };
+        assert!(ok, "{case}: cell {:?} vs meta", l.cell);
+    }
+    if let Some(init) = meta.get("initial_state").filter(|v| !v.is_null()) {
+        let h0: Vec<f32> = init["initial_h"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let c0: Vec<f32> = init["initial_c"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(m.layers[0].h0.as_deref(), Some(&h0[..]), "{case} h0");
+        assert_eq!(m.layers[0].c0.as_deref(), Some(&c0[..]), "{case} c0");
+    } else {
+        assert!(m.layers.iter().all(|l| l.h0.is_none() && l.c0.is_none()));
+    }
+}
+
+/// Every golden case, ONNX and (where present) safetensors, matches `y_all.npy` at every step.
+#[test]
+fn golden_cases_match_reference() {
+    let mut report = Vec::new();
+    for case in golden_cases() {
+        let meta = meta(&case);
+        let x = data::read_inputs(&golden(&case, "x.npy")).unwrap();
+        let y = npy(&golden(&case, "y_all.npy"));
+        let mut formats = vec!["model.onnx"];
+        if meta["has_safetensors"].as_bool() == Some(true) {
+            formats.push("model.safetensors");
+        }
+        for f in formats {
+            let path = golden(&case, f);
+            let opts = if f.ends_with("onnx") {
+                ImportOptions::default()
+            } else {
+                opts_for(&meta)
+            };
+            let m =
+                import::load_model(&path, &opts).unwrap_or_else(|e| panic!("{case}/{f}: {e:#}"));
+            check_structure(&case, &m, &meta);
+            let out = run_all(&m, &x, None);
+            assert_eq!(out.shape(), y.shape, "{case}/{f}");
+            let err = max_abs(&out.y, &y.data);
+            report.push(format!("{case}/{f}: max abs {err:.3e}"));
+            assert!(err <= TOL, "{case}/{f}: max abs error {err:e} > {TOL:e}");
+        }
+    }
+    println!("{}", report.join("\n"));
+    assert!(report.len() >= 30, "{} golden checks", report.len());
+}
+
+/// A `--lengths` run equals running each sequence truncated to its length.
+#[test]
+fn lengths_equal_truncation() {
+    let case = "lstm_3l";
+    let m = import::load_model(&golden(case, "model.onnx"), &ImportOptions::default()).unwrap();
+    let x = data::read_inputs(&golden(case, "x.npy")).unwrap();
+    let lengths = vec![12, 1, 7, 3];
+    let r = Runnable::Float(m.clone());
+    let last = exec::run(&r, &x, Some(&lengths), Steps::Last).unwrap();
+    let all = exec::run(&r, &x, Some(&lengths), Steps::All).unwrap();
+    for (i, &len) in lengths.iter().enumerate() {
+        let one = Sequences::new(1, len, x.f, x.seq(i)[..len * x.f].to_vec());
+        let o = exec::run(&r, &one, None, Steps::Last).unwrap();
+        assert_eq!(last.last(i), o.last(0));
+        assert_eq!(all.last(i), o.last(0));
+        // Padded steps are zeros.
+        for t in len..x.t {
+            assert!(all.at(i, t).iter().all(|&v| v == 0.0));
+        }
+    }
+}
+
+fn vowels(p: &str) -> std::path::PathBuf {
+    data_dir().join("vowels").join(p)
+}
+
+/// The trained JapaneseVowels models, both formats, normalized input and raw input with
+/// `--normalize`, match PyTorch's logits at each sequence's own last step.
+#[test]
+fn vowels_match_pytorch() {
+    let x_norm = data::read_inputs(&vowels("test_norm.npy")).unwrap();
+    let x_raw = data::read_inputs(&vowels("test_raw.npy")).unwrap();
+    let lengths = data::read_lengths(&vowels("test_lengths.npy"), x_norm.n, x_norm.t).unwrap();
+    let labels = data::read_labels(&vowels("test_labels.npy"), Some(x_norm.n)).unwrap();
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(vowels("train_metrics.json")).unwrap()).unwrap();
+    for m in ["lstm", "gru", "rnn"] {
+        let reference = npy(&vowels(&format!("{m}_ref_logits.npy")));
+        for f in ["onnx", "safetensors"] {
+            let path = vowels(&format!("{m}.{f}"));
+            for raw in [false, true] {
+                let opts = ImportOptions {
+                    normalize: raw.then(|| vowels("norm.json")),
+                    ..Default::default()
+                };
+                let model = import::load_model(&path, &opts).unwrap();
+                assert_eq!(model.norm.is_some(), raw);
+                let x = if raw { &x_raw } else { &x_norm };
+                let out =
+                    exec::run(&Runnable::Float(model), x, Some(&lengths), Steps::Last).unwrap();
+                assert_eq!(out.shape(), reference.shape);
+                let err = max_abs(&out.y, &reference.data);
+                let acc =
+                    (0..out.n).filter(|&i| out.class(i) == labels[i]).count() as f64 / out.n as f64;
+                println!("vowels {m}.{f} raw={raw}: max abs {err:.3e}, accuracy {acc:.4}");
+                assert!(err <= TOL, "{m}.{f} raw={raw}: {err:e}");
+                let want = metrics[m].as_f64().unwrap();
+                assert!((acc - want).abs() < 1e-9, "{m}: accuracy {acc} vs {want}");
+            }
+        }
+    }
+}
+
+/// The next-step predictor matches PyTorch at every prime step.
+#[test]
+fn predictor_matches_pytorch() {
+    let dir = data_dir().join("predictor");
+    let x = data::read_inputs(&dir.join("prime.npy")).unwrap();
+    let y = npy(&dir.join("prime_y_all.npy"));
+    for f in ["predictor.onnx", "predictor.safetensors"] {
+        let m = import::load_model(&dir.join(f), &ImportOptions::default()).unwrap();
+        let out = run_all(&m, &x, None);
+        let err = max_abs(&out.y, &y.data);
+        println!("predictor {f}: max abs {err:.3e}");
+        assert!(err <= TOL, "{f}: {err:e}");
+    }
+}
+
+fn import_bytes(bytes: &[u8]) -> anyhow::Result<FloatModel> {
+    import::load_model_bytes(bytes, Path::new("test.onnx"), &ImportOptions::default())
+}
+
+fn err_of(bytes: &[u8]) -> String {
+    format!("{:#}", import_bytes(bytes).unwrap_err())
+}
+
+/// A leading per-feature `Sub`/`Div` on the input becomes the model's normalization.
+#[test]
+fn onnx_input_normalization_is_folded() {
+    let case = "gru_1l";
+    let mut m = load_onnx(&golden(case, "model.onnx"));
+    let mean = [0.5f32, -1.0, 2.0, 0.0, 3.0];
+    let std = [2.0f32, 0.5, 1.0, 4.0, 0.25];
+    let g = m.graph.as_mut().unwrap();
+    for n in &mut g.node {
+        for i in &mut n.input {
+            if i == "x" {
+                *i = "x_norm".into();
+            }
+        }
+    }
+    g.node
+        .insert(0, node("Sub", &["x", "mean"], &["x_sub"], vec![]));
+    g.node
+        .insert(1, node("Div", &["x_sub", "std"], &["x_norm"], vec![]));
+    g.initializer.push(tensor_f32("mean", &[5], &mean));
+    g.initializer.push(tensor_f32("std", &[1, 1, 5], &std));
+    let folded = import_bytes(&encode(&m)).unwrap();
+    let plain = import::load_model(&golden(case, "model.onnx"), &ImportOptions::default()).unwrap();
+    let n = folded.norm.clone().expect("normalization folded");
+    assert_eq!(n.offset, mean.to_vec());
+    assert_eq!(n.scale, std.iter().map(|s| 1.0 / s).collect::<Vec<_>>());
+    assert_eq!(folded.layers, plain.layers);
+    // Raw input through the folded model == normalized input through the plain one.
+    let x = data::read_inputs(&golden(case, "x.npy")).unwrap();
+    let mut xn = x.clone();
+    for (k, v) in xn.data.iter_mut().enumerate() {
+        let j = k % 5;
+        *v = (*v - mean[j]) / std[j];
+    }
+    let a = run_all(&folded, &x, None);
+    let b = run_all(&plain, &xn, None);
+    assert!(max_abs(&a.y, &b.y) < 1e-5);
+}
+
+/// Taking the last step with `Gather(-1)` + `Gemm` (a classifier head) gives the last step of
+/// the per-step graph.
+#[test]
+fn onnx_gather_last_and_gemm_head() {
+    let mut m = load_onnx(&golden("lstm_1l", "model.onnx"));
+    let g = m.graph.as_mut().unwrap();
+    // Replace MatMul(h, W[H,C]) + Add(b, .) by Gather(h, -1, axis 1) -> Gemm(transB=1).
+    let mm = g.node.iter().position(|n| n.op_type == "MatMul").unwrap();
+    let h_in = g.node[mm].input[0].clone();
+    let w_name = g.node[mm].input[1].clone();
+    let w = g
+        .initializer
+        .iter()
+        .find(|t| t.name == w_name)
+        .unwrap()
+        .clone();
+    let wt = tinyrnn_cli::import::onnx_tensor::Tensor::from_proto(&w)
+        .unwrap()
+        .transpose(&[1, 0])
+        .unwrap();
+    g.initializer.push(tensor_f32(
+        "w_t",
+        &[wt.dims[0] as i64, wt.dims[1] as i64],
+        &wt.as_f32(),
+    ));
+    g.initializer.push(proto_i64("idx", &[], &[-1]));
+    g.node.truncate(mm);
+    g.node.push(node(
+        "Gather",
+        &[&h_in, "idx"],
+        &["last"],
+        vec![attr_i("axis", 1)],
+    ));
+    g.node.push(node(
+        "Gemm",
+        &["last", "w_t", "head.bias"],
+        &["y"],
+        vec![attr_i("transB", 1)],
+    ));
+    let imported = import_bytes(&encode(&m)).unwrap();
+    let plain =
+        import::load_model(&golden("lstm_1l", "model.onnx"), &ImportOptions::default()).unwrap();
+    assert_eq!(imported.layers, plain.layers);
+    assert_eq!(imported.head, plain.head);
+}
+
+fn proto_i64(name: &str, dims: &[i64], v: &[i64]) -> tinyrnn_cli::import::proto::TensorProto {
+    tinyrnn_cli::import::proto::TensorProto {
+        dims: dims.to_vec(),
+        data_type: tinyrnn_cli::import::proto::dtype::INT64,
+        int64_data: v.to_vec(),
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+/// The dynamo exporter of current PyTorch keeps an `LSTM` node (with Expand/Reshape glue):
+/// that graph is supported too.
+#[test]
+fn dynamo_graph_with_lstm_node_is_supported() {
+    let case = "unsupported_dynamo_lstm";
+    let m = import::load_model(&golden(case, "model.onnx"), &ImportOptions::default()).unwrap();
+    let x = data::read_inputs(&golden(case, "x.npy")).unwrap();
+    let y = npy(&golden(case, "y_all.npy"));
+    assert!(max_abs(&run_all(&m, &x, None).y, &y.data) <= TOL);
+}
+
+type Mutation = Box<dyn Fn(&mut tinyrnn_cli::import::proto::ModelProto)>;
+
+#[test]
+fn rejections_name_the_problem() {
+    let base = golden("lstm_1l", "model.onnx");
+    let cases: Vec<(&str, Mutation, &str)> = vec![
+        (
+            "bidirectional",
+            Box::new(|m| {
+                find_node(m, "LSTM")
+                    .attribute
+                    .push(attr_s("direction", "bidirectional"))
+            }),
+            "direction=bidirectional",
+        ),
+        (
+            "reverse",
+            Box::new(|m| {
+                find_node(m, "LSTM")
+                    .attribute
+                    .push(attr_s("direction", "reverse"))
+            }),
+            "direction=reverse",
+        ),
+        (
+            "clip",
+            Box::new(|m| find_node(m, "LSTM").attribute.push(attr_f("clip", 3.0))),
+            "`clip`",
+        ),
+        (
+            "input_forget",
+            Box::new(|m| {
+                find_node(m, "LSTM")
+                    .attribute
+                    .push(attr_i("input_forget", 1))
+            }),
+            "input_forget",
+        ),
+        (
+            "unknown op",
+            Box::new(|m| find_node(m, "Add").op_type = "LeakyRelu".into()),
+            "unsupported ONNX op `LeakyRelu`",
+        ),
+        (
+            "activations",
+            Box::new(|m| {
+                let mut a = attr_s("activations", "");
+                a.strings = vec![b"Sigmoid".to_vec(), b"Relu".to_vec(), b"Tanh".to_vec()];
+                a.r#type = tinyrnn_cli::import::proto::attr_type::STRINGS;
+                find_node(m, "LSTM").attribute.push(a);
+            }),
+            "activations",
+        ),
+        (
+            "middle time step",
+            Box::new(|m| {
+                let g = m.graph.as_mut().unwrap();
+                g.initializer.push(proto_i64("i3", &[], &[3]));
+                let add = g.node.iter().position(|n| n.op_type == "Add").unwrap();
+                g.node[add].output[0] = "pre".into();
+                g.node.push(node(
+                    "Gather",
+                    &["pre", "i3"],
+                    &["y"],
+                    vec![attr_i("axis", 1)],
+                ));
+            }),
+            "time step 3",
+        ),
+    ];
+    for (name, mutate, want) in cases {
+        let mut m = load_onnx(&base);
+        mutate(&mut m);
+        let e = err_of(&encode(&m));
+        assert!(e.contains(want), "{name}: {e}");
+        assert!(!e.contains('\n'), "{name}: multi-line error");
+    }
+    let e = err_of(&unrolled_onnx());
+    assert!(e.contains("dynamo=False"), "{e}");
+    let e = err_of(b"\x08\x07garbage that is not protobuf \xff\xff\xff");
+    assert!(e.contains("ONNX"), "{e}");
+    let blob = b"TRNN\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    let e = err_of(blob);
+    assert!(e.contains("blob"), "{e}");
+}
+
+/// safetensors: key-set problems list the keys found.
+#[test]
+fn safetensors_ambiguity_lists_keys() {
+    use safetensors::tensor::{serialize, Dtype, TensorView};
+    let h = 4usize;
+    let f32s = |n: usize| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| (i as f32 * 0.01).to_le_bytes())
+            .collect()
+    };
+    let bufs: Vec<(String, Vec<usize>, Vec<u8>)> = vec![
+        ("enc.weight_ih_l0".into(), vec![3 * h, 2], f32s(3 * h * 2)),
+        ("enc.weight_hh_l0".into(), vec![3 * h, h], f32s(3 * h * h)),
+        ("enc.bias_ih_l0".into(), vec![3 * h], f32s(3 * h)),
+        ("enc.bias_hh_l0".into(), vec![3 * h], f32s(3 * h)),
+        ("a.weight".into(), vec![2, h], f32s(2 * h)),
+        ("a.bias".into(), vec![2], f32s(2)),
+        ("b.weight".into(), vec![3, h], f32s(3 * h)),
+        ("b.bias".into(), vec![3], f32s(3)),
+    ];
+    let build = |skip: &[&str]| -> Vec<u8> {
+        let views: Vec<(String, TensorView<'_>)> = bufs
+            .iter()
+            .filter(|(n, _, _)| !skip.contains(&n.as_str()))
+            .map(|(n, s, d)| {
+                (
+                    n.clone(),
+                    TensorView::new(Dtype::F32, s.clone(), d).unwrap(),
+                )
+            })
+            .collect();
+        serialize(views, None).unwrap()
+    };
+    let load = |b: &[u8]| {
+        import::load_model_bytes(b, Path::new("m.safetensors"), &ImportOptions::default())
+    };
+    let e = format!("{:#}", load(&build(&[])).unwrap_err());
+    assert!(
+        e.contains("two or more candidate heads") && e.contains("b.weight"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        load(&build(&["b.weight", "b.bias", "enc.bias_hh_l0"])).unwrap_err()
+    );
+    assert!(
+        e.contains("enc.bias_hh_l0") && e.contains("enc.weight_ih_l0"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        load(&build(&["b.weight", "b.bias", "a.bias"])).unwrap_err()
+    );
+    assert!(e.contains("a.bias"), "{e}");
+    let m = load(&build(&["b.weight", "b.bias"])).unwrap();
+    assert_eq!(
+        m.layers[0].cell,
+        CellKind::Gru {
+            linear_before_reset: true
+        }
+    );
+    assert_eq!(m.output_size(), 2);
+}
