@@ -475,3 +475,113 @@ fn safetensors_ambiguity_lists_keys() {
     );
     assert_eq!(m.output_size(), 2);
 }
+
+/// `_, h = rnn(x); fc(h[-1])` on a 3-layer module: the exporter concatenates the layers'
+/// `Y_h` and gathers the last one.
+#[test]
+fn onnx_stacked_final_states_select_last_layer() {
+    let mut m = load_onnx(&golden("lstm_3l", "model.onnx"));
+    let g = m.graph.as_mut().unwrap();
+    let yh: Vec<String> = g
+        .node
+        .iter()
+        .filter(|n| n.op_type == "LSTM")
+        .map(|n| n.output[1].clone())
+        .collect();
+    assert_eq!(yh.len(), 3);
+    let mm = g
+        .node
+        .iter()
+        .find(|n| n.op_type == "MatMul")
+        .unwrap()
+        .clone();
+    g.initializer.push(proto_i64("minus1", &[], &[-1]));
+    let refs: Vec<&str> = yh.iter().map(|s| s.as_str()).collect();
+    g.node
+        .push(node("Concat", &refs, &["h_n"], vec![attr_i("axis", 0)]));
+    g.node.push(node(
+        "Gather",
+        &["h_n", "minus1"],
+        &["h_last"],
+        vec![attr_i("axis", 0)],
+    ));
+    g.node
+        .push(node("MatMul", &["h_last", &mm.input[1]], &["mm2"], vec![]));
+    g.node
+        .push(node("Add", &["mm2", "head.bias"], &["y2"], vec![]));
+    g.output[0].name = "y2".into();
+    let imported = import_bytes(&encode(&m)).unwrap();
+    let plain =
+        import::load_model(&golden("lstm_3l", "model.onnx"), &ImportOptions::default()).unwrap();
+    assert_eq!(imported.layers, plain.layers);
+    assert_eq!(imported.head, plain.head);
+    // Selecting layer 0's state instead is rejected.
+    let g = m.graph.as_mut().unwrap();
+    g.initializer.push(proto_i64("zero", &[], &[0]));
+    let gather = g.node.iter_mut().find(|n| n.output[0] == "h_last").unwrap();
+    gather.input[1] = "zero".into();
+    let e = err_of(&encode(&m));
+    assert!(e.contains("not from the last one"), "{e}");
+}
+
+/// Half-precision state_dicts (f16 and bf16) import too.
+#[test]
+fn safetensors_half_precision() {
+    use safetensors::tensor::{serialize, Dtype, TensorView};
+    use safetensors::SafeTensors;
+    let case = "gru_1l";
+    let bytes = std::fs::read(golden(case, "model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let plain = import::load_model(
+        &golden(case, "model.safetensors"),
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    for dt in [Dtype::F16, Dtype::BF16, Dtype::F64] {
+        let owned: Vec<(String, Vec<usize>, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, v)| {
+                let vals = v
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                let data: Vec<u8> = match dt {
+                    Dtype::F16 => vals
+                        .flat_map(|x| half::f16::from_f32(x).to_le_bytes())
+                        .collect(),
+                    Dtype::BF16 => vals
+                        .flat_map(|x| half::bf16::from_f32(x).to_le_bytes())
+                        .collect(),
+                    _ => vals.flat_map(|x| (x as f64).to_le_bytes()).collect(),
+                };
+                (n, v.shape().to_vec(), data)
+            })
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> = owned
+            .iter()
+            .map(|(n, s, d)| (n.clone(), TensorView::new(dt, s.clone(), d).unwrap()))
+            .collect();
+        let b = serialize(views, None).unwrap();
+        let m = import::load_model_bytes(&b, Path::new("h.safetensors"), &ImportOptions::default())
+            .unwrap();
+        let tol = match dt {
+            Dtype::F16 => 1e-3,
+            Dtype::BF16 => 1e-2,
+            _ => 0.0,
+        };
+        let d = max_abs(
+            &m.layers[0]
+                .w_hh
+                .iter()
+                .map(|&v| v as f64)
+                .collect::<Vec<_>>(),
+            &plain.layers[0]
+                .w_hh
+                .iter()
+                .map(|&v| v as f64)
+                .collect::<Vec<_>>(),
+        );
+        assert!(d <= tol, "{dt:?}: {d}");
+    }
+}
