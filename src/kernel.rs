@@ -339,6 +339,17 @@ mod tests {
     }
 
     #[test]
+    fn rows_and_blocks() {
+        let b = [1u8, 2, 3, 4, 5, 6, 7];
+        let rows: Vec<&[u8]> = Rows::new(&b, 3).collect();
+        assert_eq!(rows, [&[1u8, 2, 3][..], &[4, 5, 6]]); // the incomplete tail is dropped
+        assert_eq!(Rows::new(&b, 0).take(2).count(), 2); // no panic on 0: empty rows
+        assert_eq!(block(&b, 1, 3), [4, 5, 6]);
+        assert_eq!(block(&b, 2, 3), [] as [u8; 0]);
+        assert_eq!(block(&b, usize::MAX, 2), [] as [u8; 0]);
+    }
+
+    #[test]
     fn short_inputs_are_harmless() {
         assert_eq!(le_i32(&[1, 2]), 0);
         assert_eq!(le_i64(&[1; 7]), 0);

@@ -445,7 +445,7 @@ fn classifier_smoothing_majority() {
         assert_eq!(d.class, 1);
         assert!((d.score - 0.9999).abs() < 1e-3, "{d:?}"); // tanh(5)
         for _ in 0..3 {
-            c.push(&onehot(2)).unwrap(); // history 2, 1, 2, 2, 2... → 0, 2, 1, 2, 2 after 3 pushes
+            c.push(&onehot(2)).unwrap(); // history (oldest first) becomes 2, 1, 2, 2, 2
         }
         assert_eq!(c.smoothed().unwrap().class, 2);
         // end_sequence: decision on the current state, then everything resets
