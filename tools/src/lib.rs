@@ -6,4 +6,5 @@ pub mod data;
 pub mod exec;
 pub mod import;
 pub mod ir;
+pub mod plot;
 pub mod quantize;

@@ -284,6 +284,9 @@ impl OwnedLayer {
     }
 }
 
+/// Owned head tensors: out size, in size, [weight, bias, rq].
+type OwnedHead = (u16, u16, [Vec<u8>; 3]);
+
 /// Integer constants of one precision.
 #[derive(Clone, Copy)]
 struct IntSpec {
@@ -571,7 +574,7 @@ pub fn quantize(
 
     // ---- head and output format
     let last_frac = x_frac;
-    let (output_frac, head): (u8, Option<(u16, u16, [Vec<u8>; 3])>) = match (&model.head, p) {
+    let (output_frac, head): (u8, Option<OwnedHead>) = match (&model.head, p) {
         (None, Precision::F32) => (0, None),
         (None, _) => {
             ensure!(

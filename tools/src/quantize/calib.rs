@@ -176,6 +176,17 @@ pub struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
+    /// A batch over `.npy` sequences (see [`crate::data::read_inputs`]).
+    pub fn from_sequences(x: &'a crate::data::Sequences, lengths: Option<&'a [usize]>) -> Self {
+        Batch {
+            data: &x.data,
+            n: x.n,
+            t: x.t,
+            f: x.f,
+            lengths,
+        }
+    }
+
     /// Checks the shape (`data.len() == n·t·f`, lengths in `1..=t`) and finiteness of the
     /// frames actually used.
     pub fn validate(&self) -> anyhow::Result<()> {

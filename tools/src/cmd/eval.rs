@@ -1,0 +1,341 @@
+//! `tinyrnn eval`: classification accuracy and confusion matrix of a model (blob or float)
+//! on labelled `.npy` sequences; with `--reference`, agreement and output error against
+//! another model (typically the float model a blob was quantized from).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::data::{self, Sequences};
+use crate::exec::{self, Outputs, Runnable, Steps};
+use crate::import::{self, FileKind, ImportArgs, ImportOptions};
+use crate::ir::Norm;
+
+/// Arguments of `tinyrnn eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Model to evaluate: a tinyrnn blob, ONNX or PyTorch safetensors.
+    pub model: PathBuf,
+    /// Input sequences: float .npy [N, T, F] (or [T, F]), raw values for a blob with a
+    /// normalization.
+    #[arg(long, short, value_name = "X.npy")]
+    pub input: PathBuf,
+    /// Class labels: int .npy [N].
+    #[arg(long, value_name = "Y.npy")]
+    pub labels: PathBuf,
+    /// True length of each zero-padded sequence: int .npy [N]; the class is taken after
+    /// each sequence's own last frame.
+    #[arg(long, value_name = "L.npy")]
+    pub lengths: Option<PathBuf>,
+    /// Reference model (ONNX/safetensors float model, or another blob): adds its accuracy,
+    /// the agreement of predicted classes, and the max/mean absolute output error. A float
+    /// reference without normalization borrows the evaluated blob's (same raw inputs).
+    #[arg(long, value_name = "MODEL")]
+    pub reference: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the confusion matrix (and, with --reference, a scatter of the model's outputs
+    /// against the reference's) to an .svg or .png file.
+    #[arg(long, value_name = "OUT.svg|OUT.png")]
+    pub plot: Option<PathBuf>,
+    /// Import options; they apply to whichever of MODEL and --reference is a float model.
+    #[command(flatten)]
+    pub import: ImportArgs,
+}
+
+/// The figures `eval` reports (the `--json` object).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalResult {
+    /// What was evaluated (`int8 blob`, `float model (f64 reference)`, …).
+    pub model: String,
+    /// Sequences evaluated.
+    pub samples: usize,
+    /// Fraction of sequences classified correctly.
+    pub accuracy: f64,
+    /// Number of classes (rows/columns of the confusion matrix).
+    pub classes: usize,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u64>>,
+    /// What the reference was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Accuracy of the reference model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_accuracy: Option<f64>,
+    /// Fraction of sequences whose predicted class equals the reference's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<f64>,
+    /// Largest |output − reference output| over the last-step outputs (dequantized).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_abs_error: Option<f64>,
+    /// Mean |output − reference output| over the last-step outputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_abs_error: Option<f64>,
+}
+
+fn is_blob(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    let mut f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let n = f
+        .read(&mut head)
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(import::sniff(&head[..n]) == FileKind::Blob)
+}
+
+/// Loads a model; import options apply only when it is a float model.
+fn load(path: &Path, opts: &ImportOptions) -> Result<Runnable> {
+    if is_blob(path)? {
+        exec::load(path, &ImportOptions::default())
+    } else {
+        exec::load(path, opts)
+    }
+}
+
+/// The normalization a blob carries, as a float [`Norm`].
+fn blob_norm(r: &Runnable) -> Option<Norm> {
+    let Runnable::Blob(b) = r else { return None };
+    let m = b.model();
+    let n = m.desc().norm?;
+    let f = |bytes: &[u8]| -> Vec<f32> {
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    Some(Norm {
+        offset: f(n.offset),
+        scale: f(n.scale),
+    })
+}
+
+/// Gives a float model without normalization the other model's (blob) normalization.
+fn adopt_norm(r: &mut Runnable, other: &Runnable, explicit: bool) -> bool {
+    if explicit {
+        return false;
+    }
+    if let (Runnable::Float(fm), Some(n)) = (&mut *r, blob_norm(other)) {
+        if fm.norm.is_none() {
+            fm.norm = Some(n);
+            return true;
+        }
+    }
+    false
+}
+
+/// Evaluates already computed outputs against labels (and reference outputs).
+///
+/// # Errors
+/// A label not below the number of outputs.
+pub fn evaluate(
+    kind: &str,
+    out: &Outputs,
+    labels: &[usize],
+    reference: Option<(&str, &Outputs)>,
+) -> Result<EvalResult> {
+    let n = out.n;
+    let k = out.c;
+    if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
+        bail!("label {l} at index [{i}] but the model has only {k} outputs (classes 0..{k})");
+    }
+    let mut confusion = vec![vec![0u64; k]; k];
+    let mut correct = 0usize;
+    for i in 0..n {
+        let p = out.class(i);
+        confusion[labels[i]][p] += 1;
+        correct += usize::from(p == labels[i]);
+    }
+    let mut res = EvalResult {
+        model: kind.to_string(),
+        samples: n,
+        accuracy: correct as f64 / n.max(1) as f64,
+        classes: k,
+        confusion,
+        reference: None,
+        reference_accuracy: None,
+        agreement: None,
+        max_abs_error: None,
+        mean_abs_error: None,
+    };
+    if let Some((rkind, r)) = reference {
+        if r.c != k {
+            bail!("the reference has {} outputs but the model has {k}", r.c);
+        }
+        let (mut rc, mut agree, mut max, mut sum) = (0usize, 0usize, 0.0f64, 0.0f64);
+        for (i, &label) in labels.iter().enumerate().take(n) {
+            let pr = r.class(i);
+            rc += usize::from(pr == label);
+            agree += usize::from(pr == out.class(i));
+            for (a, b) in out.last(i).iter().zip(r.last(i)) {
+                let e = (a - b).abs();
+                max = max.max(e);
+                sum += e;
+            }
+        }
+        res.reference = Some(rkind.to_string());
+        res.reference_accuracy = Some(rc as f64 / n.max(1) as f64);
+        res.agreement = Some(agree as f64 / n.max(1) as f64);
+        res.max_abs_error = Some(max);
+        res.mean_abs_error = Some(sum / (n * k).max(1) as f64);
+    }
+    Ok(res)
+}
+
+impl EvalResult {
+    /// Human-readable text (what `eval` prints without `--json`).
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{}: {} sequences, accuracy {:.2}%",
+            self.model,
+            self.samples,
+            100.0 * self.accuracy
+        );
+        if let (Some(r), Some(ra), Some(ag), Some(mx), Some(mn)) = (
+            &self.reference,
+            self.reference_accuracy,
+            self.agreement,
+            self.max_abs_error,
+            self.mean_abs_error,
+        ) {
+            let _ = writeln!(
+                s,
+                "reference ({r}): accuracy {:.2}% ({:+.2} points), class agreement {:.2}%, \
+                 output error max {mx:.3e} mean {mn:.3e}",
+                100.0 * ra,
+                100.0 * (self.accuracy - ra),
+                100.0 * ag
+            );
+        }
+        let _ = writeln!(
+            s,
+            "confusion matrix (rows: true class, columns: predicted):"
+        );
+        let w = self
+            .confusion
+            .iter()
+            .flatten()
+            .map(|v| v.to_string().len())
+            .max()
+            .unwrap_or(1)
+            .max(self.classes.to_string().len());
+        let _ = write!(s, "  {:>w$} |", "");
+        for c in 0..self.classes {
+            let _ = write!(s, " {c:>w$}");
+        }
+        s.push('\n');
+        for (t, row) in self.confusion.iter().enumerate() {
+            let _ = write!(s, "  {t:>w$} |");
+            for v in row {
+                let _ = write!(s, " {v:>w$}");
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// Runs `tinyrnn eval`.
+///
+/// # Errors
+/// Unreadable or invalid model/data, shape mismatches, labels out of range, an unwritable
+/// plot.
+pub fn run(args: &Args) -> Result<()> {
+    let res = eval(args)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&res.0)?);
+    } else {
+        print!("{}", res.0.to_text());
+    }
+    if let Some(p) = &args.plot {
+        crate::plot::eval_plot(p, &res.0, res.1.as_ref())?;
+        if !args.json {
+            println!("wrote {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// Last-step output pairs (model, reference) for the scatter plot.
+pub type Pairs = Vec<(f64, f64)>;
+
+/// Computes the evaluation of `args` (without printing): the result and, with a
+/// reference, the (model, reference) output pairs.
+///
+/// # Errors
+/// As [`run`].
+pub fn eval(args: &Args) -> Result<(EvalResult, Option<Pairs>)> {
+    if let Some(p) = &args.plot {
+        let ext = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if !matches!(ext.as_deref(), Some("svg") | Some("png")) {
+            bail!(
+                "--plot {}: the file name must end in .svg or .png",
+                p.display()
+            );
+        }
+    }
+    let opts = args.import.options();
+    let mut model = load(&args.model, &opts)?;
+    let mut reference = match &args.reference {
+        Some(p) => Some(load(p, &opts)?),
+        None => None,
+    };
+    let any_float =
+        matches!(model, Runnable::Float(_)) || matches!(reference, Some(Runnable::Float(_)));
+    if !any_float && (opts.normalize.is_some() || opts.rnn_activation.is_some()) {
+        bail!("--normalize / --rnn-activation apply to ONNX/safetensors models; both models are blobs");
+    }
+    if let Some(r) = reference.as_mut() {
+        let explicit = opts.normalize.is_some();
+        if adopt_norm(r, &model, explicit) || adopt_norm(&mut model, r, explicit) {
+            eprintln!(
+                "note: the float model takes the blob's input normalization (same raw inputs)"
+            );
+        }
+    }
+    let x: Sequences = data::read_inputs(&args.input)?;
+    x.expect_features(model.input_size(), &format!("{}", args.model.display()))
+        .with_context(|| format!("{}", args.input.display()))?;
+    let labels = data::read_labels(&args.labels, Some(x.n))?;
+    let lengths = match &args.lengths {
+        Some(p) => Some(data::read_lengths(p, x.n, x.t)?),
+        None => None,
+    };
+    let out = exec::run(&model, &x, lengths.as_deref(), Steps::Last)?;
+    let rout = match &reference {
+        Some(r) => {
+            if r.output_size() != model.output_size() {
+                bail!(
+                    "the reference has {} outputs but the model has {}",
+                    r.output_size(),
+                    model.output_size()
+                );
+            }
+            Some(exec::run(r, &x, lengths.as_deref(), Steps::Last)?)
+        }
+        None => None,
+    };
+    let res = evaluate(
+        model.kind(),
+        &out,
+        &labels,
+        rout.as_ref()
+            .zip(reference.as_ref())
+            .map(|(o, r)| (r.kind(), o)),
+    )?;
+    let pairs = rout.map(|r| {
+        out.y
+            .iter()
+            .zip(&r.y)
+            .map(|(&a, &b)| (a, b))
+            .collect::<Vec<_>>()
+    });
+    Ok((res, pairs))
+}
