@@ -9,10 +9,14 @@
 //! cargo xtask size [BOARD...]            build + run, print flash / RAM / stack per board
 //! cargo xtask bless                      write boards/common/expected.txt from the host CLI
 //! cargo xtask make-test-blob             regenerate the bring-up data in boards/common/data/
+//! cargo xtask bench [--json] [--check] [MACHINE...]
+//!                                        instructions per step under QEMU (BENCHMARKS.md);
+//!                                        --check: only the on-target bit-exactness checks
 //! ```
 //! Boards: mps2-an386 mps2-an385 microbit mps2-an505 sifive-e (default: all). Board crates
 //! build into `target/boards/` (shared, see boards/README.md).
 
+mod bench;
 mod boards;
 mod defmt;
 mod elf;
@@ -41,6 +45,7 @@ const USAGE: &str =
        cargo xtask size [BOARD...]
        cargo xtask bless
        cargo xtask make-test-blob
+       cargo xtask bench [--json] [--check] [--timeout SECS] [mps2-an386|microbit|sifive_e...]
 boards: mps2-an386 mps2-an385 microbit mps2-an505 sifive-e";
 
 fn main() -> ExitCode {
@@ -87,6 +92,7 @@ fn run(args: &[String]) -> Result<bool> {
             qemu::run(&opts)
         }
         "bless" => qemu::bless().map(|_| true),
+        "bench" => bench::run(&bench::parse(rest)?),
         "make-test-blob" => {
             testdata::make(&root().join("boards/common/data"))?;
             Ok(true)

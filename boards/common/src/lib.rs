@@ -42,8 +42,16 @@ pub fn run(board: &str) -> ! {
     );
     let status = match run_recording() {
         Ok(()) => 0,
-        Err(e) => {
+        Err(run::Failure::Tinyrnn(e)) => {
             report_error(&e);
+            EXIT_ERROR
+        }
+        Err(run::Failure::Inconsistent(i)) => {
+            defmt::println!("error: seq {=usize}: Classifier decision != argmax(output_q)", i);
+            EXIT_ERROR
+        }
+        Err(run::Failure::LineOverflow) => {
+            defmt::println!("error: output line too long");
             EXIT_ERROR
         }
     };

@@ -1,0 +1,686 @@
+//! `cargo xtask bench`: instruction counts per step under QEMU, and the on-target
+//! bit-exactness check.
+//!
+//! 1. Builds the insn-count TCG plugin (`boards/qemu-plugin/insncount.c`) with the host `cc`
+//!    into `target/bench/qemu-plugin/` when it is missing or older than its source.
+//! 2. Builds `boards/bench` for each machine's target (`target/bench/`, release).
+//! 3. Runs it under QEMU with the plugin, given the addresses of the firmware's marker
+//!    functions `tinyrnn_bench_start` / `tinyrnn_bench_stop` from the ELF symbol table. Each
+//!    case yields two windows (1 step, 65 steps): per step = (long − short) / 64.
+//! 4. The firmware checks every state against the host's checksum (and, on DSP targets, the
+//!    DSP kernels against the portable ones) and exits non-zero on a mismatch: the bench fails.
+//!
+//! `.text` of a step: the functions executed inside a case's long window (translation-block
+//! addresses traced by the plugin, mapped to ELF function symbols), without the firmware's
+//! driver (`steps_q`/`steps_f32` and the markers), summed by symbol size; the read-only
+//! tables (`TANH_LUT`) are reported apart.
+//!
+//! `--check` runs the same firmware without the plugin and only reports the checks (for CI:
+//! seconds once built). Benchmarks are not tests: nothing here compares a count with a limit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use std::{fs, thread};
+
+use crate::{root, Result};
+
+/// One QEMU machine of the benchmark.
+pub struct Machine {
+    pub name: &'static str,
+    pub cpu: &'static str,
+    pub target: &'static str,
+    pub qemu: &'static str,
+    pub machine: &'static str,
+}
+
+pub const MACHINES: [Machine; 3] = [
+    Machine {
+        name: "mps2-an386",
+        cpu: "Cortex-M4F",
+        target: "thumbv7em-none-eabihf",
+        qemu: "qemu-system-arm",
+        machine: "mps2-an386",
+    },
+    Machine {
+        name: "microbit",
+        cpu: "Cortex-M0",
+        target: "thumbv6m-none-eabi",
+        qemu: "qemu-system-arm",
+        machine: "microbit",
+    },
+    Machine {
+        name: "sifive_e",
+        cpu: "RV32IMAC",
+        target: "riscv32imac-unknown-none-elf",
+        qemu: "qemu-system-riscv32",
+        machine: "sifive_e",
+    },
+];
+
+/// ARM CMSIS-NN (commit 99f736a, gcc 12.2 -O2) instructions per LSTM step on mps2-an386,
+/// same shapes and counting method (issue #5): `(input, hidden, s16, s8)`.
+pub const CMSIS_LSTM: [(usize, usize, u64, u64); 3] = [
+    (9, 32, 35_213, 29_982),
+    (9, 64, 88_196, 73_765),
+    (32, 128, 279_410, 228_081),
+];
+
+/// Steps of the firmware's long run (`boards/bench/src/cases.rs`).
+const STEPS: u64 = 65;
+
+pub struct Options {
+    pub machines: Vec<&'static Machine>,
+    pub json: bool,
+    pub check: bool,
+    pub timeout: u64,
+}
+
+fn usage_error(msg: &str) -> Box<dyn std::error::Error> {
+    format!("{msg}\nusage: cargo xtask bench [--json] [--check] [--timeout SECS] [MACHINE...]\nmachines: mps2-an386 microbit sifive_e").into()
+}
+
+/// Parses the arguments after `bench`.
+pub fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        machines: Vec::new(),
+        json: false,
+        check: false,
+        timeout: 300,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => o.json = true,
+            "--check" => o.check = true,
+            "--timeout" => {
+                o.timeout = it
+                    .next()
+                    .ok_or_else(|| usage_error("--timeout needs seconds"))?
+                    .parse()?
+            }
+            m if !m.starts_with('-') => o.machines.push(
+                MACHINES
+                    .iter()
+                    .find(|x| x.name == m || x.name.replace('_', "-") == m)
+                    .ok_or_else(|| usage_error(&format!("unknown machine {m}")))?,
+            ),
+            _ => return Err(usage_error(&format!("unknown option {a}"))),
+        }
+    }
+    if o.machines.is_empty() {
+        o.machines = MACHINES.iter().collect();
+    }
+    Ok(o)
+}
+
+fn bench_dir() -> PathBuf {
+    root().join("target").join("bench")
+}
+
+/// Builds the plugin if it is missing or older than its source; returns its path.
+fn plugin() -> Result<PathBuf> {
+    let src = root().join("boards/qemu-plugin/insncount.c");
+    let dir = bench_dir().join("qemu-plugin");
+    let lib = dir.join("libinsncount.so");
+    let fresh = match (fs::metadata(&lib), fs::metadata(&src)) {
+        (Ok(l), Ok(s)) => l.modified()? >= s.modified()?,
+        _ => false,
+    };
+    if !fresh {
+        fs::create_dir_all(&dir)?;
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let status = Command::new(&cc)
+            .args(["-shared", "-fPIC", "-O2", "-Wall", "-fvisibility=hidden", "-o"])
+            .arg(&lib)
+            .arg(&src)
+            .status()
+            .map_err(|e| format!("{cc}: {e}"))?;
+        if !status.success() {
+            return Err(format!("{cc}: building {} failed", src.display()).into());
+        }
+    }
+    Ok(lib)
+}
+
+fn elf_path(m: &Machine) -> PathBuf {
+    bench_dir().join(m.target).join("release").join("tinyrnn-bench")
+}
+
+fn build(m: &Machine) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--target", m.target])
+        .current_dir(root().join("boards/bench"))
+        .env("CARGO_TARGET_DIR", bench_dir())
+        .status()?;
+    if !status.success() {
+        return Err(format!("boards/bench: build for {} failed", m.target).into());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// ELF symbols
+// ---------------------------------------------------------------------------------------
+
+/// A symbol of the ELF's `.symtab`.
+#[derive(Debug, Clone)]
+pub struct Symbol {
+    pub name: String,
+    pub addr: u64,
+    pub size: u64,
+    pub func: bool,
+}
+
+fn rd16(b: &[u8], o: usize) -> Result<u64> {
+    Ok(u16::from_le_bytes(b.get(o..o + 2).ok_or("ELF truncated")?.try_into()?) as u64)
+}
+fn rd32(b: &[u8], o: usize) -> Result<u64> {
+    Ok(u32::from_le_bytes(b.get(o..o + 4).ok_or("ELF truncated")?.try_into()?) as u64)
+}
+
+/// The function and object symbols of an ELF32 little-endian file (Thumb bit cleared).
+pub fn symbols(elf: &[u8]) -> Result<Vec<Symbol>> {
+    if !elf.starts_with(b"\x7fELF") || elf.get(4) != Some(&1) || elf.get(5) != Some(&1) {
+        return Err("not an ELF32 little-endian file".into());
+    }
+    let shoff = rd32(elf, 0x20)? as usize;
+    let shentsize = rd16(elf, 0x2E)? as usize;
+    let shnum = rd16(elf, 0x30)? as usize;
+    let mut out = Vec::new();
+    for i in 0..shnum {
+        let h = shoff + i * shentsize;
+        if rd32(elf, h + 4)? != 2 {
+            continue; // SHT_SYMTAB
+        }
+        let (off, size, link) = (
+            rd32(elf, h + 0x10)? as usize,
+            rd32(elf, h + 0x14)? as usize,
+            rd32(elf, h + 0x18)? as usize,
+        );
+        let strtab = rd32(elf, shoff + link * shentsize + 0x10)? as usize;
+        for e in (off..off + size).step_by(16) {
+            let kind = elf.get(e + 12).ok_or("ELF truncated")? & 0xf;
+            if kind != 1 && kind != 2 {
+                continue; // STT_OBJECT, STT_FUNC
+            }
+            let name_off = strtab + rd32(elf, e)? as usize;
+            let len = elf[name_off..].iter().position(|&c| c == 0).unwrap_or(0);
+            out.push(Symbol {
+                name: String::from_utf8_lossy(&elf[name_off..name_off + len]).into_owned(),
+                addr: rd32(elf, e + 4)? & !1,
+                size: rd32(elf, e + 8)?,
+                func: kind == 2,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Rust legacy mangling (`_ZN3foo3bar17h0123456789abcdefE`) → `foo::bar`; anything else as is.
+pub fn demangle(s: &str) -> String {
+    let Some(mut rest) = s.strip_prefix("_ZN") else {
+        return s.to_string();
+    };
+    let mut parts = Vec::new();
+    while let Some(end) = rest.find(|c: char| !c.is_ascii_digit()) {
+        let Ok(n) = rest[..end].parse::<usize>() else {
+            break;
+        };
+        let Some(part) = rest.get(end..end + n) else {
+            break;
+        };
+        parts.push(part);
+        rest = &rest[end + n..];
+    }
+    if parts.last().is_some_and(|p| p.len() == 17 && p.starts_with('h')) {
+        parts.pop();
+    }
+    let joined = parts.join("::");
+    joined
+        .replace("$LT$", "<")
+        .replace("$GT$", ">")
+        .replace("$u20$", " ")
+        .replace("$C$", ",")
+        .replace("$RF$", "&")
+        .replace("..", "::")
+}
+
+// ---------------------------------------------------------------------------------------
+// Running
+// ---------------------------------------------------------------------------------------
+
+struct Run {
+    code: Option<i32>,
+    timed_out: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_qemu(m: &Machine, elf: &Path, plugin_arg: Option<String>, timeout: u64) -> Result<Run> {
+    let mut cmd = Command::new(m.qemu);
+    cmd.args(["-M", m.machine])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .args(["-display", "none", "-serial", "null", "-monitor", "none"]);
+    if let Some(p) = plugin_arg {
+        cmd.arg("-plugin").arg(p);
+    }
+    cmd.arg("-kernel").arg(elf);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", m.qemu))?;
+    let mut out = child.stdout.take().ok_or("no stdout")?;
+    let mut err = child.stderr.take().ok_or("no stderr")?;
+    let t_out = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let (code, timed_out) = loop {
+        if let Some(st) = child.try_wait()? {
+            break (st.code(), false);
+        }
+        if start.elapsed() > Duration::from_secs(timeout) {
+            child.kill()?;
+            child.wait()?;
+            break (None, true);
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Run {
+        code,
+        timed_out,
+        stdout: t_out.join().map_err(|_| "reader panicked")?,
+        stderr: t_err.join().map_err(|_| "reader panicked")?,
+    })
+}
+
+/// One measured case.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub machine: &'static str,
+    pub cell: String,
+    pub precision: String,
+    pub input: u64,
+    pub hidden: u64,
+    pub short: u64,
+    pub long: u64,
+    pub text_bytes: u64,
+    pub functions: Vec<(String, u64)>,
+}
+
+impl Record {
+    pub fn gates(&self) -> u64 {
+        match self.cell.as_str() {
+            "lstm" => 4,
+            "gru" => 3,
+            _ => 1,
+        }
+    }
+    pub fn macs(&self) -> u64 {
+        self.gates() * self.hidden * (self.input + self.hidden)
+    }
+    pub fn per_step(&self) -> f64 {
+        (self.long as f64 - self.short as f64) / (STEPS - 1) as f64
+    }
+    pub fn per_mac(&self) -> f64 {
+        self.per_step() / self.macs() as f64
+    }
+    /// `(s16, s8)` CMSIS-NN reference for an int8 LSTM on the M4F.
+    pub fn cmsis(&self) -> Option<(u64, u64)> {
+        if self.machine != "mps2-an386" || self.cell != "lstm" || self.precision != "int8" {
+            return None;
+        }
+        CMSIS_LSTM
+            .iter()
+            .find(|c| c.0 as u64 == self.input && c.1 as u64 == self.hidden)
+            .map(|c| (c.2, c.3))
+    }
+}
+
+/// What one machine gave.
+struct MachineResult {
+    records: Vec<Record>,
+    lut_bytes: u64,
+    ok: bool,
+    notes: Vec<String>,
+}
+
+/// Windows of the plugin's output: `(count, traced TB addresses)`.
+fn parse_windows(text: &str) -> Vec<(u64, Vec<u64>)> {
+    let mut out: Vec<(u64, Vec<u64>)> = Vec::new();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            ["window", _, n] => out.push((n.parse().unwrap_or(0), Vec::new())),
+            ["tb", a] => {
+                if let (Some(w), Ok(a)) = (
+                    out.last_mut(),
+                    u64::from_str_radix(a.trim_start_matches("0x"), 16),
+                ) {
+                    w.1.push(a);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The functions (demangled name, size) containing the traced addresses, minus the driver.
+fn step_functions(funcs: &[Symbol], tbs: &[u64]) -> Vec<(String, u64)> {
+    let mut set = BTreeMap::new();
+    for &a in tbs {
+        // funcs sorted by address: the last one starting at or before `a`.
+        let i = funcs.partition_point(|f| f.addr <= a);
+        if let Some(f) = i.checked_sub(1).map(|i| &funcs[i]) {
+            if a < f.addr + f.size.max(1) {
+                set.insert(f.addr, f);
+            }
+        }
+    }
+    set.values()
+        .map(|f| (demangle(&f.name), f.size))
+        .filter(|(n, _)| {
+            !(n.starts_with("tinyrnn_bench::steps_") || n.starts_with("tinyrnn_bench_"))
+        })
+        .collect()
+}
+
+fn run_machine(m: &'static Machine, opts: &Options, plugin: Option<&Path>) -> Result<MachineResult> {
+    build(m)?;
+    let elf_file = elf_path(m);
+    let elf = fs::read(&elf_file).map_err(|e| format!("{}: {e}", elf_file.display()))?;
+    let syms = symbols(&elf)?;
+    let find = |n: &str| {
+        syms.iter()
+            .find(|s| s.name == n)
+            .map(|s| s.addr)
+            .ok_or_else(|| format!("{}: no symbol {n}", elf_file.display()))
+    };
+    let (start, stop) = (find("tinyrnn_bench_start")?, find("tinyrnn_bench_stop")?);
+    let windows_file = bench_dir().join(format!("{}.windows", m.name));
+    let _ = fs::remove_file(&windows_file);
+    let plugin_arg = plugin.map(|p| {
+        format!(
+            "{},start={start:#x},stop={stop:#x},out={},trace=on",
+            p.display(),
+            windows_file.display()
+        )
+    });
+    let run = run_qemu(m, &elf_file, plugin_arg, opts.timeout)?;
+    let mut notes = Vec::new();
+    let mut ok = run.code == Some(0) && !run.timed_out && run.stdout.contains("done ok");
+    if run.timed_out {
+        notes.push(format!("timed out after {} s", opts.timeout));
+    }
+    for l in run.stdout.lines() {
+        let bad = l.starts_with("kernels") && !l.starts_with("kernels ok")
+            || l.starts_with("case") && !l.ends_with(" ok")
+            || l.starts_with("panic")
+            || l.starts_with("error");
+        if bad || l.starts_with("kernels") {
+            notes.push(l.to_string());
+        }
+    }
+    if !ok {
+        notes.push(format!(
+            "exit status {:?}; stderr: {}",
+            run.code,
+            run.stderr.trim()
+        ));
+    }
+    let mut records = Vec::new();
+    let mut funcs: Vec<Symbol> = syms.iter().filter(|s| s.func).cloned().collect();
+    funcs.sort_by_key(|s| s.addr);
+    let lut_bytes = syms
+        .iter()
+        .filter(|s| !s.func && s.name.contains("TANH_LUT"))
+        .map(|s| s.size)
+        .sum();
+    if plugin.is_some() {
+        let text = fs::read_to_string(&windows_file).unwrap_or_default();
+        let windows = parse_windows(&text);
+        for l in run.stdout.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let ["case", k, cell, prec, input, hidden, _verdict] = f.as_slice() else {
+                continue;
+            };
+            let k: usize = k.parse()?;
+            let (Some(short), Some(long)) = (windows.get(2 * k), windows.get(2 * k + 1)) else {
+                ok = false;
+                notes.push(format!("case {k}: missing windows"));
+                continue;
+            };
+            let functions = step_functions(&funcs, &long.1);
+            records.push(Record {
+                machine: m.name,
+                cell: cell.to_string(),
+                precision: prec.to_string(),
+                input: input.parse()?,
+                hidden: hidden.parse()?,
+                short: short.0,
+                long: long.0,
+                text_bytes: functions.iter().map(|f| f.1).sum(),
+                functions,
+            });
+        }
+    }
+    Ok(MachineResult {
+        records,
+        lut_bytes,
+        ok,
+        notes,
+    })
+}
+
+fn json_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn to_json(records: &[Record]) -> String {
+    let mut s = String::from("[\n");
+    for (i, r) in records.iter().enumerate() {
+        let _ = write!(
+            s,
+            "  {{\"cell\": \"{}\", \"precision\": \"{}\", \"machine\": \"{}\", \"input\": {}, \"hidden\": {}, \"macs\": {}, \"instructions_per_step\": {:.1}, \"instructions_per_mac\": {:.3}, \"instructions_1_step\": {}, \"instructions_{}_steps\": {}, \"step_text_bytes\": {}",
+            json_escape(&r.cell),
+            json_escape(&r.precision),
+            r.machine,
+            r.input,
+            r.hidden,
+            r.macs(),
+            r.per_step(),
+            r.per_mac(),
+            r.short,
+            STEPS,
+            r.long,
+            r.text_bytes
+        );
+        if let Some((s16, s8)) = r.cmsis() {
+            let _ = write!(
+                s,
+                ", \"cmsis_nn_s16\": {s16}, \"cmsis_nn_s8\": {s8}, \"ratio_to_cmsis_s16\": {:.3}, \"ratio_to_cmsis_s8\": {:.3}",
+                r.per_step() / s16 as f64,
+                r.per_step() / s8 as f64
+            );
+        }
+        s.push('}');
+        if i + 1 < records.len() {
+            s.push(',');
+        }
+        s.push('\n');
+    }
+    s.push(']');
+    s
+}
+
+fn thousands(v: f64) -> String {
+    let n = v.round() as i64;
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// The Markdown tables (what BENCHMARKS.md holds).
+fn tables(results: &[(&Machine, MachineResult)]) -> String {
+    let mut s = String::new();
+    for (m, r) in results {
+        if r.records.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "\n### {} ({}, `{} -M {}`)\n",
+            m.name, m.cpu, m.qemu, m.machine
+        );
+        let _ = writeln!(
+            s,
+            "| cell | precision | I | H | MACs | instructions / step | instructions / MAC | step `.text` bytes |"
+        );
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|");
+        for x in &r.records {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {} |",
+                x.cell,
+                x.precision,
+                x.input,
+                x.hidden,
+                thousands(x.macs() as f64),
+                thousands(x.per_step()),
+                x.per_mac(),
+                thousands(x.text_bytes as f64)
+            );
+        }
+        let cmsis: Vec<&Record> = r.records.iter().filter(|x| x.cmsis().is_some()).collect();
+        if !cmsis.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nint8 LSTM vs CMSIS-NN (instructions per step, same method):\n"
+            );
+            let _ = writeln!(
+                s,
+                "| shape | tinyrnn int8 | CMSIS-NN s16 | ratio | CMSIS-NN s8 | ratio |"
+            );
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|");
+            for x in cmsis {
+                let (s16, s8) = x.cmsis().unwrap_or((1, 1));
+                let _ = writeln!(
+                    s,
+                    "| I{} H{} | {} | {} | {:.2} | {} | {:.2} |",
+                    x.input,
+                    x.hidden,
+                    thousands(x.per_step()),
+                    thousands(s16 as f64),
+                    x.per_step() / s16 as f64,
+                    thousands(s8 as f64),
+                    x.per_step() / s8 as f64
+                );
+            }
+        }
+        // The step path of the int8 LSTM, function by function (largest shape).
+        if let Some(x) = r
+            .records
+            .iter()
+            .filter(|x| x.cell == "lstm" && x.precision == "int8")
+            .max_by_key(|x| x.hidden)
+        {
+            let _ = writeln!(
+                s,
+                "\nint8 LSTM step path (functions executed in a step, I{} H{}): {} bytes of `.text` + {} bytes of tables (`TANH_LUT`)\n",
+                x.input, x.hidden, x.text_bytes, r.lut_bytes
+            );
+            for (name, size) in &x.functions {
+                let _ = writeln!(s, "- `{name}`: {size} B");
+            }
+        }
+    }
+    s
+}
+
+/// `cargo xtask bench`.
+pub fn run(opts: &Options) -> Result<bool> {
+    let plugin = if opts.check { None } else { Some(plugin()?) };
+    let mut results = Vec::new();
+    let mut all_ok = true;
+    let mut seen = BTreeSet::new();
+    for &m in &opts.machines {
+        if !seen.insert(m.name) {
+            continue;
+        }
+        if !opts.json {
+            eprintln!("== {} ({}): build, run", m.name, m.cpu);
+        }
+        let r = match run_machine(m, opts, plugin.as_deref()) {
+            Ok(r) => r,
+            Err(e) => MachineResult {
+                records: Vec::new(),
+                lut_bytes: 0,
+                ok: false,
+                notes: vec![e.to_string()],
+            },
+        };
+        all_ok &= r.ok;
+        results.push((m, r));
+    }
+    if opts.json {
+        let all: Vec<Record> = results
+            .iter()
+            .flat_map(|(_, r)| r.records.iter().cloned())
+            .collect();
+        println!("{}", to_json(&all));
+    } else if !opts.check {
+        println!(
+            "Instructions per step = (count of a {STEPS}-step run − count of a 1-step run) / {}; MAC = gates·H·(I+H).",
+            STEPS - 1
+        );
+        print!("{}", tables(&results));
+        println!();
+    }
+    for (m, r) in &results {
+        let verdict = if r.ok { "PASS" } else { "FAIL" };
+        let what = if opts.check {
+            "on-target results == host (bit for bit)"
+        } else {
+            "measured; on-target results == host (bit for bit)"
+        };
+        let line = if r.ok {
+            format!("{verdict} {:<10} {what}", m.name)
+        } else {
+            format!("{verdict} {:<10} {}", m.name, r.notes.join("; "))
+        };
+        if opts.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+            for n in r.notes.iter().filter(|n| n.starts_with("kernels ok")) {
+                println!("     {n}");
+            }
+        }
+    }
+    Ok(all_ok)
+}

@@ -1,0 +1,268 @@
+//! `cargo xtask test`: the whole test suite, the one command the README gives and `.ci/run`
+//! runs. `cargo xtask demo`: the project's main job end to end (quantize the bundled model,
+//! stream the bundled recording through it on the Cortex-M4F board under QEMU).
+//!
+//! Each step is an ordinary command a developer can run alone; this module only sequences
+//! them, checks prerequisites first (saying exactly what is missing), times each step and
+//! ends with one summary line `N passed, M failed`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::{root, Result};
+
+/// Rust targets the suite cross-compiles for.
+pub const TARGETS: &[&str] = &[
+    "thumbv6m-none-eabi",
+    "thumbv7m-none-eabi",
+    "thumbv7em-none-eabihf",
+    "thumbv8m.main-none-eabihf",
+    "riscv32imac-unknown-none-elf",
+    "riscv32imc-unknown-none-elf",
+];
+
+/// Board crates that only build (no emulator for them).
+pub const BUILD_ONLY_BOARDS: &[&str] =
+    &["nrf52840-dk", "rp-pico", "stm32f411-blackpill", "esp32-c3"];
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn xtask() -> Result<Command> {
+    Ok(Command::new(std::env::current_exe()?))
+}
+
+/// Checks the machine has what the suite needs; returns the list of problems, each with the
+/// command that fixes it.
+pub fn missing_prerequisites(need_qemu: bool) -> Vec<String> {
+    let mut missing = Vec::new();
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let absent: Vec<&str> = TARGETS
+        .iter()
+        .copied()
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if !absent.is_empty() {
+        missing.push(format!(
+            "rust targets {} (fix: rustup target add {}, or run .ci/setup)",
+            absent.join(" "),
+            absent.join(" ")
+        ));
+    }
+    if need_qemu {
+        for q in ["qemu-system-arm", "qemu-system-riscv32"] {
+            let ok = Command::new(q)
+                .arg("--version")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if !ok {
+                missing.push(format!(
+                    "{q} (QEMU >= 9 from bookworm-backports; fix: run .ci/setup as root)"
+                ));
+            }
+        }
+    }
+    missing
+}
+
+struct Step {
+    name: String,
+    cmd: Command,
+}
+
+fn step(name: impl Into<String>, cmd: Command) -> Step {
+    Step { name: name.into(), cmd }
+}
+
+fn in_dir(mut cmd: Command, dir: &Path) -> Command {
+    cmd.current_dir(dir);
+    cmd
+}
+
+fn steps() -> Result<Vec<Step>> {
+    let root = root();
+    let mut v = Vec::new();
+
+    let mut c = cargo();
+    c.args(["fmt", "--all", "--", "--check"]);
+    v.push(step("fmt", c));
+
+    let mut c = cargo();
+    c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    v.push(step("clippy (host)", c));
+
+    let mut c = cargo();
+    c.args([
+        "clippy", "-p", "tinyrnn", "--lib", "--target", "thumbv7em-none-eabihf", "--features",
+        "defmt", "--", "-D", "warnings",
+    ]);
+    v.push(step("clippy (thumbv7em, defmt)", c));
+
+    for target in ["thumbv6m-none-eabi", "thumbv7em-none-eabihf", "riscv32imc-unknown-none-elf"] {
+        for features in ["", "defmt", "libm", "defmt,libm"] {
+            let mut c = cargo();
+            c.args(["check", "-p", "tinyrnn", "--lib", "--target", target]);
+            if !features.is_empty() {
+                c.args(["--features", features]);
+            }
+            let label = if features.is_empty() { "no features" } else { features };
+            v.push(step(format!("check {target} ({label})"), c));
+        }
+    }
+
+    let mut c = cargo();
+    c.args(["doc", "-p", "tinyrnn", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
+    v.push(step("rustdoc -D warnings", c));
+
+    // Release: the CLI tests quantize and evaluate real models; debug builds are ~10x slower.
+    let mut c = cargo();
+    c.args(["test", "--workspace", "--release"]);
+    v.push(step("cargo test --workspace", c));
+
+    let mut c = cargo();
+    c.args(["test", "-p", "tinyrnn"]);
+    v.push(step("cargo test -p tinyrnn (debug: overflow checks)", c));
+
+    let no_panic = root.join("tests/no_panic");
+    if no_panic.join("Cargo.toml").exists() {
+        let mut c = cargo();
+        c.args(["build", "--release"]);
+        v.push(step("no panic path linked (thumbv7em)", in_dir(c, &no_panic)));
+    }
+
+    for b in BUILD_ONLY_BOARDS {
+        let dir = root.join("boards").join(b);
+        if dir.join("Cargo.toml").exists() {
+            let mut c = cargo();
+            c.args(["build", "--release"]).env("CARGO_TARGET_DIR", root.join("target/boards"));
+            v.push(step(format!("build boards/{b}"), in_dir(c, &dir)));
+        }
+    }
+
+    let mut c = xtask()?;
+    c.arg("qemu").args(["--expected", "cli"]);
+    v.push(step("QEMU boards == host `tinyrnn run --raw`", c));
+
+    if root.join("xtask/src/bench.rs").exists() {
+        let mut c = xtask()?;
+        c.args(["bench", "--check"]);
+        v.push(step("DSP path == portable path (QEMU)", c));
+    }
+
+    let smoke = root.join("tests/fuzz/smoke.sh");
+    if smoke.exists() && std::env::var_os("TINYRNN_SKIP_FUZZ").is_none() {
+        let mut c = Command::new("bash");
+        c.arg(smoke);
+        v.push(step("fuzz smoke", c));
+    }
+    Ok(v)
+}
+
+/// `cargo xtask test [--list] [FILTER]`.
+pub fn test(args: &[String]) -> Result<bool> {
+    let list = args.iter().any(|a| a == "--list");
+    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let missing = missing_prerequisites(true);
+    if !missing.is_empty() && !list {
+        eprintln!("xtask test: missing prerequisites:");
+        for m in &missing {
+            eprintln!("  - {m}");
+        }
+        return Ok(false);
+    }
+    let mut steps = steps()?;
+    if !filter.is_empty() {
+        steps.retain(|s| filter.iter().any(|f| s.name.contains(f.as_str())));
+    }
+    if list {
+        for s in &steps {
+            println!("{}", s.name);
+        }
+        return Ok(true);
+    }
+    let (mut passed, mut failed) = (0, Vec::new());
+    let total = Instant::now();
+    for mut s in steps {
+        eprintln!("\n==> {}", s.name);
+        let t = Instant::now();
+        let ok = s.cmd.status().map(|st| st.success()).unwrap_or(false);
+        let secs = t.elapsed().as_secs_f32();
+        if ok {
+            passed += 1;
+            eprintln!("<== ok     {:>6.1}s  {}", secs, s.name);
+        } else {
+            eprintln!("<== FAILED {:>6.1}s  {}", secs, s.name);
+            failed.push(s.name);
+        }
+    }
+    eprintln!("\ntotal {:.0}s", total.elapsed().as_secs_f32());
+    for f in &failed {
+        eprintln!("failed: {f}");
+    }
+    println!("xtask: {} passed, {} failed", passed, failed.len());
+    Ok(failed.is_empty())
+}
+
+/// `cargo xtask demo [--board BOARD]`: build the CLI, quantize the bundled JapaneseVowels
+/// LSTM (int8) with its calibration data and normalization, then stream the bundled
+/// recording through it on the board under QEMU and print the classes.
+pub fn demo(args: &[String]) -> Result<bool> {
+    let board = match args.iter().position(|a| a == "--board") {
+        Some(i) => args.get(i + 1).ok_or("--board needs a name")?.clone(),
+        None => "mps2-an386".to_string(),
+    };
+    let missing = missing_prerequisites(true);
+    if !missing.is_empty() {
+        eprintln!("xtask demo: missing prerequisites:");
+        for m in &missing {
+            eprintln!("  - {m}");
+        }
+        return Ok(false);
+    }
+    let root = root();
+    let run = |mut c: Command, what: &str| -> Result<()> {
+        eprintln!("\n$ {what}");
+        if c.status()?.success() {
+            Ok(())
+        } else {
+            Err(format!("`{what}` failed").into())
+        }
+    };
+    let mut c = cargo();
+    c.args(["build", "--release", "-q", "-p", "tinyrnn-cli"]);
+    run(c, "cargo build --release -p tinyrnn-cli")?;
+    let cli = root.join("target/release/tinyrnn");
+    let d = "tests/data/vowels";
+    let out = root.join("target/demo/lstm_int8.trnn");
+    std::fs::create_dir_all(out.parent().unwrap_or(&root))?;
+    let mut c = Command::new(&cli);
+    c.current_dir(&root).args([
+        "quantize",
+        &format!("{d}/lstm.onnx"),
+        "--precision",
+        "int8",
+        "--calib",
+        &format!("{d}/calib_raw.npy"),
+        "--calib-lengths",
+        &format!("{d}/calib_lengths.npy"),
+        "--normalize",
+        &format!("{d}/norm.json"),
+        "-o",
+    ]);
+    c.arg(&out);
+    run(c, "tinyrnn quantize tests/data/vowels/lstm.onnx --precision int8 ... -o target/demo/lstm_int8.trnn")?;
+    let mut c = Command::new(&cli);
+    c.arg("inspect").arg(&out);
+    run(c, "tinyrnn inspect target/demo/lstm_int8.trnn")?;
+    let mut c = xtask()?;
+    c.args(["qemu", "--show", &board]).env("TINYRNN_BLOB", &out);
+    run(c, &format!("cargo xtask qemu --show {board}"))?;
+    Ok(true)
+}
