@@ -14,18 +14,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Calibrate and quantize an ONNX/safetensors model into a blob (int8, int16, float32).
+    Quantize(cmd::quantize::Args),
     /// Show layers, dims, parameter count, formats, flash and RAM of an ONNX, safetensors
     /// or blob file.
     Inspect(cmd::inspect::Args),
     /// Run a model over .npy sequences: float reference for ONNX/safetensors, the MCU's
     /// exact code path for a blob.
     Run(cmd::run::Args),
+    /// Accuracy and confusion matrix on labelled .npy data, optionally against a reference
+    /// model.
+    Eval(cmd::eval::Args),
 }
 
 fn dispatch(cmd: &Cmd) -> anyhow::Result<()> {
     match cmd {
+        Cmd::Quantize(a) => cmd::quantize::run(a),
         Cmd::Inspect(a) => cmd::inspect::run(a),
         Cmd::Run(a) => cmd::run::run(a),
+        Cmd::Eval(a) => cmd::eval::run(a),
     }
 }
 
