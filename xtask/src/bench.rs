@@ -12,7 +12,7 @@
 //!
 //! `.text` of a step: the functions executed inside a case's long window (translation-block
 //! addresses traced by the plugin, mapped to ELF function symbols), without the firmware's
-//! driver (`steps_q`/`steps_f32` and the markers), summed by symbol size; the read-only
+//! driver (`tinyrnn_bench::*` and the markers), summed by symbol size; the read-only
 //! tables (`TANH_LUT`) are reported apart.
 //!
 //! `--check` runs the same firmware without the plugin and only reports the checks (for CI:
@@ -134,7 +134,14 @@ fn plugin() -> Result<PathBuf> {
         fs::create_dir_all(&dir)?;
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let status = Command::new(&cc)
-            .args(["-shared", "-fPIC", "-O2", "-Wall", "-fvisibility=hidden", "-o"])
+            .args([
+                "-shared",
+                "-fPIC",
+                "-O2",
+                "-Wall",
+                "-fvisibility=hidden",
+                "-o",
+            ])
             .arg(&lib)
             .arg(&src)
             .status()
@@ -147,7 +154,10 @@ fn plugin() -> Result<PathBuf> {
 }
 
 fn elf_path(m: &Machine) -> PathBuf {
-    bench_dir().join(m.target).join("release").join("tinyrnn-bench")
+    bench_dir()
+        .join(m.target)
+        .join("release")
+        .join("tinyrnn-bench")
 }
 
 fn build(m: &Machine) -> Result<()> {
@@ -237,7 +247,10 @@ pub fn demangle(s: &str) -> String {
         parts.push(part);
         rest = &rest[end + n..];
     }
-    if parts.last().is_some_and(|p| p.len() == 17 && p.starts_with('h')) {
+    if parts
+        .last()
+        .is_some_and(|p| p.len() == 17 && p.starts_with('h'))
+    {
         parts.pop();
     }
     let joined = parts.join("::");
@@ -394,13 +407,15 @@ fn step_functions(funcs: &[Symbol], tbs: &[u64]) -> Vec<(String, u64)> {
     }
     set.values()
         .map(|f| (demangle(&f.name), f.size))
-        .filter(|(n, _)| {
-            !(n.starts_with("tinyrnn_bench::steps_") || n.starts_with("tinyrnn_bench_"))
-        })
+        .filter(|(n, _)| !(n.starts_with("tinyrnn_bench::") || n.starts_with("tinyrnn_bench_")))
         .collect()
 }
 
-fn run_machine(m: &'static Machine, opts: &Options, plugin: Option<&Path>) -> Result<MachineResult> {
+fn run_machine(
+    m: &'static Machine,
+    opts: &Options,
+    plugin: Option<&Path>,
+) -> Result<MachineResult> {
     build(m)?;
     let elf_file = elf_path(m);
     let elf = fs::read(&elf_file).map_err(|e| format!("{}: {e}", elf_file.display()))?;
