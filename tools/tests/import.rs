@@ -585,3 +585,40 @@ fn safetensors_half_precision() {
         assert!(d <= tol, "{dt:?}: {d}");
     }
 }
+
+/// Random corruption of real model files gives errors (or a model), never a panic.
+#[test]
+fn corrupted_files_never_panic() {
+    let mut rng = 0x9E3779B97F4A7C15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for (case, file) in [
+        ("lstm_3l", "model.onnx"),
+        ("unsupported_dynamo_lstm", "model.onnx"),
+        ("gru_stack3", "model.safetensors"),
+    ] {
+        let good = std::fs::read(golden(case, file)).unwrap();
+        let name = Path::new(file);
+        for k in 0..1500 {
+            let mut b = good.clone();
+            match k % 3 {
+                0 => b.truncate((next() as usize) % b.len()),
+                1 => {
+                    for _ in 0..1 + next() % 4 {
+                        let i = (next() as usize) % b.len();
+                        b[i] ^= 1 << (next() % 8);
+                    }
+                }
+                _ => {
+                    let i = (next() as usize) % b.len();
+                    b[i] = next() as u8;
+                }
+            }
+            let _ = import::load_model_bytes(&b, name, &ImportOptions::default());
+        }
+    }
+}

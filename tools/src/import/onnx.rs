@@ -893,6 +893,9 @@ impl<'o> Eval<'o> {
 
     fn concat(&self, n: &NodeProto) -> Result<Vec<Val>> {
         let axis = attr_i(n, "axis").ok_or_else(|| anyhow!("Concat without axis"))?;
+        if n.input.is_empty() {
+            bail!("Concat without inputs");
+        }
         let vals: Vec<Val> = (0..n.input.len())
             .map(|i| self.input(n, i))
             .collect::<Result<_>>()?;
@@ -995,8 +998,10 @@ impl<'o> Eval<'o> {
                 .collect::<Result<_>>()?,
             None => (0..rank).rev().collect(),
         };
-        if perm.len() != rank {
-            bail!("Transpose perm {perm:?} for rank {rank}");
+        let mut sorted = perm.clone();
+        sorted.sort_unstable();
+        if perm.len() != rank || sorted.iter().enumerate().any(|(k, &p)| k != p) {
+            bail!("Transpose perm {perm:?} is not a permutation of rank {rank}");
         }
         Ok(vec![match x {
             Val::Const(t) => Val::Const(t.transpose(&perm)?),
@@ -1221,6 +1226,9 @@ impl<'o> Eval<'o> {
             Ax::Feat(w) => w,
             other => bail!("{op} on the data sequence whose last axis is {other:?} (not features)"),
         };
+        if c.is_empty() {
+            bail!("{op} with an empty constant");
+        }
         // The constant must vary along the feature axis only.
         if c.dims.len() > s.axes.len()
             || c.dims[..c.dims.len().saturating_sub(1)]

@@ -187,8 +187,13 @@ impl Tensor {
 
     /// `Transpose` with `perm`.
     pub fn transpose(&self, perm: &[usize]) -> Result<Tensor> {
-        if perm.len() != self.dims.len() {
-            bail!("Transpose perm {perm:?} for rank {}", self.dims.len());
+        let mut sorted = perm.to_vec();
+        sorted.sort_unstable();
+        if perm.len() != self.dims.len() || sorted.iter().enumerate().any(|(k, &p)| k != p) {
+            bail!(
+                "Transpose perm {perm:?} is not a permutation of rank {}",
+                self.dims.len()
+            );
         }
         let st = Self::strides(&self.dims);
         let dims: Vec<usize> = perm.iter().map(|&p| self.dims[p]).collect();
@@ -256,7 +261,9 @@ impl Tensor {
 
     /// `Concat` along `axis`.
     pub fn concat(parts: &[Tensor], axis: usize) -> Result<Tensor> {
-        let first = &parts[0];
+        let Some(first) = parts.first() else {
+            bail!("Concat of nothing");
+        };
         let mut dims = first.dims.clone();
         dims[axis] = 0;
         for p in parts {
