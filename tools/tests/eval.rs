@@ -65,6 +65,31 @@ fn eval_blob(blob: &Path, reference: &Path, plot: Option<PathBuf>) -> EvalResult
     res
 }
 
+/// The quantizer is deterministic: its blobs for the bundled models are committed in
+/// tests/data/blobs/ and must be reproduced byte for byte (`TINYRNN_BLESS=1` rewrites them
+/// after a deliberate change). The firmware and `codegen` tests use these files.
+fn check_blessed(blob: &Path, file: &str) {
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/blobs")
+        .join(file);
+    let got = std::fs::read(blob).unwrap();
+    if std::env::var_os("TINYRNN_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(committed.parent().unwrap()).unwrap();
+        std::fs::write(&committed, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read(&committed).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with TINYRNN_BLESS=1 to create it)",
+            committed.display()
+        )
+    });
+    assert!(
+        got == want,
+        "{file}: the quantizer's output changed (re-bless with TINYRNN_BLESS=1 if deliberate)"
+    );
+}
+
 fn check_model(name: &str) {
     let d = data();
     let onnx = d.join(format!("{name}.onnx"));
@@ -77,6 +102,7 @@ fn check_model(name: &str) {
     ] {
         let blob = dir.join(format!("{name}_{tag}.trnn"));
         quantize_to(&onnx, p, &blob);
+        check_blessed(&blob, &format!("vowels_{name}_{tag}.trnn"));
         // Plots of the int8 blob: SVG (with text) and PNG.
         let plots = (p == PrecisionArg::Int8).then(|| {
             [

@@ -4,3 +4,5 @@ pub mod eval;
 pub mod inspect;
 pub mod quantize;
 pub mod run;
+pub mod generate;
+pub mod codegen;
