@@ -1,8 +1,8 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(&Args) -> anyhow::Result<()>`.
 
+pub mod codegen;
 pub mod eval;
+pub mod generate;
 pub mod inspect;
 pub mod quantize;
 pub mod run;
-pub mod generate;
-pub mod codegen;
