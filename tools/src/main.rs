@@ -25,6 +25,11 @@ enum Cmd {
     /// Accuracy and confusion matrix on labelled .npy data, optionally against a reference
     /// model.
     Eval(cmd::eval::Args),
+    /// One-to-many: prime with a sequence, then feed each output back as the next input.
+    Generate(cmd::generate::Args),
+    /// Emit a Rust module for firmware: dims as consts, capacity types, the blob as an
+    /// aligned static.
+    Codegen(cmd::codegen::Args),
 }
 
 fn dispatch(cmd: &Cmd) -> anyhow::Result<()> {
@@ -33,6 +38,8 @@ fn dispatch(cmd: &Cmd) -> anyhow::Result<()> {
         Cmd::Inspect(a) => cmd::inspect::run(a),
         Cmd::Run(a) => cmd::run::run(a),
         Cmd::Eval(a) => cmd::eval::run(a),
+        Cmd::Generate(a) => cmd::generate::run(a),
+        Cmd::Codegen(a) => cmd::codegen::run(a),
     }
 }
 
