@@ -332,7 +332,7 @@ pub struct Record {
     pub short: u64,
     pub long: u64,
     pub text_bytes: u64,
-    pub functions: Vec<(String, u64)>,
+    pub functions: Vec<Func>,
 }
 
 impl Record {
@@ -372,19 +372,19 @@ struct MachineResult {
     notes: Vec<String>,
 }
 
-/// Windows of the plugin's output: `(count, traced TB addresses)`.
-fn parse_windows(text: &str) -> Vec<(u64, Vec<u64>)> {
-    let mut out: Vec<(u64, Vec<u64>)> = Vec::new();
+/// Windows of the plugin's output: `(count, traced blocks as (address, instructions))`.
+fn parse_windows(text: &str) -> Vec<(u64, Vec<(u64, u64)>)> {
+    let mut out: Vec<(u64, Vec<(u64, u64)>)> = Vec::new();
     for l in text.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
         match f.as_slice() {
             ["window", _, n] => out.push((n.parse().unwrap_or(0), Vec::new())),
-            ["tb", a] => {
+            ["tb", a, n] => {
                 if let (Some(w), Ok(a)) = (
                     out.last_mut(),
                     u64::from_str_radix(a.trim_start_matches("0x"), 16),
                 ) {
-                    w.1.push(a);
+                    w.1.push((a, n.parse().unwrap_or(0)));
                 }
             }
             _ => {}
@@ -393,21 +393,36 @@ fn parse_windows(text: &str) -> Vec<(u64, Vec<u64>)> {
     out
 }
 
-/// The functions (demangled name, size) containing the traced addresses, minus the driver.
-fn step_functions(funcs: &[Symbol], tbs: &[u64]) -> Vec<(String, u64)> {
-    let mut set = BTreeMap::new();
-    for &a in tbs {
+/// A function executed in a window: demangled name, size in bytes, instructions executed.
+#[derive(Debug, Clone)]
+pub struct Func {
+    pub name: String,
+    pub size: u64,
+    pub insns: u64,
+}
+
+/// The functions containing the traced blocks, minus the driver, by address.
+fn step_functions(funcs: &[Symbol], tbs: &[(u64, u64)]) -> Vec<Func> {
+    let mut set: BTreeMap<u64, Func> = BTreeMap::new();
+    for &(a, n) in tbs {
         // funcs sorted by address: the last one starting at or before `a`.
         let i = funcs.partition_point(|f| f.addr <= a);
         if let Some(f) = i.checked_sub(1).map(|i| &funcs[i]) {
             if a < f.addr + f.size.max(1) {
-                set.insert(f.addr, f);
+                set.entry(f.addr)
+                    .or_insert_with(|| Func {
+                        name: demangle(&f.name),
+                        size: f.size,
+                        insns: 0,
+                    })
+                    .insns += n;
             }
         }
     }
-    set.values()
-        .map(|f| (demangle(&f.name), f.size))
-        .filter(|(n, _)| !(n.starts_with("tinyrnn_bench::") || n.starts_with("tinyrnn_bench_")))
+    set.into_values()
+        .filter(|f| {
+            !(f.name.starts_with("tinyrnn_bench::") || f.name.starts_with("tinyrnn_bench_"))
+        })
         .collect()
 }
 
@@ -489,7 +504,7 @@ fn run_machine(
                 hidden: hidden.parse()?,
                 short: short.0,
                 long: long.0,
-                text_bytes: functions.iter().map(|f| f.1).sum(),
+                text_bytes: functions.iter().map(|f| f.size).sum(),
                 functions,
             });
         }
@@ -629,8 +644,19 @@ fn tables(results: &[(&Machine, MachineResult)]) -> String {
                 "\nint8 LSTM step path (functions executed in a step, I{} H{}): {} bytes of `.text` + {} bytes of tables (`TANH_LUT`)\n",
                 x.input, x.hidden, x.text_bytes, r.lut_bytes
             );
-            for (name, size) in &x.functions {
-                let _ = writeln!(s, "- `{name}`: {size} B");
+            let total: u64 = x.functions.iter().map(|f| f.insns).sum::<u64>().max(1);
+            let _ = writeln!(
+                s,
+                "| function | bytes | share of the {STEPS}-step run's instructions |\n|---|--:|--:|"
+            );
+            for f in &x.functions {
+                let _ = writeln!(
+                    s,
+                    "| `{}` | {} | {:.1} % |",
+                    f.name,
+                    f.size,
+                    100.0 * f.insns as f64 / total as f64
+                );
             }
         }
     }

@@ -4,7 +4,7 @@
 //! cargo xtask qemu [BOARD...]            build, run under QEMU, compare with the host, sizes
 //!       --show                           just print each board's decoded output
 //!       --expected cli|file              host reference: `tinyrnn run --raw` (built here) or
-//!                                        boards/common/expected.txt (default: $TINYRNN_EXPECTED or file)
+//!                                        boards/common/expected.txt (default: cli; TINYRNN_EXPECTED=file)
 //!       --timeout SECS                   per-board QEMU time limit (default 60)
 //! cargo xtask size [BOARD...]            build + run, print flash / RAM / stack per board
 //! cargo xtask bless                      write boards/common/expected.txt from the host CLI

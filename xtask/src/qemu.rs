@@ -32,10 +32,11 @@ impl Expected {
 }
 
 impl Default for Expected {
+    /// `cli`, unless `TINYRNN_EXPECTED=file`.
     fn default() -> Self {
         match std::env::var("TINYRNN_EXPECTED").as_deref() {
-            Ok("cli") => Expected::Cli,
-            _ => Expected::File,
+            Ok("file") => Expected::File,
+            _ => Expected::Cli,
         }
     }
 }
@@ -112,7 +113,17 @@ fn cli_output() -> Result<String> {
 
 fn expected_lines(src: Expected) -> Result<Vec<String>> {
     let text = match src {
-        Expected::Cli => cli_output()?,
+        Expected::Cli => {
+            let text = cli_output()?;
+            let committed = fs::read_to_string(expected_path()).unwrap_or_default();
+            if seq_lines(&committed) != seq_lines(&text) {
+                println!(
+                    "note: {} differs from the CLI's output: refresh it with `cargo xtask bless`",
+                    expected_path().display()
+                );
+            }
+            text
+        }
         Expected::File => fs::read_to_string(expected_path()).map_err(|e| {
             format!(
                 "{}: {e} (run `cargo xtask bless`)",
