@@ -191,6 +191,7 @@ fn scatter<DB: DrawingBackend>(
         .build_cartesian_2d(lo..hi, lo..hi)
         .map_err(perr)?;
     let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(WHITE);
     if text {
         mesh.x_desc(format!(
             "reference ({})",

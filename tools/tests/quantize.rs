@@ -416,3 +416,39 @@ fn atomic_write_keeps_old_file_on_error() {
     assert!(leftovers.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The ONNX and the safetensors export of the same trained model quantize to the same
+/// tensors (only the name differs): the two importers and the quantizer agree.
+#[test]
+fn onnx_and_safetensors_quantize_identically() {
+    use tinyrnn_cli::data;
+    use tinyrnn_cli::import::{load_model, ImportOptions};
+    let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vowels");
+    let opts = ImportOptions {
+        normalize: Some(d.join("norm.json")),
+        ..Default::default()
+    };
+    let x = data::read_inputs(&d.join("calib_raw.npy")).unwrap();
+    let l = data::read_lengths(&d.join("calib_lengths.npy"), x.n, x.t).unwrap();
+    for cell in ["lstm", "gru", "rnn"] {
+        let mut blobs = Vec::new();
+        for ext in ["onnx", "safetensors"] {
+            let m = load_model(&d.join(format!("{cell}.{ext}")), &opts).unwrap();
+            let stats = calibrate(&m, &Batch::from_sequences(&x, Some(&l)), || {}).unwrap();
+            blobs.push(
+                quantize(&m, Some(&stats), &QuantOptions::new(Precision::Int8))
+                    .unwrap()
+                    .blob,
+            );
+        }
+        let descs: Vec<_> = blobs
+            .iter()
+            .map(|b| {
+                let mut desc = Model::from_blob(b).unwrap().desc().clone();
+                desc.name = "";
+                desc
+            })
+            .collect();
+        assert_eq!(descs[0], descs[1], "{cell}");
+    }
+}

@@ -204,7 +204,7 @@ impl EvalResult {
         ) {
             let _ = writeln!(
                 s,
-                "reference ({r}): accuracy {:.2}% ({:+.2} points), class agreement {:.2}%, \
+                "reference {r}: accuracy {:.2}% ({:+.2} points), class agreement {:.2}%, \
                  output error max {mx:.3e} mean {mn:.3e}",
                 100.0 * ra,
                 100.0 * (self.accuracy - ra),

@@ -54,7 +54,7 @@ pub struct Args {
     #[arg(long, value_name = "X.npy")]
     pub calib: Option<PathBuf>,
     /// True length of each zero-padded calibration sequence: int .npy [N].
-    #[arg(long, value_name = "L.npy")]
+    #[arg(long, visible_alias = "lengths", value_name = "L.npy")]
     pub calib_lengths: Option<PathBuf>,
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
