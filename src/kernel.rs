@@ -16,6 +16,9 @@
 
 use crate::fxp::Requant;
 
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+pub mod dsp;
+
 /// Sign-extends bytes 0 and 2 of `w` (`SXTB16`): `(w[0], w[2])`.
 #[inline(always)]
 fn sxtb16_lo(w: u32) -> (i32, i32) {
@@ -91,6 +94,95 @@ pub fn dot_f32(w: &[u8], x: &[u32]) -> f32 {
     acc
 }
 
+/// `Σ w_r[j]·x[j]` for four consecutive int8 rows `w_r` (layout as [`dot_i8`]): `w4` holds
+/// the rows back to back, each `2·x.len()` bytes (a row of `pad4(n)` weights for `pad4(n)/2`
+/// packed words). One pass over `x` for the four rows. Rows missing from a short `w4` give 0.
+/// Exact, the same integers as four calls of [`dot_i8`].
+#[inline]
+pub fn dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
+    let row = 2 * x.len();
+    let rows = [0, 1, 2, 3].map(|r| w4.get(r * row..(r + 1) * row).unwrap_or(&[]));
+    let full = rows.iter().all(|r| r.len() == row);
+    if !full {
+        return rows.map(|r| dot_i8(r, x));
+    }
+    let (xb, _) = x.as_chunks::<2>();
+    let wb = rows.map(|r| r.as_chunks::<4>().0);
+    let mut acc = [0i32; 4];
+    for (k, &[x01, x23]) in xb.iter().enumerate() {
+        let (x01, x23) = (halves(x01), halves(x23));
+        for (a, w) in acc.iter_mut().zip(&wb) {
+            if let Some(w4) = w.get(k) {
+                let w = u32::from_le_bytes(*w4);
+                *a = smlad(sxtb16_lo(w), x01, *a);
+                *a = smlad(sxtb16_hi(w), x23, *a);
+            }
+        }
+    }
+    acc
+}
+
+/// `Σ w_r[j]·x[j]` for four consecutive int16 rows (layout as [`dot_i16`]), each
+/// `4·x.len()` bytes, back to back in `w4`. Exact, the same integers as four [`dot_i16`].
+#[inline]
+pub fn dot4_i16(w4: &[u8], x: &[u32]) -> [i64; 4] {
+    let row = 4 * x.len();
+    [0, 1, 2, 3].map(|r| dot_i16(w4.get(r * row..(r + 1) * row).unwrap_or(&[]), x))
+}
+
+/// `round(acc · mult / 2^shift)` saturated to `i32`: exactly [`Requant::apply`], with a short
+/// path for `shift ∈ 33..=62` (every scale below 1/4, i.e. all but extreme models):
+/// there `(p + 2^(s−1)) >> s = ((⌊p / 2^32⌋ >> (s − 33)) + 1) >> 1` with `p = acc·mult`
+/// (nested floor divisions compose; the rounding half is a multiple of 2^32), `⌊p / 2^32⌋`
+/// is one high-word multiply (`SMMUL`, RV32 `mulh`) and never needs saturation
+/// (`|⌊p / 2^32⌋| ≤ 2^30`).
+#[inline(always)]
+pub(crate) fn requant_i32(acc: i32, rq: Requant) -> i32 {
+    let k = (rq.shift as u32).wrapping_sub(33);
+    if k < 30 {
+        let hi = ((acc as i64).wrapping_mul(rq.mult as i64) >> 32) as i32;
+        ((hi >> k) + 1) >> 1
+    } else {
+        requant_wide_shift(acc, rq)
+    }
+}
+
+/// [`Requant::apply`] for the shifts [`requant_i32`]'s short path does not take (scales of
+/// 1/4 and above: rare); out of line to keep the callers small.
+#[cold]
+#[inline(never)]
+fn requant_wide_shift(acc: i32, rq: Requant) -> i32 {
+    rq.apply(acc)
+}
+
+/// The int8 row kernel of this target: `dsp::dot_i8` with the DSP extension, else
+/// [`dot_i8`]. Same integers either way.
+#[inline(always)]
+fn fast_dot_i8(w: &[u8], x: &[u32]) -> i32 {
+    #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+    {
+        dsp::dot_i8(w, x)
+    }
+    #[cfg(not(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp"))))]
+    {
+        dot_i8(w, x)
+    }
+}
+
+/// The four-row int8 kernel of this target: `dsp::dot4_i8` with the DSP extension, else
+/// [`dot4_i8`]. Same integers either way.
+#[inline(always)]
+fn fast_dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
+    #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+    {
+        dsp::dot4_i8(w4, x)
+    }
+    #[cfg(not(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp"))))]
+    {
+        dot4_i8(w4, x)
+    }
+}
+
 /// One integer path: weight width, accumulator, bias decoding and requantization.
 pub(crate) trait IntKernel {
     /// Bytes per weight.
@@ -99,6 +191,11 @@ pub(crate) trait IntKernel {
     const BIAS_BYTES: usize;
     /// `rq.apply(dot(w_row, x) + bias)` (bias added saturating), the pre-activation.
     fn pre(w_row: &[u8], x: &[u32], bias: &[u8], rq: Requant) -> i32;
+    /// [`pre`](Self::pre) of four consecutive rows: `w4` starts with the four rows back to
+    /// back, `bias4` with their four biases, `rq4` with their four 5-byte requant records
+    /// (longer slices are fine). Rows, biases or records missing from short slices give 0
+    /// (never after validation).
+    fn pre4(w4: &[u8], x: &[u32], bias4: &[u8], rq4: &[u8]) -> [i32; 4];
 }
 
 /// int8 weights, `i32` accumulator.
@@ -111,7 +208,29 @@ impl IntKernel for Int8 {
     const BIAS_BYTES: usize = 4;
     #[inline(always)]
     fn pre(w_row: &[u8], x: &[u32], bias: &[u8], rq: Requant) -> i32 {
-        pre_i8(w_row, x, le_i32(bias), rq)
+        requant_i32(fast_dot_i8(w_row, x).saturating_add(le_i32(bias)), rq)
+    }
+    #[inline(always)]
+    fn pre4(w4: &[u8], x: &[u32], bias4: &[u8], rq4: &[u8]) -> [i32; 4] {
+        let acc = fast_dot4_i8(w4, x);
+        let (Some(b), Some(q)) = (bias4.first_chunk::<16>(), rq4.first_chunk::<20>()) else {
+            // short slices (never after validation): missing biases / records give 0
+            let mut out = [0; 4];
+            for (r, (o, a)) in out.iter_mut().zip(acc).enumerate() {
+                let b = le_i32(bias4.get(4 * r..).unwrap_or(&[]));
+                let rq = le_requant(rq4.get(5 * r..).unwrap_or(&[]));
+                *o = requant_i32(a.saturating_add(b), rq);
+            }
+            return out;
+        };
+        let mut out = [0; 4];
+        for (r, (o, a)) in out.iter_mut().zip(acc).enumerate() {
+            let bias = i32::from_le_bytes([b[4 * r], b[4 * r + 1], b[4 * r + 2], b[4 * r + 3]]);
+            let k = 5 * r;
+            let rq = Requant::from_bytes([q[k], q[k + 1], q[k + 2], q[k + 3], q[k + 4]]);
+            *o = requant_i32(a.saturating_add(bias), rq);
+        }
+        out
     }
 }
 
@@ -122,12 +241,23 @@ impl IntKernel for Int16 {
     fn pre(w_row: &[u8], x: &[u32], bias: &[u8], rq: Requant) -> i32 {
         pre_i16(w_row, x, le_i64(bias), rq)
     }
+    #[inline(always)]
+    fn pre4(w4: &[u8], x: &[u32], bias4: &[u8], rq4: &[u8]) -> [i32; 4] {
+        let acc = dot4_i16(w4, x);
+        let mut out = [0; 4];
+        for (r, (o, a)) in out.iter_mut().zip(acc).enumerate() {
+            let b = le_i64(bias4.get(8 * r..).unwrap_or(&[]));
+            let rq = le_requant(rq4.get(5 * r..).unwrap_or(&[]));
+            *o = rq.apply_wide(a.saturating_add(b));
+        }
+        out
+    }
 }
 
 /// Dense helper, int8: `rq.apply(bias ⊕ Σ w·x)` (`⊕` saturating).
 #[inline(always)]
 pub fn pre_i8(w_row: &[u8], x: &[u32], bias: i32, rq: Requant) -> i32 {
-    rq.apply(dot_i8(w_row, x).saturating_add(bias))
+    requant_i32(fast_dot_i8(w_row, x).saturating_add(bias), rq)
 }
 
 /// Dense helper, int16: `rq.apply_wide(bias ⊕ Σ w·x)` (`⊕` saturating).
@@ -355,6 +485,56 @@ mod tests {
         assert_eq!(le_i64(&[1; 7]), 0);
         assert_eq!(le_requant(&[1; 4]).apply(1 << 20), 0);
         assert_eq!(dot_i8(&[1, 1, 1, 1, 1], &[1]), 0); // x shorter than one block
+    }
+
+    proptest! {
+        /// The four-row kernels give the integers of four single-row calls.
+        #[test]
+        fn four_rows_match_one_row(
+            blocks in 1usize..20,
+            seed in proptest::collection::vec((any::<i8>(), any::<i16>()), 4 * 80),
+            x in proptest::collection::vec(any::<i16>(), 80),
+        ) {
+            let n = 4 * blocks;
+            let xp = packed(&x[..n]);
+            let w8: Vec<u8> = seed[..4 * n].iter().map(|s| s.0 as u8).collect();
+            let want: Vec<i32> = w8.chunks(n).map(|r| dot_i8(r, &xp)).collect();
+            prop_assert_eq!(dot4_i8(&w8, &xp).to_vec(), want);
+            let w16: Vec<u8> = seed[..4 * n].iter().flat_map(|s| s.1.to_le_bytes()).collect();
+            let want: Vec<i64> = w16.chunks(2 * n).map(|r| dot_i16(r, &xp)).collect();
+            prop_assert_eq!(dot4_i16(&w16, &xp).to_vec(), want);
+            // short weights: missing rows are 0, present ones unchanged
+            let got = dot4_i8(&w8[..2 * n + 1], &xp);
+            prop_assert_eq!(&got[2..], &[0, 0]);
+        }
+
+        /// The short requantization path is exactly `Requant::apply`.
+        #[test]
+        fn requant_short_path_is_exact(acc in any::<i32>(), mult in 1i32..=i32::MAX, shift in 1u8..=62) {
+            let rq = Requant { mult, shift };
+            prop_assert_eq!(requant_i32(acc, rq), rq.apply(acc));
+        }
+    }
+
+    #[test]
+    fn requant_short_path_extremes() {
+        for shift in 1..=62u8 {
+            for mult in [1, 2, (1 << 30) - 1, 1 << 30, i32::MAX] {
+                for acc in [
+                    i32::MIN,
+                    i32::MIN + 1,
+                    -1,
+                    0,
+                    1,
+                    i32::MAX,
+                    1 << 30,
+                    -(1 << 30),
+                ] {
+                    let rq = Requant { mult, shift };
+                    assert_eq!(requant_i32(acc, rq), rq.apply(acc), "{acc} {mult} {shift}");
+                }
+            }
+        }
     }
 
     proptest! {

@@ -64,6 +64,10 @@ fn main() {
     if full {
         println!("cargo:rustc-cfg=bench_full");
     }
+    // tinyrnn's build.rs selects its DSP kernels for the same targets.
+    if target.starts_with("thumbv7em") {
+        println!("cargo:rustc-cfg=bench_dsp");
+    }
 
     // ---- pools ----
     let n_w = MAX_ROWS * MAX_HIDDEN;

@@ -13,8 +13,9 @@
  *
  * (Thumb addresses may be given with bit 0 set; it is ignored.) Output, one line per
  * window, in order: `window <n> <instructions>`. With trace=on, each window is followed by
- * `tb <hex address>` lines: the distinct translation-block start addresses executed inside
- * it (the host maps them to functions to measure the code a step runs through).
+ * `tb <hex address> <instructions>` lines: the translation blocks executed inside it and the
+ * instructions executed in each (the host maps them to functions: the code a step runs
+ * through, and where its instructions go).
  *
  * Debian's QEMU ships no qemu-plugin.h: the few types and functions used are declared
  * below, as in QEMU's include/qemu/qemu-plugin.h (API version 4).
@@ -96,27 +97,39 @@ static unsigned windows;
 static bool trace;
 static FILE *out;
 
-/* Distinct TB start addresses of the current window (open addressing, reset per window). */
+/* Translation blocks executed in the current window (open addressing, reset per window):
+ * start address and instructions executed there (executions x block length). */
 #define TB_SET 8192
-static uint64_t tb_set[TB_SET];
+struct tb_info {
+    uint64_t pc;
+    uint64_t n_insns;
+};
+static struct {
+    uint64_t pc; /* +1, so that 0 means empty */
+    uint64_t insns;
+} tb_set[TB_SET];
 static unsigned tb_used;
 
 static void tb_exec(unsigned int vcpu, void *udata)
 {
     (void)vcpu;
-    if (!in_window || tb_used >= TB_SET / 2) {
+    const struct tb_info *tb = udata;
+    if (!in_window) {
         return;
     }
-    uint64_t pc = (uint64_t)(uintptr_t)udata + 1; /* stored +1 so that 0 means empty */
+    uint64_t pc = tb->pc + 1;
     size_t h = (size_t)((pc * 0x9E3779B97F4A7C15ull) >> 51) & (TB_SET - 1);
-    while (tb_set[h] != 0) {
-        if (tb_set[h] == pc) {
-            return;
-        }
+    while (tb_set[h].pc != 0 && tb_set[h].pc != pc) {
         h = (h + 1) & (TB_SET - 1);
     }
-    tb_set[h] = pc;
-    tb_used++;
+    if (tb_set[h].pc == 0) {
+        if (tb_used >= TB_SET / 2) {
+            return; /* full: the profile of this window is incomplete, the count is not */
+        }
+        tb_set[h].pc = pc;
+        tb_used++;
+    }
+    tb_set[h].insns += tb->n_insns;
 }
 
 static void on_start(unsigned int vcpu, void *udata)
@@ -141,8 +154,8 @@ static void on_stop(unsigned int vcpu, void *udata)
     fprintf(out, "window %u %" PRIu64 "\n", windows, qemu_plugin_u64_sum(count) - window_start);
     if (trace) {
         for (size_t i = 0; i < TB_SET; i++) {
-            if (tb_set[i] != 0) {
-                fprintf(out, "tb 0x%" PRIx64 "\n", tb_set[i] - 1);
+            if (tb_set[i].pc != 0) {
+                fprintf(out, "tb 0x%" PRIx64 " %" PRIu64 "\n", tb_set[i].pc - 1, tb_set[i].insns);
             }
         }
     }
@@ -154,8 +167,14 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     (void)id;
     size_t n = qemu_plugin_tb_n_insns(tb);
     if (trace) {
-        qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_exec, QEMU_PLUGIN_CB_NO_REGS,
-                                             (void *)(uintptr_t)qemu_plugin_tb_vaddr(tb));
+        /* one record per translation, kept for the plugin's lifetime (QEMU may translate a
+         * block again after a flush; the firmware's code is small and static) */
+        struct tb_info *info = malloc(sizeof *info);
+        if (info != NULL) {
+            info->pc = qemu_plugin_tb_vaddr(tb);
+            info->n_insns = n;
+            qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_exec, QEMU_PLUGIN_CB_NO_REGS, info);
+        }
     }
     for (size_t i = 0; i < n; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);

@@ -19,7 +19,7 @@
 //! ```
 
 use crate::activation::{sigmoid_q, tanh_q, Math};
-use crate::cell::{Gate, Io};
+use crate::cell::{Gate, IntGate, Io};
 use crate::fxp::{mul_q15, sat_i16};
 use crate::kernel::{set_i16, IntKernel};
 use crate::model::LayerDesc;
@@ -31,42 +31,54 @@ fn update(h: i32, n: i16, z: i16) -> i32 {
     sat_i16(n.saturating_add(mul_q15(h.saturating_sub(n), z))) as i32
 }
 
-/// One integer step (see the module equations).
+/// One integer step (see the module equations): blocks of four units (the last one
+/// shorter), each gate's rows of a block in one pass of the row kernels
+/// ([`IntGate::at`]), then the block's units one by one.
+#[inline(never)]
 pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, linear_before_reset: bool, io: Io<'_>) {
-    let mut g_r = Gate::int::<K>(l, 0);
-    let mut g_z = Gate::int::<K>(l, 1);
-    let mut g_n = Gate::int::<K>(l, 2);
+    let (g_r, g_z, g_n) = (
+        IntGate::new::<K>(l, 0),
+        IntGate::new::<K>(l, 1),
+        IntGate::new::<K>(l, 2),
+    );
     let Io { x, h, rh, hs, .. } = io;
-    if linear_before_reset {
-        for h_j in hs.iter_mut() {
-            let (ri, rh_) = g_r.next_int::<K>(x, h);
-            let r = sigmoid_q(ri.saturating_add(rh_));
-            let (zi, zh) = g_z.next_int::<K>(x, h);
-            let z = sigmoid_q(zi.saturating_add(zh));
-            let (ni, nh) = g_n.next_int::<K>(x, h);
-            let n = tanh_q(ni.saturating_add(mul_q15(nh, r)));
-            *h_j = update(*h_j, n, z);
-        }
-    } else {
+    if !linear_before_reset {
         rh.fill(0);
-        for (j, h_j) in hs.iter().enumerate() {
-            let (ri, rh_) = g_r.next_int::<K>(x, h);
-            let r = sigmoid_q(ri.saturating_add(rh_));
-            // |h_j·r / 2^15| < 2^15: fits i16
-            set_i16(rh, j, sat_i16(mul_q15(*h_j, r)));
+        let mut j = 0;
+        for h4 in hs.chunks(4) {
+            let r = g_r.sum_at::<K>(j, h4.len(), x, h);
+            for (&h_j, &r) in h4.iter().zip(&r) {
+                // |h_j·r / 2^15| < 2^15: fits i16
+                set_i16(rh, j, sat_i16(mul_q15(h_j, sigmoid_q(r))));
+                j += 1;
+            }
         }
-        let rh: &[u32] = rh;
-        for h_j in hs.iter_mut() {
-            let (zi, zh) = g_z.next_int::<K>(x, h);
-            let z = sigmoid_q(zi.saturating_add(zh));
-            let (ni, nh) = g_n.next_int::<K>(x, rh);
-            let n = tanh_q(ni.saturating_add(nh));
-            *h_j = update(*h_j, n, z);
+    }
+    let rh: &[u32] = rh;
+    for (q, h4) in hs.chunks_mut(4).enumerate() {
+        let (j, n) = (4 * q, h4.len());
+        let z = g_z.sum_at::<K>(j, n, x, h);
+        let (ni, nh, r) = if linear_before_reset {
+            let (ni, nh) = g_n.at::<K>(j, n, x, h);
+            (ni, nh, g_r.sum_at::<K>(j, n, x, h))
+        } else {
+            let (ni, nh) = g_n.at::<K>(j, n, x, rh);
+            (ni, nh, [0; 4])
+        };
+        for (u, h_j) in h4.iter_mut().enumerate() {
+            let u = u & 3;
+            let n = if linear_before_reset {
+                tanh_q(ni[u].saturating_add(mul_q15(nh[u], sigmoid_q(r[u]))))
+            } else {
+                tanh_q(ni[u].saturating_add(nh[u]))
+            };
+            *h_j = update(*h_j, n, sigmoid_q(z[u]));
         }
     }
 }
 
 /// One f32 step (see the module equations).
+#[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, linear_before_reset: bool, io: Io<'_>) {
     let mut g_r = Gate::f32(l, 0);
     let mut g_z = Gate::f32(l, 1);

@@ -21,9 +21,9 @@
 //! (Q16.15 × Q.p_frac → Q.12 is a shift by `p_frac + 3`; `round` ties toward +∞.)
 
 use crate::activation::{sigmoid_q, tanh_q, Math};
-use crate::cell::{Gate, Io, Peep};
-use crate::fxp::{mul_q15, round_shr, sat_i16, sat_i32};
-use crate::kernel::IntKernel;
+use crate::cell::{Gate, IntGate, Io, Peep};
+use crate::fxp::sat_i32;
+use crate::kernel::{le_i16, IntKernel};
 use crate::model::LayerDesc;
 
 /// `round(p·c / 2^(p_frac+3))`: peephole contribution to a Q.12 pre-activation.
@@ -41,44 +41,75 @@ fn mul_q15_wide(a: i32, b: i16) -> i64 {
     (a as i64).wrapping_mul(b as i64).wrapping_add(1 << 14) >> 15
 }
 
-/// One integer step (see the module equations).
+/// One unit's update from its four pre-activations `[i, f, g, o]` (Q.12) and peephole
+/// weights `[p_i, p_f, p_o]` (zeros without peepholes): the module equations. The products
+/// `i·g` and `o·tanh(c')` are below 2^30 in magnitude, so they are computed in `i32`: the
+/// same integers as the `i64` forms of docs/DESIGN.md.
+#[inline(always)]
+fn unit(h_j: &mut i32, c_j: &mut i32, pre: [i32; 4], p: Option<[i16; 3]>, p_frac: u32) {
+    let [mut pre_i, mut pre_f, pre_g, mut pre_o] = pre;
+    let c = *c_j;
+    if let Some([p_i, p_f, _]) = p {
+        pre_i = pre_i.saturating_add(peep(p_i, c, p_frac));
+        pre_f = pre_f.saturating_add(peep(p_f, c, p_frac));
+    }
+    let i = sigmoid_q(pre_i);
+    let f = sigmoid_q(pre_f);
+    let g = tanh_q(pre_g);
+    // |f·c/2^15| < 2^31, |i·g/2^15| ≤ 2^15: the i64 sum cannot overflow.
+    let ig = ((g as i32) * (i as i32) + (1 << 14)) >> 15;
+    let c_new = sat_i32(mul_q15_wide(c, f).wrapping_add(ig as i64));
+    if let Some([_, _, p_o]) = p {
+        pre_o = pre_o.saturating_add(peep(p_o, c_new, p_frac));
+    }
+    let o = sigmoid_q(pre_o);
+    *c_j = c_new;
+    // round_shr(c', 3) without the i64: ⌊c'/8⌋ + bit 2 of c' (round half up).
+    let t = tanh_q((c_new >> 3) + ((c_new >> 2) & 1));
+    *h_j = ((t as i32) * (o as i32) + (1 << 14)) >> 15;
+}
+
+/// One integer step (see the module equations): blocks of four units (the last one
+/// shorter), each gate's rows of a block in one pass of the row kernels
+/// ([`IntGate::at`]), then the block's units one by one.
+#[inline(never)]
 pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
-    let mut g_i = Gate::int::<K>(l, 0);
-    let mut g_f = Gate::int::<K>(l, 1);
-    let mut g_g = Gate::int::<K>(l, 2);
-    let mut g_o = Gate::int::<K>(l, 3);
+    // (an array literal, not `map`: built in place, no copy)
+    let gates = [
+        IntGate::new::<K>(l, 0),
+        IntGate::new::<K>(l, 1),
+        IntGate::new::<K>(l, 2),
+        IntGate::new::<K>(l, 3),
+    ];
     let Io { x, h, hs, cs, .. } = io;
-    let (mut p_i, mut p_f, mut p_o) = (Peep::new(l, 0, 2), Peep::new(l, 1, 2), Peep::new(l, 2, 2));
+    let hidden = l.hidden_size as usize;
     let p_frac = l.p_frac as u32;
-    for (h_j, c_j) in hs.iter_mut().zip(cs.iter_mut()) {
-        let c = *c_j;
-        let (a, b) = g_i.next_int::<K>(x, h);
-        let mut pre_i = a.saturating_add(b);
-        let (a, b) = g_f.next_int::<K>(x, h);
-        let mut pre_f = a.saturating_add(b);
-        let (a, b) = g_g.next_int::<K>(x, h);
-        let pre_g = a.saturating_add(b);
-        let (a, b) = g_o.next_int::<K>(x, h);
-        let mut pre_o = a.saturating_add(b);
-        if peepholes {
-            pre_i = pre_i.saturating_add(peep(p_i.next_i16(), c, p_frac));
-            pre_f = pre_f.saturating_add(peep(p_f.next_i16(), c, p_frac));
+    let mut j = 0;
+    for (h4, c4) in hs.chunks_mut(4).zip(cs.chunks_mut(4)) {
+        let n = h4.len().min(c4.len());
+        let mut pre = [[0i32; 4]; 4];
+        for (p, g) in pre.iter_mut().zip(&gates) {
+            *p = g.sum_at::<K>(j, n, x, h);
         }
-        let i = sigmoid_q(pre_i);
-        let f = sigmoid_q(pre_f);
-        let g = tanh_q(pre_g);
-        // |f·c/2^15| < 2^31, |i·g/2^15| ≤ 2^15: the i64 sum cannot overflow.
-        let c_new = sat_i32(mul_q15_wide(c, f).wrapping_add(mul_q15_wide(g as i32, i)));
-        if peepholes {
-            pre_o = pre_o.saturating_add(peep(p_o.next_i16(), c_new, p_frac));
+        for (u, (h_j, c_j)) in h4.iter_mut().zip(c4.iter_mut()).enumerate() {
+            let u = u & 3;
+            let p = peepholes.then(|| {
+                [0, 1, 2].map(|k| le_i16(l.peephole.get(2 * (k * hidden + j + u)..).unwrap_or(&[])))
+            });
+            unit(
+                h_j,
+                c_j,
+                [pre[0][u], pre[1][u], pre[2][u], pre[3][u]],
+                p,
+                p_frac,
+            );
         }
-        let o = sigmoid_q(pre_o);
-        *c_j = c_new;
-        *h_j = sat_i16(mul_q15(tanh_q(round_shr(c_new, 3)) as i32, o)) as i32;
+        j += 4;
     }
 }
 
 /// One f32 step (see the module equations).
+#[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
     let mut g_i = Gate::f32(l, 0);
     let mut g_f = Gate::f32(l, 1);

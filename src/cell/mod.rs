@@ -3,6 +3,9 @@
 //! Every cell is computed unit by unit: for hidden unit `j`, the rows of all its gates
 //! (`g·H + j` for gate `g`, PyTorch order) are evaluated — two dot products and, on the
 //! integer paths, two requantizations per row — then `h_j` (and `c_j`) are updated in place.
+//! The integer paths take blocks of four units ([`IntGate::at`]: the rows `j..j+4` of a
+//! gate are consecutive, so one kernel pass reads `x` once for four rows), the last block
+//! shorter; the integers are the same as unit by unit.
 //! There is no gate buffer: the previous `h` is read from the packed scratch copy
 //! ([`Io::h`]) and from the state word of unit `j` before it is overwritten.
 //!
@@ -14,7 +17,7 @@ pub(crate) mod lstm;
 pub(crate) mod rnn;
 
 use crate::activation::Math;
-use crate::kernel::{block, le_f32, le_i16, le_requant, pre_f32, IntKernel, Rows};
+use crate::kernel::{block, le_f32, le_requant, pre_f32, IntKernel, Rows};
 use crate::model::{pad4, CellKind, LayerDesc};
 
 /// The operands of one layer step.
@@ -31,61 +34,29 @@ pub(crate) struct Io<'s> {
     pub cs: &'s mut [i32],
 }
 
-/// The rows of one gate, yielded unit by unit: weights, biases and requant records of the
+/// The rows of one gate of an f32 layer, yielded unit by unit: weights and biases of the
 /// input and the hidden product.
 pub(crate) struct Gate<'a> {
     w_ih: Rows<'a>,
     w_hh: Rows<'a>,
     b_ih: Rows<'a>,
     b_hh: Rows<'a>,
-    rq_ih: Rows<'a>,
-    rq_hh: Rows<'a>,
 }
 
 impl<'a> Gate<'a> {
-    /// Gate `g` of an integer layer `l`.
-    #[inline]
-    pub(crate) fn int<K: IntKernel>(l: &LayerDesc<'a>, g: usize) -> Self {
-        Self::new(l, g, K::WEIGHT_BYTES, K::BIAS_BYTES)
-    }
-
     /// Gate `g` of an f32 layer `l`.
     #[inline]
     pub(crate) fn f32(l: &LayerDesc<'a>, g: usize) -> Self {
-        Self::new(l, g, 4, 4)
-    }
-
-    /// Gate `g` of layer `l`, with `wb` bytes per weight and `bb` bytes per bias.
-    #[inline]
-    fn new(l: &LayerDesc<'a>, g: usize, wb: usize, bb: usize) -> Self {
         let h = l.hidden_size as usize;
         // Bounded by MAX_DIM: ≤ 256 · 1024 bytes; saturating only to avoid a panic path.
-        let row_ih = pad4(l.input_size as usize).saturating_mul(wb);
-        let row_hh = pad4(h).saturating_mul(wb);
-        let rq = crate::fxp::Requant::BYTES;
+        let row_ih = pad4(l.input_size as usize).saturating_mul(4);
+        let row_hh = pad4(h).saturating_mul(4);
         Gate {
             w_ih: Rows::new(block(l.w_ih, g, h.saturating_mul(row_ih)), row_ih),
             w_hh: Rows::new(block(l.w_hh, g, h.saturating_mul(row_hh)), row_hh),
-            b_ih: Rows::new(block(l.b_ih, g, h.saturating_mul(bb)), bb),
-            b_hh: Rows::new(block(l.b_hh, g, h.saturating_mul(bb)), bb),
-            rq_ih: Rows::new(block(l.rq_ih, g, h.saturating_mul(rq)), rq),
-            rq_hh: Rows::new(block(l.rq_hh, g, h.saturating_mul(rq)), rq),
+            b_ih: Rows::new(block(l.b_ih, g, h.saturating_mul(4)), 4),
+            b_hh: Rows::new(block(l.b_hh, g, h.saturating_mul(4)), 4),
         }
-    }
-
-    /// The next unit's `(pre_ih, pre_hh)` in the target format (Q.12, or `h_frac` for a ReLU
-    /// RNN): `rq_ih.apply(b_ih ⊕ W_ih·x)`, `rq_hh.apply(b_hh ⊕ W_hh·h)`.
-    #[inline(always)]
-    pub(crate) fn next_int<K: IntKernel>(&mut self, x: &[u32], h: &[u32]) -> (i32, i32) {
-        let ih = match (self.w_ih.next(), self.b_ih.next(), self.rq_ih.next()) {
-            (Some(w), Some(b), Some(rq)) => K::pre(w, x, b, le_requant(rq)),
-            _ => 0,
-        };
-        let hh = match (self.w_hh.next(), self.b_hh.next(), self.rq_hh.next()) {
-            (Some(w), Some(b), Some(rq)) => K::pre(w, h, b, le_requant(rq)),
-            _ => 0,
-        };
-        (ih, hh)
     }
 
     /// The next unit's `(b_ih + W_ih·x, b_hh + W_hh·h)` in f32.
@@ -103,6 +74,119 @@ impl<'a> Gate<'a> {
     }
 }
 
+/// The rows of one gate of an integer layer, addressed by unit: weights, biases and requant
+/// records of the input and the hidden product.
+#[derive(Clone, Copy)]
+pub(crate) struct IntGate<'a> {
+    w_ih: &'a [u8],
+    w_hh: &'a [u8],
+    b_ih: &'a [u8],
+    b_hh: &'a [u8],
+    rq_ih: &'a [u8],
+    rq_hh: &'a [u8],
+    row_ih: usize,
+    row_hh: usize,
+}
+
+impl<'a> IntGate<'a> {
+    /// Gate `g` of an integer layer `l` (not inlined: one copy for every cell).
+    #[inline(never)]
+    pub(crate) fn new<K: IntKernel>(l: &LayerDesc<'a>, g: usize) -> Self {
+        let h = l.hidden_size as usize;
+        let (wb, bb) = (K::WEIGHT_BYTES, K::BIAS_BYTES);
+        let row_ih = pad4(l.input_size as usize).saturating_mul(wb);
+        let row_hh = pad4(h).saturating_mul(wb);
+        let rq = crate::fxp::Requant::BYTES;
+        IntGate {
+            w_ih: block(l.w_ih, g, h.saturating_mul(row_ih)),
+            w_hh: block(l.w_hh, g, h.saturating_mul(row_hh)),
+            b_ih: block(l.b_ih, g, h.saturating_mul(bb)),
+            b_hh: block(l.b_hh, g, h.saturating_mul(bb)),
+            rq_ih: block(l.rq_ih, g, h.saturating_mul(rq)),
+            rq_hh: block(l.rq_hh, g, h.saturating_mul(rq)),
+            row_ih,
+            row_hh,
+        }
+    }
+
+    /// Units `j..j+n` (`n ≤ 4`): their `(pre_ih, pre_hh)` in the target format (Q.12, or
+    /// `h_frac` for a ReLU RNN), `rq_ih.apply(b_ih ⊕ W_ih·x)` and `rq_hh.apply(b_hh ⊕ W_hh·h)`,
+    /// zeros past `n`. Four rows per kernel pass when `n = 4` (`IntKernel::pre4`). Not
+    /// inlined: one copy serves every gate of every cell.
+    #[inline(never)]
+    pub(crate) fn at<K: IntKernel>(
+        &self,
+        j: usize,
+        n: usize,
+        x: &[u32],
+        h: &[u32],
+    ) -> ([i32; 4], [i32; 4]) {
+        let (bb, rq) = (K::BIAS_BYTES, crate::fxp::Requant::BYTES);
+        let (row_ih, row_hh) = (self.row_ih, self.row_hh);
+        let from = |s: &'a [u8], k: usize| s.get(k..).unwrap_or(&[]);
+        if n == 4 {
+            let ih = K::pre4(
+                from(self.w_ih, j * row_ih),
+                x,
+                from(self.b_ih, j * bb),
+                from(self.rq_ih, j * rq),
+            );
+            let hh = K::pre4(
+                from(self.w_hh, j * row_hh),
+                h,
+                from(self.b_hh, j * bb),
+                from(self.rq_hh, j * rq),
+            );
+            return (ih, hh);
+        }
+        self.partial::<K>(j, n, x, h)
+    }
+
+    /// [`at`](Self::at) for a last block of `n < 4` units (`H mod 4`), row by row.
+    #[inline(never)]
+    fn partial<K: IntKernel>(
+        &self,
+        j: usize,
+        n: usize,
+        x: &[u32],
+        h: &[u32],
+    ) -> ([i32; 4], [i32; 4]) {
+        let (bb, rq) = (K::BIAS_BYTES, crate::fxp::Requant::BYTES);
+        let (row_ih, row_hh) = (self.row_ih, self.row_hh);
+        let from = |s: &'a [u8], k: usize| s.get(k..).unwrap_or(&[]);
+        let (mut a, mut b) = ([0; 4], [0; 4]);
+        for (u, (a, b)) in a.iter_mut().zip(b.iter_mut()).take(n).enumerate() {
+            let j = j + u;
+            *a = K::pre(
+                from(self.w_ih, j * row_ih).get(..row_ih).unwrap_or(&[]),
+                x,
+                from(self.b_ih, j * bb),
+                le_requant(from(self.rq_ih, j * rq)),
+            );
+            *b = K::pre(
+                from(self.w_hh, j * row_hh).get(..row_hh).unwrap_or(&[]),
+                h,
+                from(self.b_hh, j * bb),
+                le_requant(from(self.rq_hh, j * rq)),
+            );
+        }
+        (a, b)
+    }
+
+    /// Units `j..j+n` (`n ≤ 4`): `pre_ih ⊕ pre_hh` (saturating), zeros past `n`.
+    #[inline(always)]
+    pub(crate) fn sum_at<K: IntKernel>(
+        &self,
+        j: usize,
+        n: usize,
+        x: &[u32],
+        h: &[u32],
+    ) -> [i32; 4] {
+        let (a, b) = self.at::<K>(j, n, x, h);
+        [0, 1, 2, 3].map(|u| a[u].saturating_add(b[u]))
+    }
+}
+
 /// Peephole weights of one gate (`i`, `f` or `o`), yielded unit by unit.
 pub(crate) struct Peep<'a>(Rows<'a>);
 
@@ -115,11 +199,6 @@ impl<'a> Peep<'a> {
             block(l.peephole, k, h.saturating_mul(ab)),
             ab.max(1),
         ))
-    }
-    /// The next unit's `i16` weight (0 if none).
-    #[inline(always)]
-    pub(crate) fn next_i16(&mut self) -> i16 {
-        self.0.next().map_or(0, le_i16)
     }
     /// The next unit's `f32` weight (0.0 if none).
     #[inline(always)]

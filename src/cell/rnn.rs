@@ -12,31 +12,30 @@
 //! ```
 
 use crate::activation::{tanh_q, Math};
-use crate::cell::{Gate, Io};
+use crate::cell::{Gate, IntGate, Io};
 use crate::fxp::sat_i16;
 use crate::kernel::IntKernel;
 use crate::model::{LayerDesc, RnnAct};
 
-/// One integer step (see the module equations).
+/// One integer step (see the module equations): blocks of four units (the last one
+/// shorter), the rows of a block in one pass of the row kernels ([`IntGate::at`]).
+#[inline(never)]
 pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, act: RnnAct, io: Io<'_>) {
-    let mut gate = Gate::int::<K>(l, 0);
-    match act {
-        RnnAct::Tanh => {
-            for h_j in io.hs.iter_mut() {
-                let (a_ih, a_hh) = gate.next_int::<K>(io.x, io.h);
-                *h_j = tanh_q(a_ih.saturating_add(a_hh)) as i32;
-            }
-        }
-        RnnAct::Relu => {
-            for h_j in io.hs.iter_mut() {
-                let (a_ih, a_hh) = gate.next_int::<K>(io.x, io.h);
-                *h_j = sat_i16(a_ih.saturating_add(a_hh).max(0)) as i32;
-            }
+    let gate = IntGate::new::<K>(l, 0);
+    let Io { x, h, hs, .. } = io;
+    for (q, h4) in hs.chunks_mut(4).enumerate() {
+        let pre = gate.sum_at::<K>(4 * q, h4.len(), x, h);
+        for (h_j, &p) in h4.iter_mut().zip(&pre) {
+            *h_j = match act {
+                RnnAct::Tanh => tanh_q(p) as i32,
+                RnnAct::Relu => sat_i16(p.max(0)) as i32,
+            };
         }
     }
 }
 
 /// One f32 step (see the module equations).
+#[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, act: RnnAct, io: Io<'_>) {
     let mut gate = Gate::f32(l, 0);
     for h_j in io.hs.iter_mut() {
