@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use tinyrnn_cli::cmd::eval::{self, EvalResult};
 use tinyrnn_cli::cmd::quantize::{self, PrecisionArg};
+use tinyrnn_cli::exec::F32MathArg;
 use tinyrnn_cli::import::ImportArgs;
 
 fn data() -> PathBuf {
@@ -46,7 +47,7 @@ fn quantize_to(model: &Path, p: PrecisionArg, out: &Path) {
     .unwrap();
 }
 
-fn eval_blob(blob: &Path, reference: &Path, plot: Option<PathBuf>) -> EvalResult {
+fn eval_blob(blob: &Path, reference: &Path, plot: Option<PathBuf>, math: F32MathArg) -> EvalResult {
     let d = data();
     let (res, pairs) = eval::eval(&eval::Args {
         model: blob.to_path_buf(),
@@ -56,6 +57,7 @@ fn eval_blob(blob: &Path, reference: &Path, plot: Option<PathBuf>) -> EvalResult
         reference: Some(reference.to_path_buf()),
         json: true,
         plot: plot.clone(),
+        f32_math: math,
         import: norm_args(),
     })
     .unwrap();
@@ -110,9 +112,14 @@ fn check_model(name: &str) {
                 dir.join(format!("{name}.png")),
             ]
         });
-        let r = eval_blob(&blob, &onnx, plots.as_ref().map(|p| p[0].clone()));
+        let r = eval_blob(
+            &blob,
+            &onnx,
+            plots.as_ref().map(|p| p[0].clone()),
+            F32MathArg::Fast,
+        );
         if let Some([svg, png]) = &plots {
-            eval_blob(&blob, &onnx, Some(png.clone()));
+            eval_blob(&blob, &onnx, Some(png.clone()), F32MathArg::Fast);
             let s = std::fs::read_to_string(svg).unwrap();
             assert!(s.contains("<svg") && s.contains("predicted class"));
             let b = std::fs::read(png).unwrap();
@@ -123,6 +130,10 @@ fn check_model(name: &str) {
             }
         }
         let float_acc = r.reference_accuracy.unwrap();
+        // The float model's accuracy is PyTorch's (train_metrics.json, same test split).
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("train_metrics.json")).unwrap()).unwrap();
+        assert!((float_acc - metrics[name].as_f64().unwrap()).abs() < 1e-9);
         let agree = r.agreement.unwrap();
         let delta = 100.0 * (r.accuracy - float_acc);
         lines.push(format!(
@@ -142,6 +153,15 @@ fn check_model(name: &str) {
                 // magnitude ~10 after 29 steps; classes must still all agree.
                 assert_eq!(agree, 1.0, "{}", lines.last().unwrap());
                 assert!(r.max_abs_error.unwrap() < 0.1, "{}", lines.last().unwrap());
+                // With libm (F32Math::Accurate) only float32 rounding remains: measured
+                // ≤ 3.6e-6 against the f64 reference.
+                let acc = eval_blob(&blob, &onnx, None, F32MathArg::Accurate);
+                let e = acc.max_abs_error.unwrap();
+                lines.push(format!(
+                    "{name:>4} float32 (accurate math): max|err| {e:.3e}"
+                ));
+                assert!(e < 2e-5, "{}", lines.last().unwrap());
+                assert_eq!(acc.agreement, Some(1.0));
             }
             PrecisionArg::Int16 => {
                 assert!(delta.abs() <= 0.3, "{}", lines.last().unwrap());

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::data::{self, Sequences};
-use crate::exec::{self, Outputs, Runnable, Steps};
+use crate::exec::{self, F32MathArg, Outputs, Runnable, Steps};
 use crate::import::{self, FileKind, ImportArgs, ImportOptions};
 use crate::ir::Norm;
 
@@ -40,6 +40,10 @@ pub struct Args {
     /// against the reference's) to an .svg or .png file.
     #[arg(long, value_name = "OUT.svg|OUT.png")]
     pub plot: Option<PathBuf>,
+    /// Transcendental functions of float32 blobs: fast (micromath, the MCU default) or
+    /// accurate (libm).
+    #[arg(long, value_enum, default_value = "fast")]
+    pub f32_math: F32MathArg,
     /// Import options; they apply to whichever of MODEL and --reference is a float model.
     #[command(flatten)]
     pub import: ImportArgs,
@@ -86,12 +90,16 @@ fn is_blob(path: &Path) -> Result<bool> {
 }
 
 /// Loads a model; import options apply only when it is a float model.
-fn load(path: &Path, opts: &ImportOptions) -> Result<Runnable> {
-    if is_blob(path)? {
-        exec::load(path, &ImportOptions::default())
+fn load(path: &Path, opts: &ImportOptions, math: F32MathArg) -> Result<Runnable> {
+    let mut r = if is_blob(path)? {
+        exec::load(path, &ImportOptions::default())?
     } else {
-        exec::load(path, opts)
+        exec::load(path, opts)?
+    };
+    if let Runnable::Blob(b) = &mut r {
+        b.f32_math = math.into();
     }
+    Ok(r)
 }
 
 /// The normalization a blob carries, as a float [`Norm`].
@@ -282,9 +290,9 @@ pub fn eval(args: &Args) -> Result<(EvalResult, Option<Pairs>)> {
         }
     }
     let opts = args.import.options();
-    let mut model = load(&args.model, &opts)?;
+    let mut model = load(&args.model, &opts, args.f32_math)?;
     let mut reference = match &args.reference {
-        Some(p) => Some(load(p, &opts)?),
+        Some(p) => Some(load(p, &opts, args.f32_math)?),
         None => None,
     };
     let any_float =
