@@ -130,6 +130,20 @@ pub fn dot4_i16(w4: &[u8], x: &[u32]) -> [i64; 4] {
     [0, 1, 2, 3].map(|r| dot_i16(w4.get(r * row..(r + 1) * row).unwrap_or(&[]), x))
 }
 
+/// [`Int8::pre4`]'s tail for short bias / requant slices (never after validation): missing
+/// biases and records give 0. Out of line: not on the step path.
+#[cold]
+#[inline(never)]
+fn pre4_short_i8(acc: [i32; 4], bias4: &[u8], rq4: &[u8]) -> [i32; 4] {
+    let mut out = [0; 4];
+    for (r, (o, a)) in out.iter_mut().zip(acc).enumerate() {
+        let b = le_i32(bias4.get(4 * r..).unwrap_or(&[]));
+        let rq = le_requant(rq4.get(5 * r..).unwrap_or(&[]));
+        *o = requant_i32(a.saturating_add(b), rq);
+    }
+    out
+}
+
 /// `round(acc · mult / 2^shift)` saturated to `i32`: exactly [`Requant::apply`], with a short
 /// path for `shift ∈ 33..=62` (every scale below 1/4, i.e. all but extreme models):
 /// there `(p + 2^(s−1)) >> s = ((⌊p / 2^32⌋ >> (s − 33)) + 1) >> 1` with `p = acc·mult`
@@ -169,15 +183,21 @@ fn fast_dot_i8(w: &[u8], x: &[u32]) -> i32 {
     }
 }
 
-/// The four-row int8 kernel of this target: `dsp::dot4_i8` with the DSP extension, else
-/// [`dot4_i8`]. Same integers either way.
+/// The four-row int8 kernel of this target: `dsp::dot4_i8` with the DSP extension; on other
+/// Arm cores (Cortex-M0/M3: 8 low registers, four accumulators do not fit) four
+/// [`dot_i8`] passes; elsewhere (RISC-V, the host) [`dot4_i8`]. Same integers in every case.
 #[inline(always)]
 fn fast_dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
     #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
     {
         dsp::dot4_i8(w4, x)
     }
-    #[cfg(not(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp"))))]
+    #[cfg(all(target_arch = "arm", not(any(tinyrnn_dsp, target_feature = "dsp"))))]
+    {
+        let row = 2 * x.len();
+        [0, 1, 2, 3].map(|r| dot_i8(w4.get(r * row..(r + 1) * row).unwrap_or(&[]), x))
+    }
+    #[cfg(not(target_arch = "arm"))]
     {
         dot4_i8(w4, x)
     }
@@ -214,14 +234,7 @@ impl IntKernel for Int8 {
     fn pre4(w4: &[u8], x: &[u32], bias4: &[u8], rq4: &[u8]) -> [i32; 4] {
         let acc = fast_dot4_i8(w4, x);
         let (Some(b), Some(q)) = (bias4.first_chunk::<16>(), rq4.first_chunk::<20>()) else {
-            // short slices (never after validation): missing biases / records give 0
-            let mut out = [0; 4];
-            for (r, (o, a)) in out.iter_mut().zip(acc).enumerate() {
-                let b = le_i32(bias4.get(4 * r..).unwrap_or(&[]));
-                let rq = le_requant(rq4.get(5 * r..).unwrap_or(&[]));
-                *o = requant_i32(a.saturating_add(b), rq);
-            }
-            return out;
+            return pre4_short_i8(acc, bias4, rq4);
         };
         let mut out = [0; 4];
         for (r, (o, a)) in out.iter_mut().zip(acc).enumerate() {

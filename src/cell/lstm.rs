@@ -91,18 +91,19 @@ pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<
         for (p, g) in pre.iter_mut().zip(&gates) {
             *p = g.sum_at::<K>(j, n, x, h);
         }
+        // the block's peephole weights (gates i, f, o), read outside the unit loop
+        let mut pw = [[0i16; 3]; 4];
+        if peepholes {
+            for (u, w) in pw.iter_mut().enumerate().take(n) {
+                for (k, w) in w.iter_mut().enumerate() {
+                    *w = le_i16(l.peephole.get(2 * (k * hidden + j + u)..).unwrap_or(&[]));
+                }
+            }
+        }
         for (u, (h_j, c_j)) in h4.iter_mut().zip(c4.iter_mut()).enumerate() {
             let u = u & 3;
-            let p = peepholes.then(|| {
-                [0, 1, 2].map(|k| le_i16(l.peephole.get(2 * (k * hidden + j + u)..).unwrap_or(&[])))
-            });
-            unit(
-                h_j,
-                c_j,
-                [pre[0][u], pre[1][u], pre[2][u], pre[3][u]],
-                p,
-                p_frac,
-            );
+            let pre_u = [pre[0][u], pre[1][u], pre[2][u], pre[3][u]];
+            unit(h_j, c_j, pre_u, peepholes.then_some(pw[u]), p_frac);
         }
         j += 4;
     }

@@ -92,18 +92,20 @@ impl<'a> IntGate<'a> {
     /// Gate `g` of an integer layer `l` (not inlined: one copy for every cell).
     #[inline(never)]
     pub(crate) fn new<K: IntKernel>(l: &LayerDesc<'a>, g: usize) -> Self {
+        // Validated dimensions (≤ MAX_DIM) keep every product far below 2^32; `wrapping_mul`
+        // only spells out that no check is needed (an absurd size gives empty slices).
         let h = l.hidden_size as usize;
         let (wb, bb) = (K::WEIGHT_BYTES, K::BIAS_BYTES);
-        let row_ih = pad4(l.input_size as usize).saturating_mul(wb);
-        let row_hh = pad4(h).saturating_mul(wb);
+        let row_ih = pad4(l.input_size as usize).wrapping_mul(wb);
+        let row_hh = pad4(h).wrapping_mul(wb);
         let rq = crate::fxp::Requant::BYTES;
         IntGate {
-            w_ih: block(l.w_ih, g, h.saturating_mul(row_ih)),
-            w_hh: block(l.w_hh, g, h.saturating_mul(row_hh)),
-            b_ih: block(l.b_ih, g, h.saturating_mul(bb)),
-            b_hh: block(l.b_hh, g, h.saturating_mul(bb)),
-            rq_ih: block(l.rq_ih, g, h.saturating_mul(rq)),
-            rq_hh: block(l.rq_hh, g, h.saturating_mul(rq)),
+            w_ih: block(l.w_ih, g, h.wrapping_mul(row_ih)),
+            w_hh: block(l.w_hh, g, h.wrapping_mul(row_hh)),
+            b_ih: block(l.b_ih, g, h.wrapping_mul(bb)),
+            b_hh: block(l.b_hh, g, h.wrapping_mul(bb)),
+            rq_ih: block(l.rq_ih, g, h.wrapping_mul(rq)),
+            rq_hh: block(l.rq_hh, g, h.wrapping_mul(rq)),
             row_ih,
             row_hh,
         }

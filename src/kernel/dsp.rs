@@ -98,7 +98,7 @@ macro_rules! dot4_block {
 //   x: stride/2 words. Preconditions (checked by `dot4_i8`): stride a non-zero multiple of 4.
 // Registers: r0 rows 0/1 pointer, lr rows 2/3 pointer, r1 x pointer, r12 end of x,
 //   r4–r7 accumulators, r8/r9 two activation words, r10 weight word, r11 sign-extended pair.
-// The loop body is unrolled twice; an odd block count enters at the second copy.
+// The loop body is unrolled four times; the entry point depends on the block count mod 4.
 global_asm!(
     ".pushsection .text.tinyrnn_dsp_dot4_i8,\"ax\",%progbits",
     ".syntax unified",
@@ -115,11 +115,21 @@ global_asm!(
     "movs r5, #0",
     "movs r6, #0",
     "movs r7, #0",
-    "tst r2, #4",
-    "bne 3f",
+    // enter the 4× unrolled loop so that the block count comes out right:
+    // blocks mod 4 = 0 → copy 1, 3 → copy 2, 2 → copy 3, 1 → copy 4
+    "ubfx r8, r2, #2, #2",
+    "cmp r8, #2",
+    "beq 4f",
+    "bhi 3f",
+    "cmp r8, #1",
+    "beq 5f",
     "2:",
     dot4_block!(),
     "3:",
+    dot4_block!(),
+    "4:",
+    dot4_block!(),
+    "5:",
     dot4_block!(),
     "cmp r1, r12",
     "bne 2b",
@@ -134,11 +144,11 @@ extern "C" {
 }
 
 /// `Σ w_r[j]·x[j]` for four consecutive int8 rows (as [`dot4_i8`](super::dot4_i8)): one
-/// pass over `x`, 21 instructions per 4 columns of the 4 rows plus 2 per 8 columns.
+/// pass over `x`, 21 instructions per 4 columns of the 4 rows plus 2 per 16 columns.
 #[inline]
 pub fn dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
     let stride = 2 * x.len();
-    if x.is_empty() || x.len() % 2 != 0 || w4.len() < 4 * stride {
+    if x.is_empty() || !x.len().is_multiple_of(2) || w4.len() < 4 * stride {
         return super::dot4_i8(w4, x);
     }
     let mut out = [0i32; 4];
