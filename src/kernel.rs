@@ -14,7 +14,7 @@
 //! `wrapping_*` operations below only spell out that no check is needed. No kernel can
 //! panic: mismatched lengths simply stop at the shorter operand.
 
-use crate::fxp::Requant;
+use crate::fxp::{sat_i32, Requant};
 
 #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
 pub mod dsp;
@@ -169,6 +169,47 @@ fn requant_wide_shift(acc: i32, rq: Requant) -> i32 {
     rq.apply(acc)
 }
 
+/// `round(acc · mult / 2^shift)` saturated to `i32` for an `i64` accumulator: exactly
+/// [`Requant::apply_wide`], with a short path for `shift ∈ 33..=94` as in
+/// [`requant_i32`]: `⌊p / 2^32⌋ = ah·mult + ⌊al·mult / 2^32⌋` for `acc = ah·2^32 + al`
+/// (`al` unsigned) is exact in `i64` (`|p| < 2^94`), two 32×32→64 multiplies instead of a
+/// 128-bit product.
+#[inline(always)]
+pub(crate) fn requant_i64(acc: i64, rq: Requant) -> i32 {
+    let k = (rq.shift as u32).wrapping_sub(33);
+    if k < 62 && rq.mult > 0 {
+        let (ah, al) = ((acc >> 32) as i32, acc as u32);
+        let m = rq.mult as u32;
+        let t = (ah as i64)
+            .wrapping_mul(m as i64)
+            .wrapping_add(((al as u64).wrapping_mul(m as u64) >> 32) as i64);
+        sat_i32(((t >> k) + 1) >> 1)
+    } else {
+        requant_wide_slow(acc, rq)
+    }
+}
+
+/// [`Requant::apply_wide`] off [`requant_i64`]'s short path; out of line.
+#[cold]
+#[inline(never)]
+fn requant_wide_slow(acc: i64, rq: Requant) -> i32 {
+    rq.apply_wide(acc)
+}
+
+/// The four-row int16 kernel of this target: `dsp::dot4_i16` with the DSP extension, else
+/// [`dot4_i16`]. Same integers either way.
+#[inline(always)]
+fn fast_dot4_i16(w4: &[u8], x: &[u32]) -> [i64; 4] {
+    #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+    {
+        dsp::dot4_i16(w4, x)
+    }
+    #[cfg(not(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp"))))]
+    {
+        dot4_i16(w4, x)
+    }
+}
+
 /// The int8 row kernel of this target: `dsp::dot_i8` with the DSP extension, else
 /// [`dot_i8`]. Same integers either way.
 #[inline(always)]
@@ -256,12 +297,12 @@ impl IntKernel for Int16 {
     }
     #[inline(always)]
     fn pre4(w4: &[u8], x: &[u32], bias4: &[u8], rq4: &[u8]) -> [i32; 4] {
-        let acc = dot4_i16(w4, x);
+        let acc = fast_dot4_i16(w4, x);
         let mut out = [0; 4];
         for (r, (o, a)) in out.iter_mut().zip(acc).enumerate() {
             let b = le_i64(bias4.get(8 * r..).unwrap_or(&[]));
             let rq = le_requant(rq4.get(5 * r..).unwrap_or(&[]));
-            *o = rq.apply_wide(a.saturating_add(b));
+            *o = requant_i64(a.saturating_add(b), rq);
         }
         out
     }
@@ -276,7 +317,7 @@ pub fn pre_i8(w_row: &[u8], x: &[u32], bias: i32, rq: Requant) -> i32 {
 /// Dense helper, int16: `rq.apply_wide(bias ⊕ Σ w·x)` (`⊕` saturating).
 #[inline(always)]
 pub fn pre_i16(w_row: &[u8], x: &[u32], bias: i64, rq: Requant) -> i32 {
-    rq.apply_wide(dot_i16(w_row, x).saturating_add(bias))
+    requant_i64(dot_i16(w_row, x).saturating_add(bias), rq)
 }
 
 /// Dense helper, f32: `bias + Σ w·x`.
@@ -521,11 +562,44 @@ mod tests {
             prop_assert_eq!(&got[2..], &[0, 0]);
         }
 
+        /// The short wide requantization path is exactly `Requant::apply_wide`.
+        #[test]
+        fn requant_wide_short_path_is_exact(acc in any::<i64>(), mult in 1i32..=i32::MAX, shift in 1u8..=94) {
+            let rq = Requant { mult, shift };
+            prop_assert_eq!(requant_i64(acc, rq), rq.apply_wide(acc));
+        }
+
         /// The short requantization path is exactly `Requant::apply`.
         #[test]
         fn requant_short_path_is_exact(acc in any::<i32>(), mult in 1i32..=i32::MAX, shift in 1u8..=62) {
             let rq = Requant { mult, shift };
             prop_assert_eq!(requant_i32(acc, rq), rq.apply(acc));
+        }
+    }
+
+    #[test]
+    fn requant_wide_short_path_extremes() {
+        for shift in 1..=94u8 {
+            for mult in [1, 2, (1 << 30) - 1, 1 << 30, i32::MAX] {
+                for acc in [
+                    i64::MIN,
+                    i64::MIN + 1,
+                    -(1 << 40),
+                    -1,
+                    0,
+                    1,
+                    1 << 38,
+                    i64::MAX,
+                    u32::MAX as i64,
+                ] {
+                    let rq = Requant { mult, shift };
+                    assert_eq!(
+                        requant_i64(acc, rq),
+                        rq.apply_wide(acc),
+                        "{acc} {mult} {shift}"
+                    );
+                }
+            }
         }
     }
 

@@ -1,4 +1,4 @@
-//! Cortex-M DSP-extension kernels (`SMLAD`, `SXTB16`): the int8 fast path.
+//! Cortex-M DSP-extension kernels: `SMLAD` + `SXTB16` (int8 weights) and `SMLALD` (int16).
 //!
 //! Compiled only for Cortex-M targets with the DSP extension: cfg `tinyrnn_dsp`, which the
 //! crate's `build.rs` sets for every `thumbv7em-*` target (Cortex-M4/M7; stable Rust has no
@@ -8,8 +8,9 @@
 //! portable code, hence hand-written assembly, in this one module, the only place of the
 //! crate where `unsafe` is allowed.
 //!
-//! Both kernels compute exactly the integers of their portable twins ([`dot_i8`](super::dot_i8),
-//! [`dot4_i8`](super::dot4_i8)): the weight layout (`c0, c2, c1, c3` per block of four
+//! The kernels compute exactly the integers of their portable twins ([`dot_i8`](super::dot_i8),
+//! [`dot4_i8`](super::dot4_i8), [`dot4_i16`](super::dot4_i16)): `SMLALD` sums the two
+//! 32-bit products of a pair of int16 weights in 64 bits, as the portable `i64` sum; the int8 layout (`c0, c2, c1, c3` per block of four
 //! columns, see [`model`](crate::model)) makes one 32-bit load + `SXTB16` / `SXTB16 ROR 8`
 //! yield the pairs `(c0, c1)`, `(c2, c3)` that `SMLAD` multiplies with two packed `i16`
 //! activations, and `SMLAD`'s 32-bit sum cannot overflow (|Σ| ≤ 2^30, see
@@ -156,5 +157,85 @@ pub fn dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
     // `4·stride ≤ w4.len()` bytes of `w4` and the `stride/2 = x.len()` words of `x`, and
     // writes the four words of `out`; it saves and restores r4–r11 (AAPCS).
     unsafe { tinyrnn_dsp_dot4_i8(w4.as_ptr(), x.as_ptr(), stride, &mut out) };
+    out
+}
+
+/// One block of four columns (two activation words) for the four int16 rows: per word
+/// `LDR` the activations, then per row `LDR` + `SMLALD` (18 instructions for 16 MACs).
+macro_rules! dot4_i16_word {
+    () => {
+        concat!(
+            "ldr r3, [r1], #4\n",
+            "ldr r12, [r0, r2]\n",
+            "smlald r6, r7, r12, r3\n",
+            "ldr r12, [r0], #4\n",
+            "smlald r4, r5, r12, r3\n",
+            "ldr r12, [lr, r2]\n",
+            "smlald r10, r11, r12, r3\n",
+            "ldr r12, [lr], #4\n",
+            "smlald r8, r9, r12, r3\n",
+        )
+    };
+}
+
+// tinyrnn_dsp_dot4_i16(w: r0, x: r1, stride: r2, out: r3)
+//   rows at w + r·stride (r = 0..4), each `stride` bytes = stride/4 weight pairs; x: stride/4
+//   words. Preconditions (checked by `dot4_i16`): stride a non-zero multiple of 8.
+// Registers: r0 rows 0/1, lr rows 2/3, r1 x pointer, r3 activation word, r12 weight pair,
+//   r4:r5, r6:r7, r8:r9, r10:r11 the four 64-bit accumulators (lo:hi); the end of x and the
+//   output pointer live on the stack (no register left).
+global_asm!(
+    ".pushsection .text.tinyrnn_dsp_dot4_i16,\"ax\",%progbits",
+    ".syntax unified",
+    ".thumb",
+    ".p2align 2",
+    ".global tinyrnn_dsp_dot4_i16",
+    ".type tinyrnn_dsp_dot4_i16,%function",
+    ".thumb_func",
+    "tinyrnn_dsp_dot4_i16:",
+    "push {{r3, r4, r5, r6, r7, r8, r9, r10, r11, lr}}",
+    "add.w r12, r1, r2",
+    "push {{r12}}",
+    "add.w lr, r0, r2, lsl #1",
+    "movs r4, #0",
+    "movs r5, #0",
+    "movs r6, #0",
+    "movs r7, #0",
+    "mov.w r8, #0",
+    "mov.w r9, #0",
+    "mov.w r10, #0",
+    "mov.w r11, #0",
+    "2:",
+    dot4_i16_word!(),
+    dot4_i16_word!(),
+    "ldr r12, [sp]",
+    "cmp r1, r12",
+    "bne 2b",
+    "ldr r3, [sp, #4]",
+    "stm r3, {{r4, r5, r6, r7, r8, r9, r10, r11}}",
+    "add sp, #8",
+    "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}",
+    ".size tinyrnn_dsp_dot4_i16, . - tinyrnn_dsp_dot4_i16",
+    ".popsection",
+);
+
+extern "C" {
+    fn tinyrnn_dsp_dot4_i16(w: *const u8, x: *const u32, stride: usize, out: *mut [i64; 4]);
+}
+
+/// `Σ w_r[j]·x[j]` for four consecutive int16 rows (as [`dot4_i16`](super::dot4_i16)),
+/// `SMLALD`: one pass over `x`, 18 instructions per 4 columns of the 4 rows plus 3 per loop.
+#[inline]
+pub fn dot4_i16(w4: &[u8], x: &[u32]) -> [i64; 4] {
+    let stride = 4 * x.len();
+    if x.is_empty() || !x.len().is_multiple_of(2) || w4.len() < 4 * stride {
+        return super::dot4_i16(w4, x);
+    }
+    let mut out = [0i64; 4];
+    // SAFETY: `stride = 4·x.len()` is a non-zero multiple of 8; the assembly reads the
+    // `4·stride ≤ w4.len()` bytes of `w4` (word loads, unaligned allowed) and the `x.len()`
+    // words of `x` (two per iteration: `x.len()` is even), writes the 32 bytes of `out`, keeps
+    // its stack balanced and saves and restores r4–r11 (AAPCS).
+    unsafe { tinyrnn_dsp_dot4_i16(w4.as_ptr(), x.as_ptr(), stride, &mut out) };
     out
 }

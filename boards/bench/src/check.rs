@@ -1,5 +1,5 @@
 //! Bit-exactness of the DSP kernels (`tinyrnn::kernel::dsp`) against the portable ones
-//! (`tinyrnn::kernel::{dot_i8, dot4_i8}`), on the target itself: every row length from 4 to
+//! (`tinyrnn::kernel::{dot_i8, dot4_i8, dot4_i16}`), on the target itself: every row length from 4 to
 //! 256 columns, weight slices at every byte alignment, random and extreme values. cfg
 //! `bench_dsp` (set by `build.rs` for `thumbv7em-*`, where tinyrnn selects them) marks the
 //! targets that have them. (The
@@ -9,10 +9,10 @@
 #[cfg(bench_dsp)]
 pub fn kernels() -> bool {
     use crate::cases::mix;
-    use tinyrnn::kernel::{dot4_i8, dot_i8, dsp};
+    use tinyrnn::kernel::{dot4_i16, dot4_i8, dot_i8, dsp};
 
     const MAX: usize = 256;
-    let mut w = [0u8; 4 * MAX + 3];
+    let mut w = [0u8; 8 * MAX + 3];
     let mut x = [0u32; MAX / 2];
     let mut compared = 0u32;
     for round in 0..4u32 {
@@ -54,6 +54,22 @@ pub fn kernels() -> bool {
                     return false;
                 }
                 compared += 5;
+            }
+            for off in 0..4 {
+                let w4 = &w[off..off + 8 * n];
+                let (a, b) = (dsp::dot4_i16(w4, xs), dot4_i16(w4, xs));
+                if a != b {
+                    semihosting::println!(
+                        "kernels MISMATCH round={} n={} offset={} dot4_i16 {:?} vs {:?}",
+                        round,
+                        n,
+                        off,
+                        a,
+                        b
+                    );
+                    return false;
+                }
+                compared += 4;
             }
         }
     }
