@@ -234,7 +234,8 @@ pub fn symbols(elf: &[u8]) -> Result<Vec<Symbol>> {
 /// Rust legacy mangling (`_ZN3foo3bar17h0123456789abcdefE`) → `foo::bar`; anything else as is.
 pub fn demangle(s: &str) -> String {
     let Some(mut rest) = s.strip_prefix("_ZN") else {
-        return s.to_string();
+        // v0 mangling (compiler-builtins): keep it, minus LLVM's `.llvm.NNN` suffix
+        return s.split(".llvm.").next().unwrap_or(s).to_string();
     };
     let mut parts = Vec::new();
     while let Some(end) = rest.find(|c: char| !c.is_ascii_digit()) {
@@ -260,6 +261,12 @@ pub fn demangle(s: &str) -> String {
         .replace("$u20$", " ")
         .replace("$C$", ",")
         .replace("$RF$", "&")
+        .replace("$BP$", "*")
+        .replace("$u5b$", "[")
+        .replace("$u5d$", "]")
+        .replace("$u3b$", ";")
+        .replace("$u7b$", "{")
+        .replace("$u7d$", "}")
         .replace("..", "::")
 }
 
