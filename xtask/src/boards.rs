@@ -69,12 +69,10 @@ impl Board {
     pub fn dir(&self) -> PathBuf {
         crate::root().join("boards").join(self.name)
     }
-    /// The release ELF.
-    pub fn elf(&self) -> PathBuf {
-        target_dir()
-            .join(self.target)
-            .join("release")
-            .join(self.name)
+    /// The ELF of a `release` or `dev` build.
+    pub fn elf(&self, dev: bool) -> PathBuf {
+        let profile = if dev { "debug" } else { "release" };
+        target_dir().join(self.target).join(profile).join(self.name)
     }
 }
 

@@ -6,6 +6,7 @@
 //!       --expected cli|file              host reference: `tinyrnn run --raw` (built here) or
 //!                                        boards/common/expected.txt (default: cli; TINYRNN_EXPECTED=file)
 //!       --timeout SECS                   per-board QEMU time limit (default 60)
+//!       --dev                            dev profile (opt-level "s", overflow checks) instead of release
 //! cargo xtask size [BOARD...]            build + run, print flash / RAM / stack per board
 //! cargo xtask bless                      write boards/common/expected.txt from the host CLI
 //! cargo xtask make-test-blob             regenerate the bring-up data in boards/common/data/
@@ -41,8 +42,8 @@ pub fn root() -> PathBuf {
 }
 
 const USAGE: &str =
-    "usage: cargo xtask qemu [--show] [--expected cli|file] [--timeout SECS] [BOARD...]
-       cargo xtask size [BOARD...]
+    "usage: cargo xtask qemu [--show] [--dev] [--expected cli|file] [--timeout SECS] [BOARD...]
+       cargo xtask size [--dev] [BOARD...]
        cargo xtask bless
        cargo xtask make-test-blob
        cargo xtask bench [--json] [--check] [--timeout SECS] [mps2-an386|microbit|sifive_e...]
@@ -75,6 +76,7 @@ fn run(args: &[String]) -> Result<bool> {
             while let Some(a) = it.next() {
                 match a.as_str() {
                     "--show" => opts.show = true,
+                    "--dev" => opts.dev = true,
                     "--expected" => {
                         opts.expected =
                             qemu::Expected::parse(it.next().ok_or("--expected needs cli|file")?)?

@@ -47,6 +47,8 @@ pub struct Options {
     pub size_only: bool,
     pub expected: Expected,
     pub timeout: u64,
+    /// Build with the dev profile (`opt-level = "s"`, overflow checks) instead of release.
+    pub dev: bool,
 }
 
 impl Default for Options {
@@ -57,6 +59,7 @@ impl Default for Options {
             size_only: false,
             expected: Expected::default(),
             timeout: 60,
+            dev: false,
         }
     }
 }
@@ -157,10 +160,14 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// `cargo build --release` inside the board directory, so its `.cargo/config.toml` applies.
-fn build(board: &Board) -> Result<()> {
-    let status = Command::new(cargo())
-        .args(["build", "--release"])
+/// `cargo build [--release]` inside the board directory, so its `.cargo/config.toml` applies.
+fn build(board: &Board, dev: bool) -> Result<()> {
+    let mut cmd = Command::new(cargo());
+    cmd.arg("build");
+    if !dev {
+        cmd.arg("--release");
+    }
+    let status = cmd
         .current_dir(board.dir())
         .env("CARGO_TARGET_DIR", boards::target_dir())
         .status()?;
@@ -189,8 +196,8 @@ pub fn qemu_command(board: &Board, elf: &Path) -> Command {
     cmd
 }
 
-fn run_qemu(board: &Board, timeout: Duration) -> Result<RunOutput> {
-    let elf_path = board.elf();
+fn run_qemu(board: &Board, dev: bool, timeout: Duration) -> Result<RunOutput> {
+    let elf_path = board.elf(dev);
     let image = fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
     let table = Table::parse(&image)?;
     let mut child = qemu_command(board, &elf_path)
@@ -270,13 +277,15 @@ pub fn run(opts: &Options) -> Result<bool> {
             stack: None,
             stack_size: None,
         };
-        if let Err(e) = build(board) {
+        if let Err(e) = build(board, opts.dev) {
             rep.note = e.to_string();
             reports.push(rep);
             continue;
         }
-        rep.sizes = fs::read(board.elf()).ok().and_then(|b| elf::sizes(&b).ok());
-        let out = match run_qemu(board, timeout) {
+        rep.sizes = fs::read(board.elf(opts.dev))
+            .ok()
+            .and_then(|b| elf::sizes(&b).ok());
+        let out = match run_qemu(board, opts.dev, timeout) {
             Ok(o) => o,
             Err(e) => {
                 rep.note = format!("run failed: {e}");
