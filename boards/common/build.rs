@@ -22,6 +22,7 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let manifest = root.join("dataset.txt");
     println!("cargo:rerun-if-changed={}", manifest.display());
+    println!("cargo:rerun-if-env-changed=TINYRNN_BLOB");
     let ds = Dataset::read(&manifest).unwrap();
     for p in [&ds.model, &ds.input, &ds.lengths, &ds.labels] {
         println!("cargo:rerun-if-changed={}", p.display());

@@ -51,6 +51,17 @@ boards: mps2-an386 mps2-an385 microbit mps2-an505 sifive-e";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `TINYRNN_BLOB=path` replaces the dataset's model (boards/common/dataset.txt) for the
+    // firmware build and the host comparison alike: make it absolute for the child builds.
+    if let Some(p) = std::env::var_os("TINYRNN_BLOB").filter(|p| !p.is_empty()) {
+        match std::fs::canonicalize(&p) {
+            Ok(abs) => std::env::set_var("TINYRNN_BLOB", abs),
+            Err(e) => {
+                eprintln!("xtask: TINYRNN_BLOB={}: {e}", PathBuf::from(p).display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

@@ -154,7 +154,8 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Parses `key = path` lines (`#` comments).
+    /// Parses `key = path` lines (`#` comments); the environment variable `TINYRNN_BLOB`,
+    /// if set, overrides `model`.
     pub fn read(path: &Path) -> Result<Dataset, String> {
         let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -167,8 +168,14 @@ impl Dataset {
                 .map(|(_, v)| dir.join(v.trim()))
                 .ok_or_else(|| format!("{}: no `{key} = ...` line", path.display()))
         };
+        // `TINYRNN_BLOB` replaces the model (e.g. a blob just quantized by `cargo xtask demo`);
+        // xtask makes it absolute before building, so both sides read the same file.
+        let model = match std::env::var_os("TINYRNN_BLOB") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => get("model")?,
+        };
         Ok(Dataset {
-            model: get("model")?,
+            model,
             input: get("input")?,
             lengths: get("lengths")?,
             labels: get("labels")?,

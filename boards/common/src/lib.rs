@@ -47,7 +47,10 @@ pub fn run(board: &str) -> ! {
             EXIT_ERROR
         }
         Err(run::Failure::Inconsistent(i)) => {
-            defmt::println!("error: seq {=usize}: Classifier decision != argmax(output_q)", i);
+            defmt::println!(
+                "error: seq {=usize}: Classifier decision != argmax(output_q)",
+                i
+            );
             EXIT_ERROR
         }
         Err(run::Failure::LineOverflow) => {

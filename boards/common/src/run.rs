@@ -72,7 +72,11 @@ pub fn run_recording() -> Result<(), Failure> {
             correct += 1;
         }
         let mut line = SeqLine::new();
-        line.str("seq=").int(i as i64).str(" class=").int(class as i64).str(" logits=");
+        line.str("seq=")
+            .int(i as i64)
+            .str(" class=")
+            .int(class as i64)
+            .str(" logits=");
         for (k, &v) in logits.iter().enumerate() {
             if k > 0 {
                 line.str(",");
@@ -85,7 +89,10 @@ pub fn run_recording() -> Result<(), Failure> {
         defmt::println!("{=str}", line.as_str());
     }
     let mut line = Line::<48>::new();
-    line.str("accuracy=").int(correct as i64).str("/").int(N_SEQ as i64);
+    line.str("accuracy=")
+        .int(correct as i64)
+        .str("/")
+        .int(N_SEQ as i64);
     defmt::println!("{=str}", line.as_str());
     Ok(())
 }
