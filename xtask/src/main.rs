@@ -10,6 +10,8 @@
 //! cargo xtask size [BOARD...]            build + run, print flash / RAM / stack per board
 //! cargo xtask bless                      write boards/common/expected.txt from the host CLI
 //! cargo xtask make-test-blob             regenerate the bring-up data in boards/common/data/
+//! cargo xtask test [--list] [FILTER]     the whole test suite (src/ci.rs; what .ci/run runs)
+//! cargo xtask demo [--board BOARD]       quantize the vowels LSTM and run it on a board (src/ci.rs)
 //! cargo xtask bench [--json] [--check] [MACHINE...]
 //!                                        instructions per step under QEMU (BENCHMARKS.md);
 //!                                        --check: only the on-target bit-exactness checks
@@ -19,6 +21,7 @@
 
 mod bench;
 mod boards;
+mod ci;
 mod defmt;
 mod elf;
 mod npy;
@@ -47,6 +50,8 @@ const USAGE: &str =
        cargo xtask bless
        cargo xtask make-test-blob
        cargo xtask bench [--json] [--check] [--timeout SECS] [mps2-an386|microbit|sifive_e...]
+       cargo xtask test [--list] [FILTER]
+       cargo xtask demo [--board BOARD]
 boards: mps2-an386 mps2-an385 microbit mps2-an505 sifive-e";
 
 fn main() -> ExitCode {
@@ -106,6 +111,8 @@ fn run(args: &[String]) -> Result<bool> {
         }
         "bless" => qemu::bless().map(|_| true),
         "bench" => bench::run(&bench::parse(rest)?),
+        "test" => ci::test(rest),
+        "demo" => ci::demo(rest),
         "make-test-blob" => {
             testdata::make(&root().join("boards/common/data"))?;
             Ok(true)
