@@ -257,6 +257,30 @@ pub(crate) trait IntKernel {
     /// (longer slices are fine). Rows, biases or records missing from short slices give 0
     /// (never after validation).
     fn pre4(w4: &[u8], x: &[u32], bias4: &[u8], rq4: &[u8]) -> [i32; 4];
+    /// Both products of four consecutive units: `pre4(w_ih, x, ..)` then `pre4(w_hh, h, ..)`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn pre4x2(
+        w_ih: &[u8],
+        x: &[u32],
+        b_ih: &[u8],
+        rq_ih: &[u8],
+        w_hh: &[u8],
+        h: &[u32],
+        b_hh: &[u8],
+        rq_hh: &[u8],
+    ) -> [i32; 8] {
+        concat8(
+            Self::pre4(w_ih, x, b_ih, rq_ih),
+            Self::pre4(w_hh, h, b_hh, rq_hh),
+        )
+    }
+}
+
+/// `[a, b]` as one array.
+#[inline(always)]
+fn concat8(a: [i32; 4], b: [i32; 4]) -> [i32; 8] {
+    [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
 }
 
 /// int8 weights, `i32` accumulator.

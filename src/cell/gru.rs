@@ -19,7 +19,7 @@
 //! ```
 
 use crate::activation::{sigmoid_q, tanh_q, Math};
-use crate::cell::{Gate, IntGate, Io};
+use crate::cell::{halves, Gate, IntGate, Io};
 use crate::fxp::{mul_q15, sat_i16};
 use crate::kernel::{set_i16, IntKernel};
 use crate::model::LayerDesc;
@@ -36,17 +36,13 @@ fn update(h: i32, n: i16, z: i16) -> i32 {
 /// ([`IntGate::at`]), then the block's units one by one.
 #[inline(never)]
 pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, linear_before_reset: bool, io: Io<'_>) {
-    let (g_r, g_z, g_n) = (
-        IntGate::new::<K>(l, 0),
-        IntGate::new::<K>(l, 1),
-        IntGate::new::<K>(l, 2),
-    );
     let Io { x, h, rh, hs, .. } = io;
+    let (g_r, g_z) = (IntGate::new::<K>(l, 0, x, h), IntGate::new::<K>(l, 1, x, h));
     if !linear_before_reset {
         rh.fill(0);
         let mut j = 0;
         for h4 in hs.chunks(4) {
-            let r = g_r.sum_at::<K>(j, h4.len(), x, h);
+            let r = g_r.sum_at::<K>(j, h4.len());
             for (&h_j, &r) in h4.iter().zip(&r) {
                 // |h_j·r / 2^15| < 2^15: fits i16
                 set_i16(rh, j, sat_i16(mul_q15(h_j, sigmoid_q(r))));
@@ -55,15 +51,16 @@ pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, linear_before_reset: boo
         }
     }
     let rh: &[u32] = rh;
+    // the n gate's hidden product multiplies h (linear before reset) or r ⊙ h
+    let g_n = IntGate::new::<K>(l, 2, x, if linear_before_reset { h } else { rh });
     for (q, h4) in hs.chunks_mut(4).enumerate() {
         let (j, n) = (4 * q, h4.len());
-        let z = g_z.sum_at::<K>(j, n, x, h);
-        let (ni, nh, r) = if linear_before_reset {
-            let (ni, nh) = g_n.at::<K>(j, n, x, h);
-            (ni, nh, g_r.sum_at::<K>(j, n, x, h))
+        let z = g_z.sum_at::<K>(j, n);
+        let (ni, nh) = halves(g_n.at::<K>(j, n));
+        let r = if linear_before_reset {
+            g_r.sum_at::<K>(j, n)
         } else {
-            let (ni, nh) = g_n.at::<K>(j, n, x, rh);
-            (ni, nh, [0; 4])
+            [0; 4]
         };
         for (u, h_j) in h4.iter_mut().enumerate() {
             let u = u & 3;

@@ -74,14 +74,14 @@ fn unit(h_j: &mut i32, c_j: &mut i32, pre: [i32; 4], p: Option<[i16; 3]>, p_frac
 /// ([`IntGate::at`]), then the block's units one by one.
 #[inline(never)]
 pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
+    let Io { x, h, hs, cs, .. } = io;
     // (an array literal, not `map`: built in place, no copy)
     let gates = [
-        IntGate::new::<K>(l, 0),
-        IntGate::new::<K>(l, 1),
-        IntGate::new::<K>(l, 2),
-        IntGate::new::<K>(l, 3),
+        IntGate::new::<K>(l, 0, x, h),
+        IntGate::new::<K>(l, 1, x, h),
+        IntGate::new::<K>(l, 2, x, h),
+        IntGate::new::<K>(l, 3, x, h),
     ];
-    let Io { x, h, hs, cs, .. } = io;
     let hidden = l.hidden_size as usize;
     let p_frac = l.p_frac as u32;
     let mut j = 0;
@@ -89,7 +89,7 @@ pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<
         let n = h4.len().min(c4.len());
         let mut pre = [[0i32; 4]; 4];
         for (p, g) in pre.iter_mut().zip(&gates) {
-            *p = g.sum_at::<K>(j, n, x, h);
+            *p = g.sum_at::<K>(j, n);
         }
         // the block's peephole weights (gates i, f, o), read outside the unit loop
         let mut pw = [[0i16; 3]; 4];

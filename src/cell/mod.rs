@@ -75,7 +75,7 @@ impl<'a> Gate<'a> {
 }
 
 /// The rows of one gate of an integer layer, addressed by unit: weights, biases and requant
-/// records of the input and the hidden product.
+/// records of the input and the hidden product, and the two vectors they multiply.
 #[derive(Clone, Copy)]
 pub(crate) struct IntGate<'a> {
     w_ih: &'a [u8],
@@ -86,77 +86,102 @@ pub(crate) struct IntGate<'a> {
     rq_hh: &'a [u8],
     row_ih: usize,
     row_hh: usize,
+    x: &'a [u32],
+    h: &'a [u32],
+    /// int8 with the DSP extension: the gate checked once for the fused assembly.
+    #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+    g8: Option<crate::kernel::dsp::Gate8<'a>>,
 }
 
 impl<'a> IntGate<'a> {
-    /// Gate `g` of an integer layer `l` (not inlined: one copy for every cell).
+    /// Gate `g` of an integer layer `l`, multiplying `x` (input product) and `h` (hidden
+    /// product). Not inlined: one copy for every cell.
     #[inline(never)]
-    pub(crate) fn new<K: IntKernel>(l: &LayerDesc<'a>, g: usize) -> Self {
+    pub(crate) fn new<K: IntKernel>(
+        l: &LayerDesc<'a>,
+        g: usize,
+        x: &'a [u32],
+        h: &'a [u32],
+    ) -> Self {
         // Validated dimensions (≤ MAX_DIM) keep every product far below 2^32; `wrapping_mul`
         // only spells out that no check is needed (an absurd size gives empty slices).
-        let h = l.hidden_size as usize;
+        let hidden = l.hidden_size as usize;
         let (wb, bb) = (K::WEIGHT_BYTES, K::BIAS_BYTES);
         let row_ih = pad4(l.input_size as usize).wrapping_mul(wb);
-        let row_hh = pad4(h).wrapping_mul(wb);
+        let row_hh = pad4(hidden).wrapping_mul(wb);
         let rq = crate::fxp::Requant::BYTES;
+        let (w_ih, w_hh) = (
+            block(l.w_ih, g, hidden.wrapping_mul(row_ih)),
+            block(l.w_hh, g, hidden.wrapping_mul(row_hh)),
+        );
+        let (b_ih, b_hh) = (
+            block(l.b_ih, g, hidden.wrapping_mul(bb)),
+            block(l.b_hh, g, hidden.wrapping_mul(bb)),
+        );
+        let (rq_ih, rq_hh) = (
+            block(l.rq_ih, g, hidden.wrapping_mul(rq)),
+            block(l.rq_hh, g, hidden.wrapping_mul(rq)),
+        );
         IntGate {
-            w_ih: block(l.w_ih, g, h.wrapping_mul(row_ih)),
-            w_hh: block(l.w_hh, g, h.wrapping_mul(row_hh)),
-            b_ih: block(l.b_ih, g, h.wrapping_mul(bb)),
-            b_hh: block(l.b_hh, g, h.wrapping_mul(bb)),
-            rq_ih: block(l.rq_ih, g, h.wrapping_mul(rq)),
-            rq_hh: block(l.rq_hh, g, h.wrapping_mul(rq)),
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            rq_ih,
+            rq_hh,
             row_ih,
             row_hh,
+            x,
+            h,
+            #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+            g8: if K::WEIGHT_BYTES == 1 {
+                crate::kernel::dsp::Gate8::new(w_ih, x, b_ih, rq_ih, w_hh, h, b_hh, rq_hh)
+            } else {
+                None
+            },
         }
     }
 
-    /// Units `j..j+n` (`n ≤ 4`): their `(pre_ih, pre_hh)` in the target format (Q.12, or
-    /// `h_frac` for a ReLU RNN), `rq_ih.apply(b_ih ⊕ W_ih·x)` and `rq_hh.apply(b_hh ⊕ W_hh·h)`,
-    /// zeros past `n`. Four rows per kernel pass when `n = 4` (`IntKernel::pre4`). Not
-    /// inlined: one copy serves every gate of every cell.
+    /// Units `j..j+n` (`n ≤ 4`): their `pre_ih` then their `pre_hh` in the target format
+    /// (Q.12, or `h_frac` for a ReLU RNN), `rq_ih.apply(b_ih ⊕ W_ih·x)` and
+    /// `rq_hh.apply(b_hh ⊕ W_hh·h)`, zeros past `n`. Four rows per kernel pass when `n = 4`
+    /// (int8 with the DSP extension: both products, biases and requantization in one call of
+    /// the assembly). Not inlined: one copy serves every gate of every cell.
     #[inline(never)]
-    pub(crate) fn at<K: IntKernel>(
-        &self,
-        j: usize,
-        n: usize,
-        x: &[u32],
-        h: &[u32],
-    ) -> ([i32; 4], [i32; 4]) {
+    pub(crate) fn at<K: IntKernel>(&self, j: usize, n: usize) -> [i32; 8] {
+        #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+        if n == 4 {
+            if let Some(p) = self.g8.as_ref().and_then(|g| g.block(j)) {
+                return p;
+            }
+        }
         let (bb, rq) = (K::BIAS_BYTES, crate::fxp::Requant::BYTES);
         let (row_ih, row_hh) = (self.row_ih, self.row_hh);
         let from = |s: &'a [u8], k: usize| s.get(k..).unwrap_or(&[]);
         if n == 4 {
-            let ih = K::pre4(
+            return K::pre4x2(
                 from(self.w_ih, j * row_ih),
-                x,
+                self.x,
                 from(self.b_ih, j * bb),
                 from(self.rq_ih, j * rq),
-            );
-            let hh = K::pre4(
                 from(self.w_hh, j * row_hh),
-                h,
+                self.h,
                 from(self.b_hh, j * bb),
                 from(self.rq_hh, j * rq),
             );
-            return (ih, hh);
         }
-        self.partial::<K>(j, n, x, h)
+        self.partial::<K>(j, n)
     }
 
     /// [`at`](Self::at) for a last block of `n < 4` units (`H mod 4`), row by row.
     #[inline(never)]
-    fn partial<K: IntKernel>(
-        &self,
-        j: usize,
-        n: usize,
-        x: &[u32],
-        h: &[u32],
-    ) -> ([i32; 4], [i32; 4]) {
+    fn partial<K: IntKernel>(&self, j: usize, n: usize) -> [i32; 8] {
+        let (x, h) = (self.x, self.h);
         let (bb, rq) = (K::BIAS_BYTES, crate::fxp::Requant::BYTES);
         let (row_ih, row_hh) = (self.row_ih, self.row_hh);
         let from = |s: &'a [u8], k: usize| s.get(k..).unwrap_or(&[]);
-        let (mut a, mut b) = ([0; 4], [0; 4]);
+        let mut out = [0; 8];
+        let (a, b) = out.split_at_mut(4);
         for (u, (a, b)) in a.iter_mut().zip(b.iter_mut()).take(n).enumerate() {
             let j = j + u;
             *a = K::pre(
@@ -172,21 +197,21 @@ impl<'a> IntGate<'a> {
                 le_requant(from(self.rq_hh, j * rq)),
             );
         }
-        (a, b)
+        out
     }
 
     /// Units `j..j+n` (`n ≤ 4`): `pre_ih ⊕ pre_hh` (saturating), zeros past `n`.
     #[inline(always)]
-    pub(crate) fn sum_at<K: IntKernel>(
-        &self,
-        j: usize,
-        n: usize,
-        x: &[u32],
-        h: &[u32],
-    ) -> [i32; 4] {
-        let (a, b) = self.at::<K>(j, n, x, h);
-        [0, 1, 2, 3].map(|u| a[u].saturating_add(b[u]))
+    pub(crate) fn sum_at<K: IntKernel>(&self, j: usize, n: usize) -> [i32; 4] {
+        let p = self.at::<K>(j, n);
+        [0, 1, 2, 3].map(|u| p[u].saturating_add(p[u + 4]))
     }
+}
+
+/// The `pre_ih` and `pre_hh` halves of [`IntGate::at`]'s result.
+#[inline(always)]
+pub(crate) fn halves(p: [i32; 8]) -> ([i32; 4], [i32; 4]) {
+    ([p[0], p[1], p[2], p[3]], [p[4], p[5], p[6], p[7]])
 }
 
 /// Peephole weights of one gate (`i`, `f` or `o`), yielded unit by unit.

@@ -21,10 +21,10 @@ use crate::model::{LayerDesc, RnnAct};
 /// shorter), the rows of a block in one pass of the row kernels ([`IntGate::at`]).
 #[inline(never)]
 pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, act: RnnAct, io: Io<'_>) {
-    let gate = IntGate::new::<K>(l, 0);
     let Io { x, h, hs, .. } = io;
+    let gate = IntGate::new::<K>(l, 0, x, h);
     for (q, h4) in hs.chunks_mut(4).enumerate() {
-        let pre = gate.sum_at::<K>(4 * q, h4.len(), x, h);
+        let pre = gate.sum_at::<K>(4 * q, h4.len());
         for (h_j, &p) in h4.iter_mut().zip(&pre) {
             *h_j = match act {
                 RnnAct::Tanh => tanh_q(p) as i32,

@@ -8,6 +8,9 @@
 //! portable code, hence hand-written assembly, in this one module, the only place of the
 //! crate where `unsafe` is allowed.
 //!
+//! [`Gate8::block`] goes one step further for the cells: both products of four units of a
+//! gate, biases and requantization included, in one call.
+//!
 //! The kernels compute exactly the integers of their portable twins ([`dot_i8`](super::dot_i8),
 //! [`dot4_i8`](super::dot4_i8), [`dot4_i16`](super::dot4_i16)): `SMLALD` sums the two
 //! 32-bit products of a pair of int16 weights in 64 bits, as the portable `i64` sum; the int8 layout (`c0, c2, c1, c3` per block of four
@@ -80,12 +83,12 @@ macro_rules! dot4_block {
             "smlad r4, r11, r8, r4\n",
             "sxtb16 r11, r10, ror #8\n",
             "smlad r4, r11, r9, r4\n",
-            "ldr r10, [lr, r2]\n",
+            "ldr r10, [r3, r2]\n",
             "sxtb16 r11, r10\n",
             "smlad r7, r11, r8, r7\n",
             "sxtb16 r11, r10, ror #8\n",
             "smlad r7, r11, r9, r7\n",
-            "ldr r10, [lr], #4\n",
+            "ldr r10, [r3], #4\n",
             "sxtb16 r11, r10\n",
             "smlad r6, r11, r8, r6\n",
             "sxtb16 r11, r10, ror #8\n",
@@ -94,29 +97,98 @@ macro_rules! dot4_block {
     };
 }
 
-// tinyrnn_dsp_dot4_i8(w: r0, x: r1, stride: r2, out: r3)
-//   rows at w, w + stride, w + 2·stride, w + 3·stride, each `stride` bytes = stride/4 blocks;
-//   x: stride/2 words. Preconditions (checked by `dot4_i8`): stride a non-zero multiple of 4.
-// Registers: r0 rows 0/1 pointer, lr rows 2/3 pointer, r1 x pointer, r12 end of x,
+/// Row `k` (0..4) of a block: `acc ⊕= bias[k]` (`QADD`), then, for `shift ∈ 33..=62`, the
+/// short exact requantization of [`requant_i32`](super::requant_i32)
+/// (`((SMMUL(acc, mult) >> (shift − 33)) + 1) >> 1`, 11 instructions in all); other shifts
+/// branch to `slow_row!`, which sets bit `bit` of the mask in r11 and leaves `acc ⊕ bias`
+/// for the caller. r8: biases, r9: records; r1, r2 scratch.
+macro_rules! requant_row {
+    ($acc:literal, $k:literal, $bit:literal) => {
+        concat!(
+            "ldr r1, [r8, #(",
+            $k,
+            " * 4)]\n",
+            "qadd ",
+            $acc,
+            ", ",
+            $acc,
+            ", r1\n",
+            "ldrb r2, [r9, #(",
+            $k,
+            " * 5 + 4)]\n",
+            "subs r2, r2, #33\n",
+            "cmp r2, #30\n",
+            "bhs .Ltinyrnn_slow_",
+            $bit,
+            "\n",
+            "ldr r1, [r9, #(",
+            $k,
+            " * 5)]\n",
+            "smmul ",
+            $acc,
+            ", ",
+            $acc,
+            ", r1\n",
+            "asr.w ",
+            $acc,
+            ", ",
+            $acc,
+            ", r2\n",
+            "adds ",
+            $acc,
+            ", #1\n",
+            "asrs ",
+            $acc,
+            ", ",
+            $acc,
+            ", #1\n",
+            ".Ltinyrnn_back_",
+            $bit,
+            ":\n",
+        )
+    };
+}
+
+/// The out-of-line part of `requant_row!` for mask bit `bit`.
+macro_rules! slow_row {
+    ($bit:literal) => {
+        concat!(
+            ".Ltinyrnn_slow_",
+            $bit,
+            ":\n",
+            "orr r11, r11, #",
+            $bit,
+            "\n",
+            "b .Ltinyrnn_back_",
+            $bit,
+            "\n",
+        )
+    };
+}
+
+// tinyrnn_dsp_dot4_core: r0 = w, r1 = x, r2 = stride → r4–r7 = the four row sums.
+//   Rows at w + r·stride (r = 0..4), each `stride` bytes = stride/4 blocks; x: stride/2 words.
+//   Preconditions (checked by the Rust callers): stride a non-zero multiple of 4.
+//   Clobbers r0–r3, r8–r12 and the flags; leaves lr (the return address) alone, so the
+//   callers need no frame of their own for it.
+// Registers: r0 rows 0/1 pointer, r3 rows 2/3 pointer, r1 x pointer, r12 end of x,
 //   r4–r7 accumulators, r8/r9 two activation words, r10 weight word, r11 sign-extended pair.
 // The loop body is unrolled four times; the entry point depends on the block count mod 4.
 global_asm!(
-    ".pushsection .text.tinyrnn_dsp_dot4_i8,\"ax\",%progbits",
+    ".pushsection .text.tinyrnn_dsp_dot4_core,\"ax\",%progbits",
     ".syntax unified",
     ".thumb",
     ".p2align 2",
-    ".global tinyrnn_dsp_dot4_i8",
-    ".type tinyrnn_dsp_dot4_i8,%function",
+    ".global tinyrnn_dsp_dot4_core",
+    ".type tinyrnn_dsp_dot4_core,%function",
     ".thumb_func",
-    "tinyrnn_dsp_dot4_i8:",
-    "push {{r4, r5, r6, r7, r8, r9, r10, r11, lr}}",
+    "tinyrnn_dsp_dot4_core:",
     "add.w r12, r1, r2, lsl #1",
-    "add.w lr, r0, r2, lsl #1",
+    "add.w r3, r0, r2, lsl #1",
     "movs r4, #0",
     "movs r5, #0",
     "movs r6, #0",
     "movs r7, #0",
-    // enter the 4× unrolled loop so that the block count comes out right:
     // blocks mod 4 = 0 → copy 1, 3 → copy 2, 2 → copy 3, 1 → copy 4
     "ubfx r8, r2, #2, #2",
     "cmp r8, #2",
@@ -134,14 +206,112 @@ global_asm!(
     dot4_block!(),
     "cmp r1, r12",
     "bne 2b",
+    "bx lr",
+    ".size tinyrnn_dsp_dot4_core, . - tinyrnn_dsp_dot4_core",
+    // tinyrnn_dsp_dot4_i8(w: r0, x: r1, stride: r2, out: r3): the four sums into out[0..4].
+    ".p2align 2",
+    ".global tinyrnn_dsp_dot4_i8",
+    ".type tinyrnn_dsp_dot4_i8,%function",
+    ".thumb_func",
+    "tinyrnn_dsp_dot4_i8:",
+    "push {{r3, r4, r5, r6, r7, r8, r9, r10, r11, lr}}",
+    "bl tinyrnn_dsp_dot4_core",
+    "pop {{r3}}",
     "stm r3, {{r4, r5, r6, r7}}",
     "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}",
     ".size tinyrnn_dsp_dot4_i8, . - tinyrnn_dsp_dot4_i8",
+    // tinyrnn_dsp_gate8_i8(g: r0 = *const Gate8Raw, j: r1, out: r2 = *mut [i32; 8]) → r0 = mask
+    //   For units j..j+4 of the gate: out[0..4] = requantized (b_ih ⊕ W_ih·x) of the four
+    //   rows, out[4..8] the same for W_hh·h; bit r of the mask: row r's shift is off the
+    //   short path, out[r] holds the unrequantized sum (the caller finishes it).
+    //   Frame: [sp] g, [sp+4] out, [sp+8] mask, [sp+12] j.
+    ".p2align 2",
+    ".global tinyrnn_dsp_gate8_i8",
+    ".type tinyrnn_dsp_gate8_i8,%function",
+    ".thumb_func",
+    "tinyrnn_dsp_gate8_i8:",
+    "push {{r4, r5, r6, r7, r8, r9, r10, r11, lr}}",
+    "sub sp, #16",
+    "str r0, [sp]",
+    "str r2, [sp, #4]",
+    "str r1, [sp, #12]",
+    "ldr r2, [r0, #8]",
+    "ldr r3, [r0]",
+    "ldr r12, [r0, #4]",
+    "mla r0, r1, r2, r3",
+    "mov r1, r12",
+    "bl tinyrnn_dsp_dot4_core",
+    "ldr r0, [sp]",
+    "ldr r3, [sp, #12]",
+    "ldrd r8, r9, [r0, #12]",
+    "add.w r8, r8, r3, lsl #2",
+    "add.w r3, r3, r3, lsl #2",
+    "add r9, r3",
+    "movs r11, #0",
+    requant_row!("r4", "0", "1"),
+    requant_row!("r5", "1", "2"),
+    requant_row!("r6", "2", "4"),
+    requant_row!("r7", "3", "8"),
+    "ldr r0, [sp, #4]",
+    "stm r0, {{r4, r5, r6, r7}}",
+    "str r11, [sp, #8]",
+    "ldr r0, [sp]",
+    "ldr r1, [sp, #12]",
+    "ldr r2, [r0, #28]",
+    "ldr r3, [r0, #20]",
+    "ldr r12, [r0, #24]",
+    "mla r0, r1, r2, r3",
+    "mov r1, r12",
+    "bl tinyrnn_dsp_dot4_core",
+    "ldr r0, [sp]",
+    "ldr r3, [sp, #12]",
+    "ldrd r8, r9, [r0, #32]",
+    "add.w r8, r8, r3, lsl #2",
+    "add.w r3, r3, r3, lsl #2",
+    "add r9, r3",
+    "ldr r11, [sp, #8]",
+    requant_row!("r4", "0", "16"),
+    requant_row!("r5", "1", "32"),
+    requant_row!("r6", "2", "64"),
+    requant_row!("r7", "3", "128"),
+    "ldr r0, [sp, #4]",
+    "adds r0, #16",
+    "stm r0, {{r4, r5, r6, r7}}",
+    "mov r0, r11",
+    "add sp, #16",
+    "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}",
+    slow_row!("1"),
+    slow_row!("2"),
+    slow_row!("4"),
+    slow_row!("8"),
+    slow_row!("16"),
+    slow_row!("32"),
+    slow_row!("64"),
+    slow_row!("128"),
+    ".size tinyrnn_dsp_gate8_i8, . - tinyrnn_dsp_gate8_i8",
     ".popsection",
 );
 
+/// One gate's operands for the assembly (field order and offsets are the assembly's): the
+/// tensors from the gate's first unit, the activation vectors and the row strides in bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Gate8Raw {
+    w_ih: *const u8,
+    x: *const u32,
+    stride_ih: usize,
+    b_ih: *const u8,
+    rq_ih: *const u8,
+    w_hh: *const u8,
+    h: *const u32,
+    stride_hh: usize,
+    b_hh: *const u8,
+    rq_hh: *const u8,
+}
+
 extern "C" {
     fn tinyrnn_dsp_dot4_i8(w: *const u8, x: *const u32, stride: usize, out: *mut [i32; 4]);
+    fn tinyrnn_dsp_gate8_i8(g: *const Gate8Raw, j: usize, out: *mut [i32; 8]) -> u32;
 }
 
 /// `Σ w_r[j]·x[j]` for four consecutive int8 rows (as [`dot4_i8`](super::dot4_i8)): one
@@ -158,6 +328,100 @@ pub fn dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
     // writes the four words of `out`; it saves and restores r4–r11 (AAPCS).
     unsafe { tinyrnn_dsp_dot4_i8(w4.as_ptr(), x.as_ptr(), stride, &mut out) };
     out
+}
+
+/// One int8 gate of a layer step, checked once for [`Gate8::block`]: the weights, biases and
+/// requant records of its `units` rows for both products, and the two activation vectors.
+#[derive(Clone, Copy)]
+pub struct Gate8<'a> {
+    raw: Gate8Raw,
+    units: usize,
+    rq_ih: &'a [u8],
+    rq_hh: &'a [u8],
+}
+
+impl<'a> Gate8<'a> {
+    /// The gate whose rows start `w_ih` (rows of `2·x.len()` bytes) and `w_hh` (rows of
+    /// `2·h.len()` bytes), with `i32` biases `b_*` and 5-byte records `rq_*`, one per row.
+    /// `None` if `x` or `h` is empty or odd-sized; otherwise `units` is the number of rows
+    /// every tensor holds in full.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        w_ih: &'a [u8],
+        x: &'a [u32],
+        b_ih: &'a [u8],
+        rq_ih: &'a [u8],
+        w_hh: &'a [u8],
+        h: &'a [u32],
+        b_hh: &'a [u8],
+        rq_hh: &'a [u8],
+    ) -> Option<Self> {
+        let even = |v: &[u32]| !v.is_empty() && v.len().is_multiple_of(2);
+        if !(even(x) && even(h)) {
+            return None;
+        }
+        let (s_ih, s_hh) = (2 * x.len(), 2 * h.len());
+        let units = (w_ih.len() / s_ih)
+            .min(w_hh.len() / s_hh)
+            .min(b_ih.len() / 4)
+            .min(b_hh.len() / 4)
+            .min(rq_ih.len() / 5)
+            .min(rq_hh.len() / 5);
+        Some(Gate8 {
+            raw: Gate8Raw {
+                w_ih: w_ih.as_ptr(),
+                x: x.as_ptr(),
+                stride_ih: s_ih,
+                b_ih: b_ih.as_ptr(),
+                rq_ih: rq_ih.as_ptr(),
+                w_hh: w_hh.as_ptr(),
+                h: h.as_ptr(),
+                stride_hh: s_hh,
+                b_hh: b_hh.as_ptr(),
+                rq_hh: rq_hh.as_ptr(),
+            },
+            units,
+            rq_ih,
+            rq_hh,
+        })
+    }
+
+    /// Units `j..j+4`: `rq_ih.apply(b_ih ⊕ W_ih·x)` for the four rows, then
+    /// `rq_hh.apply(b_hh ⊕ W_hh·h)`: the integers of the portable composition of
+    /// [`dot4_i8`](super::dot4_i8), a saturating bias add and
+    /// [`Requant::apply`](crate::fxp::Requant::apply), in one call into the assembly.
+    /// `None` if the gate has fewer than `j + 4` units.
+    #[inline(always)]
+    pub fn block(&self, j: usize) -> Option<[i32; 8]> {
+        if j > self.units.saturating_sub(4) || self.units < 4 {
+            return None;
+        }
+        let mut out = [0i32; 8];
+        // SAFETY: `new` checked that both strides are non-zero multiples of 4 and that every
+        // tensor holds `units ≥ j + 4` full rows: the assembly reads rows `j..j+4` (`4·stride`
+        // bytes from `j·stride`), biases `4j..4j+16`, records `5j..5j+20` and the `stride/2`
+        // activation words of `x` and `h` (unaligned weight, bias and record loads are
+        // allowed), writes the eight words of `out`, keeps its stack balanced and saves and
+        // restores r4–r11 (AAPCS). The borrows in `self` keep every pointer valid.
+        let mask = unsafe { tinyrnn_dsp_gate8_i8(&self.raw, j, &mut out) };
+        if mask != 0 {
+            let part = |s: &'a [u8]| s.get(5 * j..).unwrap_or(&[]);
+            finish_wide_shifts(&mut out, mask, part(self.rq_ih), part(self.rq_hh));
+        }
+        Some(out)
+    }
+}
+
+/// Requantizes the rows the assembly left (shift off its short path: scales ≥ 1/4, rare).
+#[cold]
+#[inline(never)]
+fn finish_wide_shifts(out: &mut [i32; 8], mask: u32, rq_ih: &[u8], rq_hh: &[u8]) {
+    for (r, o) in out.iter_mut().enumerate() {
+        if mask >> r & 1 != 0 {
+            let rec = if r < 4 { rq_ih } else { rq_hh };
+            *o = super::le_requant(rec.get(5 * (r & 3)..).unwrap_or(&[])).apply(*o);
+        }
+    }
 }
 
 /// One block of four columns (two activation words) for the four int16 rows: per word

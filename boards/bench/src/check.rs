@@ -9,6 +9,7 @@
 #[cfg(bench_dsp)]
 pub fn kernels() -> bool {
     use crate::cases::mix;
+    use tinyrnn::fxp::Requant;
     use tinyrnn::kernel::{dot4_i16, dot4_i8, dot_i8, dsp};
 
     const MAX: usize = 256;
@@ -70,6 +71,64 @@ pub fn kernels() -> bool {
                     return false;
                 }
                 compared += 4;
+            }
+        }
+    }
+    // Whole blocks: both products + biases + requantization (dsp::Gate8::block) against the
+    // portable composition, for the two blocks of an 8-unit gate, with every shift 1..=62
+    // (the short path and the fallback) and biases up to the saturation limits.
+    let mut b = [0u8; 64];
+    let mut rq = [0u8; 80];
+    for n in (4..=MAX / 2).step_by(4) {
+        for round in 0..8u32 {
+            for (i, v) in b.iter_mut().enumerate() {
+                *v = mix(i as u32 ^ round << 20 ^ n as u32) as u8;
+            }
+            for r in 0..16u32 {
+                let m = (1u32 << 30) | (mix(r ^ round << 8 ^ (n as u32) << 16) >> 2);
+                let shift = 1 + (mix(r ^ round << 12 ^ (n as u32) << 4) % 62) as u8;
+                let k = 5 * r as usize;
+                rq[k..k + 4].copy_from_slice(&m.to_le_bytes());
+                rq[k + 4] = shift;
+            }
+            let (w_ih, w_hh) = (&w[..8 * n], &w[1..1 + 8 * n]);
+            let (xs, hs) = (&x[..n / 2], &x[1..1 + n / 2]);
+            let (b_ih, b_hh, rq_ih, rq_hh) = (&b[..32], &b[32..], &rq[..40], &rq[40..]);
+            let Some(g8) = dsp::Gate8::new(w_ih, xs, b_ih, rq_ih, w_hh, hs, b_hh, rq_hh) else {
+                semihosting::println!("kernels Gate8 refused n={}", n);
+                return false;
+            };
+            let want = |w: &[u8], v: &[u32], b: &[u8], q: &[u8]| {
+                let acc = dot4_i8(w, v);
+                core::array::from_fn::<i32, 4, _>(|r| {
+                    let bias =
+                        i32::from_le_bytes([b[4 * r], b[4 * r + 1], b[4 * r + 2], b[4 * r + 3]]);
+                    let k = 5 * r;
+                    let rq = Requant::from_bytes([q[k], q[k + 1], q[k + 2], q[k + 3], q[k + 4]]);
+                    rq.apply(acc[r].saturating_add(bias))
+                })
+            };
+            for j in [0usize, 4] {
+                let got = g8.block(j);
+                let e0 = want(&w_ih[j * n..], xs, &b_ih[4 * j..], &rq_ih[5 * j..]);
+                let e1 = want(&w_hh[j * n..], hs, &b_hh[4 * j..], &rq_hh[5 * j..]);
+                let exp = [e0[0], e0[1], e0[2], e0[3], e1[0], e1[1], e1[2], e1[3]];
+                if got != Some(exp) {
+                    semihosting::println!(
+                        "kernels MISMATCH Gate8 n={} round={} j={} {:?} vs {:?}",
+                        n,
+                        round,
+                        j,
+                        got,
+                        exp
+                    );
+                    return false;
+                }
+                compared += 8;
+            }
+            if g8.block(8).is_some() {
+                semihosting::println!("kernels Gate8 accepted a block past its rows");
+                return false;
             }
         }
     }
