@@ -318,10 +318,12 @@ pub fn run(opts: &Options) -> Result<bool> {
             let got = seq_lines(&out.lines.join("\n"));
             if got != *exp {
                 rep.pass = false;
-                rep.note.push_str(&format!(
-                    "; {} seq= lines differ from the host:",
+                rep.note
+                    .push_str("; seq= lines differ from the host (diff above)");
+                println!(
+                    "{}: seq= lines differ from the host (- host, + board):",
                     board.name
-                ));
+                );
                 print_diff(exp, &got);
             } else if status_ok {
                 rep.note = format!("{} seq= lines match the host", got.len());
