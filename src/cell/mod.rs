@@ -155,22 +155,29 @@ impl<'a> IntGate<'a> {
                 return p;
             }
         }
+        if n == 4 {
+            return self.block4::<K>(j);
+        }
+        self.partial::<K>(j, n)
+    }
+
+    /// [`at`](Self::at) for a full block through `IntKernel::pre4x2` (int8 on a DSP target:
+    /// only if the fused assembly refused the gate, never for a validated model).
+    #[inline(never)]
+    fn block4<K: IntKernel>(&self, j: usize) -> [i32; 8] {
         let (bb, rq) = (K::BIAS_BYTES, crate::fxp::Requant::BYTES);
         let (row_ih, row_hh) = (self.row_ih, self.row_hh);
         let from = |s: &'a [u8], k: usize| s.get(k..).unwrap_or(&[]);
-        if n == 4 {
-            return K::pre4x2(
-                from(self.w_ih, j * row_ih),
-                self.x,
-                from(self.b_ih, j * bb),
-                from(self.rq_ih, j * rq),
-                from(self.w_hh, j * row_hh),
-                self.h,
-                from(self.b_hh, j * bb),
-                from(self.rq_hh, j * rq),
-            );
-        }
-        self.partial::<K>(j, n)
+        K::pre4x2(
+            from(self.w_ih, j * row_ih),
+            self.x,
+            from(self.b_ih, j * bb),
+            from(self.rq_ih, j * rq),
+            from(self.w_hh, j * row_hh),
+            self.h,
+            from(self.b_hh, j * bb),
+            from(self.rq_hh, j * rq),
+        )
     }
 
     /// [`at`](Self::at) for a last block of `n < 4` units (`H mod 4`), row by row.
