@@ -78,7 +78,10 @@ struct Step {
 }
 
 fn step(name: impl Into<String>, cmd: Command) -> Step {
-    Step { name: name.into(), cmd }
+    Step {
+        name: name.into(),
+        cmd,
+    }
 }
 
 fn in_dir(mut cmd: Command, dir: &Path) -> Command {
@@ -95,30 +98,55 @@ fn steps() -> Result<Vec<Step>> {
     v.push(step("fmt", c));
 
     let mut c = cargo();
-    c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     v.push(step("clippy (host)", c));
 
     let mut c = cargo();
     c.args([
-        "clippy", "-p", "tinyrnn", "--lib", "--target", "thumbv7em-none-eabihf", "--features",
-        "defmt", "--", "-D", "warnings",
+        "clippy",
+        "-p",
+        "tinyrnn",
+        "--lib",
+        "--target",
+        "thumbv7em-none-eabihf",
+        "--features",
+        "defmt",
+        "--",
+        "-D",
+        "warnings",
     ]);
     v.push(step("clippy (thumbv7em, defmt)", c));
 
-    for target in ["thumbv6m-none-eabi", "thumbv7em-none-eabihf", "riscv32imc-unknown-none-elf"] {
+    for target in [
+        "thumbv6m-none-eabi",
+        "thumbv7em-none-eabihf",
+        "riscv32imc-unknown-none-elf",
+    ] {
         for features in ["", "defmt", "libm", "defmt,libm"] {
             let mut c = cargo();
             c.args(["check", "-p", "tinyrnn", "--lib", "--target", target]);
             if !features.is_empty() {
                 c.args(["--features", features]);
             }
-            let label = if features.is_empty() { "no features" } else { features };
+            let label = if features.is_empty() {
+                "no features"
+            } else {
+                features
+            };
             v.push(step(format!("check {target} ({label})"), c));
         }
     }
 
     let mut c = cargo();
-    c.args(["doc", "-p", "tinyrnn", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
+    c.args(["doc", "-p", "tinyrnn", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
     v.push(step("rustdoc -D warnings", c));
 
     // Release: the CLI tests quantize and evaluate real models; debug builds are ~10x slower.
@@ -134,14 +162,18 @@ fn steps() -> Result<Vec<Step>> {
     if no_panic.join("Cargo.toml").exists() {
         let mut c = cargo();
         c.args(["build", "--release"]);
-        v.push(step("no panic path linked (thumbv7em)", in_dir(c, &no_panic)));
+        v.push(step(
+            "no panic path linked (thumbv7em)",
+            in_dir(c, &no_panic),
+        ));
     }
 
     for b in BUILD_ONLY_BOARDS {
         let dir = root.join("boards").join(b);
         if dir.join("Cargo.toml").exists() {
             let mut c = cargo();
-            c.args(["build", "--release"]).env("CARGO_TARGET_DIR", root.join("target/boards"));
+            c.args(["build", "--release"])
+                .env("CARGO_TARGET_DIR", root.join("target/boards"));
             v.push(step(format!("build boards/{b}"), in_dir(c, &dir)));
         }
     }
