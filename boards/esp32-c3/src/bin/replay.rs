@@ -2,7 +2,7 @@
 //! rate (one frame per TIMG0 period) and logs one decision per sequence over defmt
 //! (esp-println, decoded by `espflash monitor --log-format defmt`).
 //!
-//! `cargo run --release --bin replay` (see README.md for the expected output).
+//! `cargo run --release` (see README.md for the expected output).
 #![no_std]
 #![no_main]
 

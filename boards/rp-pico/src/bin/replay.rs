@@ -1,7 +1,7 @@
 //! Replays the embedded recording through the embedded model at the recording's real frame
 //! rate (one frame per TIMER alarm) and logs one decision per sequence over defmt-RTT.
 //!
-//! `cargo run --release --bin replay` (see README.md for the expected output).
+//! `cargo run --release` (see README.md for the expected output).
 #![no_std]
 #![no_main]
 

@@ -6,7 +6,7 @@
 //! default JapaneseVowels model (12 features) this binary stops at start-up with
 //! `model takes 12 features per frame, the LIS3DH gives 3`.
 //!
-//! `cargo run --release --bin accel`
+//! `cargo run --release --bin stm32f411-blackpill-accel`
 #![no_std]
 #![no_main]
 
