@@ -3,7 +3,7 @@
 //! Frames are pushed one at a time. With a `window`, a [`Decision`] is returned after every
 //! `window` frames and the state resets (fixed-length sequences); without one, the caller
 //! ends a sequence with [`Classifier::end_sequence`]. With `smoothing`, the per-step argmax
-//! is recorded in a `heapless::HistoryBuf` of the last `K` steps and
+//! is recorded in a ring buffer of the last `K` steps and
 //! [`Classifier::smoothed`] returns their majority.
 //!
 //! # Examples
@@ -23,8 +23,6 @@
 //! }
 //! # Ok(()) }
 //! ```
-
-use heapless::HistoryBuf;
 
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -56,13 +54,64 @@ pub struct Config {
     pub smoothing: bool,
 }
 
+/// The last `K` decisions (a ring buffer; `K = 0` keeps none).
+///
+/// Not `heapless::HistoryBuf`: its `write` indexes the buffer with a field the optimizer
+/// cannot bound, which leaves a panic path in firmware (tests/no_panic). Here every access
+/// goes through `get_mut` / `split_at_checked`.
+#[derive(Debug, Clone)]
+struct History<const K: usize> {
+    buf: [Decision; K],
+    /// Decisions held, `≤ K`.
+    len: usize,
+    /// Slot of the next write, `< K` (0 if `K = 0`). While `len < K` it equals `len`.
+    next: usize,
+}
+
+impl<const K: usize> History<K> {
+    const EMPTY: Decision = Decision {
+        class: 0,
+        score: 0.0,
+        score_q: 0,
+    };
+
+    fn new() -> Self {
+        History {
+            buf: [Self::EMPTY; K],
+            len: 0,
+            next: 0,
+        }
+    }
+
+    fn write(&mut self, d: Decision) {
+        if let Some(slot) = self.buf.get_mut(self.next) {
+            *slot = d;
+            self.next = if self.next + 1 >= K { 0 } else { self.next + 1 };
+            self.len = if self.len < K { self.len + 1 } else { K };
+        }
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.next = 0;
+    }
+
+    /// The decisions held, oldest first.
+    fn iter(&self) -> impl Iterator<Item = &Decision> + Clone {
+        // Full: the oldest is at `next`. Not full: slots `0..len`, oldest first.
+        let split = if self.len >= K { self.next } else { 0 };
+        let (newer, older) = self.buf.split_at_checked(split).unwrap_or((&[], &self.buf));
+        older.iter().chain(newer).take(self.len)
+    }
+}
+
 /// A streaming classifier over a [`Session`]; `K` (≥ 1) is the smoothing history length.
 #[derive(Debug, Clone)]
 pub struct Classifier<'m, const STATE: usize, const SCRATCH: usize, const K: usize> {
     session: Session<'m, STATE, SCRATCH>,
     cfg: Config,
     count: u32,
-    history: HistoryBuf<Decision, K>,
+    history: History<K>,
 }
 
 impl<'m, const STATE: usize, const SCRATCH: usize, const K: usize>
@@ -80,7 +129,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize, const K: usize>
             session: Session::new(model)?,
             cfg,
             count: 0,
-            history: HistoryBuf::new(),
+            history: History::new(),
         })
     }
 
@@ -123,7 +172,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize, const K: usize>
     pub fn smoothed(&self) -> Option<Decision> {
         let votes = |c: u16| self.history.iter().filter(|d| d.class == c).count();
         let mut best: Option<(usize, Decision)> = None;
-        for d in self.history.oldest_ordered() {
+        for d in self.history.iter() {
             let n = votes(d.class);
             best = match best {
                 Some((bn, bd)) if bn > n || (bn == n && bd.class < d.class) => Some((bn, bd)),
@@ -162,6 +211,31 @@ mod tests {
     use super::*;
     use crate::testutil::*;
     use crate::{CellKind, Precision, RnnAct};
+
+    #[test]
+    fn history_is_a_ring_oldest_first() {
+        let d = |class| Decision {
+            class,
+            score: 0.0,
+            score_q: 0,
+        };
+        let classes = |h: &History<3>| h.iter().map(|d| d.class).collect::<Vec<_>>();
+        let mut h = History::<3>::new();
+        assert!(classes(&h).is_empty());
+        h.write(d(1));
+        h.write(d(2));
+        assert_eq!(classes(&h), [1, 2]);
+        h.write(d(3));
+        h.write(d(4));
+        h.write(d(5));
+        assert_eq!(classes(&h), [3, 4, 5]);
+        h.clear();
+        h.write(d(6));
+        assert_eq!(classes(&h), [6]);
+        let mut none = History::<0>::new();
+        none.write(d(1));
+        assert_eq!(none.iter().count(), 0);
+    }
 
     #[test]
     fn config_default_and_validation() {
