@@ -1,0 +1,225 @@
+//! Exact bytes of the blob format (src/model.rs module docs are the spec), and one test per
+//! loader error. The expected bytes below were written by hand from the byte tables in the
+//! spec, not copied from the writer's output; the CRC was computed independently with
+//! Python's `zlib.crc32` (CRC-32/ISO-HDLC):
+//!
+//! ```python
+//! import zlib; zlib.crc32(bytes(PAYLOAD))  # 0xce9865bc
+//! ```
+
+use tinyrnn::model::{write_blob, CellKind, LayerDesc, ModelDesc, OutputAct, Precision, RnnAct};
+use tinyrnn::{Error, Model, Session};
+
+/// The payload of `tiny()`, field by field.
+const PAYLOAD: [u8; 51] = [
+    0x00, // precision: Int8 (variant 0)
+    0x01, // input_size: 1 (varint)
+    0x00, // norm: None
+    0x01, // layers: 1 element
+    0x00, 0x00, // cell: Rnn (variant 0) (Tanh (variant 0))
+    0x01, // input_size 1
+    0x01, // hidden_size 1
+    0x0C, // x_frac 12
+    0x0F, // h_frac 15
+    0x04, 0x05, 0x00, 0x00, 0x00, // w_ih: 4 bytes (1 row padded to 4 columns): 5
+    0x04, 0xFD, 0x00, 0x00, 0x00, // w_hh: -3
+    0x04, 0x64, 0x00, 0x00, 0x00, // b_ih: i32 100
+    0x04, 0xFF, 0xFF, 0xFF, 0xFF, // b_hh: i32 -1
+    0x05, 0x00, 0x00, 0x00, 0x40, 0x21, // rq_ih: mult 2^30, shift 33 (factor 1/8)
+    0x05, 0x00, 0x00, 0x00, 0x40, 0x21, // rq_hh: same
+    0x00, // peephole: empty
+    0x00, // p_frac 0
+    0x00, // h0: empty
+    0x00, // c0: empty
+    0x00, // head: None
+    0x00, // output_act: Identity
+    0x0F, // output_frac 15
+    0x01, 0x74, // name: "t"
+];
+
+const HEADER: [u8; 16] = [
+    b'T', b'R', b'N', b'N', // magic
+    0x01, 0x00, // format version 1
+    0x00, 0x00, // flags
+    51, 0x00, 0x00, 0x00, // payload length
+    0xbc, 0x65, 0x98, 0xce, // CRC-32 of the payload, little-endian
+];
+
+const RQ: [u8; 5] = [0x00, 0x00, 0x00, 0x40, 0x21];
+
+fn layer<'a>() -> LayerDesc<'a> {
+    LayerDesc {
+        cell: CellKind::Rnn(RnnAct::Tanh),
+        input_size: 1,
+        hidden_size: 1,
+        x_frac: 12,
+        h_frac: 15,
+        w_ih: &[5, 0, 0, 0],
+        w_hh: &[0xFD, 0, 0, 0],
+        b_ih: &[100, 0, 0, 0],
+        b_hh: &[0xFF; 4],
+        rq_ih: &RQ,
+        rq_hh: &RQ,
+        peephole: &[],
+        p_frac: 0,
+        h0: &[],
+        c0: &[],
+    }
+}
+
+fn tiny<'a>() -> ModelDesc<'a> {
+    let mut layers = heapless::Vec::new();
+    layers.push(layer()).unwrap();
+    ModelDesc {
+        precision: Precision::Int8,
+        input_size: 1,
+        norm: None,
+        layers,
+        head: None,
+        output_act: OutputAct::Identity,
+        output_frac: 15,
+        name: "t",
+    }
+}
+
+fn blob_of(desc: &ModelDesc<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; 4096];
+    let n = write_blob(desc, &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// A blob with a valid header (length, CRC) around an arbitrary payload.
+fn wrap(payload: &[u8]) -> Vec<u8> {
+    let mut b = HEADER.to_vec();
+    b[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    b[12..16].copy_from_slice(&tinyrnn::model::crc32(payload).to_le_bytes());
+    b.extend_from_slice(payload);
+    b
+}
+
+#[test]
+fn writer_produces_the_specified_bytes() {
+    let blob = blob_of(&tiny());
+    assert_eq!(&blob[..16], &HEADER);
+    assert_eq!(&blob[16..], &PAYLOAD);
+    assert_eq!(tinyrnn::model::crc32(&PAYLOAD), 0xce98_65bc);
+}
+
+#[test]
+fn hand_written_blob_loads_and_runs() {
+    let mut blob = HEADER.to_vec();
+    blob.extend_from_slice(&PAYLOAD);
+    let model = Model::from_blob(&blob).unwrap();
+    assert_eq!(model.desc(), &tiny());
+    assert_eq!((model.input_size(), model.output_size()), (1, 1));
+    assert_eq!((model.state_len(), model.scratch_len()), (1, 4));
+    let mut s: Session<'_, 1, 4> = Session::new(&model).unwrap();
+    // x = 1.0 -> 4096 (Q3.12); a_ih = 5·4096 + 100 = 20580 -> ·1/8 = 2572.5 -> 2573 (ties up);
+    // a_hh = -3·0 - 1 = -1 -> -0.125 -> 0. h = tanh(2573 / 4096) in Q0.15.
+    s.step(&[1.0]).unwrap();
+    let mut out = [0i16; 1];
+    s.output_q(&mut out).unwrap();
+    let exact = ((2573.0f64 / 4096.0).tanh() * 32768.0).round() as i16;
+    assert!((out[0] - exact).abs() <= 1, "{} vs {}", out[0], exact);
+    assert_eq!(exact, 18245); // tanh(0.62817) = 0.55679
+}
+
+#[test]
+fn header_errors() {
+    let good = blob_of(&tiny());
+    assert_eq!(Model::from_blob(&good[..15]), Err(Error::Truncated));
+    assert_eq!(Model::from_blob(&[]), Err(Error::Truncated));
+    let mut b = good.clone();
+    b[0] = b'X';
+    assert_eq!(Model::from_blob(&b), Err(Error::BadMagic));
+    let mut b = good.clone();
+    b[4] = 2;
+    assert_eq!(Model::from_blob(&b), Err(Error::UnsupportedVersion(2)));
+    let mut b = good.clone();
+    b[6] = 1;
+    assert_eq!(Model::from_blob(&b), Err(Error::Unsupported));
+    assert_eq!(
+        Model::from_blob(&good[..good.len() - 1]),
+        Err(Error::Truncated)
+    );
+    let mut b = good.clone();
+    b.push(0);
+    assert_eq!(Model::from_blob(&b), Err(Error::TrailingBytes));
+    let mut b = good.clone();
+    let last = b.len() - 1;
+    b[last] ^= 0x01;
+    assert_eq!(Model::from_blob(&b), Err(Error::BadChecksum));
+    // Valid header and CRC, but bytes left over after the description.
+    let mut p = PAYLOAD.to_vec();
+    p.push(0);
+    assert_eq!(Model::from_blob(&wrap(&p)), Err(Error::TrailingBytes));
+    // Valid header and CRC around a payload that does not decode.
+    assert!(matches!(
+        Model::from_blob(&wrap(&[0x07])),
+        Err(Error::Decode(_))
+    ));
+    assert!(matches!(
+        Model::from_blob(&wrap(&PAYLOAD[..30])),
+        Err(Error::Decode(_))
+    ));
+}
+
+fn with_layer(f: impl FnOnce(&mut LayerDesc<'static>)) -> Result<(), Error> {
+    let mut d = tiny();
+    f(&mut d.layers[0]);
+    let blob = blob_of(&d);
+    Model::from_blob(&blob).map(|_| ())
+}
+
+#[test]
+fn description_errors() {
+    assert_eq!(
+        with_layer(|l| l.w_ih = &[5, 0, 0]),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(with_layer(|l| l.b_hh = &[0; 8]), Err(Error::ShapeMismatch));
+    assert_eq!(
+        with_layer(|l| l.rq_hh = &RQ[..4]),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(with_layer(|l| l.h0 = &[0; 3]), Err(Error::ShapeMismatch));
+    assert_eq!(with_layer(|l| l.c0 = &[0; 4]), Err(Error::ShapeMismatch)); // c0 on an RNN
+    assert_eq!(with_layer(|l| l.hidden_size = 0), Err(Error::BadDimension));
+    assert_eq!(
+        with_layer(|l| l.hidden_size = 257),
+        Err(Error::BadDimension)
+    );
+    assert_eq!(with_layer(|l| l.input_size = 2), Err(Error::BadDimension));
+    assert_eq!(with_layer(|l| l.h_frac = 14), Err(Error::BadQuantization));
+    assert_eq!(with_layer(|l| l.x_frac = 16), Err(Error::BadQuantization));
+    assert_eq!(
+        with_layer(|l| l.rq_ih = &[0, 0, 0, 0x40, 0]),
+        Err(Error::BadQuantization)
+    ); // shift 0
+    assert_eq!(
+        with_layer(|l| l.rq_ih = &[0, 0, 0, 0x40, 63]),
+        Err(Error::BadQuantization)
+    ); // shift 63 > 62 for an i32 accumulator
+    assert_eq!(
+        with_layer(|l| l.rq_ih = &[0, 0, 0, 0x80, 33]),
+        Err(Error::BadQuantization)
+    ); // negative multiplier
+    let mut d = tiny();
+    d.output_act = OutputAct::Sigmoid;
+    d.output_frac = 15;
+    assert_eq!(Model::from_blob(&blob_of(&d)), Err(Error::Unsupported));
+    let mut d = tiny();
+    d.output_frac = 12;
+    assert_eq!(Model::from_blob(&blob_of(&d)), Err(Error::BadQuantization));
+    let mut d = tiny();
+    d.input_size = 0;
+    assert_eq!(Model::from_blob(&blob_of(&d)), Err(Error::BadDimension));
+    let mut d = tiny();
+    d.layers.clear();
+    assert_eq!(Model::from_blob(&blob_of(&d)), Err(Error::BadDimension));
+    // A layer count beyond MAX_LAYERS cannot even be decoded into the fixed-capacity list.
+    let mut p = PAYLOAD.to_vec();
+    p[3] = (tinyrnn::MAX_LAYERS + 1) as u8;
+    assert!(matches!(Model::from_blob(&wrap(&p)), Err(Error::Decode(_))));
+}
