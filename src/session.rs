@@ -62,15 +62,6 @@ fn per_word(p: Precision) -> usize {
     }
 }
 
-/// Packs state words (`h` of some layer) into scratch words.
-fn pack_state(p: Precision, dst: &mut [u32], src: &[i32]) {
-    if p.is_int() {
-        pack_i16(dst, src.iter().map(|&v| v as i16));
-    } else {
-        copy_words(dst, src.iter().map(|&v| v as u32));
-    }
-}
-
 /// `raw`, normalized by `norm` if any.
 fn normalized<'a>(frame: &'a [f32], norm: Option<&NormDesc<'a>>) -> impl Iterator<Item = f32> + 'a {
     let (off, sc) = norm.map_or((&[][..], &[][..]), |n| (n.offset, n.scale));
@@ -89,6 +80,100 @@ pub(crate) fn rescale_q(q: i16, from: u32, to: u32) -> i16 {
         sat_i16((q as i32) << (to - from))
     } else {
         sat_i16(round_shr(q as i32, from - to))
+    }
+}
+
+/// [`Error::TooLarge`] for a scratch of `capacity` words (out of line: never taken for a
+/// session built by [`Session::new`]).
+#[cold]
+#[inline(never)]
+fn scratch_error(model: &Model<'_>, capacity: usize) -> Error {
+    Error::TooLarge {
+        needed: model.scratch_len(),
+        capacity,
+    }
+}
+
+/// Packs `i16` state words into scratch words (two per word, zero-padded). One
+/// out-of-line copy for both calls of [`run_layers_int`]; the loop's three exits keep it
+/// from being unrolled (it is a small share of a step).
+#[inline(never)]
+fn pack_h(dst: &mut [u32], src: &[i32]) {
+    let mut s = src.iter();
+    let mut d = dst.iter_mut();
+    for w in d.by_ref() {
+        let Some(&lo) = s.next() else {
+            *w = 0;
+            break;
+        };
+        let lo = lo as u16 as u32;
+        let Some(&hi) = s.next() else {
+            *w = lo;
+            break;
+        };
+        *w = lo | (hi as u16 as u32) << 16;
+    }
+    // the padding
+    for w in d {
+        *w = 0;
+    }
+}
+
+/// Runs every layer of an integer model on `state` / `scratch`; layer 0's input is already
+/// in the scratch. Only the int8 LSTM step without peepholes is called from here: every
+/// other cell and precision goes through [`step_other`] (f32 models through
+/// [`Session::run_layers_f32`]), so that the code an int8 LSTM step executes stays small.
+#[inline(never)]
+fn run_layers_int(model: &Model<'_>, state: &mut [i32], scratch: &mut [u32]) -> Result<()> {
+    let p = model.precision();
+    let cap = scratch.len();
+    let mut rest: &mut [i32] = state;
+    let mut prev: Option<&[i32]> = None;
+    for l in model.layers() {
+        let h = l.hidden_size as usize;
+        let Some((words, r)) = rest.split_at_mut_checked(layer_words(l)) else {
+            return Err(scratch_error(model, cap));
+        };
+        rest = r;
+        let (hs, cs) = words.split_at_mut(h.min(words.len()));
+        let nx = pad4(l.input_size as usize) / 2;
+        let nh = pad4(h) / 2;
+        let Some((xw, sr)) = scratch.split_at_mut_checked(nx) else {
+            return Err(scratch_error(model, cap));
+        };
+        let Some((hw, rh)) = sr.split_at_mut_checked(nh) else {
+            return Err(scratch_error(model, cap));
+        };
+        if let Some(prev) = prev {
+            pack_h(xw, prev);
+        }
+        pack_h(hw, hs);
+        let rh_len = rh.len().min(nh);
+        let io = Io {
+            x: xw,
+            h: hw,
+            rh: rh.get_mut(..rh_len).unwrap_or(&mut []),
+            hs: &mut *hs,
+            cs,
+        };
+        match (p, l.cell) {
+            (Precision::Int8, CellKind::Lstm { peepholes: false }) => {
+                cell::lstm::step_int_plain::<Int8>(l, io)
+            }
+            _ => step_other(p, l, io),
+        }
+        prev = Some(hs);
+    }
+    Ok(())
+}
+
+/// One integer layer step other than an int8 LSTM without peepholes (out of line of
+/// [`run_layers_int`]).
+#[inline(never)]
+fn step_other(p: Precision, l: &LayerDesc<'_>, io: Io<'_>) {
+    match p {
+        Precision::Int8 => cell::step_int::<Int8>(l, io),
+        _ => cell::step_int::<Int16>(l, io),
     }
 }
 
@@ -298,8 +383,21 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         Ok(())
     }
 
-    /// Runs every layer; layer 0's input is already in the scratch.
+    /// Runs every layer; layer 0's input is already in the scratch. A thin wrapper: the
+    /// work of an integer model is in the non-generic [`run_layers_int`] (one copy for every
+    /// `STATE`/`SCRATCH`).
+    #[inline(always)]
     fn run_layers(&mut self) -> Result<()> {
+        if self.model.precision().is_int() {
+            run_layers_int(self.model, &mut self.state, &mut self.scratch)
+        } else {
+            self.run_layers_f32()
+        }
+    }
+
+    /// [`run_layers`](Self::run_layers) for an f32 model: one `f32` per scratch word.
+    #[inline(never)]
+    fn run_layers_f32(&mut self) -> Result<()> {
         let err = self.too_small();
         let Session {
             model,
@@ -308,8 +406,6 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             math,
             ..
         } = self;
-        let p = model.precision();
-        let per = per_word(p);
         let mut rest: &mut [i32] = state;
         let mut prev: Option<&[i32]> = None;
         for l in model.layers() {
@@ -319,14 +415,14 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 .ok_or(err.clone())?;
             rest = r;
             let (hs, cs) = words.split_at_mut(h.min(words.len()));
-            let nx = pad4(l.input_size as usize) / per;
-            let nh = pad4(h) / per;
+            let nx = pad4(l.input_size as usize);
+            let nh = pad4(h);
             let (xw, sr) = scratch.split_at_mut_checked(nx).ok_or(err.clone())?;
             let (hw, rh) = sr.split_at_mut_checked(nh).ok_or(err.clone())?;
             if let Some(prev) = prev {
-                pack_state(p, xw, prev);
+                copy_words(xw, prev.iter().map(|&v| v as u32));
             }
-            pack_state(p, hw, hs);
+            copy_words(hw, hs.iter().map(|&v| v as u32));
             let rh_len = rh.len().min(nh);
             let io = Io {
                 x: xw,
@@ -335,14 +431,10 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 hs: &mut *hs,
                 cs,
             };
-            match p {
-                Precision::Int8 => cell::step_int::<Int8>(l, io),
-                Precision::Int16 => cell::step_int::<Int16>(l, io),
-                Precision::F32 => match *math {
-                    #[cfg(feature = "libm")]
-                    F32Math::Accurate => cell::step_f32::<crate::activation::AccurateMath>(l, io),
-                    _ => cell::step_f32::<FastMath>(l, io),
-                },
+            match *math {
+                #[cfg(feature = "libm")]
+                F32Math::Accurate => cell::step_f32::<crate::activation::AccurateMath>(l, io),
+                _ => cell::step_f32::<FastMath>(l, io),
             }
             prev = Some(hs);
         }

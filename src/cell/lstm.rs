@@ -69,11 +69,35 @@ fn unit(h_j: &mut i32, c_j: &mut i32, pre: [i32; 4], p: Option<[i16; 3]>, p_frac
     *h_j = ((t as i32) * (o as i32) + (1 << 14)) >> 15;
 }
 
+/// One integer step (see the module equations): [`step_int_plain`] or [`step_int_peep`].
+#[inline]
+pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
+    if peepholes {
+        step_int_peep::<K>(l, io)
+    } else {
+        step_int_plain::<K>(l, io)
+    }
+}
+
+/// One integer step without peepholes (the common case: its own copy, without the
+/// peephole code).
+#[inline(never)]
+pub(crate) fn step_int_plain<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
+    step_int_body::<K, false>(l, io)
+}
+
+/// One integer step with peepholes.
+#[inline(never)]
+fn step_int_peep<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
+    step_int_body::<K, true>(l, io)
+}
+
 /// One integer step (see the module equations): blocks of four units (the last one
 /// shorter), each gate's rows of a block in one pass of the row kernels
 /// ([`IntGate::at`]), then the block's units one by one.
-#[inline(never)]
-pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
+#[inline(always)]
+fn step_int_body<K: IntKernel, const PEEPHOLES: bool>(l: &LayerDesc<'_>, io: Io<'_>) {
+    let peepholes = PEEPHOLES;
     let Io { x, h, hs, cs, .. } = io;
     // (an array literal, not `map`: built in place, no copy)
     let gates = [
