@@ -7,7 +7,7 @@
 //! e.g. `thumbv8m.main` with `-C target-feature=+dsp`) selects the DSP kernels too.
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/build.rs");
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_dsp)");
     let target = std::env::var("TARGET").unwrap_or_default();
     if target.starts_with("thumbv7em") {

@@ -44,7 +44,7 @@ fn mul_q15_wide(a: i32, b: i16) -> i64 {
 /// One unit's update from its four pre-activations `[i, f, g, o]` (Q.12) and peephole
 /// weights `[p_i, p_f, p_o]` (zeros without peepholes): the module equations. The products
 /// `i·g` and `o·tanh(c')` are below 2^30 in magnitude, so they are computed in `i32`: the
-/// same integers as the `i64` forms of docs/DESIGN.md.
+/// same integers as the `i64` forms of src/DESIGN.md.
 #[inline(always)]
 fn unit(h_j: &mut i32, c_j: &mut i32, pre: [i32; 4], p: Option<[i16; 3]>, p_frac: u32) {
     let [mut pre_i, mut pre_f, pre_g, mut pre_o] = pre;

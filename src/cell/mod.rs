@@ -9,7 +9,7 @@
 //! There is no gate buffer: the previous `h` is read from the packed scratch copy
 //! ([`Io::h`]) and from the state word of unit `j` before it is overwritten.
 //!
-//! The integer arithmetic is normative (docs/DESIGN.md, "Integer cell arithmetic"); the
+//! The integer arithmetic is normative (src/DESIGN.md, "Integer cell arithmetic"); the
 //! equations are written above each cell in its module.
 
 pub(crate) mod gru;

@@ -1,7 +1,7 @@
 //! The quantizer: a [`FloatModel`] plus calibration statistics → a model blob.
 //!
 //! The parameters produced here are exactly those the runtime's integer arithmetic
-//! (docs/DESIGN.md, "Integer cell arithmetic") consumes:
+//! (src/DESIGN.md, "Integer cell arithmetic") consumes:
 //!
 //! * **Input format** `x_frac` of layer 0: the most fractional bits with
 //!   `max|x| · HEADROOM · 2^x_frac ≤ 32767` over the (normalized) calibration inputs.

@@ -319,7 +319,7 @@ fn proto_i64(name: &str, dims: &[i64], v: &[i64]) -> tinyrnn_cli::import::proto:
 /// that graph is supported too.
 #[test]
 fn dynamo_graph_with_lstm_node_is_supported() {
-    let case = "unsupported_dynamo_lstm";
+    let case = "dynamo_lstm";
     let m = import::load_model(&golden(case, "model.onnx"), &ImportOptions::default()).unwrap();
     let x = data::read_inputs(&golden(case, "x.npy")).unwrap();
     let y = npy(&golden(case, "y_all.npy"));
@@ -598,7 +598,7 @@ fn corrupted_files_never_panic() {
     };
     for (case, file) in [
         ("lstm_3l", "model.onnx"),
-        ("unsupported_dynamo_lstm", "model.onnx"),
+        ("dynamo_lstm", "model.onnx"),
         ("gru_stack3", "model.safetensors"),
     ] {
         let good = std::fs::read(golden(case, file)).unwrap();

@@ -25,7 +25,7 @@ mod ci;
 mod defmt;
 mod elf;
 mod npy;
-#[path = "../../boards/common/host/npy.rs"]
+#[path = "../../../boards/common/host/npy.rs"]
 #[allow(dead_code)]
 mod npy_read;
 mod qemu;
@@ -36,12 +36,9 @@ use std::process::ExitCode;
 
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// The repository root (this crate lives in `<root>/xtask`).
+/// The repository root (this crate lives in `<root>/tools/xtask`).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask has a parent")
-        .to_path_buf()
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
 const USAGE: &str =
