@@ -1,4 +1,4 @@
-//! A fixed-capacity text line built without `core::fmt`.
+//! A fixed-capacity text line built without `core::fmt` (which costs kilobytes of flash).
 //!
 //! The result lines are formatted on the target and logged as one `{=str}`, so they read
 //! exactly like the host's `tinyrnn run --raw` output and can be diffed against it.
@@ -20,7 +20,7 @@ impl<const N: usize> Line<N> {
         }
     }
 
-    /// Appends ASCII text.
+    /// Appends ASCII text; sets the overflow flag instead of writing past `N`.
     pub fn str(&mut self, s: &str) -> &mut Self {
         for &b in s.as_bytes() {
             if self.len == N {
@@ -33,7 +33,7 @@ impl<const N: usize> Line<N> {
         self
     }
 
-    /// Appends a signed decimal integer.
+    /// Appends a signed decimal integer (`-` for negatives, no leading zeros).
     pub fn int(&mut self, v: i64) -> &mut Self {
         if v < 0 {
             self.str("-");
