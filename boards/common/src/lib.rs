@@ -17,10 +17,12 @@
 //! `core::fmt`) and sent as `{=str}`, so the host compares them byte for byte.
 #![no_std]
 
-pub mod data;
-pub mod line;
 mod run;
 pub mod stack;
+
+/// The embedded model and recording (from `dataset.txt`), and the result-line formatter: the
+/// real boards' code, from `tinyrnn-board-support` (`../support`).
+pub use tinyrnn_board_support::{data, line};
 
 use defmt_semihosting as _; // the global logger
 

@@ -53,14 +53,17 @@ boards: mps2-an386 mps2-an385 microbit mps2-an505 sifive-e";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // `TINYRNN_BLOB=path` replaces the dataset's model (boards/common/dataset.txt) for the
-    // firmware build and the host comparison alike: make it absolute for the child builds.
-    if let Some(p) = std::env::var_os("TINYRNN_BLOB").filter(|p| !p.is_empty()) {
-        match std::fs::canonicalize(&p) {
-            Ok(abs) => std::env::set_var("TINYRNN_BLOB", abs),
-            Err(e) => {
-                eprintln!("xtask: TINYRNN_BLOB={}: {e}", PathBuf::from(p).display());
-                return ExitCode::FAILURE;
+    // `TINYRNN_BLOB=path` replaces the dataset's model, `TINYRNN_DATASET=path` the whole
+    // dataset file (boards/common/dataset.txt), for the firmware build (boards/support/build.rs)
+    // and the host comparison alike: make them absolute for the child builds.
+    for var in ["TINYRNN_BLOB", "TINYRNN_DATASET"] {
+        if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+            match std::fs::canonicalize(&p) {
+                Ok(abs) => std::env::set_var(var, abs),
+                Err(e) => {
+                    eprintln!("xtask: {var}={}: {e}", PathBuf::from(p).display());
+                    return ExitCode::FAILURE;
+                }
             }
         }
     }

@@ -6,7 +6,7 @@
 //! `model.input_size()` values in the units the model was trained on (the blob's
 //! normalization, if any, is applied by the runtime), and say whether it ends a sequence.
 
-use crate::data::{FRAMES, INPUT, LENGTHS, N_SEQ};
+use crate::data::{self, INPUT, LENGTHS, N_SEQ};
 
 /// What a frame means for the sequence it belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
@@ -36,7 +36,7 @@ pub struct Replay {
     seq: usize,
     /// Frame within the sequence.
     t: usize,
-    /// Global frame index into [`FRAMES`].
+    /// Global frame index into [`data::FRAMES`].
     pos: usize,
 }
 
@@ -75,19 +75,15 @@ impl FrameSource for Replay {
     type Error = WidthMismatch;
 
     fn next_frame(&mut self, out: &mut [f32]) -> Result<Option<Frame>, WidthMismatch> {
-        if out.len() != INPUT {
-            return Err(WidthMismatch {
-                recorded: INPUT,
-                requested: out.len(),
-            });
-        }
+        let requested = out.len();
+        let out: &mut [f32; INPUT] = out.try_into().map_err(|_| WidthMismatch {
+            recorded: INPUT,
+            requested,
+        })?;
         if self.seq >= N_SEQ {
             return Ok(None);
         }
-        let bytes = &FRAMES[self.pos * INPUT * 4..(self.pos + 1) * INPUT * 4];
-        for (v, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        }
+        data::frame(self.pos, out);
         self.pos += 1;
         self.t += 1;
         if self.t < LENGTHS[self.seq] as usize {

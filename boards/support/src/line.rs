@@ -1,6 +1,9 @@
 //! A fixed-capacity text line built without `core::fmt` (which costs kilobytes of flash).
+//!
+//! The result lines are formatted on the target and logged as one `{=str}`, so they read
+//! exactly like the host's `tinyrnn run --raw` output and can be diffed against it.
 
-/// A line of at most `N` bytes of ASCII.
+/// A line of at most `N` bytes of ASCII; what does not fit is dropped and flagged.
 pub struct Line<const N: usize> {
     buf: [u8; N],
     len: usize,
