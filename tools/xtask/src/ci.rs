@@ -97,6 +97,14 @@ fn steps() -> Result<Vec<Step>> {
     c.args(["fmt", "--all", "--", "--check"]);
     v.push(step("fmt", c));
 
+    // The board crates are their own workspaces (boards/ is excluded from the root one).
+    let mut c = Command::new("bash");
+    c.args([
+        "-c",
+        "set -e; for m in boards/*/Cargo.toml; do cargo fmt --manifest-path \"$m\" -- --check; done",
+    ]);
+    v.push(step("fmt (boards)", in_dir(c, &root)));
+
     let mut c = cargo();
     c.args([
         "clippy",
@@ -163,6 +171,17 @@ fn steps() -> Result<Vec<Step>> {
         let mut c = Command::new("bash");
         c.arg(no_panic);
         v.push(step("no panic path linked (tests/no_panic)", c));
+    }
+
+    // The shared firmware libraries; a board's own clippy run does not lint path dependencies.
+    for lib in ["support", "common"] {
+        let mut c = cargo();
+        c.args(["clippy", "--release", "--", "-D", "warnings"])
+            .env("CARGO_TARGET_DIR", root.join("target/boards"));
+        v.push(step(
+            format!("clippy boards/{lib} (thumbv7em)"),
+            in_dir(c, &root.join("boards").join(lib)),
+        ));
     }
 
     for b in BUILD_ONLY_BOARDS {
