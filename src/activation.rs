@@ -271,6 +271,7 @@ pub fn exp_q(x: i32) -> u32 {
 // ---------------------------------------------------------------------------------------
 
 /// `f32` transcendental functions of one [`F32Math`] mode (monomorphised in the cells).
+#[cfg(feature = "f32")]
 pub(crate) trait Math {
     fn exp(x: f32) -> f32;
     fn sigmoid(x: f32) -> f32;
@@ -278,8 +279,10 @@ pub(crate) trait Math {
 }
 
 /// [`F32Math::Fast`].
+#[cfg(feature = "f32")]
 pub(crate) struct FastMath;
 
+#[cfg(feature = "f32")]
 impl Math for FastMath {
     #[inline]
     fn exp(x: f32) -> f32 {
@@ -296,10 +299,10 @@ impl Math for FastMath {
 }
 
 /// [`F32Math::Accurate`].
-#[cfg(feature = "libm")]
+#[cfg(all(feature = "f32", feature = "libm"))]
 pub(crate) struct AccurateMath;
 
-#[cfg(feature = "libm")]
+#[cfg(all(feature = "f32", feature = "libm"))]
 impl Math for AccurateMath {
     #[inline]
     fn exp(x: f32) -> f32 {
@@ -315,13 +318,15 @@ impl Math for AccurateMath {
     }
 }
 
-/// micromath's `e^x` (relative error up to ~1e-3).
+/// micromath's `e^x` (relative error up to ~1e-3) (feature `f32`).
+#[cfg(feature = "f32")]
 #[inline]
 pub fn exp_fast(x: f32) -> f32 {
     micromath::F32(x).exp().0
 }
 
-/// `σ(x)` with micromath's `exp`; max absolute error 5.3e-4 on `[−20, 20]`.
+/// `σ(x)` with micromath's `exp`; max absolute error 5.3e-4 on `[−20, 20]` (feature `f32`).
+#[cfg(feature = "f32")]
 #[inline]
 pub fn sigmoid_fast(x: f32) -> f32 {
     if x >= 0.0 {
@@ -332,7 +337,8 @@ pub fn sigmoid_fast(x: f32) -> f32 {
     }
 }
 
-/// `tanh(x)` with micromath's `exp`; max absolute error 1.06e-3 on `[−20, 20]`.
+/// `tanh(x)` with micromath's `exp`; max absolute error 1.06e-3 on `[−20, 20]` (feature `f32`).
+#[cfg(feature = "f32")]
 #[inline]
 pub fn tanh_fast(x: f32) -> f32 {
     let t = exp_fast(-2.0 * x.abs());

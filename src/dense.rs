@@ -13,12 +13,24 @@
 
 use core::num::NonZeroU64;
 
-use crate::activation::{exp_q, sigmoid_q, tanh_q, Math};
-use crate::fxp::sat_i16;
-use crate::kernel::{le_f32, le_requant, pre_f32, IntKernel, Rows};
+use crate::activation::exp_q;
+#[cfg(feature = "f32")]
+use crate::activation::Math;
+#[cfg(any(feature = "int8", feature = "int16", feature = "f32"))]
+use crate::kernel::Rows;
+#[cfg(feature = "f32")]
+use crate::kernel::{le_f32, pre_f32};
+#[cfg(any(feature = "int8", feature = "int16", feature = "f32"))]
 use crate::model::{pad4, DenseDesc, OutputAct};
+#[cfg(any(feature = "int8", feature = "int16"))]
+use crate::{
+    activation::{sigmoid_q, tanh_q},
+    fxp::sat_i16,
+    kernel::{le_requant, IntKernel},
+};
 
 /// The integer head's rows: `y_r` in the requant target format, one per output.
+#[cfg(any(feature = "int8", feature = "int16"))]
 pub(crate) fn int_logits<'a, K: IntKernel>(
     d: &DenseDesc<'a>,
     x: &'a [u32],
@@ -31,6 +43,7 @@ pub(crate) fn int_logits<'a, K: IntKernel>(
 }
 
 /// The f32 head's rows.
+#[cfg(feature = "f32")]
 pub(crate) fn f32_logits<'a>(
     d: &DenseDesc<'a>,
     x: &'a [u32],
@@ -43,6 +56,7 @@ pub(crate) fn f32_logits<'a>(
 
 /// Applies the integer output activation to `logits` and emits every output (Q0.15, or
 /// `output_frac` for Identity).
+#[cfg(any(feature = "int8", feature = "int16"))]
 pub(crate) fn emit_int(
     logits: impl Iterator<Item = i32> + Clone,
     act: OutputAct,
@@ -82,6 +96,7 @@ pub fn softmax_q(logits: impl Iterator<Item = i32> + Clone, mut emit: impl FnMut
 }
 
 /// Applies the f32 output activation and emits every output.
+#[cfg(feature = "f32")]
 pub(crate) fn emit_f32<M: Math>(
     logits: impl Iterator<Item = f32> + Clone,
     act: OutputAct,

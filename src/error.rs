@@ -58,6 +58,10 @@ pub enum Error {
     },
     /// A saved state does not belong to this model (wrong length or tag).
     BadState,
+    /// The blob is valid but needs code this build of tinyrnn leaves out: the cargo feature
+    /// named here (`"rnn"`, `"gru"`, `"lstm"`, `"lstm-peephole"`, `"int8"`, `"int16"` or
+    /// `"f32"`) is disabled. Only [`Model::from_blob`](crate::Model::from_blob) returns it.
+    FeatureDisabled(&'static str),
 }
 
 /// `Result` with this crate's [`Error`].
@@ -101,6 +105,10 @@ impl fmt::Display for Error {
                 "generation needs output width == input width (input {input}, output {output})"
             ),
             Error::BadState => f.write_str("the saved state does not belong to this model"),
+            Error::FeatureDisabled(feat) => write!(
+                f,
+                "the model needs the cargo feature `{feat}` of tinyrnn, disabled in this build"
+            ),
         }
     }
 }

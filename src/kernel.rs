@@ -132,6 +132,7 @@ pub fn dot4_i16(w4: &[u8], x: &[u32]) -> [i64; 4] {
 
 /// [`Int8::pre4`]'s tail for short bias / requant slices (never after validation): missing
 /// biases and records give 0. Out of line: not on the step path.
+#[cfg(feature = "int8")]
 #[cold]
 #[inline(never)]
 fn pre4_short_i8(acc: [i32; 4], bias4: &[u8], rq4: &[u8]) -> [i32; 4] {
@@ -198,6 +199,7 @@ fn requant_wide_slow(acc: i64, rq: Requant) -> i32 {
 
 /// The four-row int16 kernel of this target: `dsp::dot4_i16` with the DSP extension, else
 /// [`dot4_i16`]. Same integers either way.
+#[cfg(feature = "int16")]
 #[inline(always)]
 fn fast_dot4_i16(w4: &[u8], x: &[u32]) -> [i64; 4] {
     #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
@@ -227,6 +229,7 @@ fn fast_dot_i8(w: &[u8], x: &[u32]) -> i32 {
 /// The four-row int8 kernel of this target: `dsp::dot4_i8` with the DSP extension; on other
 /// Arm cores (Cortex-M0/M3: 8 low registers, four accumulators do not fit) four
 /// [`dot_i8`] passes; elsewhere (RISC-V, the host) [`dot4_i8`]. Same integers in every case.
+#[cfg(feature = "int8")]
 #[inline(always)]
 fn fast_dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
     #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
@@ -245,6 +248,7 @@ fn fast_dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
 }
 
 /// One integer path: weight width, accumulator, bias decoding and requantization.
+#[cfg(any(feature = "int8", feature = "int16"))]
 pub(crate) trait IntKernel {
     /// Bytes per weight.
     const WEIGHT_BYTES: usize;
@@ -278,16 +282,20 @@ pub(crate) trait IntKernel {
 }
 
 /// `[a, b]` as one array.
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(always)]
 fn concat8(a: [i32; 4], b: [i32; 4]) -> [i32; 8] {
     [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
 }
 
-/// int8 weights, `i32` accumulator.
+/// int8 weights, `i32` accumulator (feature `int8`).
+#[cfg(feature = "int8")]
 pub(crate) struct Int8;
-/// int16 weights, `i64` accumulator.
+/// int16 weights, `i64` accumulator (feature `int16`).
+#[cfg(feature = "int16")]
 pub(crate) struct Int16;
 
+#[cfg(feature = "int8")]
 impl IntKernel for Int8 {
     const WEIGHT_BYTES: usize = 1;
     const BIAS_BYTES: usize = 4;
@@ -312,6 +320,7 @@ impl IntKernel for Int8 {
     }
 }
 
+#[cfg(feature = "int16")]
 impl IntKernel for Int16 {
     const WEIGHT_BYTES: usize = 2;
     const BIAS_BYTES: usize = 8;
@@ -369,6 +378,7 @@ pub(crate) fn le_i32(b: &[u8]) -> i32 {
 }
 
 /// `i64` from 8 LE bytes (0 if `b` is shorter).
+#[cfg(feature = "int16")]
 #[inline(always)]
 pub(crate) fn le_i64(b: &[u8]) -> i64 {
     match *b {
@@ -386,6 +396,7 @@ pub(crate) fn le_f32(b: &[u8]) -> f32 {
 }
 
 /// [`Requant`] from a 5-byte record (mult 0 / shift 1 if `b` is shorter: output 0).
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(always)]
 pub(crate) fn le_requant(b: &[u8]) -> Requant {
     match *b {
@@ -451,6 +462,7 @@ pub(crate) fn copy_words(dst: &mut [u32], src: impl IntoIterator<Item = u32>) {
 }
 
 /// Writes `v` as element `j` of a packed `i16` vector (no-op if out of range).
+#[cfg(all(feature = "gru", any(feature = "int8", feature = "int16")))]
 #[inline(always)]
 pub(crate) fn set_i16(dst: &mut [u32], j: usize, v: i16) {
     if let Some(w) = dst.get_mut(j / 2) {

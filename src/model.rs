@@ -63,7 +63,9 @@
 //! over, that every dimension is in `1..=`[`MAX_DIM`] and layers chain
 //! (`layers[k].input_size == layers[k-1].hidden_size`), that every tensor has exactly the
 //! byte length its dimensions and precision imply, and that every fixed-point parameter is
-//! in the range the kernels' overflow proofs assume. The CRC detects accidental corruption
+//! in the range the kernels' overflow proofs assume; then, for a blob that passed all of
+//! that, that this build has the code for its precision and every layer's cell (cargo
+//! features, [`Error::FeatureDisabled`] naming the missing one). The CRC detects accidental corruption
 //! (every single-bit error, every burst ≤ 32 bits); it is not a signature and does not
 //! authenticate the sender.
 
@@ -134,6 +136,24 @@ impl Precision {
     pub const fn is_int(self) -> bool {
         !matches!(self, Precision::F32)
     }
+    /// The cargo feature of this crate that compiles this precision's code: `"int8"`,
+    /// `"int16"` or `"f32"`.
+    pub const fn feature(self) -> &'static str {
+        match self {
+            Precision::Int8 => "int8",
+            Precision::Int16 => "int16",
+            Precision::F32 => "f32",
+        }
+    }
+    /// Whether this build of the crate has the code for this precision (its
+    /// [`feature`](Self::feature) is enabled).
+    pub const fn enabled(self) -> bool {
+        match self {
+            Precision::Int8 => cfg!(feature = "int8"),
+            Precision::Int16 => cfg!(feature = "int16"),
+            Precision::F32 => cfg!(feature = "f32"),
+        }
+    }
 }
 
 /// Non-linearity of an Elman RNN layer.
@@ -177,6 +197,26 @@ impl CellKind {
     /// Whether the hidden state is bounded by tanh/sigmoid (format [`Act`](crate::fxp::Act)).
     pub const fn bounded(self) -> bool {
         !matches!(self, CellKind::Rnn(RnnAct::Relu))
+    }
+    /// The cargo feature of this crate that compiles this cell's code: `"rnn"`, `"gru"`,
+    /// `"lstm"`, or `"lstm-peephole"` for an LSTM with peepholes (which implies `"lstm"`).
+    pub const fn feature(self) -> &'static str {
+        match self {
+            CellKind::Rnn(_) => "rnn",
+            CellKind::Gru { .. } => "gru",
+            CellKind::Lstm { peepholes: false } => "lstm",
+            CellKind::Lstm { peepholes: true } => "lstm-peephole",
+        }
+    }
+    /// Whether this build of the crate has the code for this cell (its
+    /// [`feature`](Self::feature) is enabled).
+    pub const fn enabled(self) -> bool {
+        match self {
+            CellKind::Rnn(_) => cfg!(feature = "rnn"),
+            CellKind::Gru { .. } => cfg!(feature = "gru"),
+            CellKind::Lstm { peepholes: false } => cfg!(feature = "lstm"),
+            CellKind::Lstm { peepholes: true } => cfg!(feature = "lstm-peephole"),
+        }
     }
 }
 
@@ -291,6 +331,57 @@ pub struct ModelDesc<'a> {
     /// Free text, e.g. the source model's file name.
     #[serde(borrow)]
     pub name: &'a str,
+}
+
+/// Every cargo feature that selects model code, in the order
+/// [`ModelDesc::required_features`] lists them.
+pub const MODEL_FEATURES: [&str; 7] = [
+    "rnn",
+    "gru",
+    "lstm",
+    "lstm-peephole",
+    "int8",
+    "int16",
+    "f32",
+];
+
+impl ModelDesc<'_> {
+    /// The cargo features of this crate a build needs to run this model: the cells of its
+    /// layers (`"lstm-peephole"` comes with `"lstm"`, which it implies), then its precision,
+    /// in the order of [`MODEL_FEATURES`], each once. A build without one of them rejects
+    /// the blob in [`Model::from_blob`] with [`Error::FeatureDisabled`].
+    ///
+    /// # Examples
+    /// ```
+    /// # fn f(blob: &[u8]) -> tinyrnn::Result<()> {
+    /// let model = tinyrnn::Model::from_blob(blob)?;
+    /// let features = model.desc().required_features(); // e.g. ["lstm", "int8"]
+    /// # let _ = features; Ok(()) }
+    /// ```
+    pub fn required_features(&self) -> heapless::Vec<&'static str, 7> {
+        let mut need = [false; 7];
+        for l in self.layers.iter() {
+            match l.cell {
+                CellKind::Rnn(_) => need[0] = true,
+                CellKind::Gru { .. } => need[1] = true,
+                CellKind::Lstm { peepholes } => {
+                    need[2] = true;
+                    need[3] |= peepholes;
+                }
+            }
+        }
+        match self.precision {
+            Precision::Int8 => need[4] = true,
+            Precision::Int16 => need[5] = true,
+            Precision::F32 => need[6] = true,
+        }
+        let mut out = heapless::Vec::new();
+        for (&f, _) in MODEL_FEATURES.iter().zip(need).filter(|(_, n)| *n) {
+            // at most 7 entries: never full
+            let _ = out.push(f);
+        }
+        out
+    }
 }
 
 /// Writes `desc` as a complete blob (header + payload) into `buf`, returning its length.
@@ -508,6 +599,16 @@ impl<'a> Model<'a> {
                 if last != Some(desc.output_frac) {
                     return Err(Error::BadQuantization);
                 }
+            }
+        }
+        // Last, so that only a valid blob gets this error: its cells and precision must be
+        // compiled in (cargo features, see the crate docs).
+        if !p.enabled() {
+            return Err(Error::FeatureDisabled(p.feature()));
+        }
+        for l in desc.layers.iter() {
+            if !l.cell.enabled() {
+                return Err(Error::FeatureDisabled(l.cell.feature()));
             }
         }
         Ok(Model { desc })

@@ -32,12 +32,19 @@
 //! # let _ = decision; Ok(()) }
 //! ```
 
-use crate::activation::{F32Math, FastMath, Math};
+use crate::activation::F32Math;
+#[cfg(feature = "f32")]
+use crate::activation::{FastMath, Math};
+#[cfg(any(feature = "int8", feature = "int16", feature = "f32"))]
 use crate::cell::{self, Io};
 use crate::dense;
 use crate::error::{Error, Result};
 use crate::fxp::{dequantize, quantize_f32, round_shr, sat_i16};
-use crate::kernel::{copy_words, le_i16, le_i32, pack_i16, Int16, Int8};
+#[cfg(feature = "int16")]
+use crate::kernel::Int16;
+#[cfg(feature = "int8")]
+use crate::kernel::Int8;
+use crate::kernel::{copy_words, le_i16, le_i32, pack_i16};
 use crate::model::{pad4, CellKind, LayerDesc, Model, NormDesc, Precision, RnnAct};
 use crate::stream::Decision;
 
@@ -85,6 +92,7 @@ pub(crate) fn rescale_q(q: i16, from: u32, to: u32) -> i16 {
 
 /// [`Error::TooLarge`] for a scratch of `capacity` words (out of line: never taken for a
 /// session built by [`Session::new`]).
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[cold]
 #[inline(never)]
 fn scratch_error(model: &Model<'_>, capacity: usize) -> Error {
@@ -97,6 +105,7 @@ fn scratch_error(model: &Model<'_>, capacity: usize) -> Error {
 /// Packs `i16` state words into scratch words (two per word, zero-padded). One
 /// out-of-line copy for both calls of [`run_layers_int`]; the loop's three exits keep it
 /// from being unrolled (it is a small share of a step).
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(never)]
 fn pack_h(dst: &mut [u32], src: &[i32]) {
     let mut s = src.iter();
@@ -123,6 +132,7 @@ fn pack_h(dst: &mut [u32], src: &[i32]) {
 /// in the scratch. Only the int8 LSTM step without peepholes is called from here: every
 /// other cell and precision goes through [`step_other`] (f32 models through
 /// [`Session::run_layers_f32`]), so that the code an int8 LSTM step executes stays small.
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(never)]
 fn run_layers_int(model: &Model<'_>, state: &mut [i32], scratch: &mut [u32]) -> Result<()> {
     let p = model.precision();
@@ -157,6 +167,7 @@ fn run_layers_int(model: &Model<'_>, state: &mut [i32], scratch: &mut [u32]) -> 
             cs,
         };
         match (p, l.cell) {
+            #[cfg(all(feature = "int8", feature = "lstm"))]
             (Precision::Int8, CellKind::Lstm { peepholes: false }) => {
                 cell::lstm::step_int_plain::<Int8>(l, io)
             }
@@ -168,12 +179,20 @@ fn run_layers_int(model: &Model<'_>, state: &mut [i32], scratch: &mut [u32]) -> 
 }
 
 /// One integer layer step other than an int8 LSTM without peepholes (out of line of
-/// [`run_layers_int`]).
+/// [`run_layers_int`]). A precision whose feature is disabled does nothing: the loader
+/// never accepts such a model.
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(never)]
 fn step_other(p: Precision, l: &LayerDesc<'_>, io: Io<'_>) {
     match p {
+        #[cfg(feature = "int8")]
         Precision::Int8 => cell::step_int::<Int8>(l, io),
+        #[cfg(all(feature = "int16", not(feature = "f32")))]
+        Precision::Int16 => cell::step_int::<Int16>(l, io),
+        #[cfg(all(feature = "int16", feature = "f32"))]
         _ => cell::step_int::<Int16>(l, io),
+        #[cfg(not(all(feature = "int16", feature = "f32")))]
+        _ => {}
     }
 }
 
@@ -386,16 +405,25 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     /// Runs every layer; layer 0's input is already in the scratch. A thin wrapper: the
     /// work of an integer model is in the non-generic [`run_layers_int`] (one copy for every
     /// `STATE`/`SCRATCH`).
+    /// A precision whose feature is disabled gives [`Error::FeatureDisabled`] (never for a
+    /// loaded model: the loader rejects it first).
     #[inline(always)]
     fn run_layers(&mut self) -> Result<()> {
         if self.model.precision().is_int() {
-            run_layers_int(self.model, &mut self.state, &mut self.scratch)
+            #[cfg(any(feature = "int8", feature = "int16"))]
+            return run_layers_int(self.model, &mut self.state, &mut self.scratch);
+            #[cfg(not(any(feature = "int8", feature = "int16")))]
+            return Err(Error::FeatureDisabled(self.model.precision().feature()));
         } else {
-            self.run_layers_f32()
+            #[cfg(feature = "f32")]
+            return self.run_layers_f32();
+            #[cfg(not(feature = "f32"))]
+            return Err(Error::FeatureDisabled("f32"));
         }
     }
 
     /// [`run_layers`](Self::run_layers) for an f32 model: one `f32` per scratch word.
+    #[cfg(feature = "f32")]
     #[inline(never)]
     fn run_layers_f32(&mut self) -> Result<()> {
         let err = self.too_small();
@@ -471,10 +499,22 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 pack_i16(xw, h.iter().map(|&v| v as i16));
                 let xw: &[u32] = xw;
                 match p {
+                    #[cfg(feature = "int8")]
                     Precision::Int8 => {
                         dense::emit_int(dense::int_logits::<Int8>(d, xw), desc.output_act, emit)
                     }
+                    #[cfg(all(feature = "int16", not(feature = "f32")))]
+                    Precision::Int16 => {
+                        dense::emit_int(dense::int_logits::<Int16>(d, xw), desc.output_act, emit)
+                    }
+                    #[cfg(all(feature = "int16", feature = "f32"))]
                     _ => dense::emit_int(dense::int_logits::<Int16>(d, xw), desc.output_act, emit),
+                    // a disabled precision: never loaded
+                    #[cfg(not(all(feature = "int16", feature = "f32")))]
+                    _ => {
+                        let _ = (d, xw, emit);
+                        return Err(Error::FeatureDisabled(p.feature()));
+                    }
                 }
             }
         }
@@ -482,6 +522,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     }
 
     /// Emits the f32 outputs of the current state (f32 models) one by one.
+    #[cfg(feature = "f32")]
     fn emit_f32<M: Math>(&mut self, emit: impl FnMut(f32)) -> Result<()> {
         let err = self.too_small();
         let Session {
@@ -508,12 +549,20 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         Ok(())
     }
 
+    /// [`emit_f32`](Self::emit_f32) in the session's math mode; without the feature `f32`
+    /// [`Error::FeatureDisabled`] (never for a loaded model).
     fn emit_any_f32(&mut self, emit: impl FnMut(f32)) -> Result<()> {
-        match self.math {
+        #[cfg(not(feature = "f32"))]
+        return {
+            let _ = emit;
+            Err(Error::FeatureDisabled("f32"))
+        };
+        #[cfg(feature = "f32")]
+        return match self.math {
             #[cfg(feature = "libm")]
             F32Math::Accurate => self.emit_f32::<crate::activation::AccurateMath>(emit),
             _ => self.emit_f32::<FastMath>(emit),
-        }
+        };
     }
 
     /// The integer output of the current state: head (+ output activation), or the last

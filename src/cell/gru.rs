@@ -18,13 +18,22 @@
 //!   h_j = sat_i16(n + mul_q15(h_j − n, z))                                     Q0.15
 //! ```
 
-use crate::activation::{sigmoid_q, tanh_q, Math};
-use crate::cell::{halves, Gate, IntGate, Io};
-use crate::fxp::{mul_q15, sat_i16};
-use crate::kernel::{set_i16, IntKernel};
+#[cfg(feature = "f32")]
+use crate::activation::Math;
+#[cfg(feature = "f32")]
+use crate::cell::Gate;
+use crate::cell::Io;
 use crate::model::LayerDesc;
+#[cfg(any(feature = "int8", feature = "int16"))]
+use crate::{
+    activation::{sigmoid_q, tanh_q},
+    cell::{halves, IntGate},
+    fxp::{mul_q15, sat_i16},
+    kernel::{set_i16, IntKernel},
+};
 
 /// `h' = sat_i16(n + mul_q15(h − n, z))`, i.e. `(1 − z)·n + z·h`.
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(always)]
 fn update(h: i32, n: i16, z: i16) -> i32 {
     let n = n as i32;
@@ -34,6 +43,7 @@ fn update(h: i32, n: i16, z: i16) -> i32 {
 /// One integer step (see the module equations): blocks of four units (the last one
 /// shorter), each gate's rows of a block in one pass of the row kernels
 /// ([`IntGate::at`]), then the block's units one by one.
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(never)]
 pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, linear_before_reset: bool, io: Io<'_>) {
     let Io { x, h, rh, hs, .. } = io;
@@ -75,6 +85,7 @@ pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, linear_before_reset: boo
 }
 
 /// One f32 step (see the module equations).
+#[cfg(feature = "f32")]
 #[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, linear_before_reset: bool, io: Io<'_>) {
     let mut g_r = Gate::f32(l, 0);

@@ -20,13 +20,24 @@
 //! ```
 //! (Q16.15 × Q.p_frac → Q.12 is a shift by `p_frac + 3`; `round` ties toward +∞.)
 
-use crate::activation::{sigmoid_q, tanh_q, Math};
-use crate::cell::{Gate, IntGate, Io, Peep};
-use crate::fxp::sat_i32;
-use crate::kernel::{le_i16, IntKernel};
+#[cfg(feature = "f32")]
+use crate::activation::Math;
+#[cfg(feature = "f32")]
+use crate::cell::Gate;
+use crate::cell::Io;
+#[cfg(all(feature = "lstm-peephole", feature = "f32"))]
+use crate::cell::Peep;
 use crate::model::LayerDesc;
+#[cfg(any(feature = "int8", feature = "int16"))]
+use crate::{
+    activation::{sigmoid_q, tanh_q},
+    cell::IntGate,
+    fxp::sat_i32,
+    kernel::{le_i16, IntKernel},
+};
 
 /// `round(p·c / 2^(p_frac+3))`: peephole contribution to a Q.12 pre-activation.
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(always)]
 fn peep(p: i16, c: i32, p_frac: u32) -> i32 {
     // p_frac ≤ 15 (validated; masked anyway) → shift in 3..=18; |p·c| < 2^46.
@@ -36,6 +47,7 @@ fn peep(p: i16, c: i32, p_frac: u32) -> i32 {
 }
 
 /// `round(a·b / 2^15)` in i64, unsaturated.
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(always)]
 fn mul_q15_wide(a: i32, b: i16) -> i64 {
     (a as i64).wrapping_mul(b as i64).wrapping_add(1 << 14) >> 15
@@ -45,6 +57,7 @@ fn mul_q15_wide(a: i32, b: i16) -> i64 {
 /// weights `[p_i, p_f, p_o]` (zeros without peepholes): the module equations. The products
 /// `i·g` and `o·tanh(c')` are below 2^30 in magnitude, so they are computed in `i32`: the
 /// same integers as the `i64` forms of src/DESIGN.md.
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(always)]
 fn unit(h_j: &mut i32, c_j: &mut i32, pre: [i32; 4], p: Option<[i16; 3]>, p_frac: u32) {
     let [mut pre_i, mut pre_f, pre_g, mut pre_o] = pre;
@@ -69,10 +82,14 @@ fn unit(h_j: &mut i32, c_j: &mut i32, pre: [i32; 4], p: Option<[i16; 3]>, p_frac
     *h_j = ((t as i32) * (o as i32) + (1 << 14)) >> 15;
 }
 
-/// One integer step (see the module equations): [`step_int_plain`] or [`step_int_peep`].
+/// One integer step (see the module equations): [`step_int_plain`] or `step_int_peep`
+/// (feature `lstm-peephole`; without it the loader rejects a peephole LSTM and this does
+/// nothing for one).
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline]
 pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
     if peepholes {
+        #[cfg(feature = "lstm-peephole")]
         step_int_peep::<K>(l, io)
     } else {
         step_int_plain::<K>(l, io)
@@ -81,12 +98,14 @@ pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<
 
 /// One integer step without peepholes (the common case: its own copy, without the
 /// peephole code).
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(never)]
 pub(crate) fn step_int_plain<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
     step_int_body::<K, false>(l, io)
 }
 
 /// One integer step with peepholes.
+#[cfg(all(feature = "lstm-peephole", any(feature = "int8", feature = "int16")))]
 #[inline(never)]
 fn step_int_peep<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
     step_int_body::<K, true>(l, io)
@@ -95,6 +114,7 @@ fn step_int_peep<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
 /// One integer step (see the module equations): blocks of four units (the last one
 /// shorter), each gate's rows of a block in one pass of the row kernels
 /// ([`IntGate::at`]), then the block's units one by one.
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(always)]
 fn step_int_body<K: IntKernel, const PEEPHOLES: bool>(l: &LayerDesc<'_>, io: Io<'_>) {
     let peepholes = PEEPHOLES;
@@ -133,7 +153,10 @@ fn step_int_body<K: IntKernel, const PEEPHOLES: bool>(l: &LayerDesc<'_>, io: Io<
     }
 }
 
-/// One f32 step (see the module equations).
+/// One f32 step (see the module equations). Without the feature `lstm-peephole` the
+/// peephole terms are not compiled (the loader rejects such a model).
+#[cfg(feature = "f32")]
+#[cfg_attr(not(feature = "lstm-peephole"), allow(unused_mut))]
 #[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
     let mut g_i = Gate::f32(l, 0);
@@ -141,7 +164,10 @@ pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) 
     let mut g_g = Gate::f32(l, 2);
     let mut g_o = Gate::f32(l, 3);
     let Io { x, h, hs, cs, .. } = io;
+    #[cfg(feature = "lstm-peephole")]
     let (mut p_i, mut p_f, mut p_o) = (Peep::new(l, 0, 4), Peep::new(l, 1, 4), Peep::new(l, 2, 4));
+    #[cfg(not(feature = "lstm-peephole"))]
+    let _ = peepholes;
     for (h_j, c_j) in hs.iter_mut().zip(cs.iter_mut()) {
         let c = f32::from_bits(*c_j as u32);
         let (a, b) = g_i.next_f32(x, h);
@@ -152,11 +178,13 @@ pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) 
         let pre_g = a + b;
         let (a, b) = g_o.next_f32(x, h);
         let mut pre_o = a + b;
+        #[cfg(feature = "lstm-peephole")]
         if peepholes {
             pre_i += p_i.next_f32() * c;
             pre_f += p_f.next_f32() * c;
         }
         let c_new = M::sigmoid(pre_f) * c + M::sigmoid(pre_i) * M::tanh(pre_g);
+        #[cfg(feature = "lstm-peephole")]
         if peepholes {
             pre_o += p_o.next_f32() * c_new;
         }

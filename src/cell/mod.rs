@@ -12,13 +12,29 @@
 //! The integer arithmetic is normative (src/DESIGN.md, "Integer cell arithmetic"); the
 //! equations are written above each cell in its module.
 
+//! Each cell module is compiled only with its cargo feature (`rnn`, `gru`, `lstm`), and in
+//! it the integer code only with `int8` or `int16`, the f32 code only with `f32` (the crate
+//! docs list the features); the loader rejects a blob whose code is left out.
+
+#[cfg(feature = "gru")]
 pub(crate) mod gru;
+#[cfg(feature = "lstm")]
 pub(crate) mod lstm;
+#[cfg(feature = "rnn")]
 pub(crate) mod rnn;
 
+#[cfg(feature = "f32")]
 use crate::activation::Math;
-use crate::kernel::{block, le_f32, le_requant, pre_f32, IntKernel, Rows};
-use crate::model::{pad4, CellKind, LayerDesc};
+use crate::kernel::block;
+#[cfg(feature = "f32")]
+use crate::kernel::Rows;
+#[cfg(feature = "f32")]
+use crate::kernel::{le_f32, pre_f32};
+#[cfg(any(feature = "int8", feature = "int16"))]
+use crate::kernel::{le_requant, IntKernel};
+#[cfg(any(feature = "f32", feature = "int8", feature = "int16"))]
+use crate::model::CellKind;
+use crate::model::{pad4, LayerDesc};
 
 /// The operands of one layer step.
 pub(crate) struct Io<'s> {
@@ -27,15 +43,18 @@ pub(crate) struct Io<'s> {
     /// `h_{t−1}`, packed like `x`.
     pub h: &'s [u32],
     /// Scratch for `r ⊙ h` (reset-before GRU), at least `pad4(H)` elements.
+    #[cfg_attr(not(feature = "gru"), allow(dead_code))]
     pub rh: &'s mut [u32],
     /// State words of `h` (`H`): read as `h_{t−1}`, overwritten with `h_t`.
     pub hs: &'s mut [i32],
     /// State words of `c` (`H`, LSTM only; empty otherwise).
+    #[cfg_attr(not(feature = "lstm"), allow(dead_code))]
     pub cs: &'s mut [i32],
 }
 
 /// The rows of one gate of an f32 layer, yielded unit by unit: weights and biases of the
 /// input and the hidden product.
+#[cfg(feature = "f32")]
 pub(crate) struct Gate<'a> {
     w_ih: Rows<'a>,
     w_hh: Rows<'a>,
@@ -43,6 +62,7 @@ pub(crate) struct Gate<'a> {
     b_hh: Rows<'a>,
 }
 
+#[cfg(feature = "f32")]
 impl<'a> Gate<'a> {
     /// Gate `g` of an f32 layer `l`.
     #[inline]
@@ -77,6 +97,7 @@ impl<'a> Gate<'a> {
 /// The rows of one gate of an integer layer, addressed by unit: weights, biases and requant
 /// records of the input and the hidden product, and the two vectors they multiply.
 #[derive(Clone, Copy)]
+#[cfg(any(feature = "int8", feature = "int16"))]
 pub(crate) struct IntGate<'a> {
     w_ih: &'a [u8],
     w_hh: &'a [u8],
@@ -89,10 +110,14 @@ pub(crate) struct IntGate<'a> {
     x: &'a [u32],
     h: &'a [u32],
     /// int8 with the DSP extension: the gate checked once for the fused assembly.
-    #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+    #[cfg(all(
+        feature = "int8",
+        any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp"))
+    ))]
     g8: Option<crate::kernel::dsp::Gate8<'a>>,
 }
 
+#[cfg(any(feature = "int8", feature = "int16"))]
 impl<'a> IntGate<'a> {
     /// Gate `g` of an integer layer `l`, multiplying `x` (input product) and `h` (hidden
     /// product). Not inlined: one copy for every cell.
@@ -133,7 +158,10 @@ impl<'a> IntGate<'a> {
             row_hh,
             x,
             h,
-            #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+            #[cfg(all(
+                feature = "int8",
+                any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp"))
+            ))]
             g8: if K::WEIGHT_BYTES == 1 {
                 crate::kernel::dsp::Gate8::new(w_ih, x, b_ih, rq_ih, w_hh, h, b_hh, rq_hh)
             } else {
@@ -149,7 +177,10 @@ impl<'a> IntGate<'a> {
     /// the assembly). Not inlined: one copy serves every gate of every cell.
     #[inline(never)]
     pub(crate) fn at<K: IntKernel>(&self, j: usize, n: usize) -> [i32; 8] {
-        #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+        #[cfg(all(
+            feature = "int8",
+            any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp"))
+        ))]
         if n == 4 {
             if let Some(p) = self.g8.as_ref().and_then(|g| g.block(j)) {
                 return p;
@@ -216,14 +247,17 @@ impl<'a> IntGate<'a> {
 }
 
 /// The `pre_ih` and `pre_hh` halves of [`IntGate::at`]'s result.
+#[cfg(all(feature = "gru", any(feature = "int8", feature = "int16")))]
 #[inline(always)]
 pub(crate) fn halves(p: [i32; 8]) -> ([i32; 4], [i32; 4]) {
     ([p[0], p[1], p[2], p[3]], [p[4], p[5], p[6], p[7]])
 }
 
 /// Peephole weights of one gate (`i`, `f` or `o`), yielded unit by unit.
+#[cfg(all(feature = "lstm-peephole", feature = "f32"))]
 pub(crate) struct Peep<'a>(Rows<'a>);
 
+#[cfg(all(feature = "lstm-peephole", feature = "f32"))]
 impl<'a> Peep<'a> {
     /// Gate `k` (0 = i, 1 = f, 2 = o) of layer `l`'s peepholes, `ab` bytes per value.
     /// Empty (yields nothing) if the layer has none.
@@ -241,24 +275,37 @@ impl<'a> Peep<'a> {
     }
 }
 
-/// One integer step of layer `l`.
+/// One integer step of layer `l`. A cell whose feature is disabled does nothing: the loader
+/// never accepts such a model ([`CellKind::enabled`]).
+#[cfg(any(feature = "int8", feature = "int16"))]
 pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
+    #[allow(unreachable_patterns, clippy::match_single_binding)]
     match l.cell {
+        #[cfg(feature = "rnn")]
         CellKind::Rnn(act) => rnn::step_int::<K>(l, act, io),
+        #[cfg(feature = "gru")]
         CellKind::Gru {
             linear_before_reset,
         } => gru::step_int::<K>(l, linear_before_reset, io),
+        #[cfg(feature = "lstm")]
         CellKind::Lstm { peepholes } => lstm::step_int::<K>(l, peepholes, io),
+        _ => {}
     }
 }
 
-/// One f32 step of layer `l`.
+/// One f32 step of layer `l` (a disabled cell: as [`step_int`]).
+#[cfg(feature = "f32")]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, io: Io<'_>) {
+    #[allow(unreachable_patterns, clippy::match_single_binding)]
     match l.cell {
+        #[cfg(feature = "rnn")]
         CellKind::Rnn(act) => rnn::step_f32::<M>(l, act, io),
+        #[cfg(feature = "gru")]
         CellKind::Gru {
             linear_before_reset,
         } => gru::step_f32::<M>(l, linear_before_reset, io),
+        #[cfg(feature = "lstm")]
         CellKind::Lstm { peepholes } => lstm::step_f32::<M>(l, peepholes, io),
+        _ => {}
     }
 }

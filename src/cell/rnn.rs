@@ -11,14 +11,18 @@
 //!   relu: h_j = sat_i16(max(pre, 0))             Q(15−h_frac).h_frac
 //! ```
 
-use crate::activation::{tanh_q, Math};
-use crate::cell::{Gate, IntGate, Io};
-use crate::fxp::sat_i16;
-use crate::kernel::IntKernel;
+#[cfg(feature = "f32")]
+use crate::activation::Math;
+#[cfg(feature = "f32")]
+use crate::cell::Gate;
+use crate::cell::Io;
 use crate::model::{LayerDesc, RnnAct};
+#[cfg(any(feature = "int8", feature = "int16"))]
+use crate::{activation::tanh_q, cell::IntGate, fxp::sat_i16, kernel::IntKernel};
 
 /// One integer step (see the module equations): blocks of four units (the last one
 /// shorter), the rows of a block in one pass of the row kernels ([`IntGate::at`]).
+#[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(never)]
 pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, act: RnnAct, io: Io<'_>) {
     let Io { x, h, hs, .. } = io;
@@ -35,6 +39,7 @@ pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, act: RnnAct, io: Io<'_>)
 }
 
 /// One f32 step (see the module equations).
+#[cfg(feature = "f32")]
 #[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, act: RnnAct, io: Io<'_>) {
     let mut gate = Gate::f32(l, 0);

@@ -294,6 +294,7 @@ global_asm!(
 
 /// One gate's operands for the assembly (field order and offsets are the assembly's): the
 /// tensors from the gate's first unit, the activation vectors and the row strides in bytes.
+#[cfg(feature = "int8")]
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Gate8Raw {
@@ -311,6 +312,7 @@ struct Gate8Raw {
 
 extern "C" {
     fn tinyrnn_dsp_dot4_i8(w: *const u8, x: *const u32, stride: usize, out: *mut [i32; 4]);
+    #[cfg(feature = "int8")]
     fn tinyrnn_dsp_gate8_i8(g: *const Gate8Raw, j: usize, out: *mut [i32; 8]) -> u32;
 }
 
@@ -332,6 +334,7 @@ pub fn dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
 
 /// One int8 gate of a layer step, checked once for [`Gate8::block`]: the weights, biases and
 /// requant records of its `units` rows for both products, and the two activation vectors.
+#[cfg(feature = "int8")]
 #[derive(Clone, Copy)]
 pub struct Gate8<'a> {
     raw: Gate8Raw,
@@ -340,6 +343,7 @@ pub struct Gate8<'a> {
     rq_hh: &'a [u8],
 }
 
+#[cfg(feature = "int8")]
 impl<'a> Gate8<'a> {
     /// The gate whose rows start `w_ih` (rows of `2·x.len()` bytes) and `w_hh` (rows of
     /// `2·h.len()` bytes), with `i32` biases `b_*` and 5-byte records `rq_*`, one per row.
@@ -413,6 +417,7 @@ impl<'a> Gate8<'a> {
 }
 
 /// Requantizes the rows the assembly left (shift off its short path: scales ≥ 1/4, rare).
+#[cfg(feature = "int8")]
 #[cold]
 #[inline(never)]
 fn finish_wide_shifts(out: &mut [i32; 8], mask: u32, rq_ih: &[u8], rq_hh: &[u8]) {
