@@ -17,7 +17,8 @@ enum Cmd {
     /// Calibrate and quantize an ONNX/safetensors model into a blob (int8, int16, float32).
     Quantize(cmd::quantize::Args),
     /// Show layers, dims, parameter count, formats, flash and RAM of an ONNX, safetensors
-    /// or blob file.
+    /// or blob file; for a blob also the tinyrnn cargo features firmware needs to run it
+    /// (`features: lstm, int8`).
     Inspect(cmd::inspect::Args),
     /// Run a model over .npy sequences: float reference for ONNX/safetensors, the MCU's
     /// exact code path for a blob.
@@ -28,7 +29,7 @@ enum Cmd {
     /// One-to-many: prime with a sequence, then feed each output back as the next input.
     Generate(cmd::generate::Args),
     /// Emit a Rust module for firmware: dims as consts, capacity types, the blob as an
-    /// aligned static.
+    /// aligned static, and a comment naming the tinyrnn cargo features the blob needs.
     Codegen(cmd::codegen::Args),
 }
 

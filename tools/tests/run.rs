@@ -295,4 +295,7 @@ fn inspect_all_three_kinds() {
     assert_eq!(v["layers"][0]["h_format"], "Q0.15");
     assert!(v["weight_bytes"].as_u64().unwrap() > 0);
     assert!(v["scratch_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(v["features"], serde_json::json!(["lstm", "int8"]));
+    let text = ok(&["inspect", s(&blob)]);
+    assert!(text.contains("\nfeatures: lstm, int8 ("), "{text}");
 }

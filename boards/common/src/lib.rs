@@ -99,6 +99,8 @@ fn report_error(e: &tinyrnn::Error) {
         E::NonFinite => line.str("NonFinite"),
         E::WidthMismatch { .. } => line.str("WidthMismatch"),
         E::BadState => line.str("BadState"),
+        // a feature left out of this firmware (boards/common/README.md, "Features")
+        E::FeatureDisabled(f) => line.str("FeatureDisabled(").str(f).str(")"),
         _ => line.str("(a tinyrnn::Error this firmware does not name)"),
     };
     defmt::println!("{=str}", line.as_str());

@@ -4,6 +4,10 @@
 //   layer 0: lstm 12 -> 32
 //   head: dense 32 -> 9, output identity
 //   input normalization folded in: feed raw frames to Session::step
+//
+// tinyrnn features this blob needs: lstm, int8 (the smallest firmware depends on
+// `tinyrnn = { default-features = false, features = ["lstm", "int8"] }`; other blobs then fail
+// to load with Error::FeatureDisabled)
 
 /// Features per input frame.
 pub const INPUT: usize = 12;

@@ -1,6 +1,8 @@
 //! `tinyrnn codegen`: a Rust module for firmware that embeds a blob, with the model's
 //! dimensions as constants and the capacity-sized runtime types as aliases, so a firmware's
-//! state and scratch buffers are sized from the model at compile time.
+//! state and scratch buffers are sized from the model at compile time. Its header comment
+//! names the tinyrnn cargo features the blob needs (`lstm, int8`), for a firmware built
+//! with `default-features = false`.
 //!
 //! The blob is written next to the module (same stem, `.trnn`) and embedded with
 //! `include_bytes!` in a 4-byte aligned `static`, or inlined as a byte array with
@@ -96,6 +98,20 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
             "//   input normalization folded in: feed raw frames to Session::step"
         )?;
     }
+    let features: Vec<&str> = d.required_features().iter().copied().collect();
+    writeln!(w, "//")?;
+    writeln!(
+        w,
+        "// tinyrnn features this blob needs: {} (the smallest firmware depends on",
+        features.join(", ")
+    )?;
+    let quoted: Vec<String> = features.iter().map(|f| format!("\"{f}\"")).collect();
+    writeln!(
+        w,
+        "// `tinyrnn = {{ default-features = false, features = [{}] }}`; other blobs then fail",
+        quoted.join(", ")
+    )?;
+    writeln!(w, "// to load with Error::FeatureDisabled)")?;
     writeln!(w)?;
     let consts: [(&str, &str, usize); 6] = [
         ("INPUT", "Features per input frame.", m.input_size()),

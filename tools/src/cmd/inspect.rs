@@ -1,5 +1,8 @@
 //! `tinyrnn inspect`: what a model file holds (ONNX, safetensors or a blob), and what it
-//! costs on the MCU (flash for the weights, RAM for the state and scratch).
+//! costs on the MCU (flash for the weights, RAM for the state and scratch). For a blob it
+//! also prints the tinyrnn cargo features a firmware needs to run it
+//! ([`ModelDesc::required_features`](tinyrnn::model::ModelDesc::required_features)), e.g.
+//! `features: lstm, int8`.
 
 use std::path::PathBuf;
 
@@ -212,6 +215,7 @@ pub fn blob_json(m: &Model<'_>, blob_len: usize) -> Value {
         "state_bytes": m.state_len() * 4,
         "scratch_words": m.scratch_len(),
         "scratch_bytes": m.scratch_len() * 4,
+        "features": d.required_features().as_slice(),
     });
     if p.is_int() {
         out["output_frac"] = json!(d.output_frac);
@@ -297,6 +301,13 @@ fn text(v: &Value) -> String {
             show(g("scratch_words")),
             show(g("scratch_bytes"))
         );
+        if let Some(f) = v.get("features").and_then(|f| f.as_array()) {
+            let names: Vec<String> = f.iter().map(|x| show(x.clone())).collect();
+            s += &format!(
+                "features: {} (the tinyrnn cargo features firmware needs for this blob)\n",
+                names.join(", ")
+            );
+        }
     } else {
         s += &format!(
             "flash: {} bytes as float32 (int8 about a quarter, int16 about half)\n",
