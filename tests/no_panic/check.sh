@@ -3,7 +3,9 @@
 #
 #   tests/no_panic/check.sh            release profile (as firmware ships: panic = "abort",
 #                                      no overflow checks): thumbv7em-none-eabihf (DSP
-#                                      kernels) with default features and with `libm`,
+#                                      kernels) with default features, with `libm` and with
+#                                      only tinyrnn's `lstm,int8` (feature `lstm-int8` of
+#                                      this crate, without its defaults),
 #                                      thumbv6m-none-eabi and riscv32imc-unknown-none-elf
 #                                      (portable kernels)
 #   tests/no_panic/check.sh --checked  the same with overflow-checks = true (profile
@@ -39,7 +41,7 @@ report() {
     return 0
   fi
   cargo build -q --profile "$profile" --target "$target" --features "report $features" \
-    >/dev/null 2>&1 || return 0
+    $(nodefault "$features") >/dev/null 2>&1 || return 0
   elf="$CARGO_TARGET_DIR/$target/$profile/tinyrnn-no-panic"
   # perl (essential on Debian) rather than awk: mawk lacks the needed match().
   "$objdump" -d -C --no-show-raw-insn "$elf" | perl -ne '
@@ -73,6 +75,9 @@ report() {
     done | sort | uniq -c | sort -rn
 }
 
+# `lstm-int8` replaces tinyrnn's default features (every cell and precision).
+nodefault() { [[ "$1" == *lstm-int8* ]] && echo --no-default-features || true; }
+
 status=0
 echo "no-panic: canary (a deliberate out-of-bounds index must fail to link)"
 if cargo build --release --target thumbv7em-none-eabihf --features canary >"$log" 2>&1; then
@@ -87,6 +92,7 @@ fi
 builds=(
   "release thumbv7em-none-eabihf"
   "release thumbv7em-none-eabihf libm"
+  "release thumbv7em-none-eabihf lstm-int8"
   "release thumbv6m-none-eabi"
   "release riscv32imc-unknown-none-elf"
 )
@@ -96,7 +102,8 @@ fi
 for b in "${builds[@]}"; do
   read -r profile target features <<<"$b"
   what="$profile, $target${features:+, features $features}"
-  if cargo build --profile "$profile" --target "$target" --features "$features" >"$log" 2>&1; then
+  if cargo build --profile "$profile" --target "$target" --features "$features" \
+    $(nodefault "$features") >"$log" 2>&1; then
     echo "no-panic: ok ($what): no panic path linked"
   elif grep -q 'undefined symbol: tinyrnn_panic_path_is_linked' "$log"; then
     grep -E 'undefined|referenced' "$log" >&2

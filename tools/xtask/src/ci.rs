@@ -22,6 +22,17 @@ pub const TARGETS: &[&str] = &[
     "riscv32imc-unknown-none-elf",
 ];
 
+/// Reduced feature sets of the tinyrnn crate linted on the Cortex-M targets (with
+/// `--no-default-features`).
+pub const MINIMAL_FEATURE_SETS: &[&str] = &[
+    "rnn,int8",
+    "gru,int8",
+    "lstm,int8",
+    "lstm-peephole,int8",
+    "rnn,gru,lstm-peephole,int16",
+    "rnn,gru,lstm-peephole,f32,libm",
+];
+
 /// Board crates that only build (no emulator for them).
 pub const BUILD_ONLY_BOARDS: &[&str] =
     &["nrf52840-dk", "rp-pico", "stm32f411-blackpill", "esp32-c3"];
@@ -152,6 +163,18 @@ fn steps() -> Result<Vec<Step>> {
         }
     }
 
+    // Reduced feature sets (crate docs, "Cargo features"): every cell alone with int8, and
+    // every cell with only f32 / only int16, lint clean on a DSP and a non-DSP core.
+    for target in ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"] {
+        for features in MINIMAL_FEATURE_SETS {
+            let mut c = cargo();
+            c.args(["clippy", "-p", "tinyrnn", "--lib", "--target", target])
+                .args(["--no-default-features", "--features", features])
+                .args(["--", "-D", "warnings"]);
+            v.push(step(format!("clippy {target} (only {features})"), c));
+        }
+    }
+
     let mut c = cargo();
     c.args(["doc", "-p", "tinyrnn", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings");
@@ -165,6 +188,16 @@ fn steps() -> Result<Vec<Step>> {
     let mut c = cargo();
     c.args(["test", "-p", "tinyrnn"]);
     v.push(step("cargo test -p tinyrnn (debug: overflow checks)", c));
+
+    // The loader of a reduced build: the int8 LSTM loads and runs bit-exactly as with every
+    // feature, every other bundled blob gets Error::FeatureDisabled (tests/features.rs).
+    let mut c = cargo();
+    c.args(["test", "-p", "tinyrnn", "--no-default-features"])
+        .args(["--features", "lstm,int8", "--test", "features"]);
+    v.push(step(
+        "cargo test -p tinyrnn --features lstm,int8 (reduced build)",
+        c,
+    ));
 
     let no_panic = root.join("tests/no_panic/check.sh");
     if no_panic.exists() {
