@@ -7,7 +7,10 @@
 //!                                        boards/common/expected.txt (default: cli; TINYRNN_EXPECTED=file)
 //!       --timeout SECS                   per-board QEMU time limit (default 60)
 //!       --dev                            dev profile (opt-level "s", overflow checks) instead of release
-//! cargo xtask size [BOARD...]            build + run, print flash / RAM / stack per board
+//!       --features LIST                  build the boards with only these tinyrnn features
+//!                                        (`minimal` = lstm,int8, what the bundled model needs)
+//! cargo xtask size [--features LIST] [BOARD...]
+//!                                        build + run, print flash / RAM / stack per board
 //! cargo xtask bless                      write boards/common/expected.txt from the host CLI
 //! cargo xtask make-test-blob             regenerate the bring-up data in boards/common/data/
 //! cargo xtask test [--list] [FILTER]     the whole test suite (src/ci.rs; what .ci/run runs)
@@ -42,8 +45,8 @@ pub fn root() -> PathBuf {
 }
 
 const USAGE: &str =
-    "usage: cargo xtask qemu [--show] [--dev] [--expected cli|file] [--timeout SECS] [BOARD...]
-       cargo xtask size [--dev] [BOARD...]
+    "usage: cargo xtask qemu [--show] [--dev] [--expected cli|file] [--timeout SECS] [--features LIST] [BOARD...]
+       cargo xtask size [--dev] [--features LIST] [BOARD...]
        cargo xtask bless
        cargo xtask make-test-blob
        cargo xtask bench [--json] [--check] [--timeout SECS] [mps2-an386|microbit|sifive_e...]
@@ -99,6 +102,13 @@ fn run(args: &[String]) -> Result<bool> {
                     }
                     "--timeout" => {
                         opts.timeout = it.next().ok_or("--timeout needs seconds")?.parse()?
+                    }
+                    "--features" => {
+                        opts.features = Some(
+                            it.next()
+                                .ok_or("--features needs a list, e.g. minimal or lstm,int8")?
+                                .clone(),
+                        )
                     }
                     b if !b.starts_with('-') => opts.boards.push(boards::find(b)?),
                     _ => return Err(format!("unknown option {a}\n{USAGE}").into()),

@@ -49,6 +49,10 @@ pub struct Options {
     pub timeout: u64,
     /// Build with the dev profile (`opt-level = "s"`, overflow checks) instead of release.
     pub dev: bool,
+    /// Build the boards with `--no-default-features --features <this>` (e.g. `minimal`, or
+    /// `lstm,int8`: tinyrnn's features, passed through board-common) instead of every cell
+    /// kind and precision.
+    pub features: Option<String>,
 }
 
 impl Default for Options {
@@ -60,6 +64,7 @@ impl Default for Options {
             expected: Expected::default(),
             timeout: 60,
             dev: false,
+            features: None,
         }
     }
 }
@@ -169,11 +174,14 @@ fn cargo() -> String {
 }
 
 /// `cargo build [--release]` inside the board directory, so its `.cargo/config.toml` applies.
-fn build(board: &Board, dev: bool) -> Result<()> {
+fn build(board: &Board, dev: bool, features: Option<&str>) -> Result<()> {
     let mut cmd = Command::new(cargo());
     cmd.arg("build");
     if !dev {
         cmd.arg("--release");
+    }
+    if let Some(f) = features {
+        cmd.args(["--no-default-features", "--features", f]);
     }
     let status = cmd
         .current_dir(board.dir())
@@ -285,7 +293,7 @@ pub fn run(opts: &Options) -> Result<bool> {
             stack: None,
             stack_size: None,
         };
-        if let Err(e) = build(board, opts.dev) {
+        if let Err(e) = build(board, opts.dev, opts.features.as_deref()) {
             rep.note = e.to_string();
             reports.push(rep);
             continue;
