@@ -60,7 +60,8 @@ pub enum Error {
     BadState,
     /// The blob is valid but needs code this build of tinyrnn leaves out: the cargo feature
     /// named here (`"rnn"`, `"gru"`, `"lstm"`, `"lstm-peephole"`, `"int8"`, `"int16"` or
-    /// `"f32"`) is disabled. Only [`Model::from_blob`](crate::Model::from_blob) returns it.
+    /// `"f32"`) is disabled. Only [`Model::from_blob`](crate::Model::from_blob) and
+    /// [`Model::from_desc`](crate::Model::from_desc) return it, after every format check.
     FeatureDisabled(&'static str),
 }
 
