@@ -17,7 +17,7 @@
 //! prints (`features: lstm, int8`) and `tinyrnn codegen` writes into the generated module:
 //!
 //! ```toml
-//! tinyrnn = { version = "0.1", default-features = false, features = ["lstm", "int8", "defmt"] }
+//! tinyrnn = { path = "../tinyrnn", default-features = false, features = ["lstm", "int8", "defmt"] }
 //! ```
 //!
 //! | feature | compiles | default |
