@@ -14,6 +14,20 @@ use tinyrnn::model::{
     RnnAct,
 };
 
+/// Every cell variant, in the order the tests iterate them.
+pub const CELLS: [CellKind; 6] = [
+    CellKind::Rnn(RnnAct::Tanh),
+    CellKind::Rnn(RnnAct::Relu),
+    CellKind::Gru {
+        linear_before_reset: true,
+    },
+    CellKind::Gru {
+        linear_before_reset: false,
+    },
+    CellKind::Lstm { peepholes: false },
+    CellKind::Lstm { peepholes: true },
+];
+
 /// xorshift64* (deterministic test data without a dependency).
 pub struct Rng(pub u64);
 

@@ -15,19 +15,6 @@ mod testutil;
 use testutil::*;
 use tinyrnn::{CellKind, F32Math, Model, OutputAct, Precision, RnnAct, Session};
 
-const CELLS: [CellKind; 6] = [
-    CellKind::Rnn(RnnAct::Tanh),
-    CellKind::Rnn(RnnAct::Relu),
-    CellKind::Gru {
-        linear_before_reset: true,
-    },
-    CellKind::Gru {
-        linear_before_reset: false,
-    },
-    CellKind::Lstm { peepholes: false },
-    CellKind::Lstm { peepholes: true },
-];
-
 fn modes() -> Vec<(Precision, F32Math, &'static str)> {
     let mut v = vec![
         (Precision::F32, F32Math::Fast, "f32 fast"),

@@ -20,8 +20,8 @@ use tinyrnn::model::{
     MAGIC,
 };
 use tinyrnn::{
-    CellKind, Classifier, Config, Error, F32Math, Generator, Model, OutputAct, Precision, RnnAct,
-    Session, MAX_DIM, MAX_LAYERS,
+    CellKind, Classifier, Config, Error, F32Math, Generator, Model, OutputAct, Precision, Session,
+    MAX_DIM, MAX_LAYERS,
 };
 
 #[path = "../../../src/testutil.rs"]
@@ -525,19 +525,6 @@ pub struct ModelSpec {
     output_frac: u8,
 }
 
-const CELLS: [CellKind; 6] = [
-    CellKind::Rnn(RnnAct::Tanh),
-    CellKind::Rnn(RnnAct::Relu),
-    CellKind::Gru {
-        linear_before_reset: true,
-    },
-    CellKind::Gru {
-        linear_before_reset: false,
-    },
-    CellKind::Lstm { peepholes: false },
-    CellKind::Lstm { peepholes: true },
-];
-
 /// A width: mostly small (every padding case), rarely large (up to the largest allowed).
 /// Exhausted input gives 1.
 fn dim(u: &mut Unstructured<'_>, big: bool) -> AResult<u16> {
@@ -631,7 +618,7 @@ impl ModelSpec {
         let mut prev = input;
         let mut x_frac = u.int_in_range(0..=15)?;
         for k in 0..n_layers {
-            let cell = *u.choose(&CELLS)?;
+            let cell = *u.choose(&testutil::CELLS)?;
             // one big layer at most, to keep executions fast
             let hidden = dim(u, k == 0)?;
             let (i, h) = (prev as usize, hidden as usize);
