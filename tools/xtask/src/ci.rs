@@ -185,6 +185,23 @@ fn steps() -> Result<Vec<Step>> {
     c.args(["test", "--workspace", "--release"]);
     v.push(step("cargo test --workspace", c));
 
+    // Issue #6's long stream: 10^6 frames per cell and precision without reset (about 1.5
+    // CPU minutes; `cargo test` itself runs 10^5). Prints the drift table.
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--release",
+        "-p",
+        "tinyrnn",
+        "--test",
+        "robustness",
+        "--",
+        "--ignored",
+        "--nocapture",
+        "long_stream_1m",
+    ]);
+    v.push(step("long streams: 10^6 frames per model", c));
+
     let mut c = cargo();
     c.args(["test", "-p", "tinyrnn"]);
     v.push(step("cargo test -p tinyrnn (debug: overflow checks)", c));
