@@ -153,7 +153,7 @@ pub fn load_model_bytes(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Resu
         FileKind::Safetensors => safetensors::import(bytes, opts)
             .with_context(|| format!("{} (safetensors)", path.display()))?,
         FileKind::Onnx => {
-            onnx::import(bytes, opts).with_context(|| format!("{} (ONNX)", path.display()))?
+            onnx::import(bytes, opts, path).with_context(|| format!("{} (ONNX)", path.display()))?
         }
     };
     m.name = name.chars().take(tinyrnn::model::MAX_NAME).collect();

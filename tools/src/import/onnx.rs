@@ -19,11 +19,12 @@
 //! evaluator cannot give a meaning is a one-line error naming the node and op.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tinyrnn::{CellKind, OutputAct, RnnAct};
 
-use super::onnx_tensor::{broadcast, resolve_slice, Tensor};
+use super::onnx_tensor::{broadcast, resolve_slice, ExternalData, Tensor};
 use super::proto::{self, AttributeProto, NodeProto};
 use super::ImportOptions;
 use crate::ir::{FloatDense, FloatLayer, FloatModel, Norm};
@@ -143,11 +144,13 @@ fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
     Ok(a as usize)
 }
 
-/// Imports an ONNX model (see the module docs).
+/// Imports an ONNX model (see the module docs) read from the file `model_path`: tensors
+/// stored as external data are read from files in its folder (see [`ExternalData`]).
 ///
 /// # Errors
-/// Malformed protobuf, unsupported ops/attributes (named), unrolled graphs (with a hint).
-pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
+/// Malformed protobuf, unsupported ops/attributes (named), unrolled graphs (with a hint),
+/// missing or malformed external data.
+pub fn import(bytes: &[u8], opts: &ImportOptions, model_path: &Path) -> Result<FloatModel> {
     let model = proto::decode_model(bytes).map_err(|e| {
         anyhow!("not an ONNX model, a safetensors file or a tinyrnn blob (protobuf: {e})")
     })?;
@@ -177,9 +180,10 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
             count("Tanh")
         );
     }
-    let mut ev = Eval::new(opts);
+    let mut ev = Eval::new(opts, ExternalData::beside(model_path));
     for t in &graph.initializer {
-        let v = Tensor::from_proto(t).with_context(|| format!("initializer `{}`", t.name))?;
+        let v = Tensor::from_proto_in(t, Some(&ev.ext))
+            .with_context(|| format!("initializer `{}`", t.name))?;
         ev.vals.insert(t.name.clone(), Val::Const(v));
     }
     // The data input: the graph inputs that are not initializers.
@@ -253,6 +257,13 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
         ),
     };
     ev.features = features;
+    if dims.len() == 3 {
+        for k in 0..2 {
+            ev.fixed[k] = dims[k]
+                .and_then(|d| usize::try_from(d).ok())
+                .filter(|&d| d > 0);
+        }
+    }
     ev.vals.insert(
         input.name.clone(),
         Val::Seq(Seq {
@@ -290,6 +301,8 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
 
 struct Eval<'o> {
     opts: &'o ImportOptions,
+    /// Where tensors stored as external data are read from.
+    ext: ExternalData,
     vals: HashMap<String, Val>,
     layers: Vec<FloatLayer>,
     features: usize,
@@ -297,17 +310,35 @@ struct Eval<'o> {
     norm: Option<Norm>,
     /// Role of the input's leading axes once a recurrent node has revealed it.
     free: [Option<Ax>; 2],
+    /// Fixed sizes of the input's leading axes, when the graph input declares them (the
+    /// default exporter without `dynamic_shapes` bakes the example's batch and time sizes
+    /// into its `Reshape` targets).
+    fixed: [Option<usize>; 2],
 }
 
 impl<'o> Eval<'o> {
-    fn new(opts: &'o ImportOptions) -> Self {
+    fn new(opts: &'o ImportOptions, ext: ExternalData) -> Self {
         Eval {
             opts,
+            ext,
             vals: HashMap::new(),
             layers: Vec::new(),
             features: 0,
             norm: None,
             free: [None, None],
+            fixed: [None, None],
+        }
+    }
+
+    /// The fixed size of a leading (batch / time) axis of the sequence, if the input
+    /// declares it.
+    fn fixed_size(&self, a: Ax) -> Option<usize> {
+        match a {
+            Ax::Free(i) => self.fixed.get(i as usize).copied().flatten(),
+            Ax::Batch | Ax::Time => (0..2)
+                .find(|&i| self.free[i] == Some(a))
+                .and_then(|i| self.fixed[i]),
+            _ => None,
         }
     }
 
@@ -378,7 +409,7 @@ impl<'o> Eval<'o> {
                         .t
                         .as_ref()
                         .ok_or_else(|| anyhow!("Constant without a tensor"))?;
-                    return one(Val::Const(Tensor::from_proto(t)?));
+                    return one(Val::Const(Tensor::from_proto_in(t, Some(&self.ext))?));
                 }
                 if let Some(v) = attr_ints(n, "value_ints") {
                     return one(Val::Const(Tensor::ints(&v)));
@@ -516,7 +547,7 @@ impl<'o> Eval<'o> {
     fn constant_of_shape(&self, n: &NodeProto) -> Result<Vec<Val>> {
         let dims = self.shape_arg(self.input(n, 0)?, "the shape")?;
         let value = match attr(n, "value").and_then(|a| a.t.as_ref()) {
-            Some(t) => Tensor::from_proto(t)?,
+            Some(t) => Tensor::from_proto_in(t, Some(&self.ext))?,
             None => Tensor::new(vec![1], vec![0.0], false),
         };
         let v = value.data.first().copied().unwrap_or(0.0);
@@ -1107,6 +1138,9 @@ impl<'o> Eval<'o> {
                 (Dim::Batch, Ax::Batch) | (Dim::Time, Ax::Time) => true,
                 (Dim::Free(i), Ax::Free(j)) => i == j,
                 (Dim::K(k), Ax::Feat(w)) | (Dim::K(k), Ax::Stack(w)) => k as usize == w,
+                (Dim::K(k), Ax::Batch | Ax::Time | Ax::Free(_)) => {
+                    usize::try_from(k).ok() == self.fixed_size(a)
+                }
                 _ => false,
             };
             if !ok {

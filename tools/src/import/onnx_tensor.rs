@@ -2,9 +2,169 @@
 //! the glue of an exported graph needs (constant folding). Values are held as `f64` (exact
 //! for `f32` weights and for any index below 2^53).
 
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+
 use anyhow::{anyhow, bail, Result};
 
 use super::proto::{dtype, TensorProto};
+
+/// Bytes per element of the data types read from `raw_data` / external data.
+fn elem_size(dt: i32) -> Option<usize> {
+    match dt {
+        dtype::FLOAT | dtype::INT32 | dtype::UINT32 => Some(4),
+        dtype::DOUBLE | dtype::INT64 | dtype::UINT64 => Some(8),
+        dtype::FLOAT16 | dtype::BFLOAT16 | dtype::INT16 | dtype::UINT16 => Some(2),
+        dtype::INT8 | dtype::UINT8 | dtype::BOOL => Some(1),
+        _ => None,
+    }
+}
+
+/// ONNX external data: tensors whose bytes live in a separate file next to the model
+/// (`model.onnx` + `model.onnx.data`, what `torch.onnx.export`'s default exporter writes).
+///
+/// Each such tensor carries `external_data` entries: `location` (a path relative to the
+/// model file's folder), `offset` (default 0) and `length` (default: the size that the dims
+/// and the data type give). Only the `length` bytes at `offset` are read. Refused, with one
+/// line naming the tensor: an absolute `location`, a `location` with `..` or one that
+/// resolves (through symlinks) outside the model's folder, a missing or non-regular file,
+/// an `offset + length` past the end of the file, and a `length` that disagrees with the
+/// dims × element size. A `checksum` entry is not verified; other keys are ignored.
+#[derive(Debug, Clone)]
+pub struct ExternalData {
+    dir: PathBuf,
+}
+
+impl ExternalData {
+    /// External data of the model file `model_path`: locations are relative to its folder.
+    pub fn beside(model_path: &Path) -> Self {
+        let dir = match model_path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        ExternalData { dir }
+    }
+
+    /// The `bytes` bytes of tensor `t`'s external data.
+    ///
+    /// # Errors
+    /// See the type's docs; I/O errors.
+    pub fn read(&self, t: &TensorProto, bytes: usize) -> Result<Vec<u8>> {
+        let name = &t.name;
+        let (mut location, mut offset, mut length) = (None, None, None);
+        for e in &t.external_data {
+            let num = || {
+                e.value.trim().parse::<u64>().map_err(|_| {
+                    anyhow!(
+                        "tensor `{name}`: external data {} `{}` is not a byte count",
+                        e.key,
+                        e.value
+                    )
+                })
+            };
+            match e.key.as_str() {
+                "location" => location = Some(e.value.as_str()),
+                "offset" => offset = Some(num()?),
+                "length" => length = Some(num()?),
+                _ => {}
+            }
+        }
+        let location = match location {
+            Some(l) if !l.is_empty() => l,
+            _ => bail!("tensor `{name}` is marked as external data but has no `location`"),
+        };
+        let rel = Path::new(location);
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| matches!(c, Component::RootDir | Component::Prefix(_)))
+        {
+            bail!(
+                "tensor `{name}`: external data location `{location}` is an absolute path; only paths relative to the model's folder are read"
+            );
+        }
+        if rel.components().any(|c| c == Component::ParentDir) {
+            bail!(
+                "tensor `{name}`: external data location `{location}` leaves the model's folder (`..`); only files inside it are read"
+            );
+        }
+        let dir = std::fs::canonicalize(&self.dir).map_err(|e| {
+            anyhow!(
+                "tensor `{name}`: cannot resolve the model's folder {}: {e}",
+                self.dir.display()
+            )
+        })?;
+        let path = self.dir.join(rel);
+        let real = match std::fs::canonicalize(&path) {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "tensor `{name}`: external data file {} not found (it must be next to the model, as the exporter wrote it)",
+                path.display()
+            ),
+            Err(e) => bail!(
+                "tensor `{name}`: external data file {}: {e}",
+                path.display()
+            ),
+        };
+        if !real.starts_with(&dir) {
+            bail!(
+                "tensor `{name}`: external data location `{location}` resolves to {}, outside the model's folder {} (a symlink?); only files inside it are read",
+                real.display(),
+                dir.display()
+            );
+        }
+        let meta = std::fs::metadata(&real).map_err(|e| {
+            anyhow!(
+                "tensor `{name}`: external data file {}: {e}",
+                path.display()
+            )
+        })?;
+        if !meta.is_file() {
+            bail!(
+                "tensor `{name}`: external data location {} is not a regular file",
+                path.display()
+            );
+        }
+        let offset = offset.unwrap_or(0);
+        let length = length.unwrap_or(bytes as u64);
+        if length != bytes as u64 {
+            bail!(
+                "tensor `{name}`: external data length {length} bytes, but its dims {:?} and data type {} need {bytes} bytes",
+                t.dims,
+                t.data_type
+            );
+        }
+        let end = offset.checked_add(length).ok_or_else(|| {
+            anyhow!("tensor `{name}`: external data offset {offset} + length {length} overflows")
+        })?;
+        if end > meta.len() {
+            bail!(
+                "tensor `{name}`: external data {} is {} bytes, but offset {offset} + length {length} = {end} runs past its end (a truncated or mismatched .data file?)",
+                path.display(),
+                meta.len()
+            );
+        }
+        let mut buf = vec![0u8; bytes];
+        if bytes > 0 {
+            let mut f = File::open(&real).map_err(|e| {
+                anyhow!(
+                    "tensor `{name}`: external data file {}: {e}",
+                    path.display()
+                )
+            })?;
+            f.seek(SeekFrom::Start(offset))
+                .and_then(|_| f.read_exact(&mut buf))
+                .map_err(|e| {
+                    anyhow!(
+                        "tensor `{name}`: reading {bytes} bytes at offset {offset} of {}: {e}",
+                        path.display()
+                    )
+                })?;
+        }
+        Ok(buf)
+    }
+}
 
 /// A constant tensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,17 +214,21 @@ impl Tensor {
         self.data.iter().map(|&v| v as f32).collect()
     }
 
-    /// Decodes a `TensorProto`.
+    /// Decodes a `TensorProto` whose data is inside the model file.
     ///
     /// # Errors
-    /// External data, unsupported element types, element counts that do not match the dims.
+    /// External data (use [`Tensor::from_proto_in`]), unsupported element types, element
+    /// counts that do not match the dims.
     pub fn from_proto(t: &TensorProto) -> Result<Tensor> {
-        if t.data_location == 1 || !t.external_data.is_empty() {
-            bail!(
-                "tensor `{}` is stored as external data (export with external_data=False / save_as_external_data=False)",
-                t.name
-            );
-        }
+        Self::from_proto_in(t, None)
+    }
+
+    /// Decodes a `TensorProto`, reading external data (if the tensor has any) through `ext`.
+    ///
+    /// # Errors
+    /// As [`Tensor::from_proto`], plus every refusal of [`ExternalData::read`]; external
+    /// data with `ext = None`.
+    pub fn from_proto_in(t: &TensorProto, ext: Option<&ExternalData>) -> Result<Tensor> {
         let dims: Vec<usize> = t
             .dims
             .iter()
@@ -74,21 +238,50 @@ impl Tensor {
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .ok_or_else(|| anyhow!("tensor `{}` is too large", t.name))?;
-        let raw = &t.raw_data;
+        let external;
+        let raw: &[u8] = if t.data_location == 1 || !t.external_data.is_empty() {
+            let Some(ext) = ext else {
+                bail!(
+                    "tensor `{}` is stored as external data, but the model file's folder is not known (load the model from its file)",
+                    t.name
+                );
+            };
+            let size = elem_size(t.data_type).ok_or_else(|| {
+                anyhow!(
+                    "tensor `{}` has unsupported data type {}",
+                    t.name,
+                    t.data_type
+                )
+            })?;
+            let bytes = count
+                .checked_mul(size)
+                .ok_or_else(|| anyhow!("tensor `{}` is too large", t.name))?;
+            external = ext.read(t, bytes)?;
+            if external.is_empty() {
+                // An empty tensor: nothing was read, and `raw` must not fall back to the
+                // typed fields below.
+                return Ok(Tensor {
+                    dims,
+                    data: Vec::new(),
+                    int: !matches!(
+                        t.data_type,
+                        dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16 | dtype::BFLOAT16
+                    ),
+                });
+            }
+            &external
+        } else {
+            &t.raw_data
+        };
         let dt = t.data_type;
         let int = !matches!(
             dt,
             dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16 | dtype::BFLOAT16
         );
         let data: Vec<f64> = if !raw.is_empty() {
-            let size = match dt {
-                dtype::FLOAT | dtype::INT32 | dtype::UINT32 => 4,
-                dtype::DOUBLE | dtype::INT64 | dtype::UINT64 => 8,
-                dtype::FLOAT16 | dtype::BFLOAT16 | dtype::INT16 | dtype::UINT16 => 2,
-                dtype::INT8 | dtype::UINT8 | dtype::BOOL => 1,
-                other => bail!("tensor `{}` has unsupported data type {other}", t.name),
-            };
-            if raw.len() != count * size {
+            let size = elem_size(dt)
+                .ok_or_else(|| anyhow!("tensor `{}` has unsupported data type {dt}", t.name))?;
+            if Some(raw.len()) != count.checked_mul(size) {
                 bail!(
                     "tensor `{}`: {} bytes of raw data for {count} elements of {size} bytes",
                     t.name,
