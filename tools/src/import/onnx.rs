@@ -258,10 +258,8 @@ pub fn import(bytes: &[u8], opts: &ImportOptions, model_path: &Path) -> Result<F
     };
     ev.features = features;
     if dims.len() == 3 {
-        for k in 0..2 {
-            ev.fixed[k] = dims[k]
-                .and_then(|d| usize::try_from(d).ok())
-                .filter(|&d| d > 0);
+        for (slot, d) in ev.fixed.iter_mut().zip(&dims) {
+            *slot = d.and_then(|d| usize::try_from(d).ok()).filter(|&d| d > 0);
         }
     }
     ev.vals.insert(
