@@ -110,9 +110,9 @@ pub fn load(path: &Path, opts: &ImportOptions) -> Result<Runnable> {
                 path.display()
             );
         }
-        if opts.rnn_activation.is_some() || opts.output_act.is_some() {
+        if opts.rnn_activation.is_some() || opts.output_act.is_some() || opts.pool.is_some() {
             bail!(
-                "{}: --rnn-activation/--output-activation apply to safetensors models, not to a blob",
+                "{}: --rnn-activation/--output-activation/--pool apply to safetensors models, not to a blob",
                 path.display()
             );
         }

@@ -28,6 +28,7 @@ fn opts_for(meta: &serde_json::Value) -> ImportOptions {
             Some("sigmoid") => Some(OutputAct::Sigmoid),
             _ => None,
         },
+        pool: None,
     }
 }
 
@@ -619,6 +620,154 @@ fn corrupted_files_never_panic() {
                 }
             }
             let _ = import::load_model_bytes(&b, name, &ImportOptions::default());
+        }
+    }
+}
+
+/// Runs the `tinyrnn` binary: (exit status, stdout, stderr).
+fn cli(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tinyrnn"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+// ------------------------------------------------ safetensors: never guess the forward pass
+
+fn state_dict(file: &str) -> std::path::PathBuf {
+    data_dir().join("state_dicts").join(file)
+}
+
+fn sd_opts(pool: Option<import::Pool>) -> ImportOptions {
+    ImportOptions {
+        pool,
+        ..Default::default()
+    }
+}
+
+/// `LSTM → Linear` from `save_file(model.state_dict())` imports with the default
+/// `--pool last` (and `hn`, the same model), matches PyTorch ≤ 1e-5, and the CLI prints the
+/// forward pass it assumes.
+#[test]
+fn safetensors_prints_assumed_forward() {
+    let x = data::read_inputs(&state_dict("x.npy")).unwrap();
+    let y = npy(&state_dict("lstm_linear_y_torch.npy"));
+    let m = import::load_model(&state_dict("lstm_linear.safetensors"), &sd_opts(None)).unwrap();
+    let out = exec::run(&Runnable::Float(m.clone()), &x, None, Steps::Last).unwrap();
+    let err = max_abs(&out.y, &y.data);
+    println!("state_dicts/lstm_linear: max abs {err:.3e} vs PyTorch");
+    assert!(err <= 1e-5, "{err:e}");
+    for pool in [import::Pool::Last, import::Pool::Hn] {
+        let p = import::load_model(&state_dict("lstm_linear.safetensors"), &sd_opts(Some(pool)))
+            .unwrap();
+        assert_eq!(p, m, "{pool:?}");
+    }
+    let file = state_dict("lstm_linear.safetensors");
+    let (code, stdout, stderr) = cli(&["inspect".as_ref(), file.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("lstm 6 -> 16"), "{stdout}");
+    let note: Vec<&str> = stderr.lines().filter(|l| l.starts_with("note:")).collect();
+    assert_eq!(note.len(), 1, "{stderr}");
+    assert!(
+        note[0].contains("y = fc(rnn(x)[0][:, -1])") && note[0].contains("--pool last"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = cli(&[
+        "inspect".as_ref(),
+        file.as_os_str(),
+        "--pool".as_ref(),
+        "hn".as_ref(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("y = fc(h_n[-1])"), "{stderr}");
+    // An ONNX graph records its reduction: --pool is refused there.
+    let onnx = golden("lstm_1l", "model.onnx");
+    let (code, _, stderr) = cli(&[
+        "inspect".as_ref(),
+        onnx.as_os_str(),
+        "--pool".as_ref(),
+        "last".as_ref(),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--pool applies to safetensors"), "{stderr}");
+}
+
+/// `LSTM → mean over time → Linear` has the same keys as `LSTM → Linear`. With
+/// `--pool mean` (or max / sum) it is refused, never imported as the last step; without
+/// `--pool` it imports under the printed `out[:, -1]` assumption, which for this model is
+/// not PyTorch's forward (the measured difference shows why the note is printed).
+#[test]
+fn safetensors_pooling_is_refused_not_guessed() {
+    let file = state_dict("lstm_mean.safetensors");
+    for pool in ["mean", "max", "sum"] {
+        let (code, stdout, stderr) = cli(&[
+            "inspect".as_ref(),
+            file.as_os_str(),
+            "--pool".as_ref(),
+            pool.as_ref(),
+        ]);
+        assert_eq!(code, 1, "{pool}: {stderr}");
+        assert!(stdout.is_empty(), "{pool}: {stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{pool}: {stderr}");
+        assert!(
+            stderr.starts_with("error:")
+                && stderr.contains(&format!("--pool {pool}"))
+                && stderr.contains("does not support pooling over time yet"),
+            "{pool}: {stderr}"
+        );
+    }
+    let e = import::load_model(&file, &sd_opts(Some(import::Pool::Mean))).unwrap_err();
+    assert!(format!("{e:#}").contains("pooling over time"), "{e:#}");
+    let (code, _, stderr) = cli(&["inspect".as_ref(), file.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("note:") && stderr.contains("[:, -1]"),
+        "{stderr}"
+    );
+    let m = import::load_model(&file, &sd_opts(None)).unwrap();
+    let x = data::read_inputs(&state_dict("x.npy")).unwrap();
+    let y = npy(&state_dict("lstm_mean_y_torch.npy"));
+    let out = exec::run(&Runnable::Float(m), &x, None, Steps::Last).unwrap();
+    let err = max_abs(&out.y, &y.data);
+    println!("state_dicts/lstm_mean imported as the last step: max abs {err:.3} vs PyTorch's mean-pooled logits");
+    assert!(err > 0.1, "{err}");
+}
+
+/// Keys that imply layers the runtime cannot place are refused by name (and the keys listed).
+#[test]
+fn safetensors_refuses_unplaceable_keys() {
+    let cases = [
+        (
+            "lstm_mlp",
+            &["an MLP head", "fc2.weight [4, 8]", "fc2.bias [4]", "`fc1`"][..],
+        ),
+        (
+            "gru_bidir",
+            &[
+                "bidirectional",
+                "rnn.weight_ih_l0_reverse [48, 6]",
+                "rnn.weight_hh_l0_reverse [48, 16]",
+                "rnn.bias_ih_l0_reverse [48]",
+                "rnn.bias_hh_l0_reverse [48]",
+            ][..],
+        ),
+        ("lstm_proj", &["proj_size", "rnn.weight_hr_l0 [8, 16]"][..]),
+    ];
+    for (case, wants) in cases {
+        let file = state_dict(&format!("{case}.safetensors"));
+        let (code, stdout, stderr) = cli(&["inspect".as_ref(), file.as_os_str()]);
+        assert_eq!(code, 1, "{case}: {stderr}");
+        assert!(stdout.is_empty(), "{case}: {stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{case}: {stderr}");
+        assert!(stderr.starts_with("error:"), "{case}: {stderr}");
+        assert!(stderr.contains("keys: "), "{case}: {stderr}");
+        for w in wants {
+            assert!(stderr.contains(w), "{case}: {w:?} not in {stderr}");
         }
     }
 }

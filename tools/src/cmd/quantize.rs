@@ -41,7 +41,8 @@ impl From<PrecisionArg> for Precision {
 /// Arguments of `tinyrnn quantize`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Float model: ONNX (classic exporter) or PyTorch safetensors state_dict.
+    /// Float model: ONNX (either torch exporter; external data `.onnx.data` is read from
+    /// the model's folder) or PyTorch safetensors state_dict (see --pool).
     pub model: PathBuf,
     /// Where to write the blob (written atomically: never a partial file).
     #[arg(long, short, value_name = "OUT")]

@@ -29,6 +29,39 @@ pub struct ImportOptions {
     /// Activation on the output, for a safetensors state_dict (which does not say);
     /// `None` = identity. For ONNX it must agree with the graph if given.
     pub output_act: Option<OutputAct>,
+    /// How a safetensors state_dict's model reduces the sequence before its head (which a
+    /// state_dict does not record); `None` = `last`, with the assumption printed. Only
+    /// `last` and `hn` can be imported; refused for ONNX (the graph records it).
+    pub pool: Option<Pool>,
+}
+
+/// `--pool` values: what the model's forward pass feeds its head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pool {
+    /// The last time step of the last layer's output, `out[:, -1]` (the default).
+    Last,
+    /// The mean of the outputs over time (not supported by the runtime yet: refused).
+    Mean,
+    /// The maximum over time (not supported by the runtime yet: refused).
+    Max,
+    /// The sum over time (not supported by the runtime yet: refused).
+    Sum,
+    /// The last layer's final state `h_n[-1]` (equal to `out[:, -1]` for a
+    /// unidirectional stack).
+    Hn,
+}
+
+impl Pool {
+    /// The flag value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pool::Last => "last",
+            Pool::Mean => "mean",
+            Pool::Max => "max",
+            Pool::Sum => "sum",
+            Pool::Hn => "hn",
+        }
+    }
 }
 
 /// `--output-activation` values.
@@ -86,6 +119,12 @@ pub struct ImportArgs {
     /// Activation on the model output for a safetensors state_dict (it does not say).
     #[arg(long, value_enum, value_name = "ACT")]
     pub output_activation: Option<OutputActArg>,
+    /// What a safetensors state_dict's model feeds its head (it does not say): `last`
+    /// (`fc(out[:, -1])`, the default; the assumed forward pass is printed on stderr) or `hn`
+    /// (`fc(h_n[-1])`, the same value). `mean`, `max` and `sum` (pooling over time) are
+    /// refused: this runtime does not support them yet.
+    #[arg(long, value_enum, value_name = "POOL")]
+    pub pool: Option<Pool>,
 }
 
 impl ImportArgs {
@@ -95,6 +134,7 @@ impl ImportArgs {
             rnn_activation: self.rnn_activation.map(Into::into),
             normalize: self.normalize.clone(),
             output_act: self.output_activation.map(Into::into),
+            pool: self.pool,
         }
     }
 }
@@ -152,6 +192,10 @@ pub fn load_model_bytes(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Resu
         ),
         FileKind::Safetensors => safetensors::import(bytes, opts)
             .with_context(|| format!("{} (safetensors)", path.display()))?,
+        FileKind::Onnx if opts.pool.is_some() => bail!(
+            "{}: --pool applies to safetensors state_dicts; an ONNX graph records its own reduction over time",
+            path.display()
+        ),
         FileKind::Onnx => {
             onnx::import(bytes, opts, path).with_context(|| format!("{} (ONNX)", path.display()))?
         }

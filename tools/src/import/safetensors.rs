@@ -6,8 +6,14 @@
 //! tanh). Several modules chain in the order their widths fit (natural order of their
 //! prefixes first). A `<name>.weight` `[C, H]` + `<name>.bias` `[C]` pair whose input is
 //! the last hidden size is the head. Every key must be used: anything else (bidirectional
-//! `_reverse`, `proj_size`'s `weight_hr`, extra layers, missing biases, two candidate heads)
-//! is an error listing the keys found.
+//! `_reverse`, `proj_size`'s `weight_hr`, a second dense layer after the head (an MLP head),
+//! a dense layer before the recurrent layers, missing biases, two candidate heads) is an
+//! error naming the keys that cannot be placed and listing the keys found.
+//!
+//! A state_dict does not record the forward pass: the same keys serve `fc(out[:, -1])` and
+//! `fc(out.mean(dim=1))`. The importer never guesses silently: it takes the reduction from
+//! `--pool` (default `last`), refuses the ones the runtime cannot run (`mean`, `max`,
+//! `sum`), and prints the forward pass it assumes on stderr (`note: ...`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +21,7 @@ use anyhow::{anyhow, bail, Result};
 use safetensors::{Dtype, SafeTensors};
 use tinyrnn::{CellKind, OutputAct, RnnAct};
 
-use super::ImportOptions;
+use super::{ImportOptions, Pool};
 use crate::ir::{FloatDense, FloatLayer, FloatModel};
 
 struct Tensor {
@@ -124,6 +130,13 @@ impl Module {
 /// # Errors
 /// Malformed file, unsupported or ambiguous key sets (the message lists the keys).
 pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
+    let pool = opts.pool.unwrap_or(Pool::Last);
+    if matches!(pool, Pool::Mean | Pool::Max | Pool::Sum) {
+        bail!(
+            "--pool {}: this runtime does not support pooling over time yet (only the last step: --pool last, or hn); the model is refused rather than imported as if it took the last step",
+            pool.name()
+        );
+    }
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
     let mut all: BTreeMap<String, Tensor> = BTreeMap::new();
@@ -144,20 +157,36 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
 
     // Group recurrent keys by prefix.
     let mut groups: BTreeMap<String, BTreeMap<(usize, String), String>> = BTreeMap::new();
+    let named = |keys: &[&String]| {
+        keys.iter()
+            .map(|k| format!("{k} {}", crate::data::fmt_shape(&all[k.as_str()].shape)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let reverse: Vec<&String> = all
+        .keys()
+        .filter(|k| split_rnn_key(k).is_some_and(|(_, _, _, r)| r))
+        .collect();
+    if !reverse.is_empty() {
+        bail!(
+            "bidirectional recurrent layers are not supported yet: the `_reverse` keys ({}) hold the backward direction of a bidirectional=True module; keys: {}",
+            named(&reverse),
+            listing()
+        );
+    }
+    let proj: Vec<&String> = all
+        .keys()
+        .filter(|k| split_rnn_key(k).is_some_and(|(_, p, _, _)| p == "weight_hr"))
+        .collect();
+    if !proj.is_empty() {
+        bail!(
+            "LSTM proj_size is not supported yet: the `weight_hr` keys ({}) hold the projection of nn.LSTM(proj_size=...); keys: {}",
+            named(&proj),
+            listing()
+        );
+    }
     for key in all.keys() {
-        if let Some((prefix, param, k, reverse)) = split_rnn_key(key) {
-            if reverse {
-                bail!(
-                    "bidirectional recurrent layers (`{key}`) are not supported; keys: {}",
-                    listing()
-                );
-            }
-            if param == "weight_hr" {
-                bail!(
-                    "LSTM proj_size (`{key}`) is not supported; keys: {}",
-                    listing()
-                );
-            }
+        if let Some((prefix, param, k, _)) = split_rnn_key(key) {
             groups
                 .entry(prefix)
                 .or_default()
@@ -272,6 +301,51 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
             }
         }
     }
+    // Dense layers that cannot be placed: a second one after the head (an MLP head), or
+    // one before the first recurrent layer (an input projection).
+    let dense: Vec<(String, usize, usize)> = all
+        .iter()
+        .filter(|(k, t)| !used.contains(*k) && t.shape.len() == 2)
+        .filter_map(|(k, t)| {
+            let base = k.strip_suffix(".weight")?;
+            Some((base.to_string(), t.shape[0], t.shape[1]))
+        })
+        .collect();
+    let with_bias = |base: &str| {
+        let b = format!("{base}.bias");
+        let mut v = vec![format!("{base}.weight")];
+        if all.contains_key(&b) {
+            v.push(b);
+        }
+        v
+    };
+    for (first, out1, in1) in &dense {
+        if *in1 != last_h {
+            continue;
+        }
+        if let Some((second, _, _)) = dense.iter().find(|(b, _, i)| b != first && i == out1) {
+            let keys: Vec<String> = with_bias(second);
+            let refs: Vec<&String> = keys.iter().collect();
+            bail!(
+                "an MLP head is not supported yet: `{second}` ({}) is a second dense layer after `{first}` ({last_h} -> {out1}); only one Linear head after the recurrent layers can be placed; keys: {}",
+                named(&refs),
+                listing()
+            );
+        }
+    }
+    let first_in = modules[0].input();
+    if let Some((pre, _, _)) = dense
+        .iter()
+        .find(|(b, o, _)| *o == first_in && !heads.contains(b))
+    {
+        let keys: Vec<String> = with_bias(pre);
+        let refs: Vec<&String> = keys.iter().collect();
+        bail!(
+            "a dense layer before the first recurrent layer is not supported yet: `{pre}` ({}) outputs the recurrent input width {first_in}; keys: {}",
+            named(&refs),
+            listing()
+        );
+    }
     if heads.len() > 1 {
         bail!(
             "two or more candidate heads ({}) take the last hidden size {last_h}; keys: {}",
@@ -279,6 +353,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
             listing()
         );
     }
+    let head_name = heads.last().cloned();
     let head = match heads.pop() {
         None => None,
         Some(base) => {
@@ -318,6 +393,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
             listing()
         );
     }
+    let note = assumed_forward(&modules, head_name.as_deref(), pool, opts);
     let layers: Vec<FloatLayer> = modules.into_iter().flat_map(|m| m.layers).collect();
     if layers.len() > tinyrnn::MAX_LAYERS {
         bail!(
@@ -326,6 +402,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
             tinyrnn::MAX_LAYERS
         );
     }
+    eprintln!("note: {note}");
     Ok(FloatModel {
         input_size: layers[0].input_size,
         norm: None,
@@ -334,6 +411,76 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
         output_act: opts.output_act.unwrap_or(OutputAct::Identity),
         name: String::new(),
     })
+}
+
+/// The forward pass the import assumes, in PyTorch terms, for the `note:` line (a
+/// state_dict does not record it).
+fn assumed_forward(
+    modules: &[Module],
+    head: Option<&str>,
+    pool: Pool,
+    opts: &ImportOptions,
+) -> String {
+    let cell = |l: &FloatLayer| match l.cell {
+        CellKind::Lstm { .. } => "LSTM",
+        CellKind::Gru { .. } => "GRU",
+        CellKind::Rnn(_) => "RNN",
+    };
+    let mut out = "x".to_string();
+    let mut parts = Vec::new();
+    for m in modules {
+        let name = if m.prefix.is_empty() {
+            "rnn"
+        } else {
+            m.prefix.as_str()
+        };
+        out = format!("{name}({out})[0]");
+        let widths: Vec<String> = std::iter::once(m.input())
+            .chain(m.layers.iter().map(|l| l.hidden_size))
+            .map(|w| w.to_string())
+            .collect();
+        parts.push(format!(
+            "{name} = {}(num_layers={}) {}",
+            cell(&m.layers[0]),
+            m.layers.len(),
+            widths.join("->")
+        ));
+    }
+    let z = match pool {
+        Pool::Hn => "h_n[-1]".to_string(),
+        _ => format!("{out}[:, -1]"),
+    };
+    let y = match head {
+        Some("") => format!("linear({z})"),
+        Some(h) => format!("{h}({z})"),
+        None => z,
+    };
+    let y = match opts.output_act.unwrap_or(OutputAct::Identity) {
+        OutputAct::Identity => y,
+        OutputAct::Sigmoid => format!("sigmoid({y})"),
+        OutputAct::Tanh => format!("tanh({y})"),
+        OutputAct::Softmax => format!("softmax({y}, dim=-1)"),
+    };
+    let rnn = if modules
+        .iter()
+        .any(|m| m.layers.iter().any(|l| matches!(l.cell, CellKind::Rnn(_))))
+    {
+        match opts.rnn_activation.unwrap_or(RnnAct::Tanh) {
+            RnnAct::Tanh => ", nn.RNN nonlinearity tanh (--rnn-activation)",
+            RnnAct::Relu => ", nn.RNN nonlinearity relu (--rnn-activation)",
+        }
+    } else {
+        ""
+    };
+    let how = match (opts.pool, pool) {
+        (None, _) => "--pool last, the default; a model that pools over time (mean/max/sum) is not supported yet",
+        (Some(_), Pool::Hn) => "--pool hn: h_n[-1] equals out[:, -1] for a unidirectional stack",
+        _ => "--pool last",
+    };
+    format!(
+        "a state_dict does not record the forward pass; assuming y = {y} ({how}), {}{rnn}",
+        parts.join(", ")
+    )
 }
 
 /// Orders the modules so that widths chain: the natural order of the prefixes if it fits,
