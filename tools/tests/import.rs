@@ -624,6 +624,12 @@ fn corrupted_files_never_panic() {
     }
 }
 
+// ------------------------------------------------------------ ONNX external data
+
+fn extdata(case: &str, file: &str) -> std::path::PathBuf {
+    data_dir().join("extdata").join(case).join(file)
+}
+
 /// Runs the `tinyrnn` binary: (exit status, stdout, stderr).
 fn cli(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tinyrnn"))
@@ -635,6 +641,177 @@ fn cli(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The files `torch.onnx.export(model, (x,), "model.onnx")` writes (torch's default
+/// exporter: weights in `model.onnx.data`) import, and match PyTorch's and onnxruntime's
+/// logits: the f64 reference and the float32 blob on the libm path, both ≤ 1e-5.
+#[test]
+fn default_exporter_external_data_matches_pytorch() {
+    use tinyrnn::{F32Math, Precision};
+    use tinyrnn_cli::exec::Blob;
+    use tinyrnn_cli::quantize::{quantize, QuantOptions};
+    for case in ["gru_linear", "lstm2_linear"] {
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(extdata(case, "meta.json")).unwrap()).unwrap();
+        let external = meta["external_tensors"].as_object().unwrap();
+        assert!(!external.is_empty(), "{case}: no external tensor");
+        let m = import::load_model(&extdata(case, "model.onnx"), &ImportOptions::default())
+            .unwrap_or_else(|e| panic!("{case}: {e:#}"));
+        let x = data::read_inputs(&extdata(case, "x.npy")).unwrap();
+        let y_torch = npy(&extdata(case, "y_torch.npy"));
+        let y_ort = npy(&extdata(case, "y_ort.npy"));
+        let f64_out = exec::run(&Runnable::Float(m.clone()), &x, None, Steps::Last).unwrap();
+        assert_eq!(f64_out.shape(), y_torch.shape, "{case}");
+        let q = quantize(&m, None, &QuantOptions::new(Precision::F32)).unwrap();
+        let mut blob = Blob::from_bytes(q.blob).unwrap();
+        blob.f32_math = F32Math::Accurate;
+        let f32_out = exec::run(&Runnable::Blob(blob), &x, None, Steps::Last).unwrap();
+        let errs = [
+            ("f64 vs torch", max_abs(&f64_out.y, &y_torch.data)),
+            ("f64 vs ort", max_abs(&f64_out.y, &y_ort.data)),
+            ("f32 libm vs torch", max_abs(&f32_out.y, &y_torch.data)),
+        ];
+        println!(
+            "extdata {case} ({} external tensors): {errs:?}",
+            external.len()
+        );
+        for (what, e) in errs {
+            assert!(e <= 1e-5, "{case} {what}: max abs error {e:e}");
+        }
+    }
+    // nn.RNN: the default exporter unrolls it (no RNN node): refused with the hint.
+    let e = format!(
+        "{:#}",
+        import::load_model(
+            &extdata("rnn_linear", "model.onnx"),
+            &ImportOptions::default()
+        )
+        .unwrap_err()
+    );
+    assert!(e.contains("dynamo=False") && !e.contains('\n'), "{e}");
+}
+
+/// Copies `gru_linear`'s two files into a scratch folder, applies `edit` to every external
+/// tensor's entries, and returns the model path.
+fn ext_copy(
+    name: &str,
+    edit: impl Fn(&mut Vec<tinyrnn_cli::import::proto::StringStringEntryProto>),
+) -> std::path::PathBuf {
+    let dir = scratch(name).join("model");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        extdata("gru_linear", "model.onnx.data"),
+        dir.join("model.onnx.data"),
+    )
+    .unwrap();
+    let mut m = load_onnx(&extdata("gru_linear", "model.onnx"));
+    for t in &mut m.graph.as_mut().unwrap().initializer {
+        if t.data_location == 1 {
+            edit(&mut t.external_data);
+        }
+    }
+    let p = dir.join("model.onnx");
+    std::fs::write(&p, encode(&m)).unwrap();
+    p
+}
+
+fn set(e: &mut [tinyrnn_cli::import::proto::StringStringEntryProto], key: &str, v: &str) {
+    e.iter_mut().find(|e| e.key == key).unwrap().value = v.into();
+}
+
+/// Bad external data: each an `Err` of one line naming the tensor and the problem, and one
+/// `error:` line with exit status 1 from the CLI.
+#[test]
+fn external_data_refusals() {
+    let data_len = std::fs::metadata(extdata("gru_linear", "model.onnx.data"))
+        .unwrap()
+        .len();
+    let mut cases: Vec<(&str, std::path::PathBuf, String)> = Vec::new();
+    let p = ext_copy("ext-missing", |_| {});
+    std::fs::remove_file(p.with_file_name("model.onnx.data")).unwrap();
+    cases.push(("missing .data", p, "not found".into()));
+    let p = ext_copy("ext-truncated", |_| {});
+    let d = std::fs::read(p.with_file_name("model.onnx.data")).unwrap();
+    std::fs::write(p.with_file_name("model.onnx.data"), &d[..d.len() / 2]).unwrap();
+    cases.push(("truncated .data", p, "runs past its end".into()));
+    let p = ext_copy("ext-parent", |e| set(e, "location", "../model.onnx.data"));
+    std::fs::copy(
+        extdata("gru_linear", "model.onnx.data"),
+        p.parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("model.onnx.data"),
+    )
+    .unwrap();
+    cases.push(("../ location", p, "leaves the model's folder".into()));
+    let abs = extdata("gru_linear", "model.onnx.data")
+        .canonicalize()
+        .unwrap();
+    let abs_s = abs.to_str().unwrap().to_string();
+    let p = ext_copy("ext-absolute", move |e| set(e, "location", &abs_s));
+    cases.push(("absolute location", p, "absolute path".into()));
+    let off = data_len.to_string();
+    let p = ext_copy("ext-offset", move |e| set(e, "offset", &off));
+    cases.push(("offset past the end", p, "runs past its end".into()));
+    let p = ext_copy("ext-huge-offset", |e| {
+        set(e, "offset", &u64::MAX.to_string())
+    });
+    cases.push(("offset overflow", p, "overflows".into()));
+    let p = ext_copy("ext-length", |e| set(e, "length", "4"));
+    cases.push(("length vs dims", p, "need".into()));
+    let p = ext_copy("ext-bad-number", |e| set(e, "offset", "-8"));
+    cases.push(("negative offset", p, "is not a byte count".into()));
+    #[cfg(unix)]
+    {
+        let p = ext_copy("ext-symlink", |_| {});
+        let data = p.with_file_name("model.onnx.data");
+        let outside = p.parent().unwrap().parent().unwrap().join("elsewhere.data");
+        std::fs::rename(&data, &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, &data).unwrap();
+        cases.push((
+            "symlink out of the folder",
+            p,
+            "outside the model's folder".into(),
+        ));
+    }
+    let external: Vec<String> = load_onnx(&extdata("gru_linear", "model.onnx"))
+        .graph
+        .unwrap()
+        .initializer
+        .into_iter()
+        .filter(|t| t.data_location == 1)
+        .map(|t| format!("tensor `{}`", t.name))
+        .collect();
+    for (name, path, want) in &cases {
+        let e = format!(
+            "{:#}",
+            import::load_model(path, &ImportOptions::default()).unwrap_err()
+        );
+        assert!(e.contains(want.as_str()), "{name}: {e}");
+        assert!(
+            external.iter().any(|t| e.contains(t.as_str())),
+            "{name}: tensor not named: {e}"
+        );
+        assert!(!e.contains('\n'), "{name}: multi-line error: {e}");
+        let (code, stdout, stderr) = cli(&["inspect".as_ref(), path.as_os_str()]);
+        assert_eq!(code, 1, "{name}: {stderr}");
+        assert!(stdout.is_empty(), "{name}: {stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        assert!(
+            stderr.starts_with("error:") && stderr.contains(want.as_str()),
+            "{name}: {stderr}"
+        );
+    }
+    // The untouched copy imports (the refusals come from the edits, not from the copy).
+    let p = ext_copy("ext-ok", |_| {});
+    import::load_model(&p, &ImportOptions::default()).unwrap();
+    // Bytes without a file: external data needs the model's folder, which is the folder of
+    // the given path; a bare name reads from the current directory, where the file is not.
+    let bytes = std::fs::read(extdata("gru_linear", "model.onnx")).unwrap();
+    let e = format!("{:#}", import_bytes(&bytes).unwrap_err());
+    assert!(e.contains("not found") && !e.contains('\n'), "{e}");
 }
 
 // ------------------------------------------------ safetensors: never guess the forward pass
