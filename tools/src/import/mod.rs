@@ -173,11 +173,30 @@ pub fn load_model(path: &Path, opts: &ImportOptions) -> Result<FloatModel> {
     load_model_bytes(&bytes, path, opts)
 }
 
-/// [`load_model`] on bytes already read (`path` names the source in messages and the model).
+/// [`load_model`] on bytes already read (`path` names the source in messages and the model;
+/// its folder is where ONNX external data is read from).
 ///
 /// # Errors
-/// As [`load_model`].
+/// As [`load_model`]. The message is one line: names echoed from a corrupt file have their
+/// control characters escaped.
 pub fn load_model_bytes(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<FloatModel> {
+    load_model_inner(bytes, path, opts).map_err(|e| {
+        let msg: String = format!("{e:#}")
+            .chars()
+            .flat_map(|c| {
+                let esc: Vec<char> = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                esc
+            })
+            .collect();
+        anyhow::anyhow!(msg)
+    })
+}
+
+fn load_model_inner(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<FloatModel> {
     if bytes.is_empty() {
         bail!("{}: the file is empty", path.display());
     }
