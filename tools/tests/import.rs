@@ -795,6 +795,10 @@ fn external_data_refusals() {
     cases.push(("length vs dims", p, "need".into()));
     let p = ext_copy("ext-bad-number", |e| set(e, "offset", "-8"));
     cases.push(("negative offset", p, "is not a byte count".into()));
+    let p = ext_copy("ext-no-location", |e| e.retain(|e| e.key != "location"));
+    cases.push(("no location", p, "has no `location`".into()));
+    let p = ext_copy("ext-directory", |e| set(e, "location", "."));
+    cases.push(("a directory", p, "not a regular file".into()));
     #[cfg(unix)]
     {
         let p = ext_copy("ext-symlink", |_| {});
@@ -836,9 +840,18 @@ fn external_data_refusals() {
             "{name}: {stderr}"
         );
     }
-    // The untouched copy imports (the refusals come from the edits, not from the copy).
+    // The untouched copy imports (the refusals come from the edits, not from the copy), and
+    // so does one without `offset`/`length` entries for its first tensor (offset 0, length
+    // from the dims).
     let p = ext_copy("ext-ok", |_| {});
-    import::load_model(&p, &ImportOptions::default()).unwrap();
+    let plain = import::load_model(&p, &ImportOptions::default()).unwrap();
+    let p = ext_copy("ext-defaults", |e| {
+        if e.iter().any(|e| e.key == "offset" && e.value == "0") {
+            e.retain(|e| e.key == "location");
+        }
+    });
+    let defaults = import::load_model(&p, &ImportOptions::default()).unwrap();
+    assert_eq!(defaults.layers, plain.layers);
     // Bytes without a file: external data needs the model's folder, which is the folder of
     // the given path; a bare name reads from the current directory, where the file is not.
     let bytes = std::fs::read(extdata("gru_linear", "model.onnx")).unwrap();
