@@ -180,17 +180,20 @@ fn steps() -> Result<Vec<Step>> {
         .env("RUSTDOCFLAGS", "-D warnings");
     v.push(step("rustdoc -D warnings", c));
 
-    // Release: the CLI tests quantize and evaluate real models; debug builds are ~10x slower.
+    // Profile `checked` (root Cargo.toml): release optimizations, as the CLI tests quantize
+    // and evaluate real models (debug is ~10x slower), with overflow checks on, so an
+    // arithmetic overflow fails the test instead of wrapping silently.
     let mut c = cargo();
-    c.args(["test", "--workspace", "--release"]);
-    v.push(step("cargo test --workspace", c));
+    c.args(["test", "--workspace", "--profile", "checked"]);
+    v.push(step("cargo test --workspace (release + overflow checks)", c));
 
     // Issue #6's long stream: 10^6 frames per cell and precision without reset (about 1.5
     // CPU minutes; `cargo test` itself runs 10^5). Prints the drift table.
     let mut c = cargo();
     c.args([
         "test",
-        "--release",
+        "--profile",
+        "checked",
         "-p",
         "tinyrnn",
         "--test",
