@@ -185,7 +185,10 @@ fn steps() -> Result<Vec<Step>> {
     // arithmetic overflow fails the test instead of wrapping silently.
     let mut c = cargo();
     c.args(["test", "--workspace", "--profile", "checked"]);
-    v.push(step("cargo test --workspace (release + overflow checks)", c));
+    v.push(step(
+        "cargo test --workspace (release + overflow checks)",
+        c,
+    ));
 
     // Issue #6's long stream: 10^6 frames per cell and precision without reset (about 1.5
     // CPU minutes; `cargo test` itself runs 10^5). Prints the drift table.
@@ -246,6 +249,23 @@ fn steps() -> Result<Vec<Step>> {
             v.push(step(format!("build boards/{b}"), in_dir(c, &dir)));
         }
     }
+
+    // The firmware template (README, "Your own firmware"; its generated model.rs included):
+    // lint-clean on both targets, then built, run under QEMU and compared with the host.
+    let template = root.join("boards/template");
+    for (target, _machine) in crate::qemu::TEMPLATE_TARGETS {
+        let mut c = cargo();
+        c.args(["clippy", "--release", "--target", target])
+            .args(["--", "-D", "warnings"])
+            .env("CARGO_TARGET_DIR", root.join("target/boards"));
+        v.push(step(
+            format!("clippy boards/template ({target})"),
+            in_dir(c, &template),
+        ));
+    }
+    let mut c = xtask()?;
+    c.arg("template");
+    v.push(step("boards/template under QEMU (M4F, M0) == host", c));
 
     let mut c = xtask()?;
     c.arg("qemu").args(["--expected", "cli"]);

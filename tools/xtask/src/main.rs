@@ -15,6 +15,8 @@
 //! cargo xtask make-test-blob             regenerate the bring-up data in boards/common/data/
 //! cargo xtask test [--list] [FILTER]     the whole test suite (src/ci.rs; what .ci/run runs)
 //! cargo xtask demo [--board BOARD]       quantize the vowels LSTM and run it on a board (src/ci.rs)
+//! cargo xtask template                   build boards/template for thumbv7em and thumbv6m, run
+//!                                        both under QEMU, compare with `tinyrnn run --raw`
 //! cargo xtask bench [--json] [--check] [MACHINE...]
 //!                                        instructions per step under QEMU (BENCHMARKS.md);
 //!                                        --check: only the on-target bit-exactness checks
@@ -52,6 +54,7 @@ const USAGE: &str =
        cargo xtask bench [--json] [--check] [--timeout SECS] [mps2-an386|microbit|sifive_e...]
        cargo xtask test [--list] [FILTER]
        cargo xtask demo [--board BOARD]
+       cargo xtask template
 boards: mps2-an386 mps2-an385 microbit mps2-an505 sifive-e";
 
 fn main() -> ExitCode {
@@ -123,6 +126,7 @@ fn run(args: &[String]) -> Result<bool> {
         "bench" => bench::run(&bench::parse(rest)?),
         "test" => ci::test(rest),
         "demo" => ci::demo(rest),
+        "template" => qemu::template(rest),
         "make-test-blob" => {
             testdata::make(&root().join("boards/common/data"))?;
             Ok(true)
