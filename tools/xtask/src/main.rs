@@ -15,6 +15,9 @@
 //! cargo xtask make-test-blob             regenerate the bring-up data in boards/common/data/
 //! cargo xtask test [--list] [FILTER]     the whole test suite (src/ci.rs; what .ci/run runs)
 //! cargo xtask demo [--board BOARD]       quantize the vowels LSTM and run it on a board (src/ci.rs)
+//!                                        (both first install what is missing: src/setup.rs)
+//! cargo xtask setup [--check]            install the cross targets and QEMU if missing;
+//!                                        --check: only say what is missing
 //! cargo xtask template                   build boards/template for thumbv7em and thumbv6m, run
 //!                                        both under QEMU, compare with `tinyrnn run --raw`
 //! cargo xtask bench [--json] [--check] [MACHINE...]
@@ -34,6 +37,7 @@ mod npy;
 #[allow(dead_code)]
 mod npy_read;
 mod qemu;
+mod setup;
 mod testdata;
 
 use std::path::PathBuf;
@@ -55,6 +59,7 @@ const USAGE: &str =
        cargo xtask test [--list] [FILTER]
        cargo xtask demo [--board BOARD]
        cargo xtask template
+       cargo xtask setup [--check]
 boards: mps2-an386 mps2-an385 microbit mps2-an505 sifive-e";
 
 fn main() -> ExitCode {
@@ -127,6 +132,11 @@ fn run(args: &[String]) -> Result<bool> {
         "test" => ci::test(rest),
         "demo" => ci::demo(rest),
         "template" => qemu::template(rest),
+        "setup" => match rest {
+            [] => setup::ensure(false),
+            [c] if c == "--check" => setup::ensure(true),
+            _ => Err(format!("usage: cargo xtask setup [--check]\n{USAGE}").into()),
+        },
         "make-test-blob" => {
             testdata::make(&root().join("boards/common/data"))?;
             Ok(true)
