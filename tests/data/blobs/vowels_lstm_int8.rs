@@ -8,45 +8,63 @@
 // tinyrnn features this blob needs: lstm, int8 (the smallest firmware depends on
 // `tinyrnn = { default-features = false, features = ["lstm", "int8"] }`; other blobs then fail
 // to load with Error::FeatureDisabled)
+//
+// Every item is `#[allow(dead_code)]`: a firmware uses only some of them, and the module
+// must build without warnings (also under `-D warnings`).
 
 /// Features per input frame.
+#[allow(dead_code)]
 pub const INPUT: usize = 12;
 /// Width of the output vector (classes of a classifier).
+#[allow(dead_code)]
 pub const OUTPUT: usize = 9;
 /// Recurrent layers.
+#[allow(dead_code)]
 pub const LAYERS: usize = 1;
 /// `i32` words of recurrent state: the `STATE` capacity of a `Session`.
+#[allow(dead_code)]
 pub const STATE_LEN: usize = 64;
 /// `u32` words of scratch: the `SCRATCH` capacity of a `Session`.
+#[allow(dead_code)]
 pub const SCRATCH_LEN: usize = 22;
 /// Bytes `Session::save_state` writes (state words plus a 4-byte tag).
+#[allow(dead_code)]
 pub const SAVED_STATE_LEN: usize = 260;
 /// Hidden size of each layer, input first.
+#[allow(dead_code)]
 pub const HIDDEN: [usize; LAYERS] = [32];
 /// Number format of the weights and activations.
+#[allow(dead_code)]
 pub const PRECISION: tinyrnn::Precision = tinyrnn::Precision::Int8;
 /// Fractional bits of the first layer's input (`Session::step_q` frames).
+#[allow(dead_code)]
 pub const INPUT_FRAC: u32 = 12;
 /// Fractional bits of the outputs (`Session::output_q`).
+#[allow(dead_code)]
 pub const OUTPUT_FRAC: u32 = 11;
 /// Blob length in bytes.
+#[allow(dead_code)]
 pub const BLOB_LEN: usize = 8464;
 
 /// 4-byte aligned storage (the blob needs no alignment; word loads from flash prefer it).
 #[repr(C, align(4))]
 pub struct Aligned<T: ?Sized>(pub T);
 /// The model blob, in flash.
+#[allow(dead_code)]
 pub static BLOB: &Aligned<[u8; BLOB_LEN]> = &Aligned(*include_bytes!("vowels_lstm_int8.trnn"));
 
 /// A session sized for this model.
+#[allow(dead_code)]
 pub type Session<'m> = tinyrnn::Session<'m, STATE_LEN, SCRATCH_LEN>;
 /// A streaming classifier sized for this model, smoothing over the last `K` decisions.
+#[allow(dead_code)]
 pub type Classifier<'m, const K: usize> = tinyrnn::Classifier<'m, STATE_LEN, SCRATCH_LEN, K>;
 
 /// Decodes and validates [`BLOB`] (no copy: the model borrows the static bytes).
 ///
 /// # Errors
 /// Never for the blob this module was generated from; the `Result` is the loader's.
+#[allow(dead_code)]
 pub fn model() -> tinyrnn::Result<tinyrnn::Model<'static>> {
     tinyrnn::Model::from_blob(&BLOB.0)
 }

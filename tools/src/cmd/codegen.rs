@@ -7,7 +7,8 @@
 //! The blob is written next to the module (same stem, `.trnn`) and embedded with
 //! `include_bytes!` in a 4-byte aligned `static`, or inlined as a byte array with
 //! `--inline`. The module uses only `//` comments, so it works both as `mod model;` and
-//! through `include!`.
+//! through `include!`; every item carries `#[allow(dead_code)]` (an inner `#![allow]` would
+//! break `include!`), so a firmware that uses only some of them builds without warnings.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -112,6 +113,15 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
         quoted.join(", ")
     )?;
     writeln!(w, "// to load with Error::FeatureDisabled)")?;
+    writeln!(w, "//")?;
+    writeln!(
+        w,
+        "// Every item is `#[allow(dead_code)]`: a firmware uses only some of them, and the module"
+    )?;
+    writeln!(
+        w,
+        "// must build without warnings (also under `-D warnings`)."
+    )?;
     writeln!(w)?;
     let consts: [(&str, &str, usize); 6] = [
         ("INPUT", "Features per input frame.", m.input_size()),
@@ -138,7 +148,10 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
         ),
     ];
     for (name, doc, v) in consts {
-        writeln!(w, "/// {doc}\npub const {name}: usize = {v};")?;
+        writeln!(
+            w,
+            "/// {doc}\n#[allow(dead_code)]\npub const {name}: usize = {v};"
+        )?;
     }
     let hidden: Vec<String> = m
         .layers()
@@ -147,29 +160,29 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
         .collect();
     writeln!(
         w,
-        "/// Hidden size of each layer, input first.\npub const HIDDEN: [usize; LAYERS] = [{}];",
+        "/// Hidden size of each layer, input first.\n#[allow(dead_code)]\npub const HIDDEN: [usize; LAYERS] = [{}];",
         hidden.join(", ")
     )?;
     writeln!(
         w,
-        "/// Number format of the weights and activations.\npub const PRECISION: tinyrnn::Precision = tinyrnn::Precision::{:?};",
+        "/// Number format of the weights and activations.\n#[allow(dead_code)]\npub const PRECISION: tinyrnn::Precision = tinyrnn::Precision::{:?};",
         p
     )?;
     if p.is_int() {
         writeln!(
             w,
-            "/// Fractional bits of the first layer's input (`Session::step_q` frames).\npub const INPUT_FRAC: u32 = {};",
+            "/// Fractional bits of the first layer's input (`Session::step_q` frames).\n#[allow(dead_code)]\npub const INPUT_FRAC: u32 = {};",
             m.layers()[0].x_frac
         )?;
         writeln!(
             w,
-            "/// Fractional bits of the outputs (`Session::output_q`).\npub const OUTPUT_FRAC: u32 = {};",
+            "/// Fractional bits of the outputs (`Session::output_q`).\n#[allow(dead_code)]\npub const OUTPUT_FRAC: u32 = {};",
             d.output_frac
         )?;
     }
     writeln!(
         w,
-        "/// Blob length in bytes.\npub const BLOB_LEN: usize = {};",
+        "/// Blob length in bytes.\n#[allow(dead_code)]\npub const BLOB_LEN: usize = {};",
         blob.len()
     )?;
     writeln!(w)?;
@@ -181,7 +194,7 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
         w,
         "#[repr(C, align(4))]\npub struct Aligned<T: ?Sized>(pub T);"
     )?;
-    writeln!(w, "/// The model blob, in flash.")?;
+    writeln!(w, "/// The model blob, in flash.\n#[allow(dead_code)]")?;
     match embed {
         Embed::IncludeBytes(file) => writeln!(
             w,
@@ -200,16 +213,16 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
     writeln!(w)?;
     writeln!(
         w,
-        "/// A session sized for this model.\npub type Session<'m> = tinyrnn::Session<'m, STATE_LEN, SCRATCH_LEN>;"
+        "/// A session sized for this model.\n#[allow(dead_code)]\npub type Session<'m> = tinyrnn::Session<'m, STATE_LEN, SCRATCH_LEN>;"
     )?;
     writeln!(
         w,
-        "/// A streaming classifier sized for this model, smoothing over the last `K` decisions.\npub type Classifier<'m, const K: usize> = tinyrnn::Classifier<'m, STATE_LEN, SCRATCH_LEN, K>;"
+        "/// A streaming classifier sized for this model, smoothing over the last `K` decisions.\n#[allow(dead_code)]\npub type Classifier<'m, const K: usize> = tinyrnn::Classifier<'m, STATE_LEN, SCRATCH_LEN, K>;"
     )?;
     if m.input_size() == m.output_size() {
         writeln!(
             w,
-            "/// A generator (output fed back as input) sized for this model.\npub type Generator<'m> = tinyrnn::Generator<'m, STATE_LEN, SCRATCH_LEN>;"
+            "/// A generator (output fed back as input) sized for this model.\n#[allow(dead_code)]\npub type Generator<'m> = tinyrnn::Generator<'m, STATE_LEN, SCRATCH_LEN>;"
         )?;
     }
     writeln!(w)?;
@@ -219,6 +232,7 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
          ///\n\
          /// # Errors\n\
          /// Never for the blob this module was generated from; the `Result` is the loader's.\n\
+         #[allow(dead_code)]\n\
          pub fn model() -> tinyrnn::Result<tinyrnn::Model<'static>> {{\n    \
          tinyrnn::Model::from_blob(&BLOB.0)\n}}"
     )?;

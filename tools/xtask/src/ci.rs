@@ -3,24 +3,14 @@
 //! stream the bundled recording through it on the Cortex-M4F board under QEMU).
 //!
 //! Each step is an ordinary command a developer can run alone; this module only sequences
-//! them, checks prerequisites first (saying exactly what is missing), times each step and
-//! ends with one summary line `N passed, M failed`.
+//! them, installs what is missing first (src/setup.rs: cross targets, QEMU), times each step
+//! and ends with one summary line `N passed, M failed`.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use crate::{root, Result};
-
-/// Rust targets the suite cross-compiles for.
-pub const TARGETS: &[&str] = &[
-    "thumbv6m-none-eabi",
-    "thumbv7m-none-eabi",
-    "thumbv7em-none-eabihf",
-    "thumbv8m.main-none-eabihf",
-    "riscv32imac-unknown-none-elf",
-    "riscv32imc-unknown-none-elf",
-];
 
 /// Reduced feature sets of the tinyrnn crate linted on the Cortex-M targets (with
 /// `--no-default-features`).
@@ -43,44 +33,6 @@ fn cargo() -> Command {
 
 fn xtask() -> Result<Command> {
     Ok(Command::new(std::env::current_exe()?))
-}
-
-/// Checks the machine has what the suite needs; returns the list of problems, each with the
-/// command that fixes it.
-pub fn missing_prerequisites(need_qemu: bool) -> Vec<String> {
-    let mut missing = Vec::new();
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    let absent: Vec<&str> = TARGETS
-        .iter()
-        .copied()
-        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
-        .collect();
-    if !absent.is_empty() {
-        missing.push(format!(
-            "rust targets {} (fix: rustup target add {}, or run .ci/setup)",
-            absent.join(" "),
-            absent.join(" ")
-        ));
-    }
-    if need_qemu {
-        for q in ["qemu-system-arm", "qemu-system-riscv32"] {
-            let ok = Command::new(q)
-                .arg("--version")
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if !ok {
-                missing.push(format!(
-                    "{q} (QEMU >= 9 from bookworm-backports; fix: run .ci/setup as root)"
-                ));
-            }
-        }
-    }
-    missing
 }
 
 struct Step {
@@ -180,17 +132,23 @@ fn steps() -> Result<Vec<Step>> {
         .env("RUSTDOCFLAGS", "-D warnings");
     v.push(step("rustdoc -D warnings", c));
 
-    // Release: the CLI tests quantize and evaluate real models; debug builds are ~10x slower.
+    // Profile `checked` (root Cargo.toml): release optimizations, as the CLI tests quantize
+    // and evaluate real models (debug is ~10x slower), with overflow checks on, so an
+    // arithmetic overflow fails the test instead of wrapping silently.
     let mut c = cargo();
-    c.args(["test", "--workspace", "--release"]);
-    v.push(step("cargo test --workspace", c));
+    c.args(["test", "--workspace", "--profile", "checked"]);
+    v.push(step(
+        "cargo test --workspace (release + overflow checks)",
+        c,
+    ));
 
     // Issue #6's long stream: 10^6 frames per cell and precision without reset (about 1.5
     // CPU minutes; `cargo test` itself runs 10^5). Prints the drift table.
     let mut c = cargo();
     c.args([
         "test",
-        "--release",
+        "--profile",
+        "checked",
         "-p",
         "tinyrnn",
         "--test",
@@ -244,6 +202,23 @@ fn steps() -> Result<Vec<Step>> {
         }
     }
 
+    // The firmware template (README, "Your own firmware"; its generated model.rs included):
+    // lint-clean on both targets, then built, run under QEMU and compared with the host.
+    let template = root.join("boards/template");
+    for (target, _machine) in crate::qemu::TEMPLATE_TARGETS {
+        let mut c = cargo();
+        c.args(["clippy", "--release", "--target", target])
+            .args(["--", "-D", "warnings"])
+            .env("CARGO_TARGET_DIR", root.join("target/boards"));
+        v.push(step(
+            format!("clippy boards/template ({target})"),
+            in_dir(c, &template),
+        ));
+    }
+    let mut c = xtask()?;
+    c.arg("template");
+    v.push(step("boards/template under QEMU (M4F, M0) == host", c));
+
     let mut c = xtask()?;
     c.arg("qemu").args(["--expected", "cli"]);
     v.push(step("QEMU boards == host `tinyrnn run --raw`", c));
@@ -255,7 +230,7 @@ fn steps() -> Result<Vec<Step>> {
     }
 
     let smoke = root.join("tests/fuzz/smoke.sh");
-    // Needs nightly and cargo-fuzz (`.ci/setup` installs both; smoke.sh does if missing).
+    // Needs nightly and cargo-fuzz (smoke.sh installs them if missing).
     // `TINYRNN_FUZZ_SMOKE=0` skips it.
     let skip_fuzz = std::env::var("TINYRNN_FUZZ_SMOKE").is_ok_and(|v| v == "0");
     if smoke.exists() && !skip_fuzz {
@@ -270,12 +245,8 @@ fn steps() -> Result<Vec<Step>> {
 pub fn test(args: &[String]) -> Result<bool> {
     let list = args.iter().any(|a| a == "--list");
     let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let missing = missing_prerequisites(true);
-    if !missing.is_empty() && !list {
-        eprintln!("xtask test: missing prerequisites:");
-        for m in &missing {
-            eprintln!("  - {m}");
-        }
+    // Installs the cross targets and QEMU if missing (src/setup.rs).
+    if !list && !crate::setup::ensure(false)? {
         return Ok(false);
     }
     let mut steps = steps()?;
@@ -319,12 +290,7 @@ pub fn demo(args: &[String]) -> Result<bool> {
         Some(i) => args.get(i + 1).ok_or("--board needs a name")?.clone(),
         None => "mps2-an386".to_string(),
     };
-    let missing = missing_prerequisites(true);
-    if !missing.is_empty() {
-        eprintln!("xtask demo: missing prerequisites:");
-        for m in &missing {
-            eprintln!("  - {m}");
-        }
+    if !crate::setup::ensure(false)? {
         return Ok(false);
     }
     let root = root();

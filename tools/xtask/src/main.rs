@@ -15,6 +15,11 @@
 //! cargo xtask make-test-blob             regenerate the bring-up data in boards/common/data/
 //! cargo xtask test [--list] [FILTER]     the whole test suite (src/ci.rs; what .ci/run runs)
 //! cargo xtask demo [--board BOARD]       quantize the vowels LSTM and run it on a board (src/ci.rs)
+//!                                        (both first install what is missing: src/setup.rs)
+//! cargo xtask setup [--check]            install the cross targets and QEMU if missing;
+//!                                        --check: only say what is missing
+//! cargo xtask template                   build boards/template for thumbv7em and thumbv6m, run
+//!                                        both under QEMU, compare with `tinyrnn run --raw`
 //! cargo xtask bench [--json] [--check] [MACHINE...]
 //!                                        instructions per step under QEMU (BENCHMARKS.md);
 //!                                        --check: only the on-target bit-exactness checks
@@ -32,6 +37,7 @@ mod npy;
 #[allow(dead_code)]
 mod npy_read;
 mod qemu;
+mod setup;
 mod testdata;
 
 use std::path::PathBuf;
@@ -52,6 +58,8 @@ const USAGE: &str =
        cargo xtask bench [--json] [--check] [--timeout SECS] [mps2-an386|microbit|sifive_e...]
        cargo xtask test [--list] [FILTER]
        cargo xtask demo [--board BOARD]
+       cargo xtask template
+       cargo xtask setup [--check]
 boards: mps2-an386 mps2-an385 microbit mps2-an505 sifive-e";
 
 fn main() -> ExitCode {
@@ -123,6 +131,12 @@ fn run(args: &[String]) -> Result<bool> {
         "bench" => bench::run(&bench::parse(rest)?),
         "test" => ci::test(rest),
         "demo" => ci::demo(rest),
+        "template" => qemu::template(rest),
+        "setup" => match rest {
+            [] => setup::ensure(false),
+            [c] if c == "--check" => setup::ensure(true),
+            _ => Err(format!("usage: cargo xtask setup [--check]\n{USAGE}").into()),
+        },
         "make-test-blob" => {
             testdata::make(&root().join("boards/common/data"))?;
             Ok(true)

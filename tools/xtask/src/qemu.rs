@@ -93,6 +93,13 @@ fn seq_lines(text: &str) -> Vec<String> {
 
 /// Builds the host CLI and runs it on the dataset (`--raw`), returning its stdout.
 fn cli_output() -> Result<String> {
+    let ds = dataset()?;
+    cli_run(&ds.model, &ds.input, &ds.lengths)
+}
+
+/// Builds the host CLI and runs `tinyrnn run MODEL --input INPUT --lengths LENGTHS --raw`,
+/// returning its stdout.
+fn cli_run(model: &Path, input: &Path, lengths: &Path) -> Result<String> {
     let root = root();
     let status = Command::new(cargo())
         .args(["build", "--release", "-p", "tinyrnn-cli"])
@@ -104,14 +111,13 @@ fn cli_output() -> Result<String> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or(root.join("target"));
-    let ds = dataset()?;
     let out = Command::new(target.join("release").join("tinyrnn"))
         .arg("run")
-        .arg(&ds.model)
+        .arg(model)
         .arg("--input")
-        .arg(&ds.input)
+        .arg(input)
         .arg("--lengths")
-        .arg(&ds.lengths)
+        .arg(lengths)
         .arg("--raw")
         .output()?;
     if !out.status.success() {
@@ -212,11 +218,11 @@ pub fn qemu_command(board: &Board, elf: &Path) -> Command {
     cmd
 }
 
-fn run_qemu(board: &Board, dev: bool, timeout: Duration) -> Result<RunOutput> {
-    let elf_path = board.elf(dev);
-    let image = fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+/// Runs `elf_path` on `board`'s machine and decodes its defmt output.
+fn run_qemu(board: &Board, elf_path: &Path, timeout: Duration) -> Result<RunOutput> {
+    let image = fs::read(elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
     let table = Table::parse(&image)?;
-    let mut child = qemu_command(board, &elf_path)
+    let mut child = qemu_command(board, elf_path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -301,7 +307,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         rep.sizes = fs::read(board.elf(opts.dev))
             .ok()
             .and_then(|b| elf::sizes(&b).ok());
-        let out = match run_qemu(board, opts.dev, timeout) {
+        let out = match run_qemu(board, &board.elf(opts.dev), timeout) {
             Ok(o) => o,
             Err(e) => {
                 rep.note = format!("run failed: {e}");
@@ -426,5 +432,139 @@ fn print_diff(expected: &[String], got: &[String]) {
                 break;
             }
         }
+    }
+}
+
+/// The template's targets and the QEMU board (machine) each runs on.
+pub const TEMPLATE_TARGETS: [(&str, &str); 2] = [
+    ("thumbv7em-none-eabihf", "mps2-an386"),
+    ("thumbv6m-none-eabi", "microbit"),
+];
+
+/// What the template prints for each `seq=` line of `tinyrnn run --raw`:
+/// `seq=<i> class=<c> logits=<v0>,...` becomes `seq=<i> class=<c> score_q=<v_c>`.
+fn template_lines(host: &str) -> Result<Vec<String>> {
+    seq_lines(host)
+        .iter()
+        .map(|l| {
+            let bad = || format!("unexpected `tinyrnn run --raw` line: {l}");
+            let mut it = l.split(' ');
+            let (Some(seq), Some(class), Some(logits), None) =
+                (it.next(), it.next(), it.next(), it.next())
+            else {
+                return Err(bad().into());
+            };
+            let c: usize = class
+                .strip_prefix("class=")
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(bad)?;
+            let score = logits
+                .strip_prefix("logits=")
+                .and_then(|v| v.split(',').nth(c))
+                .ok_or_else(bad)?;
+            Ok(format!("{seq} {class} score_q={score}"))
+        })
+        .collect()
+}
+
+/// `cargo xtask template`: builds `boards/template` (the README's firmware guide) for the
+/// Cortex-M4F and the Cortex-M0, runs each under QEMU (mps2-an386, microbit), prints the
+/// decoded output and compares its `seq=` lines with `tinyrnn run --raw` on the template's
+/// model and the recording its stand-in sensor replays.
+pub fn template(args: &[String]) -> Result<bool> {
+    if let Some(a) = args.first() {
+        return Err(format!("cargo xtask template takes no arguments (got {a})").into());
+    }
+    let root = root();
+    let dir = root.join("boards/template");
+    let vowels = root.join("tests/data/vowels");
+    let host = cli_run(
+        &dir.join("src/model.trnn"),
+        &vowels.join("recording.npy"),
+        &vowels.join("recording_lengths.npy"),
+    )?;
+    let expected = template_lines(&host)?;
+    if expected.is_empty() {
+        return Err("tinyrnn run --raw printed no seq= lines".into());
+    }
+    let mut verdicts = Vec::new();
+    for (target, machine) in TEMPLATE_TARGETS {
+        let board = boards::find(machine)?;
+        println!(
+            "== boards/template, {target} ({}, QEMU {} -M {})",
+            board.cpu, board.qemu, board.machine
+        );
+        let status = Command::new(cargo())
+            .args(["build", "--release", "--target", target])
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", boards::target_dir())
+            .status()?;
+        if !status.success() {
+            verdicts.push(format!("FAIL {target}: build failed"));
+            continue;
+        }
+        let elf = boards::target_dir()
+            .join(target)
+            .join("release")
+            .join("tinyrnn-template");
+        let out = run_qemu(board, &elf, Duration::from_secs(60))?;
+        for l in &out.lines {
+            println!("  | {l}");
+        }
+        if !out.stderr.trim().is_empty() {
+            println!("  | qemu: {}", out.stderr.trim_end());
+        }
+        // `defmt::info!` lines come out as `INFO <message>`.
+        let got: Vec<String> = out
+            .lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("INFO "))
+            .filter(|l| l.starts_with("seq="))
+            .map(str::to_string)
+            .collect();
+        let verdict = if out.timed_out {
+            "timed out after 60 s".to_string()
+        } else if out.code != Some(0) {
+            format!(
+                "exit status {}",
+                out.code.map_or("signal".into(), |c| c.to_string())
+            )
+        } else if got != expected {
+            println!("{target}: seq= lines differ from the host (- host, + board):");
+            print_diff(&expected, &got);
+            "seq= lines differ from the host".to_string()
+        } else {
+            String::new()
+        };
+        verdicts.push(if verdict.is_empty() {
+            format!(
+                "PASS {target} on {machine}: {} seq= lines match `tinyrnn run --raw`",
+                got.len()
+            )
+        } else {
+            format!("FAIL {target} on {machine}: {verdict}")
+        });
+    }
+    println!();
+    for v in &verdicts {
+        println!("{v}");
+    }
+    Ok(verdicts.iter().all(|v| v.starts_with("PASS")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template_lines;
+
+    #[test]
+    fn template_lines_pick_the_class_logit() {
+        let host = "seq=0 class=2 logits=5,-7,9,1\nnoise\nseq=1 class=0 logits=-3,-4\n";
+        assert_eq!(
+            template_lines(host).unwrap(),
+            ["seq=0 class=2 score_q=9", "seq=1 class=0 score_q=-3"]
+        );
+        assert!(template_lines("seq=0 class=5 logits=1,2\n").is_err());
+        assert!(template_lines("seq=0 class=x logits=1,2\n").is_err());
+        assert!(template_lines("seq=0 logits=1,2\n").is_err());
     }
 }
