@@ -126,6 +126,7 @@ pub fn parse_array(bytes: &[u8]) -> Result<Array> {
     if !bytes.starts_with(b"\x93NUMPY") {
         bail!("not a .npy file (no \\x93NUMPY magic)");
     }
+    check_shape(bytes)?;
     let npy = NpyFile::new(bytes).map_err(|e| anyhow!("malformed .npy header: {e}"))?;
     if npy.order() != npyz::Order::C {
         bail!("Fortran-order arrays are not supported (save with np.ascontiguousarray)");
@@ -250,6 +251,70 @@ pub fn parse_array(bytes: &[u8]) -> Result<Array> {
         data,
         is_int,
     })
+}
+
+/// Checks the shape in a `.npy` header before the data is decoded: every dimension a
+/// non-negative integer whose product (in checked arithmetic) is at most the number of data
+/// bytes, so that no size computed from the shape later can overflow or claim more memory
+/// than the file holds. A header this check cannot find a shape in is left to the decoder
+/// (which refuses it).
+fn check_shape(bytes: &[u8]) -> Result<()> {
+    let le = |r: std::ops::Range<usize>| -> Result<usize> {
+        let b = bytes
+            .get(r)
+            .ok_or_else(|| anyhow!("malformed .npy header: the file ends inside the preamble"))?;
+        Ok(b.iter().rev().fold(0usize, |a, &x| (a << 8) | x as usize))
+    };
+    let (len, start) = match bytes.get(6) {
+        Some(1) => (le(8..10)?, 10usize),
+        Some(2) | Some(3) => (le(8..12)?, 12),
+        Some(v) => bail!("unsupported .npy format version {v}"),
+        None => bail!("malformed .npy header: the file ends inside the preamble"),
+    };
+    let end = start
+        .checked_add(len)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| {
+            anyhow!(
+                "malformed .npy header: its length ({len} bytes) runs past the end of the file ({} bytes)",
+                bytes.len()
+            )
+        })?;
+    let header = String::from_utf8_lossy(&bytes[start..end]);
+    let Some(at) = header.find("'shape'").or_else(|| header.find("\"shape\"")) else {
+        return Ok(());
+    };
+    let rest = header[at + 7..].trim_start();
+    let Some(rest) = rest.strip_prefix(':').map(str::trim_start) else {
+        return Ok(());
+    };
+    let Some(tuple) = rest.strip_prefix('(').and_then(|r| r.split_once(')')) else {
+        return Ok(());
+    };
+    let mut count = 1u64;
+    for d in tuple.0.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let v: u64 = d.parse().map_err(|_| {
+            anyhow!(
+                "malformed .npy header: shape ({}) is not a tuple of non-negative integers",
+                tuple.0
+            )
+        })?;
+        count = count.checked_mul(v).ok_or_else(|| {
+            anyhow!(
+                "shape ({}) has more elements than a 64-bit count holds",
+                tuple.0
+            )
+        })?;
+    }
+    let data = (bytes.len() - end) as u64;
+    if count > data {
+        bail!(
+            "the file is truncated or its header is corrupt: shape ({}) needs {count} values \
+             but the file holds {data} bytes of data",
+            tuple.0
+        );
+    }
+    Ok(())
 }
 
 /// Index of flat position `i` in `shape`, as `[a, b, c]`.

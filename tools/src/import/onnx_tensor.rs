@@ -88,7 +88,7 @@ impl Tensor {
                 dtype::INT8 | dtype::UINT8 | dtype::BOOL => 1,
                 other => bail!("tensor `{}` has unsupported data type {other}", t.name),
             };
-            if raw.len() != count * size {
+            if count.checked_mul(size) != Some(raw.len()) {
                 bail!(
                     "tensor `{}`: {} bytes of raw data for {count} elements of {size} bytes",
                     t.name,
