@@ -326,6 +326,43 @@ fn core_err(e: tinyrnn::Error) -> anyhow::Error {
     anyhow!("{e}")
 }
 
+/// The error of stepping `model` on `frame` (`what` says where: `sequence 3, frame 7`). For
+/// [`tinyrnn::Error::NonFinite`] the message names the feature and says whether its value
+/// is itself NaN/inf or a finite value that the blob's normalization `(x − offset)·scale`
+/// takes out of the `f32` range.
+pub fn step_error(
+    e: tinyrnn::Error,
+    model: &Model<'_>,
+    frame: &[f32],
+    what: &str,
+) -> anyhow::Error {
+    if e != tinyrnn::Error::NonFinite {
+        return anyhow!("{what}: {e}");
+    }
+    let f32_at = |b: &[u8], k: usize| -> Option<f32> {
+        let c = b.get(4 * k..4 * k + 4)?;
+        Some(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    };
+    let norm = model.desc().norm;
+    for (k, &v) in frame.iter().enumerate() {
+        if !v.is_finite() {
+            return anyhow!("{what}, feature {k}: non-finite value {v}");
+        }
+        if let Some(n) = &norm {
+            if let (Some(o), Some(sc)) = (f32_at(n.offset, k), f32_at(n.scale, k)) {
+                let x = (v - o) * sc;
+                if !x.is_finite() {
+                    return anyhow!(
+                        "{what}, feature {k}: value {v:e} is out of range: the blob's \
+                         normalization (x − {o:e}) × {sc:e} overflows float32"
+                    );
+                }
+            }
+        }
+    }
+    anyhow!("{what}: {e}")
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_blob(
     b: &Blob,
@@ -346,8 +383,9 @@ fn run_blob(
     for (i, &len) in lengths.iter().enumerate() {
         s.reset();
         for t in 0..len {
-            s.step(x.frame(i, t))
-                .map_err(|e| anyhow!("sequence {i}, frame {t}: {e}"))?;
+            let frame = x.frame(i, t);
+            s.step(frame)
+                .map_err(|e| step_error(e, &model, frame, &format!("sequence {i}, frame {t}")))?;
             let keep = match steps {
                 Steps::Last => (t + 1 == len).then_some(0),
                 Steps::All => Some(t),

@@ -10,12 +10,14 @@
 //! through `include!`.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::io::Write as _;
+use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tinyrnn::{Model, OutputAct};
 
-use crate::quantize::{cell_name, precision_name, write_atomic};
+use crate::output::{self, Pending};
+use crate::quantize::{cell_name, precision_name};
 
 /// Arguments of `tinyrnn codegen`.
 #[derive(Debug, Clone, clap::Args)]
@@ -254,21 +256,27 @@ pub fn run(args: &Args) -> Result<()> {
     } else {
         module_source(&blob, &source, Embed::IncludeBytes(&blob_name))?
     };
+    // Both files are written in full before either replaces anything. The blob copy is
+    // skipped when it already is the input blob.
+    let inputs = [args.blob.as_path()];
+    let mut pending = Vec::new();
     if !args.inline {
         let dest = out.with_file_name(&blob_name);
-        if !same_file(&dest, &args.blob) {
-            write_atomic(&dest, &blob)?;
-            eprintln!("wrote {}", dest.display());
+        if !output::same_file(&dest, &args.blob) {
+            let mut p = Pending::create(&dest, &inputs)?;
+            p.write_all(&blob)
+                .with_context(|| format!("cannot write {}", dest.display()))?;
+            pending.push(p);
         }
     }
-    write_atomic(out, text.as_bytes())?;
-    eprintln!("wrote {}", out.display());
-    Ok(())
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
+    let mut p = Pending::create(out, &inputs)?;
+    p.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    pending.push(p);
+    let written: Vec<PathBuf> = pending.iter().map(|p| p.path().to_path_buf()).collect();
+    output::commit_all(pending)?;
+    for w in written {
+        eprintln!("wrote {}", w.display());
     }
+    Ok(())
 }

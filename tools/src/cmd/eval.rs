@@ -37,7 +37,8 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Draw the confusion matrix (and, with --reference, a scatter of the model's outputs
-    /// against the reference's) to an .svg or .png file.
+    /// against the reference's) to an .svg or .png file (written atomically, never over an
+    /// input, a symbolic link or a non-regular file).
     #[arg(long, value_name = "OUT.svg|OUT.png")]
     pub plot: Option<PathBuf>,
     /// Transcendental functions of float32 blobs: fast (micromath, the MCU default) or
@@ -260,12 +261,25 @@ pub fn run(args: &Args) -> Result<()> {
         print!("{}", res.0.to_text());
     }
     if let Some(p) = &args.plot {
-        crate::plot::eval_plot(p, &res.0, res.1.as_ref())?;
+        let bytes = crate::plot::render(p, &res.0, res.1.as_ref())?;
+        crate::output::write_atomic(p, &bytes, &inputs(args)).context("--plot")?;
         if !args.json {
             println!("wrote {}", p.display());
         }
     }
     Ok(())
+}
+
+/// The files `eval` reads (never overwritten by `--plot`).
+fn inputs(args: &Args) -> Vec<&Path> {
+    crate::output::inputs(
+        &[&args.model, &args.input, &args.labels],
+        &[
+            args.lengths.as_deref(),
+            args.reference.as_deref(),
+            args.import.normalize.as_deref(),
+        ],
+    )
 }
 
 /// Last-step output pairs (model, reference) for the scatter plot.
@@ -288,6 +302,7 @@ pub fn eval(args: &Args) -> Result<(EvalResult, Option<Pairs>)> {
                 p.display()
             );
         }
+        crate::output::check(p, &inputs(args)).context("--plot")?;
     }
     let opts = args.import.options();
     let mut model = load(&args.model, &opts, args.f32_math)?;
@@ -308,15 +323,13 @@ pub fn eval(args: &Args) -> Result<(EvalResult, Option<Pairs>)> {
             );
         }
     }
-    let x: Sequences = data::read_inputs(&args.input)?;
+    let (x, lengths): (Sequences, _) =
+        data::read_inputs_lengths(&args.input, args.lengths.as_deref())?;
     x.expect_features(model.input_size(), &format!("{}", args.model.display()))
         .with_context(|| format!("{}", args.input.display()))?;
     let labels = data::read_labels(&args.labels, Some(x.n))?;
-    let lengths = match &args.lengths {
-        Some(p) => Some(data::read_lengths(p, x.n, x.t)?),
-        None => None,
-    };
-    let out = exec::run(&model, &x, lengths.as_deref(), Steps::Last)?;
+    let in_ctx = || format!("{}", args.input.display());
+    let out = exec::run(&model, &x, lengths.as_deref(), Steps::Last).with_context(in_ctx)?;
     let rout = match &reference {
         Some(r) => {
             if r.output_size() != model.output_size() {
@@ -326,7 +339,7 @@ pub fn eval(args: &Args) -> Result<(EvalResult, Option<Pairs>)> {
                     model.output_size()
                 );
             }
-            Some(exec::run(r, &x, lengths.as_deref(), Steps::Last)?)
+            Some(exec::run(r, &x, lengths.as_deref(), Steps::Last).with_context(in_ctx)?)
         }
         None => None,
     };
