@@ -163,6 +163,13 @@ pub fn run(args: &Args) -> Result<()> {
             let (x, lengths) = data::read_inputs_lengths(p, args.calib_lengths.as_deref())?;
             x.expect_features(model.input_size, &format!("{}", args.model.display()))
                 .with_context(|| format!("{}", p.display()))?;
+            if let Some(w) = model
+                .norm
+                .as_ref()
+                .and_then(|n| exec::norm_warning(n, &x, lengths.as_deref()))
+            {
+                eprintln!("warning: {}: {w}", p.display());
+            }
             Some((x, lengths))
         }
         None => None,
