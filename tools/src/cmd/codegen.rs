@@ -25,7 +25,8 @@ pub struct Args {
     /// The blob to embed (from `tinyrnn quantize`).
     pub blob: PathBuf,
     /// The Rust module to write, e.g. `src/model.rs`; the blob is copied next to it as
-    /// `<stem>.trnn` (unless --inline).
+    /// `<stem>.trnn` (unless --inline, or it is already there). Both are written
+    /// atomically, never over the input blob, a symbolic link or a non-regular file.
     #[arg(long, short, value_name = "model.rs")]
     pub output: PathBuf,
     /// Put the blob's bytes in the module as an array literal instead of `include_bytes!`.

@@ -328,12 +328,6 @@ pub fn eval(args: &Args) -> Result<(EvalResult, Option<Pairs>)> {
     x.expect_features(model.input_size(), &format!("{}", args.model.display()))
         .with_context(|| format!("{}", args.input.display()))?;
     let labels = data::read_labels(&args.labels, Some(x.n))?;
-    if let Some(w) = model
-        .norm()
-        .and_then(|n| exec::norm_warning(&n, &x, lengths.as_deref()))
-    {
-        eprintln!("warning: {}: {w}", args.input.display());
-    }
     let in_ctx = || format!("{}", args.input.display());
     let out = exec::run(&model, &x, lengths.as_deref(), Steps::Last).with_context(in_ctx)?;
     let rout = match &reference {
@@ -349,6 +343,13 @@ pub fn eval(args: &Args) -> Result<(EvalResult, Option<Pairs>)> {
         }
         None => None,
     };
+    // after the runs: a value that made them fail was reported as the error
+    if let Some(w) = model
+        .norm()
+        .and_then(|n| exec::norm_warning(&n, &x, lengths.as_deref()))
+    {
+        eprintln!("warning: {}: {w}", args.input.display());
+    }
     let res = evaluate(
         model.kind(),
         &out,

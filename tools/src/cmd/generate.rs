@@ -61,8 +61,11 @@ pub fn check_size(n: usize, steps: usize, c: usize) -> Result<()> {
     if steps == 0 {
         bail!("--steps must be at least 1");
     }
-    let total = (n as u128) * (steps as u128) * (c as u128);
-    if total > MAX_VALUES as u128 {
+    let total = (n as u128)
+        .checked_mul(steps as u128)
+        .and_then(|v| v.checked_mul(c as u128));
+    if total.is_none_or(|t| t > MAX_VALUES as u128) {
+        let total = total.map_or("more than 2^128".to_string(), |t| t.to_string());
         bail!(
             "--steps {steps}: {n} sequence(s) × {steps} steps × {c} outputs = {total} values, more \
              than the {MAX_VALUES} (4 GiB of float32) one run may generate; ask for fewer steps"

@@ -61,14 +61,15 @@ pub fn run(args: &Args) -> Result<()> {
     let (x, lengths) = data::read_inputs_lengths(&args.input, args.lengths.as_deref())?;
     x.expect_features(model.input_size(), &format!("{}", args.model.display()))
         .with_context(|| format!("{}", args.input.display()))?;
+    let out = exec::run(&model, &x, lengths.as_deref(), args.steps)
+        .with_context(|| format!("{}", args.input.display()))?;
+    // after the run: a value that made it fail was reported as the error
     if let Some(w) = model
         .norm()
         .and_then(|n| exec::norm_warning(&n, &x, lengths.as_deref()))
     {
         eprintln!("warning: {}: {w}", args.input.display());
     }
-    let out = exec::run(&model, &x, lengths.as_deref(), args.steps)
-        .with_context(|| format!("{}", args.input.display()))?;
     if let Some(path) = &args.output {
         data::write_f32(path, &out.shape(), &out.to_f32(), &inputs)?;
         eprintln!(
