@@ -1484,3 +1484,92 @@ fn small_messages() {
     assert!(o.status.success());
     assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
 }
+
+/// ONNX constants whose shape comes from the file (`ConstantOfShape`, `Expand`, `Reshape`)
+/// with element counts that overflow or claim terabytes: one error line, no allocation
+/// abort (checked arithmetic, a bound on constant sizes).
+#[test]
+fn onnx_constant_shapes_are_checked() {
+    use tinyrnn_cli::import::proto::{self, AttributeProto, TensorProto};
+    let dir = Dir::new("robust-onnx-shapes");
+    let onnx = golden("lstm_1l", "model.onnx");
+    let x = golden("lstm_1l", "x.npy").to_str().unwrap().to_string();
+    let keep = dir.p("keep");
+    let ints = |name: &str, v: &[i64]| TensorProto {
+        dims: vec![v.len() as i64],
+        data_type: proto::dtype::INT64,
+        int64_data: v.to_vec(),
+        name: name.into(),
+        ..Default::default()
+    };
+    let one = AttributeProto {
+        name: "value".into(),
+        r#type: proto::attr_type::TENSOR,
+        t: Some(tensor_f32("v", &[1], &[1.0])),
+        ..Default::default()
+    };
+    let huge: &[&[i64]] = &[
+        &[1 << 40],
+        &[65536, 65536, 65536],
+        &[i64::MAX, i64::MAX],
+        &[1 << 32, 1 << 32, 1 << 32],
+    ];
+    let mut n = 0;
+    for shape in huge {
+        let variants: Vec<(&str, Vec<proto::NodeProto>, Vec<TensorProto>)> = vec![
+            (
+                "ConstantOfShape",
+                vec![node(
+                    "ConstantOfShape",
+                    &["big_shape"],
+                    &["junk"],
+                    vec![one.clone()],
+                )],
+                vec![ints("big_shape", shape)],
+            ),
+            (
+                "Expand",
+                vec![node("Expand", &["c1", "big_shape"], &["junk"], vec![])],
+                vec![tensor_f32("c1", &[1], &[2.0]), ints("big_shape", shape)],
+            ),
+            (
+                "Reshape",
+                vec![node("Reshape", &["c6", "big_shape"], &["junk"], vec![])],
+                vec![
+                    tensor_f32("c6", &[6], &[1.0; 6]),
+                    ints("big_shape", &[shape.to_vec(), vec![-1]].concat()),
+                ],
+            ),
+        ];
+        for (op, nodes, inits) in variants {
+            let mut m = load_onnx(&onnx);
+            let g = m.graph.as_mut().unwrap();
+            g.initializer.extend(inits);
+            for (k, nd) in nodes.into_iter().enumerate() {
+                g.node.insert(k, nd);
+            }
+            // the graph's output now depends on the constant: output + junk
+            let out_name = g.output[0].name.clone();
+            for nd in g.node.iter_mut() {
+                for o in nd.output.iter_mut().filter(|o| **o == out_name) {
+                    *o = "pre_junk".into();
+                }
+            }
+            g.node
+                .push(node("Add", &["pre_junk", "junk"], &[&out_name], vec![]));
+            let f = dir.write("m.onnx", &encode(&m));
+            let before = dir.files();
+            let what = format!("{op} {shape:?}");
+            for args in [
+                vec!["inspect", f.as_str()],
+                vec!["run", &f, "--input", &x, "-o", &keep],
+            ] {
+                let out = tinyrnn(&args);
+                assert_fails(&format!("{what}: {}", args[0]), &out, 1, "too large");
+                dir.untouched(&what, &before);
+                n += 1;
+            }
+        }
+    }
+    println!("{n} runs with huge ONNX constant shapes failed cleanly");
+}
