@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, value_name = "X.npy")]
     pub prime: PathBuf,
     /// Number of outputs to generate per sequence (the first is the output after the last
-    /// priming frame); N × STEPS × outputs is at most 2^30 values.
+    /// priming frame); sequences × steps × outputs is at most 2^30 values.
     #[arg(long, value_name = "N")]
     pub steps: usize,
     /// Write the generated outputs as float32 .npy: [N, STEPS, C] ([STEPS, C] for a [T, F]

@@ -20,7 +20,8 @@ pub struct Args {
     /// with a normalization.
     #[arg(long, short, value_name = "X.npy")]
     pub input: PathBuf,
-    /// True length of each zero-padded sequence: int .npy [N].
+    /// True length of each zero-padded sequence: int .npy [N]; the padding past it is
+    /// never read (it may hold anything, NaN included).
     #[arg(long, value_name = "L.npy")]
     pub lengths: Option<PathBuf>,
     /// Write the outputs as float32 .npy: [N, C] (last step) or [N, T, C] (--steps all);
