@@ -2,12 +2,9 @@
 //!
 //! Every reader names the file in its errors; non-finite values are rejected with the file
 //! and the index (`[n, t, f]`) of the first one; shape errors name the shapes involved.
-//! Every writer is atomic: the bytes go to a temporary file in the destination directory,
-//! which is then renamed over the destination, so a failure never leaves a partial file and
-//! never touches an existing one.
+//! Files are written through [`crate::output`] (atomic, never over an input).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use npyz::{DType, NpyFile, TypeChar, WriterBuilder};
@@ -126,6 +123,7 @@ pub fn parse_array(bytes: &[u8]) -> Result<Array> {
     if !bytes.starts_with(b"\x93NUMPY") {
         bail!("not a .npy file (no \\x93NUMPY magic)");
     }
+    check_shape(bytes)?;
     let npy = NpyFile::new(bytes).map_err(|e| anyhow!("malformed .npy header: {e}"))?;
     if npy.order() != npyz::Order::C {
         bail!("Fortran-order arrays are not supported (save with np.ascontiguousarray)");
@@ -252,6 +250,70 @@ pub fn parse_array(bytes: &[u8]) -> Result<Array> {
     })
 }
 
+/// Checks the shape in a `.npy` header before the data is decoded: every dimension a
+/// non-negative integer whose product (in checked arithmetic) is at most the number of data
+/// bytes, so that no size computed from the shape later can overflow or claim more memory
+/// than the file holds. A header this check cannot find a shape in is left to the decoder
+/// (which refuses it).
+fn check_shape(bytes: &[u8]) -> Result<()> {
+    let le = |r: std::ops::Range<usize>| -> Result<usize> {
+        let b = bytes
+            .get(r)
+            .ok_or_else(|| anyhow!("malformed .npy header: the file ends inside the preamble"))?;
+        Ok(b.iter().rev().fold(0usize, |a, &x| (a << 8) | x as usize))
+    };
+    let (len, start) = match bytes.get(6) {
+        Some(1) => (le(8..10)?, 10usize),
+        Some(2) | Some(3) => (le(8..12)?, 12),
+        Some(v) => bail!("unsupported .npy format version {v}"),
+        None => bail!("malformed .npy header: the file ends inside the preamble"),
+    };
+    let end = start
+        .checked_add(len)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| {
+            anyhow!(
+                "malformed .npy header: its length ({len} bytes) runs past the end of the file ({} bytes)",
+                bytes.len()
+            )
+        })?;
+    let header = String::from_utf8_lossy(&bytes[start..end]);
+    let Some(at) = header.find("'shape'").or_else(|| header.find("\"shape\"")) else {
+        return Ok(());
+    };
+    let rest = header[at + 7..].trim_start();
+    let Some(rest) = rest.strip_prefix(':').map(str::trim_start) else {
+        return Ok(());
+    };
+    let Some(tuple) = rest.strip_prefix('(').and_then(|r| r.split_once(')')) else {
+        return Ok(());
+    };
+    let mut count = 1u64;
+    for d in tuple.0.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let v: u64 = d.parse().map_err(|_| {
+            anyhow!(
+                "malformed .npy header: shape ({}) is not a tuple of non-negative integers",
+                tuple.0
+            )
+        })?;
+        count = count.checked_mul(v).ok_or_else(|| {
+            anyhow!(
+                "shape ({}) has more elements than a 64-bit count holds",
+                tuple.0
+            )
+        })?;
+    }
+    let data = (bytes.len() - end) as u64;
+    if count > data {
+        bail!(
+            "the file is truncated or its header is corrupt: shape ({}) needs {count} values \
+             but the file holds {data} bytes of data",
+            tuple.0
+        );
+    }
+    Ok(())
+}
+
 /// Index of flat position `i` in `shape`, as `[a, b, c]`.
 pub fn unravel(mut i: usize, shape: &[usize]) -> String {
     let mut idx = vec![0; shape.len()];
@@ -264,24 +326,40 @@ pub fn unravel(mut i: usize, shape: &[usize]) -> String {
     shape_str(&idx)
 }
 
-fn check_finite(path: &Path, a: &Array) -> Result<()> {
-    if let Some(i) = a.data.iter().position(|v| !v.is_finite()) {
-        bail!(
-            "{}: non-finite value {} at index {}",
-            path.display(),
-            a.data[i],
-            unravel(i, &a.shape)
-        );
-    }
-    Ok(())
-}
-
 /// Reads input sequences: float32/float64 `[N, T, F]`, or one `[T, F]` sequence.
 ///
 /// # Errors
 /// Unreadable or malformed file, integer dtype, wrong rank, empty dimension, NaN/inf
 /// (named by file and index), values that overflow `f32`.
 pub fn read_inputs(path: &Path) -> Result<Sequences> {
+    let (x, overflow) = read_unchecked(path)?;
+    check_frames(path, &x, &overflow, None)?;
+    Ok(x)
+}
+
+/// Reads input sequences and, with `lengths`, their true lengths (see [`read_lengths`]).
+/// Only the frames within each sequence's length must be finite: the zero padding past it
+/// is never read, so it may hold anything.
+///
+/// # Errors
+/// As [`read_inputs`] and [`read_lengths`].
+pub fn read_inputs_lengths(
+    path: &Path,
+    lengths: Option<&Path>,
+) -> Result<(Sequences, Option<Vec<usize>>)> {
+    let (x, overflow) = read_unchecked(path)?;
+    let l = match lengths {
+        Some(lp) => Some(read_lengths(lp, x.n, x.t)?),
+        None => None,
+    };
+    check_frames(path, &x, &overflow, l.as_deref())?;
+    Ok((x, l))
+}
+
+/// Reads `[N, T, F]` / `[T, F]` float data as `f32` without checking the values. Finite
+/// values beyond `f32` become infinite; they are returned too (flat index, value) for
+/// [`check_frames`]'s message.
+fn read_unchecked(path: &Path) -> Result<(Sequences, Vec<(usize, f64)>)> {
     let a = read_array(path)?;
     if a.is_int {
         bail!(
@@ -305,26 +383,64 @@ pub fn read_inputs(path: &Path) -> Result<Sequences> {
             shape_str(&a.shape)
         );
     }
-    check_finite(path, &a)?;
-    let mut data = Vec::with_capacity(a.data.len());
-    for (i, &v) in a.data.iter().enumerate() {
-        let x = v as f32;
-        if !x.is_finite() {
-            bail!(
-                "{}: value {v} at index {} overflows float32",
-                path.display(),
-                unravel(i, &a.shape)
-            );
+    let data: Vec<f32> = a.data.iter().map(|&v| v as f32).collect();
+    let overflow = a
+        .data
+        .iter()
+        .zip(&data)
+        .enumerate()
+        .filter(|(_, (o, v))| o.is_finite() && !v.is_finite())
+        .map(|(j, (&o, _))| (j, o))
+        .collect();
+    Ok((
+        Sequences {
+            n,
+            t,
+            f,
+            data,
+            single,
+        },
+        overflow,
+    ))
+}
+
+/// Every value of the frames in use (all, or the first `lengths[i]` of sequence `i`) is a
+/// finite `f32`. The message names the file, the index in the file, and the sequence,
+/// frame and feature; `overflow` lists the finite values of the file that `f32` cannot hold.
+fn check_frames(
+    path: &Path,
+    x: &Sequences,
+    overflow: &[(usize, f64)],
+    lengths: Option<&[usize]>,
+) -> Result<()> {
+    for i in 0..x.n {
+        let len = lengths.map_or(x.t, |l| l[i]);
+        for t in 0..len {
+            for (k, &v) in x.frame(i, t).iter().enumerate() {
+                if v.is_finite() {
+                    continue;
+                }
+                let idx = if x.single {
+                    format!("[{t}, {k}]")
+                } else {
+                    format!("[{i}, {t}, {k}]")
+                };
+                let at = format!("(sequence {i}, frame {t}, feature {k})");
+                let flat = (i * x.t + t) * x.f + k;
+                match overflow.iter().find(|(j, _)| *j == flat) {
+                    Some((_, o)) => bail!(
+                        "{}: value {o:e} at index {idx} {at} is out of range: it overflows float32",
+                        path.display()
+                    ),
+                    None => bail!(
+                        "{}: non-finite value {v} at index {idx} {at}",
+                        path.display()
+                    ),
+                }
+            }
         }
-        data.push(x);
     }
-    Ok(Sequences {
-        n,
-        t,
-        f,
-        data,
-        single,
-    })
+    Ok(())
 }
 
 /// Reads a 1-D integer array (int64/int32/…) of `[N]` values.
@@ -442,50 +558,14 @@ pub fn npy_bytes_i64(shape: &[usize], data: &[i64]) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Writes an `f32` array `.npy` file atomically (e.g. `[N, C]` or `[N, T, C]`).
+/// Writes an `f32` array `.npy` file with [`crate::output::write_atomic`] (e.g. `[N, C]`
+/// or `[N, T, C]`) for a command reading `inputs`.
 ///
 /// # Errors
-/// Unwritable destination (the existing file, if any, is left untouched).
-pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+/// As [`crate::output::write_atomic`] (an existing file is left untouched).
+pub fn write_f32(path: &Path, shape: &[usize], data: &[f32], inputs: &[&Path]) -> Result<()> {
     let bytes = npy_bytes_f32(shape, data)?;
-    write_atomic(path, &bytes)
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = format!(".{name}.tmp{}", std::process::id());
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.join(tmp),
-        _ => PathBuf::from(tmp),
-    }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed
-/// and synced, then renamed over `path`.
-///
-/// # Errors
-/// Unwritable directory, `path` is a directory, disk full: the message names `path`;
-/// the temporary file is removed and an existing `path` is left untouched.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if path.is_dir() {
-        bail!("cannot write {}: it is a directory", path.display());
-    }
-    let tmp = temp_path(path);
-    let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        bail!("cannot write {}: {e}", path.display());
-    }
-    Ok(())
+    crate::output::write_atomic(path, &bytes, inputs)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use tinyrnn::{F32Math, Model, Precision};
 
 use crate::data::Sequences;
 use crate::import::{self, FileKind, ImportOptions};
-use crate::ir::FloatModel;
+use crate::ir::{FloatModel, Norm};
 
 /// A tinyrnn blob held in memory (validated by the library's loader).
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +89,69 @@ impl Runnable {
             },
         }
     }
+}
+
+impl Runnable {
+    /// The input normalization `(raw − offset) · scale` the model applies, if any.
+    pub fn norm(&self) -> Option<Norm> {
+        match self {
+            Runnable::Float(m) => m.norm.clone(),
+            Runnable::Blob(b) => {
+                let m = b.model();
+                let n = m.desc().norm?;
+                let f = |bytes: &[u8]| -> Vec<f32> {
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect()
+                };
+                Some(Norm {
+                    offset: f(n.offset),
+                    scale: f(n.scale),
+                })
+            }
+        }
+    }
+}
+
+/// Normalized inputs beyond this many standard deviations make [`norm_warning`] speak:
+/// statistics that fit the data put almost every value within a few (Chebyshev: at most
+/// one value in 10^6 beyond 1000 for any distribution with that mean and std).
+pub const NORM_LIMIT: f64 = 1e3;
+
+/// A warning when `norm` takes input values (the frames in use) beyond ±[`NORM_LIMIT`]:
+/// typically a `--normalize` std far too small for the data (the inputs then saturate an
+/// integer blob's input format, or the cells). Names the count, the worst feature, its
+/// raw and normalized value and the std it implies.
+pub fn norm_warning(norm: &Norm, x: &Sequences, lengths: Option<&[usize]>) -> Option<String> {
+    let (mut count, mut total) = (0u64, 0u64);
+    let mut worst: Option<(f64, usize, f32)> = None;
+    for i in 0..x.n {
+        let len = lengths.map_or(x.t, |l| l[i]);
+        for t in 0..len {
+            for (k, &v) in x.frame(i, t).iter().enumerate() {
+                let (Some(&o), Some(&s)) = (norm.offset.get(k), norm.scale.get(k)) else {
+                    continue;
+                };
+                let z = ((v as f64 - o as f64) * s as f64).abs();
+                total += 1;
+                if z > NORM_LIMIT {
+                    count += 1;
+                    if worst.is_none_or(|(w, _, _)| z > w) {
+                        worst = Some((z, k, v));
+                    }
+                }
+            }
+        }
+    }
+    let (z, k, v) = worst?;
+    Some(format!(
+        "after the input normalization {count} of {total} input values are beyond ±{NORM_LIMIT} \
+         standard deviations (worst: feature {k}, value {v:.3e} becomes {z:.3e} with mean {:.3e} \
+         and std {:.3e}): check the statistics (--normalize) against this data",
+        norm.offset[k],
+        1.0 / norm.scale[k]
+    ))
 }
 
 /// Loads a blob, an ONNX or a safetensors model, judged by content.
@@ -326,6 +389,43 @@ fn core_err(e: tinyrnn::Error) -> anyhow::Error {
     anyhow!("{e}")
 }
 
+/// The error of stepping `model` on `frame` (`what` says where: `sequence 3, frame 7`). For
+/// [`tinyrnn::Error::NonFinite`] the message names the feature and says whether its value
+/// is itself NaN/inf or a finite value that the blob's normalization `(x − offset)·scale`
+/// takes out of the `f32` range.
+pub fn step_error(
+    e: tinyrnn::Error,
+    model: &Model<'_>,
+    frame: &[f32],
+    what: &str,
+) -> anyhow::Error {
+    if e != tinyrnn::Error::NonFinite {
+        return anyhow!("{what}: {e}");
+    }
+    let f32_at = |b: &[u8], k: usize| -> Option<f32> {
+        let c = b.get(4 * k..4 * k + 4)?;
+        Some(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    };
+    let norm = model.desc().norm;
+    for (k, &v) in frame.iter().enumerate() {
+        if !v.is_finite() {
+            return anyhow!("{what}, feature {k}: non-finite value {v}");
+        }
+        if let Some(n) = &norm {
+            if let (Some(o), Some(sc)) = (f32_at(n.offset, k), f32_at(n.scale, k)) {
+                let x = (v - o) * sc;
+                if !x.is_finite() {
+                    return anyhow!(
+                        "{what}, feature {k}: value {v:e} is out of range: the blob's \
+                         normalization (x − {o:e}) × {sc:e} overflows float32"
+                    );
+                }
+            }
+        }
+    }
+    anyhow!("{what}: {e}")
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_blob(
     b: &Blob,
@@ -346,8 +446,9 @@ fn run_blob(
     for (i, &len) in lengths.iter().enumerate() {
         s.reset();
         for t in 0..len {
-            s.step(x.frame(i, t))
-                .map_err(|e| anyhow!("sequence {i}, frame {t}: {e}"))?;
+            let frame = x.frame(i, t);
+            s.step(frame)
+                .map_err(|e| step_error(e, &model, frame, &format!("sequence {i}, frame {t}")))?;
             let keep = match steps {
                 Steps::Last => (t + 1 == len).then_some(0),
                 Steps::All => Some(t),

@@ -6,5 +6,6 @@ pub mod data;
 pub mod exec;
 pub mod import;
 pub mod ir;
+pub mod output;
 pub mod plot;
 pub mod quantize;

@@ -23,27 +23,34 @@ fn perr<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing the plot: {e:?}")
 }
 
-/// Draws `res` (and the output pairs `(model, reference)`) into `path` (.svg or .png).
+/// Draws `res` (and the output pairs `(model, reference)`) into `path` (.svg or .png),
+/// written with [`crate::output::write_atomic`].
 ///
 /// # Errors
 /// An unsupported extension or an unwritable file.
 pub fn eval_plot(path: &Path, res: &EvalResult, pairs: Option<&Vec<(f64, f64)>>) -> Result<()> {
+    let bytes = render(path, res, pairs)?;
+    crate::output::write_atomic(path, &bytes, &[])
+}
+
+/// The bytes of the plot [`eval_plot`] draws, in the format `path`'s extension names.
+///
+/// # Errors
+/// An unsupported extension.
+pub fn render(path: &Path, res: &EvalResult, pairs: Option<&Vec<(f64, f64)>>) -> Result<Vec<u8>> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    // Draw into a temporary file next to the destination, then rename (atomic).
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let r = match ext.as_deref() {
+    let bytes = match ext.as_deref() {
         Some("svg") => {
-            let root = SVGBackend::new(&tmp, (W, H)).into_drawing_area();
-            draw(&root, res, pairs, true).and_then(|_| root.present().map_err(perr))
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
+                draw(&root, res, pairs, true)?;
+                root.present().map_err(perr)?;
+            }
+            svg.into_bytes()
         }
         Some("png") => {
             let mut buf = vec![0u8; (W * H * 3) as usize];
@@ -52,21 +59,14 @@ pub fn eval_plot(path: &Path, res: &EvalResult, pairs: Option<&Vec<(f64, f64)>>)
                 draw(&root, res, pairs, false)?;
                 root.present().map_err(perr)?;
             }
-            std::fs::write(&tmp, png_rgb(W, H, &buf))
-                .map_err(|e| anyhow!("cannot write {}: {e}", tmp.display()))
+            png_rgb(W, H, &buf)
         }
         _ => bail!(
             "--plot {}: unsupported format (use .svg or .png)",
             path.display()
         ),
     };
-    let r = r.and_then(|_| {
-        std::fs::rename(&tmp, path).map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
-    });
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+    Ok(bytes)
 }
 
 fn draw<DB: DrawingBackend>(

@@ -13,7 +13,13 @@
 //!   weights, calibration of the wrong width);
 //! * `eval`, `generate` and `codegen` argument errors;
 //! * a few hundred generated garbage files (random bytes, blob / safetensors / ONNX
-//!   look-alikes, mutated real files) through `inspect` and `run`.
+//!   look-alikes, mutated real files) through `inspect` and `run`;
+//! * output files: `-o` / `--plot` naming an input (directly, as a hard link, through a
+//!   symlinked input) in every command that writes, a symbolic link, a dangling link, a
+//!   FIFO, a socket and (as root) a scratch device node: refused, every file unchanged;
+//! * `generate --steps` beyond its bound, and its streamed output;
+//! * the smaller messages: `run --steps all` without `-o`, values out of range, NaN in
+//!   the padding past `--lengths`, a `--normalize` std far too small.
 //!
 //! Every failure must be one `error:` line on stderr with status 1 (clap usage errors:
 //! 2), never a panic, never a partial output file, and an existing output stays untouched.
@@ -828,4 +834,782 @@ fn garbage_files_never_panic() {
         }
     }
     println!("{} garbage files × 2 commands handled cleanly", files.len());
+}
+
+// ------------------------------------------------------------------ output files
+
+/// What a directory entry is, and its bytes for a regular file (compared byte for byte).
+#[derive(Debug, Clone, PartialEq)]
+enum Entry {
+    File(Vec<u8>),
+    Link(PathBuf),
+    Other(String),
+}
+
+/// Every entry of `dir` (not following links).
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Entry> {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            let v = if t.is_symlink() {
+                Entry::Link(std::fs::read_link(e.path()).unwrap())
+            } else if t.is_file() {
+                Entry::File(std::fs::read(e.path()).unwrap())
+            } else if t.is_fifo() {
+                Entry::Other("fifo".into())
+            } else if t.is_char_device() {
+                Entry::Other("char device".into())
+            } else if t.is_socket() {
+                Entry::Other("socket".into())
+            } else {
+                Entry::Other(format!("{t:?}"))
+            };
+            (e.file_name().to_string_lossy().into_owned(), v)
+        })
+        .collect()
+}
+
+/// Copies a fixture into `dir` under `name`.
+fn copy_in(dir: &Dir, from: &str, name: &str) -> String {
+    std::fs::copy(from, dir.0.join(name)).unwrap();
+    dir.p(name)
+}
+
+/// `-o` (or `--plot`) naming one of the command's inputs, directly, through a hard link or
+/// through a symlinked input: refused, every file unchanged byte for byte.
+#[test]
+fn output_never_overwrites_an_input() {
+    let dir = Dir::new("robust-out-input");
+    let onnx = copy_in(&dir, &vowels("lstm.onnx"), "lstm.onnx");
+    let norm = copy_in(&dir, &vowels("norm.json"), "norm.json");
+    let calib = copy_in(&dir, &vowels("calib_raw.npy"), "calib.npy");
+    let clen = copy_in(&dir, &vowels("calib_lengths.npy"), "calib_len.npy");
+    let x = copy_in(&dir, &vowels("test_raw.npy"), "x.npy");
+    let lengths = copy_in(&dir, &vowels("test_lengths.npy"), "len.npy");
+    let labels = copy_in(&dir, &vowels("test_labels.npy"), "labels.npy");
+    let blob = copy_in(
+        &dir,
+        data_dir()
+            .join("blobs/vowels_lstm_int8.trnn")
+            .to_str()
+            .unwrap(),
+        "m.trnn",
+    );
+    // inputs whose names a plot or a module may have
+    let x_svg = copy_in(&dir, &vowels("test_raw.npy"), "x.svg");
+    let blob_rs = copy_in(&dir, &blob, "blob.rs");
+    let pred = data_dir().join("predictor");
+    let gen = copy_in(
+        &dir,
+        pred.join("predictor.onnx").to_str().unwrap(),
+        "gen.onnx",
+    );
+    let gen_norm = copy_in(
+        &dir,
+        pred.join("norm.json").to_str().unwrap(),
+        "gen_norm.json",
+    );
+    let prime = copy_in(&dir, pred.join("prime.npy").to_str().unwrap(), "prime.npy");
+    // a hard link to the input and a symlink to it
+    std::fs::hard_link(dir.0.join("x.npy"), dir.0.join("x_hard.npy")).unwrap();
+    std::os::unix::fs::symlink("x.npy", dir.0.join("x_link.npy")).unwrap();
+    let (x_hard, x_link) = (dir.p("x_hard.npy"), dir.p("x_link.npy"));
+    let quant = |out: &str| {
+        vec![
+            "quantize".to_string(),
+            onnx.clone(),
+            "--normalize".into(),
+            norm.clone(),
+            "--calib".into(),
+            calib.clone(),
+            "--calib-lengths".into(),
+            clen.clone(),
+            "-o".into(),
+            out.to_string(),
+        ]
+    };
+    let run = |model: &str, input: &str, out: &str| {
+        vec![
+            "run".to_string(),
+            model.into(),
+            "--input".into(),
+            input.into(),
+            "--lengths".into(),
+            lengths.clone(),
+            "-o".into(),
+            out.into(),
+        ]
+    };
+    let eval = |input: &str, plot: &str| {
+        vec![
+            "eval".to_string(),
+            blob.clone(),
+            "--input".into(),
+            input.into(),
+            "--labels".into(),
+            labels.clone(),
+            "--lengths".into(),
+            lengths.clone(),
+            "--plot".into(),
+            plot.into(),
+        ]
+    };
+    let generate = |out: &str| {
+        vec![
+            "generate".to_string(),
+            gen.clone(),
+            "--normalize".into(),
+            gen_norm.clone(),
+            "--prime".into(),
+            prime.clone(),
+            "--steps".into(),
+            "5".into(),
+            "-o".into(),
+            out.into(),
+        ]
+    };
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        ("quantize -o MODEL", quant(&onnx), "lstm.onnx"),
+        ("quantize -o --calib", quant(&calib), "calib.npy"),
+        ("quantize -o --calib-lengths", quant(&clen), "calib_len.npy"),
+        ("quantize -o --normalize", quant(&norm), "norm.json"),
+        ("run -o --input", run(&blob, &x, &x), "x.npy"),
+        (
+            "run -o hard link to --input",
+            run(&blob, &x, &x_hard),
+            "x.npy",
+        ),
+        (
+            "run --input symlink -o its target",
+            run(&blob, &x_link, &x),
+            "x_link.npy",
+        ),
+        ("run -o --lengths", run(&blob, &x, &lengths), "len.npy"),
+        ("run -o MODEL", run(&blob, &x, &blob), "m.trnn"),
+        ("eval --plot --input", eval(&x_svg, &x_svg), "x.svg"),
+        ("generate -o --prime", generate(&prime), "prime.npy"),
+        ("generate -o MODEL", generate(&gen), "gen.onnx"),
+        (
+            "generate -o --normalize",
+            generate(&gen_norm),
+            "gen_norm.json",
+        ),
+        (
+            "codegen -o BLOB",
+            vec![
+                "codegen".into(),
+                blob_rs.clone(),
+                "-o".into(),
+                blob_rs.clone(),
+            ],
+            "blob.rs",
+        ),
+    ];
+    let before = snapshot(&dir.0);
+    for (what, args, input) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = tinyrnn(&args);
+        assert_fails(what, &out, 1, "is the input");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(input), "{what}: {stderr}");
+        assert!(snapshot(&dir.0) == before, "{what}: a file changed");
+    }
+    // The blob copy of codegen may be the input blob itself: it is kept, the module written.
+    let out = tinyrnn(&["codegen", &blob, "-o", &dir.p("m.rs")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&blob).unwrap(),
+        std::fs::read(data_dir().join("blobs/vowels_lstm_int8.trnn")).unwrap()
+    );
+    assert!(dir.0.join("m.rs").is_file());
+    println!("{} output-is-an-input runs refused", cases.len());
+}
+
+/// Whether the tests run as root (then `mknod` works).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `-o` naming a symbolic link (to a file, or dangling), a FIFO, a socket, or (as root) a
+/// scratch device node, for every command that writes: refused, nothing replaced, nothing
+/// written through, no temporary file left.
+#[test]
+fn output_never_replaces_links_or_special_files() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = Dir::new("robust-out-special");
+    let blob = data_dir()
+        .join("blobs/vowels_lstm_int8.trnn")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let onnx = vowels("lstm.onnx");
+    let norm = vowels("norm.json");
+    let (x, lengths, labels) = (
+        vowels("test_raw.npy"),
+        vowels("test_lengths.npy"),
+        vowels("test_labels.npy"),
+    );
+    let pred = data_dir().join("predictor");
+    let gen = pred.join("predictor.onnx").to_str().unwrap().to_string();
+    let prime = pred.join("prime.npy").to_str().unwrap().to_string();
+    // targets: a symlink to `keep`, a dangling symlink, a FIFO, a socket, a device node
+    std::os::unix::fs::symlink("keep", dir.0.join("link")).unwrap();
+    std::os::unix::fs::symlink("nowhere", dir.0.join("dangling")).unwrap();
+    let st = Command::new("mkfifo")
+        .arg(dir.0.join("fifo"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "mkfifo failed");
+    let _sock = std::os::unix::net::UnixListener::bind(dir.0.join("sock")).unwrap();
+    let mut targets = vec![
+        ("link", "symbolic link"),
+        ("dangling", "symbolic link"),
+        ("fifo", "FIFO"),
+        ("sock", "socket"),
+    ];
+    if is_root() {
+        // a scratch node in the test's own directory (1, 3 is what /dev/null is); the real
+        // /dev is never touched
+        let st = Command::new("mknod")
+            .arg(dir.0.join("node"))
+            .args(["c", "1", "3"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "mknod failed");
+        targets.push(("node", "device node"));
+    } else {
+        println!("note: not root, the device-node case is skipped (mknod needs root)");
+    }
+    let before = snapshot(&dir.0);
+    let mut n = 0;
+    for (name, want) in &targets {
+        let t = dir.p(name);
+        let cmds: Vec<Vec<&str>> = vec![
+            vec![
+                "quantize",
+                &onnx,
+                "--precision",
+                "float32",
+                "--normalize",
+                &norm,
+                "-o",
+                &t,
+            ],
+            vec!["run", &blob, "--input", &x, "--lengths", &lengths, "-o", &t],
+            vec![
+                "generate", &gen, "--prime", &prime, "--steps", "3", "-o", &t,
+            ],
+        ];
+        for args in cmds {
+            let what = format!("{} -o {name}", args[0]);
+            assert_fails(&what, &tinyrnn(&args), 1, want);
+            n += 1;
+        }
+        // the plot and the module need their extension: the same kind of file under that name
+        let plot = format!("{t}.svg");
+        let module = format!("{t}.rs");
+        if *name == "link" {
+            std::os::unix::fs::symlink("keep", &plot).unwrap();
+            std::os::unix::fs::symlink("keep", &module).unwrap();
+        } else {
+            std::fs::rename(&t, &plot).unwrap();
+        }
+        let what = format!("eval --plot {name}");
+        let out = tinyrnn(&[
+            "eval",
+            &blob,
+            "--input",
+            &x,
+            "--labels",
+            &labels,
+            "--lengths",
+            &lengths,
+            "--plot",
+            &plot,
+        ]);
+        assert_fails(&what, &out, 1, want);
+        n += 1;
+        if *name != "link" {
+            std::fs::rename(&plot, &module).unwrap();
+        }
+        let what = format!("codegen -o {name}");
+        assert_fails(&what, &tinyrnn(&["codegen", &blob, "-o", &module]), 1, want);
+        n += 1;
+        // back to the names of the snapshot
+        if *name == "link" {
+            std::fs::remove_file(&plot).unwrap();
+            std::fs::remove_file(&module).unwrap();
+        } else {
+            std::fs::rename(&module, &t).unwrap();
+        }
+        assert!(snapshot(&dir.0) == before, "{name}: a file changed");
+    }
+    // still what they were
+    let ft = |n: &str| {
+        std::fs::symlink_metadata(dir.0.join(n))
+            .unwrap()
+            .file_type()
+    };
+    assert!(ft("link").is_symlink() && ft("dangling").is_symlink());
+    assert!(ft("fifo").is_fifo() && ft("sock").is_socket());
+    assert!(!dir.0.join("nowhere").exists());
+    assert_eq!(std::fs::read(dir.0.join("keep")).unwrap(), b"keep");
+    println!("{n} runs with a link or special file as the output refused");
+}
+
+/// `generate --steps` beyond the bound (N × steps × C ≤ 2^30 values) is one error line, no
+/// allocation, no file; within it, the streamed `.npy` and the printed lines agree.
+#[test]
+fn generate_steps_are_bounded_and_streamed() {
+    let dir = Dir::new("robust-gen-steps");
+    let pred = data_dir().join("predictor");
+    let gen = pred.join("predictor.onnx").to_str().unwrap().to_string();
+    let norm = pred.join("norm.json").to_str().unwrap().to_string();
+    let prime = pred.join("prime.npy").to_str().unwrap().to_string();
+    let keep = dir.p("keep");
+    let new = dir.p("new.npy");
+    let before = dir.files();
+    for steps in ["1000000000000", "18446744073709551615", "1073741825"] {
+        for out in [Some(&keep), Some(&new), None] {
+            let mut args = vec![
+                "generate",
+                &gen,
+                "--normalize",
+                &norm,
+                "--prime",
+                &prime,
+                "--steps",
+                steps,
+            ];
+            if let Some(o) = out {
+                args.extend(["-o", o]);
+            }
+            let what = format!("generate --steps {steps} -o {out:?}");
+            assert_fails(&what, &tinyrnn(&args), 1, "1073741824");
+            dir.untouched(&what, &before);
+        }
+    }
+    // the bound itself is accepted (checked without running it: 2^30 steps is too long for
+    // a test), 2^30 + 1 is not: the arithmetic is N × steps × C = 1 × steps × 1
+    tinyrnn_cli::cmd::generate::check_size(1, 1 << 30, 1).unwrap();
+    assert!(tinyrnn_cli::cmd::generate::check_size(2, 1 << 29, 1).is_ok());
+    assert!(tinyrnn_cli::cmd::generate::check_size(2, (1 << 29) + 1, 1).is_err());
+    assert!(tinyrnn_cli::cmd::generate::check_size(usize::MAX, usize::MAX, 256).is_err());
+    // streamed to a file and to stdout: the same values (shortest f32 form, exact)
+    let base = [
+        "generate",
+        &gen,
+        "--normalize",
+        &norm,
+        "--prime",
+        &prime,
+        "--steps",
+        "3000",
+    ];
+    let printed = tinyrnn(&base);
+    assert!(printed.status.success());
+    let lines = String::from_utf8(printed.stdout).unwrap();
+    let mut args = base.to_vec();
+    args.extend(["-o", &new]);
+    let out = tinyrnn(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = tinyrnn_cli::data::read_array(Path::new(&new)).unwrap();
+    assert_eq!(a.shape, vec![1, 3000, 1]);
+    assert_eq!(lines.lines().count(), 3000);
+    for (s, (line, v)) in lines.lines().zip(&a.data).enumerate() {
+        assert_eq!(line, format!("seq=0 step={s} y={}", *v as f32));
+    }
+}
+
+/// The smaller messages: `run --steps all` prints every step; a value beyond float32 or
+/// beyond the blob's normalization names file, sequence, frame and feature; NaN in the
+/// padding past `--lengths` is accepted (never read); a `--normalize` std far too small
+/// warns with the count.
+#[test]
+fn small_messages() {
+    let dir = Dir::new("robust-small");
+    let blob = data_dir()
+        .join("blobs/vowels_lstm_int8.trnn")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let (x, lengths) = (vowels("test_raw.npy"), vowels("test_lengths.npy"));
+    let keep = dir.p("keep");
+    let xs = tinyrnn_cli::data::read_inputs(Path::new(&x)).unwrap();
+    let lens: Vec<usize> = tinyrnn_cli::data::read_array(Path::new(&lengths))
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    let (n, t, f) = (xs.n, xs.t, xs.f);
+
+    // run --steps all without -o: one line per true step; the last equals --steps last's
+    let all = tinyrnn(&[
+        "run",
+        &blob,
+        "--input",
+        &x,
+        "--lengths",
+        &lengths,
+        "--steps",
+        "all",
+    ]);
+    assert!(all.status.success());
+    let all = String::from_utf8(all.stdout).unwrap();
+    let last = tinyrnn(&["run", &blob, "--input", &x, "--lengths", &lengths]);
+    let last = String::from_utf8(last.stdout).unwrap();
+    assert_eq!(all.lines().count(), lens.iter().sum::<usize>());
+    for (i, l) in last.lines().enumerate() {
+        let want = l.replacen(
+            &format!("seq={i} "),
+            &format!("seq={i} step={} ", lens[i] - 1),
+            1,
+        );
+        assert!(all.lines().any(|a| a == want), "{want}");
+    }
+    // ... and the printed values are the -o file's, exactly
+    let yall = dir.p("yall.npy");
+    let o = tinyrnn(&[
+        "run",
+        &blob,
+        "--input",
+        &x,
+        "--lengths",
+        &lengths,
+        "--steps",
+        "all",
+        "-o",
+        &yall,
+    ]);
+    assert!(o.status.success());
+    let y = tinyrnn_cli::data::read_array(Path::new(&yall)).unwrap();
+    let c = y.shape[2];
+    let first = all.lines().next().unwrap();
+    let vals: Vec<String> = y.data[..c]
+        .iter()
+        .map(|&v| format!("{}", v as f32))
+        .collect();
+    assert!(first.starts_with("seq=0 step=0 class="), "{first}");
+    assert!(
+        first.ends_with(&format!("values={}", vals.join(","))),
+        "{first}"
+    );
+    std::fs::remove_file(&yall).unwrap();
+
+    let before = dir.files();
+    // a finite value the blob's normalization takes beyond float32
+    let mut v = xs.data.clone();
+    v[(2 * t + 3) * f + 4] = 1e38;
+    let big = dir.p("big.npy");
+    tinyrnn_cli::data::write_f32(Path::new(&big), &[n, t, f], &v, &[]).unwrap();
+    let out = tinyrnn(&[
+        "run",
+        &blob,
+        "--input",
+        &big,
+        "--lengths",
+        &lengths,
+        "-o",
+        &keep,
+    ]);
+    assert_fails("1e38 into a blob", &out, 1, "out of range");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("big.npy: sequence 2, frame 3, feature 4: value 1e38"),
+        "{e}"
+    );
+    // a float64 value beyond float32
+    let mut body = Vec::new();
+    for (k, &val) in xs.data.iter().enumerate() {
+        let val = if k == (t + 2) * f + 5 {
+            // [1, 2, 5]
+            1e39
+        } else {
+            val as f64
+        };
+        body.extend_from_slice(&val.to_le_bytes());
+    }
+    let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {t}, {f}), }}");
+    let huge = dir.write("huge.npy", &npy(&dict, &body));
+    let out = tinyrnn(&["run", &blob, "--input", &huge, "-o", &keep]);
+    assert_fails("1e39 in float64 data", &out, 1, "out of range");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("huge.npy: value 1e39 at index [1, 2, 5] (sequence 1, frame 2, feature 5)"),
+        "{e}"
+    );
+    std::fs::remove_file(&big).unwrap();
+    std::fs::remove_file(&huge).unwrap();
+    dir.untouched("out-of-range values", &before);
+
+    // NaN in the padding past --lengths: accepted, same outputs as the clean data; refused
+    // without --lengths (then it is read)
+    let i = lens.iter().position(|&l| l < t).unwrap();
+    let mut v = xs.data.clone();
+    for k in 0..f {
+        v[(i * t + t - 1) * f + k] = f32::NAN;
+    }
+    let nanpad = dir.p("nanpad.npy");
+    tinyrnn_cli::data::write_f32(Path::new(&nanpad), &[n, t, f], &v, &[]).unwrap();
+    let (y1, y2) = (dir.p("y1.npy"), dir.p("y2.npy"));
+    for (input, y) in [(&x, &y1), (&nanpad, &y2)] {
+        let o = tinyrnn(&[
+            "run",
+            &blob,
+            "--input",
+            input,
+            "--lengths",
+            &lengths,
+            "-o",
+            y,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(std::fs::read(&y1).unwrap(), std::fs::read(&y2).unwrap());
+    let out = tinyrnn(&["run", &blob, "--input", &nanpad, "-o", &keep]);
+    assert_fails(
+        "NaN padding without --lengths",
+        &out,
+        1,
+        "non-finite value NaN",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("index [{i}, {}, 0]", t - 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // the same through eval and quantize's calibration
+    let labels = vowels("test_labels.npy");
+    let o = tinyrnn(&[
+        "eval",
+        &blob,
+        "--input",
+        &nanpad,
+        "--labels",
+        &labels,
+        "--lengths",
+        &lengths,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (q1, q2) = (dir.p("q1.trnn"), dir.p("q2.trnn"));
+    for (calib, q) in [(&x, &q1), (&nanpad, &q2)] {
+        let o = tinyrnn(&[
+            "quantize",
+            &vowels("lstm.onnx"),
+            "--normalize",
+            &vowels("norm.json"),
+            "--calib",
+            calib,
+            "--calib-lengths",
+            &lengths,
+            "-o",
+            q,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(std::fs::read(&q1).unwrap(), std::fs::read(&q2).unwrap());
+
+    // --normalize with a std of 1e-30: a warning with the count of values beyond ±1000 std
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(vowels("norm.json")).unwrap()).unwrap();
+    let mut bad = stats.clone();
+    bad["std"][3] = serde_json::json!(1e-30);
+    let bad_norm = dir.write("bad_norm.json", bad.to_string().as_bytes());
+    let mean3 = stats["mean"][3].as_f64().unwrap() as f32;
+    let (mut beyond, mut total) = (0, 0);
+    for (i, &len) in lens.iter().enumerate() {
+        for s in 0..len {
+            total += f;
+            let v = xs.frame(i, s)[3];
+            beyond += usize::from(((v as f64 - mean3 as f64) * 1e30).abs() > 1e3);
+        }
+    }
+    assert!(beyond > 0);
+    let o = tinyrnn(&[
+        "run",
+        &vowels("lstm.onnx"),
+        "--normalize",
+        &bad_norm,
+        "--input",
+        &x,
+        "--lengths",
+        &lengths,
+        "-o",
+        &y1,
+    ]);
+    assert!(o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    let warn: Vec<&str> = e.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warn.len(), 1, "{e}");
+    assert!(
+        warn[0].contains(&format!(
+            "{beyond} of {total} input values are beyond ±1000"
+        )),
+        "{e}"
+    );
+    assert!(
+        warn[0].contains("feature 3") && warn[0].contains("std 1.000e-30"),
+        "{e}"
+    );
+    // the bundled statistics do not warn
+    let o = tinyrnn(&[
+        "run",
+        &vowels("lstm.onnx"),
+        "--normalize",
+        &vowels("norm.json"),
+        "--input",
+        &x,
+        "--lengths",
+        &lengths,
+        "-o",
+        &y1,
+    ]);
+    assert!(o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
+}
+
+/// ONNX constants whose shape comes from the file (`ConstantOfShape`, `Expand`, `Reshape`)
+/// with element counts that overflow or claim terabytes: one error line, no allocation
+/// abort (checked arithmetic, a bound on constant sizes).
+#[test]
+fn onnx_constant_shapes_are_checked() {
+    use tinyrnn_cli::import::proto::{self, AttributeProto, TensorProto};
+    let dir = Dir::new("robust-onnx-shapes");
+    let onnx = golden("lstm_1l", "model.onnx");
+    let x = golden("lstm_1l", "x.npy").to_str().unwrap().to_string();
+    let keep = dir.p("keep");
+    let ints = |name: &str, v: &[i64]| TensorProto {
+        dims: vec![v.len() as i64],
+        data_type: proto::dtype::INT64,
+        int64_data: v.to_vec(),
+        name: name.into(),
+        ..Default::default()
+    };
+    let one = AttributeProto {
+        name: "value".into(),
+        r#type: proto::attr_type::TENSOR,
+        t: Some(tensor_f32("v", &[1], &[1.0])),
+        ..Default::default()
+    };
+    let huge: &[&[i64]] = &[
+        &[1 << 40],
+        &[65536, 65536, 65536],
+        &[i64::MAX, i64::MAX],
+        &[1 << 32, 1 << 32, 1 << 32],
+    ];
+    let mut n = 0;
+    for shape in huge {
+        let variants: Vec<(&str, Vec<proto::NodeProto>, Vec<TensorProto>)> = vec![
+            (
+                "ConstantOfShape",
+                vec![node(
+                    "ConstantOfShape",
+                    &["big_shape"],
+                    &["junk"],
+                    vec![one.clone()],
+                )],
+                vec![ints("big_shape", shape)],
+            ),
+            (
+                "Expand",
+                vec![node("Expand", &["c1", "big_shape"], &["junk"], vec![])],
+                vec![tensor_f32("c1", &[1], &[2.0]), ints("big_shape", shape)],
+            ),
+            (
+                "Reshape",
+                vec![node("Reshape", &["c6", "big_shape"], &["junk"], vec![])],
+                vec![
+                    tensor_f32("c6", &[6], &[1.0; 6]),
+                    ints("big_shape", &[shape.to_vec(), vec![-1]].concat()),
+                ],
+            ),
+        ];
+        for (op, nodes, inits) in variants {
+            let mut m = load_onnx(&onnx);
+            let g = m.graph.as_mut().unwrap();
+            g.initializer.extend(inits);
+            for (k, nd) in nodes.into_iter().enumerate() {
+                g.node.insert(k, nd);
+            }
+            // the graph's output now depends on the constant: output + junk
+            let out_name = g.output[0].name.clone();
+            for nd in g.node.iter_mut() {
+                for o in nd.output.iter_mut().filter(|o| **o == out_name) {
+                    *o = "pre_junk".into();
+                }
+            }
+            g.node
+                .push(node("Add", &["pre_junk", "junk"], &[&out_name], vec![]));
+            let f = dir.write("m.onnx", &encode(&m));
+            let before = dir.files();
+            let what = format!("{op} {shape:?}");
+            for args in [
+                vec!["inspect", f.as_str()],
+                vec!["run", &f, "--input", &x, "-o", &keep],
+            ] {
+                let out = tinyrnn(&args);
+                assert_fails(&format!("{what}: {}", args[0]), &out, 1, "too large");
+                dir.untouched(&what, &before);
+                n += 1;
+            }
+        }
+    }
+    println!("{n} runs with huge ONNX constant shapes failed cleanly");
+}
+
+/// An ONNX model's external data file (`model.onnx.data`, what torch's default exporter
+/// writes) is an input too: `-o` naming it is refused and nothing changes.
+#[test]
+fn output_never_overwrites_external_data() {
+    let dir = Dir::new("robust-out-extdata");
+    let src = data_dir().join("extdata/gru_linear");
+    let onnx = copy_in(&dir, src.join("model.onnx").to_str().unwrap(), "model.onnx");
+    let data = copy_in(
+        &dir,
+        src.join("model.onnx.data").to_str().unwrap(),
+        "model.onnx.data",
+    );
+    let x = copy_in(&dir, src.join("x.npy").to_str().unwrap(), "x.npy");
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "quantize -o DATA",
+            vec!["quantize", &onnx, "--calib", &x, "-o", &data],
+        ),
+        (
+            "run -o DATA",
+            vec!["run", &onnx, "--input", &x, "-o", &data],
+        ),
+    ];
+    let before = snapshot(&dir.0);
+    for (what, args) in &cases {
+        let out = tinyrnn(args);
+        assert_fails(what, &out, 1, "is the input");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("model.onnx.data"), "{what}: {stderr}");
+        assert!(snapshot(&dir.0) == before, "{what}: a file changed");
+    }
+    // The same commands with a fresh output succeed: the model reads its data file.
+    let out = tinyrnn(&["run", &onnx, "--input", &x, "-o", &dir.p("y.npy")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -6,8 +6,9 @@ use tinyrnn::fxp::Requant;
 use tinyrnn::model::pad4;
 use tinyrnn::{CellKind, Model, OutputAct, Precision, RnnAct};
 use tinyrnn_cli::ir::{FloatDense, FloatLayer, FloatModel, Norm};
+use tinyrnn_cli::output::write_atomic;
 use tinyrnn_cli::quantize::calib::{calibrate, Batch};
-use tinyrnn_cli::quantize::{quantize, write_atomic, QuantOptions};
+use tinyrnn_cli::quantize::{quantize, QuantOptions};
 
 /// Deterministic uniform numbers in [-1, 1).
 struct Lcg(u64);
@@ -399,14 +400,14 @@ fn atomic_write_keeps_old_file_on_error() {
     let dir = std::env::temp_dir().join(format!("tinyrnn-q-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("m.trnn");
-    write_atomic(&p, b"one").unwrap();
+    write_atomic(&p, b"one", &[]).unwrap();
     assert_eq!(std::fs::read(&p).unwrap(), b"one");
-    write_atomic(&p, b"two").unwrap();
+    write_atomic(&p, b"two", &[]).unwrap();
     assert_eq!(std::fs::read(&p).unwrap(), b"two");
     // a directory where the file should go: rename fails, nothing left behind
     let d = dir.join("sub");
     std::fs::create_dir_all(d.join("x")).unwrap();
-    assert!(write_atomic(&d, b"three").is_err());
+    assert!(write_atomic(&d, b"three", &[]).is_err());
     assert!(d.is_dir());
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

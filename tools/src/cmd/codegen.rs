@@ -11,12 +11,14 @@
 //! break `include!`), so a firmware that uses only some of them builds without warnings.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::io::Write as _;
+use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tinyrnn::{Model, OutputAct};
 
-use crate::quantize::{cell_name, precision_name, write_atomic};
+use crate::output::{self, Pending};
+use crate::quantize::{cell_name, precision_name};
 
 /// Arguments of `tinyrnn codegen`.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,7 +26,8 @@ pub struct Args {
     /// The blob to embed (from `tinyrnn quantize`).
     pub blob: PathBuf,
     /// The Rust module to write, e.g. `src/model.rs`; the blob is copied next to it as
-    /// `<stem>.trnn` (unless --inline).
+    /// `<stem>.trnn` (unless --inline, or it is already there). Both are written
+    /// atomically, never over the input blob, a symbolic link or a non-regular file.
     #[arg(long, short, value_name = "model.rs")]
     pub output: PathBuf,
     /// Put the blob's bytes in the module as an array literal instead of `include_bytes!`.
@@ -268,21 +271,27 @@ pub fn run(args: &Args) -> Result<()> {
     } else {
         module_source(&blob, &source, Embed::IncludeBytes(&blob_name))?
     };
+    // Both files are written in full before either replaces anything. The blob copy is
+    // skipped when it already is the input blob.
+    let inputs = [args.blob.as_path()];
+    let mut pending = Vec::new();
     if !args.inline {
         let dest = out.with_file_name(&blob_name);
-        if !same_file(&dest, &args.blob) {
-            write_atomic(&dest, &blob)?;
-            eprintln!("wrote {}", dest.display());
+        if !output::same_file(&dest, &args.blob) {
+            let mut p = Pending::create(&dest, &inputs)?;
+            p.write_all(&blob)
+                .with_context(|| format!("cannot write {}", dest.display()))?;
+            pending.push(p);
         }
     }
-    write_atomic(out, text.as_bytes())?;
-    eprintln!("wrote {}", out.display());
-    Ok(())
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
+    let mut p = Pending::create(out, &inputs)?;
+    p.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    pending.push(p);
+    let written: Vec<PathBuf> = pending.iter().map(|p| p.path().to_path_buf()).collect();
+    output::commit_all(pending)?;
+    for w in written {
+        eprintln!("wrote {}", w.display());
     }
+    Ok(())
 }

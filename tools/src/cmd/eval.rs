@@ -37,7 +37,8 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Draw the confusion matrix (and, with --reference, a scatter of the model's outputs
-    /// against the reference's) to an .svg or .png file.
+    /// against the reference's) to an .svg or .png file (written atomically, never over an
+    /// input, a symbolic link or a non-regular file).
     #[arg(long, value_name = "OUT.svg|OUT.png")]
     pub plot: Option<PathBuf>,
     /// Transcendental functions of float32 blobs: fast (micromath, the MCU default) or
@@ -260,12 +261,33 @@ pub fn run(args: &Args) -> Result<()> {
         print!("{}", res.0.to_text());
     }
     if let Some(p) = &args.plot {
-        crate::plot::eval_plot(p, &res.0, res.1.as_ref())?;
+        let bytes = crate::plot::render(p, &res.0, res.1.as_ref())?;
+        crate::output::write_atomic(p, &bytes, &paths(&inputs(args))).context("--plot")?;
         if !args.json {
             println!("wrote {}", p.display());
         }
     }
     Ok(())
+}
+
+/// The files `eval` reads (never overwritten by `--plot`), with the models' external data.
+fn inputs(args: &Args) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = crate::output::inputs(
+        &[&args.input, &args.labels],
+        &[args.lengths.as_deref(), args.import.normalize.as_deref()],
+    )
+    .into_iter()
+    .map(Path::to_path_buf)
+    .collect();
+    v.extend(crate::import::model_files(&args.model));
+    if let Some(r) = &args.reference {
+        v.extend(crate::import::model_files(r));
+    }
+    v
+}
+
+fn paths(v: &[PathBuf]) -> Vec<&Path> {
+    v.iter().map(PathBuf::as_path).collect()
 }
 
 /// Last-step output pairs (model, reference) for the scatter plot.
@@ -288,6 +310,7 @@ pub fn eval(args: &Args) -> Result<(EvalResult, Option<Pairs>)> {
                 p.display()
             );
         }
+        crate::output::check(p, &paths(&inputs(args))).context("--plot")?;
     }
     let opts = args.import.options();
     let mut model = load(&args.model, &opts, args.f32_math)?;
@@ -308,15 +331,13 @@ pub fn eval(args: &Args) -> Result<(EvalResult, Option<Pairs>)> {
             );
         }
     }
-    let x: Sequences = data::read_inputs(&args.input)?;
+    let (x, lengths): (Sequences, _) =
+        data::read_inputs_lengths(&args.input, args.lengths.as_deref())?;
     x.expect_features(model.input_size(), &format!("{}", args.model.display()))
         .with_context(|| format!("{}", args.input.display()))?;
     let labels = data::read_labels(&args.labels, Some(x.n))?;
-    let lengths = match &args.lengths {
-        Some(p) => Some(data::read_lengths(p, x.n, x.t)?),
-        None => None,
-    };
-    let out = exec::run(&model, &x, lengths.as_deref(), Steps::Last)?;
+    let in_ctx = || format!("{}", args.input.display());
+    let out = exec::run(&model, &x, lengths.as_deref(), Steps::Last).with_context(in_ctx)?;
     let rout = match &reference {
         Some(r) => {
             if r.output_size() != model.output_size() {
@@ -326,10 +347,17 @@ pub fn eval(args: &Args) -> Result<(EvalResult, Option<Pairs>)> {
                     model.output_size()
                 );
             }
-            Some(exec::run(r, &x, lengths.as_deref(), Steps::Last)?)
+            Some(exec::run(r, &x, lengths.as_deref(), Steps::Last).with_context(in_ctx)?)
         }
         None => None,
     };
+    // after the runs: a value that made them fail was reported as the error
+    if let Some(w) = model
+        .norm()
+        .and_then(|n| exec::norm_warning(&n, &x, lengths.as_deref()))
+    {
+        eprintln!("warning: {}: {w}", args.input.display());
+    }
     let res = evaluate(
         model.kind(),
         &out,

@@ -14,8 +14,9 @@ use crate::data::{self, Sequences};
 use crate::exec::{self, Blob, Runnable, Steps};
 use crate::import::{self, ImportArgs};
 use crate::ir::FloatModel;
+use crate::output;
 use crate::quantize::calib::{calibrate, Batch};
-use crate::quantize::{precision_name, quantize, write_atomic, QuantOptions, Report};
+use crate::quantize::{precision_name, quantize, QuantOptions, Report};
 
 /// Number format of the blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -44,7 +45,8 @@ pub struct Args {
     /// Float model: ONNX (either torch exporter; external data `.onnx.data` is read from
     /// the model's folder) or PyTorch safetensors state_dict (see --pool).
     pub model: PathBuf,
-    /// Where to write the blob (written atomically: never a partial file).
+    /// Where to write the blob: atomically (never a partial file), never over an input, a
+    /// symbolic link or a non-regular file.
     #[arg(long, short, value_name = "OUT")]
     pub output: PathBuf,
     /// Number format of the blob.
@@ -147,16 +149,30 @@ pub fn run(args: &Args) -> Result<()> {
     if args.calib.is_none() && args.calib_lengths.is_some() {
         bail!("--calib-lengths needs --calib");
     }
+    let model_files = import::model_files(&args.model);
+    let mut inputs = output::inputs(
+        &[],
+        &[
+            args.calib.as_deref(),
+            args.calib_lengths.as_deref(),
+            args.import.normalize.as_deref(),
+        ],
+    );
+    inputs.extend(model_files.iter().map(PathBuf::as_path));
+    output::check(&args.output, &inputs)?;
     let model = import::load_model(&args.model, &args.import.options())?;
     let calib = match &args.calib {
         Some(p) => {
-            let x = data::read_inputs(p)?;
+            let (x, lengths) = data::read_inputs_lengths(p, args.calib_lengths.as_deref())?;
             x.expect_features(model.input_size, &format!("{}", args.model.display()))
                 .with_context(|| format!("{}", p.display()))?;
-            let lengths = match &args.calib_lengths {
-                Some(lp) => Some(data::read_lengths(lp, x.n, x.t)?),
-                None => None,
-            };
+            if let Some(w) = model
+                .norm
+                .as_ref()
+                .and_then(|n| exec::norm_warning(n, &x, lengths.as_deref()))
+            {
+                eprintln!("warning: {}: {w}", p.display());
+            }
             Some((x, lengths))
         }
         None => None,
@@ -187,7 +203,7 @@ pub fn run(args: &Args) -> Result<()> {
         ),
         None => None,
     };
-    write_atomic(&args.output, &q.blob)?;
+    output::write_atomic(&args.output, &q.blob, &inputs)?;
     if args.json {
         let out = JsonOut {
             output: args.output.display().to_string(),

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use crate::data;
 use crate::exec::{self, Steps};
 use crate::import::ImportArgs;
+use crate::output;
 
 /// Arguments of `tinyrnn run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -19,13 +20,16 @@ pub struct Args {
     /// with a normalization.
     #[arg(long, short, value_name = "X.npy")]
     pub input: PathBuf,
-    /// True length of each zero-padded sequence: int .npy [N].
+    /// True length of each zero-padded sequence: int .npy [N]; the padding past it is
+    /// never read (it may hold anything, NaN included).
     #[arg(long, value_name = "L.npy")]
     pub lengths: Option<PathBuf>,
-    /// Write the outputs as float32 .npy: [N, C] (last step) or [N, T, C] (--steps all).
+    /// Write the outputs as float32 .npy: [N, C] (last step) or [N, T, C] (--steps all);
+    /// atomically, never over an input, a symbolic link or a non-regular file.
     #[arg(long, short, value_name = "Y.npy")]
     pub output: Option<PathBuf>,
-    /// Keep the output after each sequence's last frame, or after every frame.
+    /// Keep the output after each sequence's last frame, or after every frame (without -o:
+    /// one `seq=<i> step=<t> ...` line per frame of each sequence's true length).
     #[arg(long, value_enum, default_value = "last")]
     pub steps: Steps,
     /// Print `seq=<i> class=<c> logits=<v0>,<v1>,...` per sequence with the integer outputs
@@ -44,20 +48,33 @@ pub struct Args {
 /// # Errors
 /// Unreadable or invalid model/data, shape mismatches, unwritable output.
 pub fn run(args: &Args) -> Result<()> {
+    let model_files = crate::import::model_files(&args.model);
+    let mut inputs = output::inputs(
+        &[&args.input],
+        &[args.lengths.as_deref(), args.import.normalize.as_deref()],
+    );
+    inputs.extend(model_files.iter().map(PathBuf::as_path));
+    if let Some(path) = &args.output {
+        output::check(path, &inputs)?;
+    }
     let mut model = exec::load(&args.model, &args.import.options())?;
     if let exec::Runnable::Blob(b) = &mut model {
         b.f32_math = args.f32_math.into();
     }
-    let x = data::read_inputs(&args.input)?;
+    let (x, lengths) = data::read_inputs_lengths(&args.input, args.lengths.as_deref())?;
     x.expect_features(model.input_size(), &format!("{}", args.model.display()))
         .with_context(|| format!("{}", args.input.display()))?;
-    let lengths = match &args.lengths {
-        Some(p) => Some(data::read_lengths(p, x.n, x.t)?),
-        None => None,
-    };
-    let out = exec::run(&model, &x, lengths.as_deref(), args.steps)?;
+    let out = exec::run(&model, &x, lengths.as_deref(), args.steps)
+        .with_context(|| format!("{}", args.input.display()))?;
+    // after the run: a value that made it fail was reported as the error
+    if let Some(w) = model
+        .norm()
+        .and_then(|n| exec::norm_warning(&n, &x, lengths.as_deref()))
+    {
+        eprintln!("warning: {}: {w}", args.input.display());
+    }
     if let Some(path) = &args.output {
-        data::write_f32(path, &out.shape(), &out.to_f32())?;
+        data::write_f32(path, &out.shape(), &out.to_f32(), &inputs)?;
         eprintln!(
             "wrote {} {} ({})",
             path.display(),
@@ -69,12 +86,20 @@ pub fn run(args: &Args) -> Result<()> {
         let stdout = std::io::stdout();
         let mut w = std::io::BufWriter::new(stdout.lock());
         for i in 0..out.n {
-            let line = if args.raw {
-                out.raw_line(i)
-            } else {
-                float_line(&out, i)
-            };
-            writeln!(w, "{line}").context("cannot write to stdout")?;
+            match args.steps {
+                Steps::Last => {
+                    let line = if args.raw {
+                        out.raw_line(i)
+                    } else {
+                        float_line(&out, i)
+                    };
+                    writeln!(w, "{line}")
+                }
+                // every step of the sequence's true length, one line each
+                Steps::All => (0..out.lengths[i])
+                    .try_for_each(|t| writeln!(w, "{}", step_line(&out, i, t, args.raw))),
+            }
+            .context("cannot write to stdout")?;
         }
         w.flush().context("cannot write to stdout")?;
     }
@@ -89,4 +114,23 @@ fn float_line(out: &exec::Outputs, i: usize) -> String {
         .map(|&v| format!("{}", v as f32))
         .collect();
     format!("seq={i} class={} values={}", out.class(i), vals.join(","))
+}
+
+/// `seq=<i> step=<t> class=<c> values=<v0>,...` (`--steps all`); with `raw`, `logits=` and
+/// the integer outputs of an integer blob, as in [`exec::Outputs::raw_line`].
+fn step_line(out: &exec::Outputs, i: usize, t: usize, raw: bool) -> String {
+    let o = (i * out.t + t) * out.c;
+    let q = out.y_q.as_ref().map(|q| &q[o..o + out.c]);
+    let (class, vals): (usize, Vec<String>) = match q {
+        Some(q) if raw => (exec::argmax(q), q.iter().map(|v| v.to_string()).collect()),
+        _ => (
+            q.map_or_else(|| exec::argmax(out.at(i, t)), exec::argmax),
+            out.at(i, t)
+                .iter()
+                .map(|&v| format!("{}", v as f32))
+                .collect(),
+        ),
+    };
+    let key = if raw { "logits" } else { "values" };
+    format!("seq={i} step={t} class={class} {key}={}", vals.join(","))
 }

@@ -164,6 +164,48 @@ pub fn sniff(bytes: &[u8]) -> FileKind {
     FileKind::Onnx
 }
 
+/// The files a model at `path` is read from: `path` itself and, for an ONNX model with
+/// external data, each data file its tensors name (`location` joined to the model's folder,
+/// as [`onnx_tensor::ExternalData`] reads them). Commands give this list to
+/// [`crate::output`] so that no output can replace a model's data file.
+///
+/// Best effort: a file that cannot be read or decoded lists only `path` (the import reports
+/// the problem).
+pub fn model_files(path: &Path) -> Vec<PathBuf> {
+    let mut files = vec![path.to_path_buf()];
+    let Ok(bytes) = std::fs::read(path) else {
+        return files;
+    };
+    if sniff(&bytes) != FileKind::Onnx {
+        return files;
+    }
+    let Ok(model) = proto::decode_model(&bytes) else {
+        return files;
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Some(graph) = model.graph.as_ref() else {
+        return files;
+    };
+    let attr_tensors = graph
+        .node
+        .iter()
+        .flat_map(|n| n.attribute.iter().filter_map(|a| a.t.as_ref()));
+    for t in graph.initializer.iter().chain(attr_tensors) {
+        for e in &t.external_data {
+            if e.key == "location" && !e.value.is_empty() {
+                let f = dir.join(&e.value);
+                if !files.contains(&f) {
+                    files.push(f);
+                }
+            }
+        }
+    }
+    files
+}
+
 /// Imports an ONNX or safetensors model and applies `opts` (normalization), validated.
 ///
 /// # Errors

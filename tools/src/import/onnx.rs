@@ -555,7 +555,7 @@ impl<'o> Eval<'o> {
         match sym_to_const(&dims, false) {
             Some(shape) => {
                 let d: Vec<usize> = shape.as_i64().iter().map(|&x| x.max(0) as usize).collect();
-                let count = d.iter().product();
+                let count = Tensor::element_count(&d)?;
                 Ok(vec![Val::Const(Tensor::new(d, vec![v; count], value.int))])
             }
             None => bail!("ConstantOfShape with value {v} and a data-dependent shape"),
@@ -1069,7 +1069,7 @@ impl<'o> Eval<'o> {
                     });
                 }
                 if let Some(k) = infer {
-                    let known: usize = dims.iter().product();
+                    let known = Tensor::element_count(&dims)?;
                     if known == 0 {
                         bail!("Reshape with -1 and a zero dim");
                     }

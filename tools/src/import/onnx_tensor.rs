@@ -166,6 +166,10 @@ impl ExternalData {
     }
 }
 
+/// Most elements of a constant the importer builds from a shape in the file (`2^24`, 128 MiB
+/// of `f64`; the largest weight of a model the runtime accepts has `4·256·256`).
+pub const MAX_ELEMENTS: usize = 1 << 24;
+
 /// A constant tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
@@ -356,9 +360,26 @@ impl Tensor {
         s
     }
 
+    /// The element count of `dims` (checked), at most [`MAX_ELEMENTS`]: shapes computed
+    /// from a file (`ConstantOfShape`, `Expand`, …) must not overflow or ask for more memory
+    /// than any recurrent model's constants need.
+    ///
+    /// # Errors
+    /// The product overflows or exceeds [`MAX_ELEMENTS`].
+    pub fn element_count(dims: &[usize]) -> Result<usize> {
+        dims.iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= MAX_ELEMENTS)
+            .ok_or_else(|| {
+                anyhow!(
+                    "a constant of shape {dims:?} is too large (more than {MAX_ELEMENTS} elements)"
+                )
+            })
+    }
+
     /// Builds a tensor of `dims` where element `idx` is `self.data[f(idx)]`.
-    fn remap(&self, dims: Vec<usize>, f: impl Fn(&[usize]) -> usize) -> Tensor {
-        let count: usize = dims.iter().product();
+    fn remap(&self, dims: Vec<usize>, f: impl Fn(&[usize]) -> usize) -> Result<Tensor> {
+        let count = Self::element_count(&dims)?;
         let mut data = Vec::with_capacity(count);
         let mut idx = vec![0usize; dims.len()];
         for _ in 0..count {
@@ -371,11 +392,11 @@ impl Tensor {
                 idx[k] = 0;
             }
         }
-        Tensor {
+        Ok(Tensor {
             dims,
             data,
             int: self.int,
-        }
+        })
     }
 
     /// `Transpose` with `perm`.
@@ -390,9 +411,9 @@ impl Tensor {
         }
         let st = Self::strides(&self.dims);
         let dims: Vec<usize> = perm.iter().map(|&p| self.dims[p]).collect();
-        Ok(self.remap(dims, |idx| {
+        self.remap(dims, |idx| {
             idx.iter().zip(perm).map(|(&i, &p)| i * st[p]).sum()
-        }))
+        })
     }
 
     /// `Gather` along `axis` with integer `indices` (negative counts from the end).
@@ -415,7 +436,7 @@ impl Tensor {
         dims.extend(&self.dims[axis + 1..]);
         let r = indices.dims.len();
         let ist = Self::strides(&indices.dims);
-        Ok(self.remap(dims, |o| {
+        self.remap(dims, |o| {
             let mut off = 0;
             for k in 0..axis {
                 off += o[k] * st[k];
@@ -429,7 +450,7 @@ impl Tensor {
                 off += o[k + r - 1] * st[k];
             }
             off
-        }))
+        })
     }
 
     /// `Slice` with per-axis `(start, end, step)` already resolved against the dims.
@@ -444,12 +465,12 @@ impl Tensor {
             dims[axis] = len;
         }
         let strides = Self::strides(&self.dims);
-        Ok(self.remap(dims, |o| {
+        self.remap(dims, |o| {
             o.iter()
                 .enumerate()
                 .map(|(k, &i)| (start[k] + i as i64 * step[k]) as usize * strides[k])
                 .sum()
-        }))
+        })
     }
 
     /// `Concat` along `axis`.
@@ -510,18 +531,18 @@ impl Tensor {
                 bail!("cannot broadcast {:?} to {:?}", self.dims, dims);
             }
         }
-        Ok(self.remap(dims.to_vec(), |o| {
+        self.remap(dims.to_vec(), |o| {
             self.dims
                 .iter()
                 .enumerate()
                 .map(|(k, &d)| if d == 1 { 0 } else { o[pad + k] * st[k] })
                 .sum()
-        }))
+        })
     }
 
     /// Same data, new dims.
     pub fn reshaped(&self, dims: Vec<usize>) -> Result<Tensor> {
-        if dims.iter().product::<usize>() != self.data.len() {
+        if dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(self.data.len()) {
             bail!("cannot reshape {:?} to {:?}", self.dims, dims);
         }
         Ok(Tensor {

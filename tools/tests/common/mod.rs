@@ -68,7 +68,7 @@ pub fn npy(path: &Path) -> data::Array {
 
 /// Writes `f32` `.npy`.
 pub fn write_npy(path: &Path, shape: &[usize], v: &[f32]) {
-    data::write_f32(path, shape, v).unwrap();
+    data::write_f32(path, shape, v, &[]).unwrap();
 }
 
 // ------------------------------------------------------------------ ONNX building
