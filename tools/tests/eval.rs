@@ -57,6 +57,7 @@ fn eval_blob(blob: &Path, reference: &Path, plot: Option<PathBuf>, math: F32Math
         reference: Some(reference.to_path_buf()),
         json: true,
         plot: plot.clone(),
+        classes: None,
         f32_math: math,
         import: norm_args(),
     })
