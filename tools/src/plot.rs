@@ -30,6 +30,8 @@ static FONT_TTF: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
 const H_MIN: u32 = 480;
 /// Largest confusion-matrix panel: beyond it, cells shrink (see [`count_font_size`]).
 const SIDE_MAX: u32 = 1400;
+/// Largest scatter panel (it stays square, at the top, beside a taller confusion matrix).
+const SCATTER_MAX: u32 = 720;
 /// Class names longer than this are cut (with `…`) on the axes.
 const NAME_MAX: usize = 16;
 
@@ -104,7 +106,7 @@ fn canvas(res: &EvalResult, pairs: Option<&Vec<(f64, f64)>>) -> (u32, u32, u32) 
         .saturating_add(160)
         .clamp(H_MIN, SIDE_MAX);
     let w = if pairs.is_some() {
-        side + H_MIN + 20
+        side + scatter_side(side) + 20
     } else {
         side
     };
@@ -121,6 +123,11 @@ fn render_svg(res: &EvalResult, pairs: Option<&Vec<(f64, f64)>>) -> Result<Strin
         root.present().map_err(perr)?;
     }
     Ok(svg)
+}
+
+/// The scatter panel is square, at most [`SCATTER_MAX`] pixels.
+fn scatter_side(side: u32) -> u32 {
+    side.min(SCATTER_MAX)
 }
 
 /// Rasterizes the plot: width, height, 8-bit RGB pixels and where things were drawn.
@@ -162,7 +169,9 @@ fn draw<DB: DrawingBackend>(
     let (left, right) = root.split_horizontally(side);
     let d = confusion(&left, res)?;
     if let Some(p) = pairs {
-        scatter(&right.margin(0, 0, 0, 20), res, p)?;
+        let s = scatter_side(side);
+        let square = right.margin(0, 0, 0, 20).shrink((0, 0), (s, s));
+        scatter(&square, res, p)?;
     }
     Ok(d)
 }
