@@ -3,11 +3,12 @@
 text with (never run in CI; the output is committed).
 
 The source is DejaVu Sans 2.37 as Debian's `fonts-dejavu-core` package installs it
-(/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf, sha256 abdc775b...582322); matplotlib's
-wheel ships the same file (mpl-data/fonts/ttf/DejaVuSans.ttf). The subset keeps Latin
+(/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf, sha256 abdc775b...582322; matplotlib's
+wheel also ships a DejaVuSans.ttf, in mpl-data/fonts/ttf/). The subset keeps Latin
 (ASCII, Latin-1, Latin Extended-A), Greek, Cyrillic, general punctuation, super/subscripts
 and a few math signs, drops the hinting (the PNG renderer, ab_glyph, does not use it) and
-the OpenType layout tables, and keeps the legacy `kern` table (the one ab_glyph reads):
+the OpenType layout tables, and keeps the legacy `kern` table (the one ab_glyph reads) and the
+outline of `.notdef` (a character outside the subset shows as a box, not as nothing):
 759,720 bytes become about 69 kB. Licence: tools/assets/LICENSE-DejaVu.txt (Bitstream Vera
 and Arev; the DejaVu changes are in the public domain).
 
@@ -46,6 +47,7 @@ def main() -> None:
             src,
             f"--unicodes={UNICODES}",
             "--no-hinting",
+            "--notdef-outline",
             "--legacy-kern",
             "--layout-features=",
             "--drop-tables+=GSUB,GPOS,GDEF,MATH,FFTM",
