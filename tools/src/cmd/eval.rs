@@ -36,8 +36,9 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Draw the confusion matrix (and, with --reference, a scatter of the model's outputs
-    /// against the reference's) to an .svg or .png file.
+    /// Draw the confusion matrix (a count in every cell, class names with --classes) and,
+    /// with --reference, a scatter of the model's outputs against the reference's, to an
+    /// .svg or .png file. Both carry the same text: the PNG's font is built in.
     #[arg(long, value_name = "OUT.svg|OUT.png")]
     pub plot: Option<PathBuf>,
     /// Class names, in class order, for the plot's axes and the printed confusion matrix:
