@@ -913,6 +913,16 @@ fn output_never_overwrites_an_input() {
         "gen_norm.json",
     );
     let prime = copy_in(&dir, pred.join("prime.npy").to_str().unwrap(), "prime.npy");
+    // class names for `eval --classes` (an input: a plot may not replace it)
+    std::fs::write(
+        dir.0.join("names.json"),
+        r#"["a","b","c","d","e","f","g","h","i"]"#,
+    )
+    .unwrap();
+    let names = dir.p("names.json");
+    // ... and a hard link to it that a plot could be told to write
+    std::fs::hard_link(dir.0.join("names.json"), dir.0.join("names_link.svg")).unwrap();
+    let names_link = dir.p("names_link.svg");
     // a hard link to the input and a symlink to it
     std::fs::hard_link(dir.0.join("x.npy"), dir.0.join("x_hard.npy")).unwrap();
     std::os::unix::fs::symlink("x.npy", dir.0.join("x_link.npy")).unwrap();
@@ -990,6 +1000,15 @@ fn output_never_overwrites_an_input() {
         ("run -o --lengths", run(&blob, &x, &lengths), "len.npy"),
         ("run -o MODEL", run(&blob, &x, &blob), "m.trnn"),
         ("eval --plot --input", eval(&x_svg, &x_svg), "x.svg"),
+        (
+            "eval --plot --classes JSON",
+            {
+                let mut a = eval(&x, &names_link);
+                a.extend(["--classes".to_string(), names.clone()]);
+                a
+            },
+            "names.json",
+        ),
         ("generate -o --prime", generate(&prime), "prime.npy"),
         ("generate -o MODEL", generate(&gen), "gen.onnx"),
         (

@@ -57,6 +57,7 @@ fn eval_blob(blob: &Path, reference: &Path, plot: Option<PathBuf>, math: F32Math
         reference: Some(reference.to_path_buf()),
         json: true,
         plot: plot.clone(),
+        classes: None,
         f32_math: math,
         import: norm_args(),
     })
@@ -191,4 +192,127 @@ fn vowels_gru() {
 #[test]
 fn vowels_rnn() {
     check_model("rnn");
+}
+
+/// `tinyrnn eval` on the committed int8 LSTM blob (9 classes) with extra arguments.
+fn eval_cli(extra: &[&str]) -> std::process::Output {
+    let d = data();
+    let blob =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/blobs/vowels_lstm_int8.trnn");
+    std::process::Command::new(env!("CARGO_BIN_EXE_tinyrnn"))
+        .arg("eval")
+        .arg(blob)
+        .arg("--input")
+        .arg(d.join("test_raw.npy"))
+        .arg("--lengths")
+        .arg(d.join("test_lengths.npy"))
+        .arg("--labels")
+        .arg(d.join("test_labels.npy"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+const SPEAKERS: [&str; 9] = [
+    "speaker 1",
+    "speaker 2",
+    "speaker 3",
+    "speaker 4",
+    "speaker 5",
+    "speaker 6",
+    "speaker 7",
+    "speaker 8",
+    "speaker 9",
+];
+
+#[test]
+fn class_names_reach_the_plot_text_and_json() {
+    let dir = tmpdir("classes");
+    let names = dir.join("names.json");
+    std::fs::write(&names, serde_json::to_vec(&SPEAKERS).unwrap()).unwrap();
+    let svg = dir.join("cm.svg");
+    let out = eval_cli(&[
+        "--classes",
+        names.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["class_names"], serde_json::json!(SPEAKERS));
+    assert_eq!(v["classes"], 9);
+    let s = std::fs::read_to_string(&svg).unwrap();
+    for n in SPEAKERS {
+        // once as a row label, once as a column label
+        assert_eq!(s.matches(&format!("\n{n}\n</text>")).count(), 2, "{n}");
+    }
+    assert!(s.contains("int8 blob: accuracy 97.84% (N = 370)"));
+    // Every one of the 81 cells carries its count (text elements that are numbers).
+    let counts = s
+        .split("</text>")
+        .filter_map(|t| t.rsplit('>').next())
+        .filter(|t| t.trim().parse::<u64>().is_ok())
+        .count();
+    assert_eq!(counts, 81);
+
+    // The comma list, the text output and a PNG.
+    let png = dir.join("cm.png");
+    let list = SPEAKERS.join(",");
+    let out = eval_cli(&["--classes", &list, "--plot", png.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("28  speaker 9\n"), "{text}");
+    let b = std::fs::read(&png).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_class_names_fail_cleanly() {
+    let dir = tmpdir("badclasses");
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    std::fs::write(
+        p("ten.json"),
+        serde_json::to_vec(&[SPEAKERS.as_slice(), &["x"]].concat()).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(p("broken.json"), b"[\"a\", 3]").unwrap();
+    let nine_dup = "a,b,c,d,e,f,g,h,a".to_string();
+    let nine_empty = "a,b,c,,e,f,g,h,i".to_string();
+    let cases = [
+        (
+            "a,b".to_string(),
+            "--classes gives 2 names but the model has 9 classes",
+        ),
+        (
+            p("ten.json"),
+            "--classes gives 10 names but the model has 9 classes",
+        ),
+        (p("broken.json"), "expected a JSON array of class names"),
+        (p("missing.json"), "--classes: cannot read"),
+        (nine_dup, "\"a\" is given twice (names 0 and 8)"),
+        (nine_empty, "name 3 is empty"),
+    ];
+    for (spec, want) in cases {
+        let out = eval_cli(&["--classes", &spec, "--plot", &p("cm.png")]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{spec}: {err}");
+        assert_eq!(err.lines().count(), 1, "{spec}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(want),
+            "{spec}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{spec}");
+        assert!(!dir.join("cm.png").exists(), "{spec}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

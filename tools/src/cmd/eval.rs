@@ -36,11 +36,17 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Draw the confusion matrix (and, with --reference, a scatter of the model's outputs
-    /// against the reference's) to an .svg or .png file (written atomically, never over an
-    /// input, a symbolic link or a non-regular file).
+    /// Draw the confusion matrix (a count in every cell, class names with --classes) and,
+    /// with --reference, a scatter of the model's outputs against the reference's, to an
+    /// .svg or .png file. Both carry the same text: the PNG's font is built in. Written
+    /// atomically, never over an input, a symbolic link or a non-regular file.
     #[arg(long, value_name = "OUT.svg|OUT.png")]
     pub plot: Option<PathBuf>,
+    /// Class names, in class order, for the plot's axes and the printed confusion matrix:
+    /// a comma list (`--classes yes,no,maybe`) or a .json file holding an array of strings
+    /// (`--classes names.json`). Their number must equal the model's outputs.
+    #[arg(long, value_name = "A,B,..|NAMES.json")]
+    pub classes: Option<String>,
     /// Transcendental functions of float32 blobs: fast (micromath, the MCU default) or
     /// accurate (libm).
     #[arg(long, value_enum, default_value = "fast")]
@@ -63,6 +69,9 @@ pub struct EvalResult {
     pub classes: usize,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<u64>>,
+    /// Class names given with `--classes`, in class order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_names: Option<Vec<String>>,
     /// What the reference was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
@@ -162,6 +171,7 @@ pub fn evaluate(
         accuracy: correct as f64 / n.max(1) as f64,
         classes: k,
         confusion,
+        class_names: None,
         reference: None,
         reference_accuracy: None,
         agreement: None,
@@ -242,10 +252,50 @@ impl EvalResult {
             for v in row {
                 let _ = write!(s, " {v:>w$}");
             }
+            if let Some(name) = self.class_names.as_ref().and_then(|n| n.get(t)) {
+                let _ = write!(s, "  {name}");
+            }
             s.push('\n');
         }
         s
     }
+}
+
+/// The class names `--classes` gives (a comma list, or a `.json` file holding an array of
+/// strings), checked against the model's `classes` outputs: as many names as classes, none
+/// empty, none repeated, no control characters.
+///
+/// # Errors
+/// An unreadable or malformed `.json` file, or names that fail a check.
+pub fn class_names(spec: &str, classes: usize) -> Result<Vec<String>> {
+    let names: Vec<String> = if spec.to_ascii_lowercase().ends_with(".json") {
+        let bytes =
+            std::fs::read(spec).with_context(|| format!("--classes: cannot read {spec}"))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow::anyhow!("--classes {spec}: expected a JSON array of class names (strings): {e}")
+        })?
+    } else {
+        spec.split(',').map(|s| s.trim().to_string()).collect()
+    };
+    for (i, n) in names.iter().enumerate() {
+        if n.trim().is_empty() {
+            bail!("--classes: name {i} is empty");
+        }
+        if n.chars().any(char::is_control) {
+            bail!("--classes: name {i} ({n:?}) contains a control character");
+        }
+        if let Some(j) = names[..i].iter().position(|m| m == n) {
+            bail!("--classes: {n:?} is given twice (names {j} and {i})");
+        }
+    }
+    if names.len() != classes {
+        bail!(
+            "--classes gives {} name{} but the model has {classes} classes (outputs)",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(names)
 }
 
 /// Runs `tinyrnn eval`.
@@ -283,6 +333,11 @@ fn inputs(args: &Args) -> Vec<PathBuf> {
     if let Some(r) = &args.reference {
         v.extend(crate::import::model_files(r));
     }
+    if let Some(c) = args.classes.as_deref() {
+        if c.to_ascii_lowercase().ends_with(".json") {
+            v.push(PathBuf::from(c));
+        }
+    }
     v
 }
 
@@ -314,6 +369,10 @@ pub fn eval(args: &Args) -> Result<(EvalResult, Option<Pairs>)> {
     }
     let opts = args.import.options();
     let mut model = load(&args.model, &opts, args.f32_math)?;
+    let class_names = match &args.classes {
+        Some(spec) => Some(class_names(spec, model.output_size())?),
+        None => None,
+    };
     let mut reference = match &args.reference {
         Some(p) => Some(load(p, &opts, args.f32_math)?),
         None => None,
@@ -366,6 +425,7 @@ pub fn eval(args: &Args) -> Result<(EvalResult, Option<Pairs>)> {
             .zip(reference.as_ref())
             .map(|(o, r)| (r.kind(), o)),
     )?;
+    let res = EvalResult { class_names, ..res };
     let pairs = rout.map(|r| {
         out.y
             .iter()
