@@ -38,7 +38,7 @@ use crate::activation::{FastMath, Math};
 #[cfg(any(feature = "int8", feature = "int16", feature = "f32"))]
 use crate::cell::{self, Io};
 use crate::dense;
-use crate::error::{Error, Result};
+use crate::error::{Buffer, Error, Result};
 use crate::fxp::{dequantize, quantize_f32, round_shr, sat_i16};
 #[cfg(feature = "int16")]
 use crate::kernel::Int16;
@@ -97,6 +97,7 @@ pub(crate) fn rescale_q(q: i16, from: u32, to: u32) -> i16 {
 #[inline(never)]
 fn scratch_error(model: &Model<'_>, capacity: usize) -> Error {
     Error::TooLarge {
+        buffer: Buffer::Scratch,
         needed: model.scratch_len(),
         capacity,
     }
@@ -220,12 +221,14 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         let (state_len, scratch_len) = (model.state_len(), model.scratch_len());
         if state_len > STATE {
             return Err(Error::TooLarge {
+                buffer: Buffer::State,
                 needed: state_len,
                 capacity: STATE,
             });
         }
         if scratch_len > SCRATCH {
             return Err(Error::TooLarge {
+                buffer: Buffer::Scratch,
                 needed: scratch_len,
                 capacity: SCRATCH,
             });
@@ -308,6 +311,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
 
     fn too_small(&self) -> Error {
         Error::TooLarge {
+            buffer: Buffer::Scratch,
             needed: self.model.scratch_len(),
             capacity: SCRATCH,
         }
@@ -349,6 +353,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         Self::expect_len(model.input_size(), frame.len())?;
         let nx = pad4(model.input_size()) / 2;
         let xw = self.scratch.get_mut(..nx).ok_or(Error::TooLarge {
+            buffer: Buffer::Scratch,
             needed: nx,
             capacity: SCRATCH,
         })?;
@@ -370,6 +375,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             let xf = model.layers().first().map_or(0, |l| l.x_frac as u32);
             let nx = pad4(model.input_size()) / 2;
             let xw = self.scratch.get_mut(..nx).ok_or(Error::TooLarge {
+                buffer: Buffer::Scratch,
                 needed: nx,
                 capacity: SCRATCH,
             })?;
