@@ -27,7 +27,7 @@
 //! | `precision` | enum [`Precision`] (varint) | `0` int8, `1` int16, `2` f32 |
 //! | `input_size` | `u16` (varint) | features per frame |
 //! | `norm` | `Option<`[`NormDesc`]`>` | per-feature input normalization |
-//! | `layers` | seq of [`LayerDesc`] (1..=[`MAX_LAYERS`]) | the recurrent stack, input first |
+//! | `layers` | seq of [`LayerDesc`] (1..=[`MAX_LAYERS`]) | the recurrent stack, input first; a count above [`MAX_LAYERS`] is [`Error::TooManyLayers`] |
 //! | `head` | `Option<`[`DenseDesc`]`>` | dense output layer |
 //! | `output_act` | enum [`OutputAct`] | activation on the final output |
 //! | `output_frac` | `u8` | int paths: fractional bits of the final output |
@@ -59,8 +59,9 @@
 //! # What loading checks
 //!
 //! [`Model::from_blob`] checks, before any weight is read: the magic, version, flags,
-//! declared length (no trailing bytes), the CRC, that the payload decodes with nothing left
-//! over, that every dimension is in `1..=`[`MAX_DIM`] and layers chain
+//! declared length (no trailing bytes), the CRC, that the payload declares at most
+//! [`MAX_LAYERS`] layers ([`Error::TooManyLayers`]) and decodes with nothing left over,
+//! that every dimension is in `1..=`[`MAX_DIM`] and layers chain
 //! (`layers[k].input_size == layers[k-1].hidden_size`), that every tensor has exactly the
 //! byte length its dimensions and precision imply, and that every fixed-point parameter is
 //! in the range the kernels' overflow proofs assume; then, for a blob that passed all of
@@ -456,6 +457,29 @@ fn check_f32s(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The fields of a [`ModelDesc`] payload up to the layer count, which postcard writes
+/// before the layers: a sequence length is a varint, encoded as a `u64` is.
+#[derive(Deserialize)]
+struct LayerCount<'a> {
+    _precision: Precision,
+    _input_size: u16,
+    #[serde(borrow)]
+    _norm: Option<NormDesc<'a>>,
+    layers: u64,
+}
+
+/// Why `payload` did not decode: [`Error::TooManyLayers`] if it declares more than
+/// [`MAX_LAYERS`] layers (the bounded `layers` vector refuses the fifth one, which postcard
+/// reports as an anonymous serde error), else [`Error::Decode`] with `e`.
+#[cold]
+#[inline(never)]
+fn decode_error(payload: &[u8], e: postcard::Error) -> Error {
+    match postcard::take_from_bytes::<LayerCount<'_>>(payload) {
+        Ok((prefix, _)) if prefix.layers > MAX_LAYERS as u64 => Error::TooManyLayers,
+        _ => Error::Decode(e),
+    }
+}
+
 impl<'a> Model<'a> {
     /// Decodes and validates a blob. Nothing is copied: the model borrows `blob`.
     ///
@@ -487,7 +511,8 @@ impl<'a> Model<'a> {
         if crc32(payload) != le_u32(&blob[12..16]) {
             return Err(Error::BadChecksum);
         }
-        let (desc, rest): (ModelDesc<'a>, _) = postcard::take_from_bytes(payload)?;
+        let (desc, rest): (ModelDesc<'a>, _) =
+            postcard::take_from_bytes(payload).map_err(|e| decode_error(payload, e))?;
         if !rest.is_empty() {
             return Err(Error::TrailingBytes);
         }

@@ -218,8 +218,44 @@ fn description_errors() {
     let mut d = tiny();
     d.layers.clear();
     assert_eq!(Model::from_blob(&blob_of(&d)), Err(Error::BadDimension));
-    // A layer count beyond MAX_LAYERS cannot even be decoded into the fixed-capacity list.
+}
+
+/// `PAYLOAD` with its one layer repeated `n` times and the count `n`: 1×1 layers chain,
+/// and every layer after the first reads its input in the `h_frac` (15) of the one below.
+fn payload_with_layers(n: u8) -> Vec<u8> {
+    // bytes 4..46 are the layer, from `cell` to `c0` (x_frac at 8); 46.. are head, ...
+    assert_eq!((PAYLOAD[3], PAYLOAD[8], PAYLOAD[46]), (1, 12, 0x00));
+    let mut p = PAYLOAD[..3].to_vec();
+    p.push(n);
+    for k in 0..n {
+        p.extend_from_slice(&PAYLOAD[4..46]);
+        if k > 0 {
+            let x_frac = p.len() - 42 + 4;
+            p[x_frac] = 15;
+        }
+    }
+    p.extend_from_slice(&PAYLOAD[46..]);
+    p
+}
+
+#[test]
+fn more_than_max_layers_is_too_many_layers() {
+    assert_eq!(tinyrnn::MAX_LAYERS, 4);
+    let four = wrap(&payload_with_layers(4));
+    assert_eq!(Model::from_blob(&four).unwrap().layers().len(), 4);
+    // five well-formed layers: the count alone decides
+    let five = wrap(&payload_with_layers(5));
+    assert_eq!(Model::from_blob(&five), Err(Error::TooManyLayers));
+    assert_eq!(
+        Error::TooManyLayers.to_string(),
+        "the model has more layers than MAX_LAYERS"
+    );
+    // a count of 5 followed by a single layer: still the count
     let mut p = PAYLOAD.to_vec();
-    p[3] = (tinyrnn::MAX_LAYERS + 1) as u8;
+    p[3] = 5;
+    assert_eq!(Model::from_blob(&wrap(&p)), Err(Error::TooManyLayers));
+    // a count of 2 with only one layer present is a decoding error, not a layer count one
+    let mut p = PAYLOAD.to_vec();
+    p[3] = 2;
     assert!(matches!(Model::from_blob(&wrap(&p)), Err(Error::Decode(_))));
 }
