@@ -31,7 +31,57 @@
 //! | `head` | `Option<`[`DenseDesc`]`>` | dense output layer |
 //! | `output_act` | enum [`OutputAct`] | activation on the final output |
 //! | `output_frac` | `u8` | int paths: fractional bits of the final output |
-//! | `name` | `str` | free text (source model), ≤ 64 bytes |
+//! | `name` | `str` | free text (source model), ≤ [`MAX_NAME`] bytes |
+//!
+//! | field of [`NormDesc`] | postcard type | meaning |
+//! |---|---|---|
+//! | `offset` | bytes | `input_size` × `f32` LE |
+//! | `scale` | bytes | `input_size` × `f32` LE |
+//!
+//! | field of [`LayerDesc`] | postcard type | meaning |
+//! |---|---|---|
+//! | `cell` | enum [`CellKind`] | cell and variant (indices below) |
+//! | `input_size` | `u16` (varint) | width of this layer's input |
+//! | `hidden_size` | `u16` (varint) | hidden size `H` |
+//! | `x_frac` | `u8` | int paths: fractional bits of the input |
+//! | `h_frac` | `u8` | int paths: fractional bits of `h` |
+//! | `w_ih` | bytes | `gates·H` rows × `pad4(input_size)` weights |
+//! | `w_hh` | bytes | `gates·H` rows × `pad4(H)` weights |
+//! | `b_ih` | bytes | `gates·H` biases |
+//! | `b_hh` | bytes | `gates·H` biases |
+//! | `rq_ih` | bytes | int paths: `gates·H` [`Requant`] records (5 bytes: `i32` LE multiplier, `u8` shift); f32: empty |
+//! | `rq_hh` | bytes | the same for the hidden product |
+//! | `peephole` | bytes | LSTM with peepholes: `3·H` values `i, f, o`; else empty |
+//! | `p_frac` | `u8` | int paths: fractional bits of the peepholes |
+//! | `h0` | bytes | `H` values in `h` format, or empty (zeros) |
+//! | `c0` | bytes | LSTM: `H` values (int: `i32` Q16.15, f32: `f32`), or empty (zeros) |
+//!
+//! | field of [`DenseDesc`] | postcard type | meaning |
+//! |---|---|---|
+//! | `out_size` | `u16` (varint) | output width `C` |
+//! | `in_size` | `u16` (varint) | the last layer's `H` |
+//! | `weight` | bytes | `C` rows × `pad4(in_size)` weights |
+//! | `bias` | bytes | `C` biases |
+//! | `rq` | bytes | int paths: `C` [`Requant`] records; f32: empty |
+//!
+//! ## Enum indices
+//!
+//! An enum is its variant index (a varint, one byte for all of these) followed by the
+//! variant's fields. The index is the variant's position in its declaration, so the order
+//! of the variants below *is* the format: reordering or inserting a variant changes every
+//! blob and needs a new [`FORMAT_VERSION`] (`tests/blob_format.rs` pins each index).
+//!
+//! | enum | index: variant (then its fields) |
+//! |---|---|
+//! | [`Precision`] | `0` `Int8`, `1` `Int16`, `2` `F32` |
+//! | [`CellKind`] | `0` `Rnn` then an [`RnnAct`]; `1` `Gru` then `linear_before_reset: bool`; `2` `Lstm` then `peepholes: bool` |
+//! | [`RnnAct`] | `0` `Tanh`, `1` `Relu` |
+//! | [`OutputAct`] | `0` `Identity`, `1` `Sigmoid`, `2` `Tanh`, `3` `Softmax` |
+//! | `Option` | `0` `None`, `1` `Some` then the value |
+//!
+//! So a layer's `cell` is two bytes: `00 00` RNN tanh, `00 01` RNN ReLU, `01 01` GRU with
+//! `linear_before_reset` (PyTorch), `01 00` GRU resetting before the product, `02 00` LSTM,
+//! `02 01` LSTM with peepholes. Any other index fails to decode ([`Error::Decode`]).
 //!
 //! ## Tensor layout
 //!
@@ -98,6 +148,9 @@ pub const fn pad4(cols: usize) -> usize {
 }
 
 /// Number format of weights and activations, for the whole model.
+///
+/// The variant order is the blob format (see [Enum indices](crate::model#enum-indices)): never
+/// reorder or insert variants without a new [`FORMAT_VERSION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Precision {
@@ -158,6 +211,9 @@ impl Precision {
 }
 
 /// Non-linearity of an Elman RNN layer.
+///
+/// The variant order is the blob format (see [Enum indices](crate::model#enum-indices)): never
+/// reorder or insert variants without a new [`FORMAT_VERSION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RnnAct {
@@ -168,6 +224,9 @@ pub enum RnnAct {
 }
 
 /// The recurrent cell of a layer and its variant.
+///
+/// The variant order is the blob format (see [Enum indices](crate::model#enum-indices)): never
+/// reorder or insert variants without a new [`FORMAT_VERSION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CellKind {
@@ -222,6 +281,9 @@ impl CellKind {
 }
 
 /// Activation applied to the model's final output vector.
+///
+/// The variant order is the blob format (see [Enum indices](crate::model#enum-indices)): never
+/// reorder or insert variants without a new [`FORMAT_VERSION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum OutputAct {

@@ -665,11 +665,17 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     }
 
     /// CRC-32 of the model's shape (precision, dimensions, cells, formats) followed by the
-    /// state bytes.
+    /// state bytes; the numbering is in [`save_state`](Self::save_state)'s docs and
+    /// spelled out here, independent of the enums' declaration order.
     fn state_tag(&self, state_bytes: impl Iterator<Item = [u8; 4]>) -> u32 {
         let m = self.model;
         let mut d = STATE_CRC.digest();
-        d.update(&[m.precision() as u8]);
+        let precision = match m.precision() {
+            Precision::Int8 => 0u8,
+            Precision::Int16 => 1,
+            Precision::F32 => 2,
+        };
+        d.update(&[precision]);
         d.update(&(m.input_size() as u16).to_le_bytes());
         for l in m.layers() {
             let kind = match l.cell {
@@ -697,6 +703,19 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     /// Writes the state to `out` (see [`saved_len`](Self::saved_len)): the used state words
     /// little-endian, then a CRC-32 tag over the model's shape and those bytes. Returns the
     /// number of bytes written.
+    ///
+    /// The tag is the CRC-32/ISO-HDLC ([`crc32`](crate::model::crc32)) of, in order:
+    ///
+    /// | bytes | value |
+    /// |---|---|
+    /// | 1 | precision: `0` int8, `1` int16, `2` f32 |
+    /// | 2 | the model's `input_size`, `u16` LE |
+    /// | 7 per layer | cell (`0` RNN tanh, `1` RNN ReLU, `2` GRU `linear_before_reset`, `3` GRU reset before the product, `4` LSTM, `5` LSTM with peepholes), `x_frac`, `h_frac`, `input_size` `u16` LE, `hidden_size` `u16` LE |
+    /// | 4 per state word | the state words as written, `i32` LE |
+    ///
+    /// These numbers are the saved-state format: they are fixed here, not taken from the
+    /// enums' order (`tests/blob_format.rs` pins them), so a state saved before an update
+    /// restores after it as long as the model is the same.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] if `out` is shorter than [`saved_len`](Self::saved_len).
