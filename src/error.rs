@@ -29,13 +29,16 @@ pub enum Error {
     BadQuantization,
     /// A field holds a combination this runtime does not support (e.g. a float tensor in an integer model).
     Unsupported,
-    /// More layers than [`MAX_LAYERS`](crate::MAX_LAYERS).
+    /// The payload declares more layers than [`MAX_LAYERS`](crate::MAX_LAYERS).
     TooManyLayers,
-    /// The model needs more state or scratch words than the `Session` was declared with.
+    /// One of a [`Session`](crate::Session)'s buffers is smaller than the model needs.
     TooLarge {
-        /// Words the model needs.
+        /// The buffer that is short: the `STATE` or the `SCRATCH` const parameter.
+        buffer: Buffer,
+        /// Words the model needs ([`Model::state_len`](crate::Model::state_len) or
+        /// [`Model::scratch_len`](crate::Model::scratch_len)).
         needed: usize,
-        /// Words the `Session` type provides.
+        /// Words the `Session` type provides (the value of that const parameter).
         capacity: usize,
     },
     /// An input frame or output buffer has the wrong length for this model.
@@ -63,6 +66,34 @@ pub enum Error {
     /// `"f32"`) is disabled. Only [`Model::from_blob`](crate::Model::from_blob) and
     /// [`Model::from_desc`](crate::Model::from_desc) return it, after every format check.
     FeatureDisabled(&'static str),
+    /// [`Config::window`](crate::Config::window) is `Some(0)`: a window holds at least one
+    /// frame (`None` decides only at [`end_sequence`](crate::Classifier::end_sequence)).
+    ZeroWindow,
+    /// [`Config::smoothing`](crate::Config::smoothing) is on but the
+    /// [`Classifier`](crate::Classifier)'s history length `K` is 0: smoothing needs `K ≥ 1`.
+    SmoothingWithoutHistory,
+}
+
+/// The buffer of a [`Session`](crate::Session) that [`Error::TooLarge`] found too small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Buffer {
+    /// The recurrent state, `STATE` `i32` words ([`Model::state_len`](crate::Model::state_len)).
+    State,
+    /// The scratch memory of a step, `SCRATCH` `u32` words
+    /// ([`Model::scratch_len`](crate::Model::scratch_len)).
+    Scratch,
+}
+
+impl Buffer {
+    /// The name of the session's const parameter sizing this buffer: `"STATE"` or
+    /// `"SCRATCH"`.
+    pub const fn param(self) -> &'static str {
+        match self {
+            Buffer::State => "STATE",
+            Buffer::Scratch => "SCRATCH",
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].
@@ -90,10 +121,18 @@ impl fmt::Display for Error {
                 f.write_str("the model uses a feature this runtime does not support")
             }
             Error::TooManyLayers => f.write_str("the model has more layers than MAX_LAYERS"),
-            Error::TooLarge { needed, capacity } => write!(
-                f,
-                "the model needs {needed} words but the session provides {capacity}"
-            ),
+            Error::TooLarge {
+                buffer,
+                needed,
+                capacity,
+            } => {
+                let p = buffer.param();
+                write!(
+                    f,
+                    "the session's {p} buffer holds {capacity} words but the model needs \
+                     {needed} (raise the {p} const parameter)"
+                )
+            }
             Error::LengthMismatch { expected, got } => {
                 write!(f, "expected a slice of length {expected}, got {got}")
             }
@@ -109,6 +148,14 @@ impl fmt::Display for Error {
             Error::FeatureDisabled(feat) => write!(
                 f,
                 "the model needs the cargo feature `{feat}` of tinyrnn, disabled in this build"
+            ),
+            Error::ZeroWindow => f.write_str(
+                "Config::window is Some(0): a window holds at least one frame \
+                 (None decides only at end_sequence)",
+            ),
+            Error::SmoothingWithoutHistory => f.write_str(
+                "Config::smoothing is on but the classifier's history length K is 0 \
+                 (smoothing needs K >= 1)",
             ),
         }
     }

@@ -1,8 +1,24 @@
 //! Portable dot-product kernels and the packing helpers of the scratch buffer.
 //!
-//! Every matrix–vector product of the runtime goes through the three `dot_*` functions of
-//! this module, so a target-specific version (e.g. `SMLAD` / `SMLALD` on Cortex-M4) can
-//! replace this one module without touching the cells.
+//! The portable kernels are five: one row at a time, [`dot_i8`], [`dot_i16`] and
+//! [`dot_f32`]; four consecutive rows in one pass over the vector, [`dot4_i8`] and
+//! [`dot4_i16`]. Every matrix–vector product of the runtime reaches them through this
+//! module: the integer paths through the `IntKernel` trait (`pre` one row, `pre4` four rows,
+//! `pre4x2` both products of four units), used by the cells' gates (`cell::IntGate`) and the
+//! integer dense head; the f32 path through [`pre_f32`].
+//!
+//! On Cortex-M cores with the DSP extension (cfg `tinyrnn_dsp`, module `dsp`) the int8
+//! and int16 kernels are replaced, inside this module, by assembly computing the same
+//! integers (`SMLAD` / `SMLALD`): [`dot_i8`] by `dsp::dot_i8`, [`dot4_i8`] by
+//! `dsp::dot4_i8`, [`dot4_i16`] by `dsp::dot4_i16`; the single-row [`dot_i16`] (the last
+//! `H mod 4` rows of an int16 gate, the int16 dense head) and [`dot_f32`] stay portable.
+//! One path leaves this module's dispatch: for int8 layers `cell::IntGate` holds a
+//! `dsp::Gate8`, and each full block of four units of a gate gets both products, the
+//! biases and the requantization from one call of its assembly (`Gate8::block`); only a
+//! gate `Gate8` refuses (never one of a validated model) falls back to `pre4x2`. Other
+//! cores (Cortex-M0/M3, RISC-V, the host) run the portable kernels; Arm cores without DSP
+//! use four [`dot_i8`] passes instead of [`dot4_i8`] (four accumulators do not fit their
+//! low registers).
 //!
 //! * Activations are packed two `i16` per `u32`, low half = even index (the layout
 //!   `SMLAD` multiplies). Rows and vectors are padded to a multiple of 4 with zeros.

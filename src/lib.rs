@@ -80,7 +80,7 @@ mod testutil;
 
 pub use activation::F32Math;
 pub use dense::softmax_q;
-pub use error::{Error, Result};
+pub use error::{Buffer, Error, Result};
 pub use generate::Generator;
 pub use model::{CellKind, Model, OutputAct, Precision, RnnAct};
 pub use session::Session;

@@ -27,11 +27,61 @@
 //! | `precision` | enum [`Precision`] (varint) | `0` int8, `1` int16, `2` f32 |
 //! | `input_size` | `u16` (varint) | features per frame |
 //! | `norm` | `Option<`[`NormDesc`]`>` | per-feature input normalization |
-//! | `layers` | seq of [`LayerDesc`] (1..=[`MAX_LAYERS`]) | the recurrent stack, input first |
+//! | `layers` | seq of [`LayerDesc`] (1..=[`MAX_LAYERS`]) | the recurrent stack, input first; a count above [`MAX_LAYERS`] is [`Error::TooManyLayers`] |
 //! | `head` | `Option<`[`DenseDesc`]`>` | dense output layer |
 //! | `output_act` | enum [`OutputAct`] | activation on the final output |
 //! | `output_frac` | `u8` | int paths: fractional bits of the final output |
-//! | `name` | `str` | free text (source model), ≤ 64 bytes |
+//! | `name` | `str` | free text (source model), ≤ [`MAX_NAME`] bytes |
+//!
+//! | field of [`NormDesc`] | postcard type | meaning |
+//! |---|---|---|
+//! | `offset` | bytes | `input_size` × `f32` LE |
+//! | `scale` | bytes | `input_size` × `f32` LE |
+//!
+//! | field of [`LayerDesc`] | postcard type | meaning |
+//! |---|---|---|
+//! | `cell` | enum [`CellKind`] | cell and variant (indices below) |
+//! | `input_size` | `u16` (varint) | width of this layer's input |
+//! | `hidden_size` | `u16` (varint) | hidden size `H` |
+//! | `x_frac` | `u8` | int paths: fractional bits of the input |
+//! | `h_frac` | `u8` | int paths: fractional bits of `h` |
+//! | `w_ih` | bytes | `gates·H` rows × `pad4(input_size)` weights |
+//! | `w_hh` | bytes | `gates·H` rows × `pad4(H)` weights |
+//! | `b_ih` | bytes | `gates·H` biases |
+//! | `b_hh` | bytes | `gates·H` biases |
+//! | `rq_ih` | bytes | int paths: `gates·H` [`Requant`] records (5 bytes: `i32` LE multiplier, `u8` shift); f32: empty |
+//! | `rq_hh` | bytes | the same for the hidden product |
+//! | `peephole` | bytes | LSTM with peepholes: `3·H` values `i, f, o`; else empty |
+//! | `p_frac` | `u8` | int paths: fractional bits of the peepholes |
+//! | `h0` | bytes | `H` values in `h` format, or empty (zeros) |
+//! | `c0` | bytes | LSTM: `H` values (int: `i32` Q16.15, f32: `f32`), or empty (zeros) |
+//!
+//! | field of [`DenseDesc`] | postcard type | meaning |
+//! |---|---|---|
+//! | `out_size` | `u16` (varint) | output width `C` |
+//! | `in_size` | `u16` (varint) | the last layer's `H` |
+//! | `weight` | bytes | `C` rows × `pad4(in_size)` weights |
+//! | `bias` | bytes | `C` biases |
+//! | `rq` | bytes | int paths: `C` [`Requant`] records; f32: empty |
+//!
+//! ## Enum indices
+//!
+//! An enum is its variant index (a varint, one byte for all of these) followed by the
+//! variant's fields. The index is the variant's position in its declaration, so the order
+//! of the variants below *is* the format: reordering or inserting a variant changes every
+//! blob and needs a new [`FORMAT_VERSION`] (`tests/blob_format.rs` pins each index).
+//!
+//! | enum | index: variant (then its fields) |
+//! |---|---|
+//! | [`Precision`] | `0` `Int8`, `1` `Int16`, `2` `F32` |
+//! | [`CellKind`] | `0` `Rnn` then an [`RnnAct`]; `1` `Gru` then `linear_before_reset: bool`; `2` `Lstm` then `peepholes: bool` |
+//! | [`RnnAct`] | `0` `Tanh`, `1` `Relu` |
+//! | [`OutputAct`] | `0` `Identity`, `1` `Sigmoid`, `2` `Tanh`, `3` `Softmax` |
+//! | `Option` | `0` `None`, `1` `Some` then the value |
+//!
+//! So a layer's `cell` is two bytes: `00 00` RNN tanh, `00 01` RNN ReLU, `01 01` GRU with
+//! `linear_before_reset` (PyTorch), `01 00` GRU resetting before the product, `02 00` LSTM,
+//! `02 01` LSTM with peepholes. Any other index fails to decode ([`Error::Decode`]).
 //!
 //! ## Tensor layout
 //!
@@ -59,8 +109,9 @@
 //! # What loading checks
 //!
 //! [`Model::from_blob`] checks, before any weight is read: the magic, version, flags,
-//! declared length (no trailing bytes), the CRC, that the payload decodes with nothing left
-//! over, that every dimension is in `1..=`[`MAX_DIM`] and layers chain
+//! declared length (no trailing bytes), the CRC, that the payload declares at most
+//! [`MAX_LAYERS`] layers ([`Error::TooManyLayers`]) and decodes with nothing left over,
+//! that every dimension is in `1..=`[`MAX_DIM`] and layers chain
 //! (`layers[k].input_size == layers[k-1].hidden_size`), that every tensor has exactly the
 //! byte length its dimensions and precision imply, and that every fixed-point parameter is
 //! in the range the kernels' overflow proofs assume; then, for a blob that passed all of
@@ -97,6 +148,9 @@ pub const fn pad4(cols: usize) -> usize {
 }
 
 /// Number format of weights and activations, for the whole model.
+///
+/// The variant order is the blob format (see [Enum indices](crate::model#enum-indices)): never
+/// reorder or insert variants without a new [`FORMAT_VERSION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Precision {
@@ -157,6 +211,9 @@ impl Precision {
 }
 
 /// Non-linearity of an Elman RNN layer.
+///
+/// The variant order is the blob format (see [Enum indices](crate::model#enum-indices)): never
+/// reorder or insert variants without a new [`FORMAT_VERSION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RnnAct {
@@ -167,6 +224,9 @@ pub enum RnnAct {
 }
 
 /// The recurrent cell of a layer and its variant.
+///
+/// The variant order is the blob format (see [Enum indices](crate::model#enum-indices)): never
+/// reorder or insert variants without a new [`FORMAT_VERSION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CellKind {
@@ -221,6 +281,9 @@ impl CellKind {
 }
 
 /// Activation applied to the model's final output vector.
+///
+/// The variant order is the blob format (see [Enum indices](crate::model#enum-indices)): never
+/// reorder or insert variants without a new [`FORMAT_VERSION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum OutputAct {
@@ -456,6 +519,29 @@ fn check_f32s(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The fields of a [`ModelDesc`] payload up to the layer count, which postcard writes
+/// before the layers: a sequence length is a varint, encoded as a `u64` is.
+#[derive(Deserialize)]
+struct LayerCount<'a> {
+    _precision: Precision,
+    _input_size: u16,
+    #[serde(borrow)]
+    _norm: Option<NormDesc<'a>>,
+    layers: u64,
+}
+
+/// Why `payload` did not decode: [`Error::TooManyLayers`] if it declares more than
+/// [`MAX_LAYERS`] layers (the bounded `layers` vector refuses the fifth one, which postcard
+/// reports as an anonymous serde error), else [`Error::Decode`] with `e`.
+#[cold]
+#[inline(never)]
+fn decode_error(payload: &[u8], e: postcard::Error) -> Error {
+    match postcard::take_from_bytes::<LayerCount<'_>>(payload) {
+        Ok((prefix, _)) if prefix.layers > MAX_LAYERS as u64 => Error::TooManyLayers,
+        _ => Error::Decode(e),
+    }
+}
+
 impl<'a> Model<'a> {
     /// Decodes and validates a blob. Nothing is copied: the model borrows `blob`.
     ///
@@ -487,7 +573,8 @@ impl<'a> Model<'a> {
         if crc32(payload) != le_u32(&blob[12..16]) {
             return Err(Error::BadChecksum);
         }
-        let (desc, rest): (ModelDesc<'a>, _) = postcard::take_from_bytes(payload)?;
+        let (desc, rest): (ModelDesc<'a>, _) =
+            postcard::take_from_bytes(payload).map_err(|e| decode_error(payload, e))?;
         if !rest.is_empty() {
             return Err(Error::TrailingBytes);
         }

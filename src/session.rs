@@ -38,7 +38,7 @@ use crate::activation::{FastMath, Math};
 #[cfg(any(feature = "int8", feature = "int16", feature = "f32"))]
 use crate::cell::{self, Io};
 use crate::dense;
-use crate::error::{Error, Result};
+use crate::error::{Buffer, Error, Result};
 use crate::fxp::{dequantize, quantize_f32, round_shr, sat_i16};
 #[cfg(feature = "int16")]
 use crate::kernel::Int16;
@@ -97,6 +97,7 @@ pub(crate) fn rescale_q(q: i16, from: u32, to: u32) -> i16 {
 #[inline(never)]
 fn scratch_error(model: &Model<'_>, capacity: usize) -> Error {
     Error::TooLarge {
+        buffer: Buffer::Scratch,
         needed: model.scratch_len(),
         capacity,
     }
@@ -220,12 +221,14 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         let (state_len, scratch_len) = (model.state_len(), model.scratch_len());
         if state_len > STATE {
             return Err(Error::TooLarge {
+                buffer: Buffer::State,
                 needed: state_len,
                 capacity: STATE,
             });
         }
         if scratch_len > SCRATCH {
             return Err(Error::TooLarge {
+                buffer: Buffer::Scratch,
                 needed: scratch_len,
                 capacity: SCRATCH,
             });
@@ -308,6 +311,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
 
     fn too_small(&self) -> Error {
         Error::TooLarge {
+            buffer: Buffer::Scratch,
             needed: self.model.scratch_len(),
             capacity: SCRATCH,
         }
@@ -349,6 +353,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         Self::expect_len(model.input_size(), frame.len())?;
         let nx = pad4(model.input_size()) / 2;
         let xw = self.scratch.get_mut(..nx).ok_or(Error::TooLarge {
+            buffer: Buffer::Scratch,
             needed: nx,
             capacity: SCRATCH,
         })?;
@@ -370,6 +375,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             let xf = model.layers().first().map_or(0, |l| l.x_frac as u32);
             let nx = pad4(model.input_size()) / 2;
             let xw = self.scratch.get_mut(..nx).ok_or(Error::TooLarge {
+                buffer: Buffer::Scratch,
                 needed: nx,
                 capacity: SCRATCH,
             })?;
@@ -659,11 +665,17 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     }
 
     /// CRC-32 of the model's shape (precision, dimensions, cells, formats) followed by the
-    /// state bytes.
+    /// state bytes; the numbering is in [`save_state`](Self::save_state)'s docs and
+    /// spelled out here, independent of the enums' declaration order.
     fn state_tag(&self, state_bytes: impl Iterator<Item = [u8; 4]>) -> u32 {
         let m = self.model;
         let mut d = STATE_CRC.digest();
-        d.update(&[m.precision() as u8]);
+        let precision = match m.precision() {
+            Precision::Int8 => 0u8,
+            Precision::Int16 => 1,
+            Precision::F32 => 2,
+        };
+        d.update(&[precision]);
         d.update(&(m.input_size() as u16).to_le_bytes());
         for l in m.layers() {
             let kind = match l.cell {
@@ -691,6 +703,19 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     /// Writes the state to `out` (see [`saved_len`](Self::saved_len)): the used state words
     /// little-endian, then a CRC-32 tag over the model's shape and those bytes. Returns the
     /// number of bytes written.
+    ///
+    /// The tag is the CRC-32/ISO-HDLC ([`crc32`](crate::model::crc32)) of, in order:
+    ///
+    /// | bytes | value |
+    /// |---|---|
+    /// | 1 | precision: `0` int8, `1` int16, `2` f32 |
+    /// | 2 | the model's `input_size`, `u16` LE |
+    /// | 7 per layer | cell (`0` RNN tanh, `1` RNN ReLU, `2` GRU `linear_before_reset`, `3` GRU reset before the product, `4` LSTM, `5` LSTM with peepholes), `x_frac`, `h_frac`, `input_size` `u16` LE, `hidden_size` `u16` LE |
+    /// | 4 per state word | the state words as written, `i32` LE |
+    ///
+    /// These numbers are the saved-state format: they are fixed here, not taken from the
+    /// enums' order (`tests/blob_format.rs` pins them), so a state saved before an update
+    /// restores after it as long as the model is the same.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] if `out` is shorter than [`saved_len`](Self::saved_len).

@@ -47,10 +47,11 @@ pub struct Decision {
 #[non_exhaustive]
 pub struct Config {
     /// Decide (then reset) after this many frames; `None`: only on
-    /// [`end_sequence`](Classifier::end_sequence). `Some(0)` is rejected.
+    /// [`end_sequence`](Classifier::end_sequence). `Some(0)` is rejected ([`Error::ZeroWindow`]).
     pub window: Option<u32>,
     /// Classify after every frame and keep the last `K` decisions for
-    /// [`smoothed`](Classifier::smoothed) (costs one head evaluation per frame).
+    /// [`smoothed`](Classifier::smoothed) (costs one head evaluation per frame). Needs
+    /// `K ≥ 1`.
     pub smoothing: bool,
 }
 
@@ -105,7 +106,8 @@ impl<const K: usize> History<K> {
     }
 }
 
-/// A streaming classifier over a [`Session`]; `K` (≥ 1) is the smoothing history length.
+/// A streaming classifier over a [`Session`]; `K` is the smoothing history length: at least
+/// 1 with [`Config::smoothing`], unused (0 is fine) without.
 #[derive(Debug, Clone)]
 pub struct Classifier<'m, const STATE: usize, const SCRATCH: usize, const K: usize> {
     session: Session<'m, STATE, SCRATCH>,
@@ -120,10 +122,14 @@ impl<'m, const STATE: usize, const SCRATCH: usize, const K: usize>
     /// A classifier in the model's initial state.
     ///
     /// # Errors
-    /// As [`Session::new`]; [`Error::Unsupported`] for `window: Some(0)`.
+    /// [`Error::ZeroWindow`] for `window: Some(0)`; [`Error::SmoothingWithoutHistory`] for
+    /// `smoothing: true` with `K = 0`; then as [`Session::new`].
     pub fn new(model: &'m Model<'m>, cfg: Config) -> Result<Self> {
         if cfg.window == Some(0) {
-            return Err(Error::Unsupported);
+            return Err(Error::ZeroWindow);
+        }
+        if cfg.smoothing && K == 0 {
+            return Err(Error::SmoothingWithoutHistory);
         }
         Ok(Classifier {
             session: Session::new(model)?,
@@ -257,12 +263,21 @@ mod tests {
         };
         assert_eq!(
             Classifier::<4, 4, 2>::new(&model, bad).err(),
-            Some(Error::Unsupported)
+            Some(Error::ZeroWindow)
+        );
+        let no_history = Config {
+            window: None,
+            smoothing: true,
+        };
+        assert_eq!(
+            Classifier::<4, 4, 0>::new(&model, no_history).err(),
+            Some(Error::SmoothingWithoutHistory)
         );
         let small = Classifier::<2, 4, 2>::new(&model, cfg).err();
         assert_eq!(
             small,
             Some(Error::TooLarge {
+                buffer: crate::Buffer::State,
                 needed: 3,
                 capacity: 2
             })

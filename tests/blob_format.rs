@@ -218,8 +218,210 @@ fn description_errors() {
     let mut d = tiny();
     d.layers.clear();
     assert_eq!(Model::from_blob(&blob_of(&d)), Err(Error::BadDimension));
-    // A layer count beyond MAX_LAYERS cannot even be decoded into the fixed-capacity list.
+}
+
+/// `PAYLOAD` with its one layer repeated `n` times and the count `n`: 1×1 layers chain,
+/// and every layer after the first reads its input in the `h_frac` (15) of the one below.
+fn payload_with_layers(n: u8) -> Vec<u8> {
+    // bytes 4..46 are the layer, from `cell` to `c0` (x_frac at 8); 46.. are head, ...
+    assert_eq!((PAYLOAD[3], PAYLOAD[8], PAYLOAD[46]), (1, 12, 0x00));
+    let mut p = PAYLOAD[..3].to_vec();
+    p.push(n);
+    for k in 0..n {
+        p.extend_from_slice(&PAYLOAD[4..46]);
+        if k > 0 {
+            let x_frac = p.len() - 42 + 4;
+            p[x_frac] = 15;
+        }
+    }
+    p.extend_from_slice(&PAYLOAD[46..]);
+    p
+}
+
+#[test]
+fn more_than_max_layers_is_too_many_layers() {
+    assert_eq!(tinyrnn::MAX_LAYERS, 4);
+    let four = wrap(&payload_with_layers(4));
+    assert_eq!(Model::from_blob(&four).unwrap().layers().len(), 4);
+    // five well-formed layers: the count alone decides
+    let five = wrap(&payload_with_layers(5));
+    assert_eq!(Model::from_blob(&five), Err(Error::TooManyLayers));
+    assert_eq!(
+        Error::TooManyLayers.to_string(),
+        "the model has more layers than MAX_LAYERS"
+    );
+    // a count of 5 followed by a single layer: still the count
     let mut p = PAYLOAD.to_vec();
-    p[3] = (tinyrnn::MAX_LAYERS + 1) as u8;
+    p[3] = 5;
+    assert_eq!(Model::from_blob(&wrap(&p)), Err(Error::TooManyLayers));
+    // a count of 2 with only one layer present is a decoding error, not a layer count one
+    let mut p = PAYLOAD.to_vec();
+    p[3] = 2;
     assert!(matches!(Model::from_blob(&wrap(&p)), Err(Error::Decode(_))));
+}
+
+/// `value` encoded alone, as it is inside a payload.
+fn encoded<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut buf = [0u8; 8];
+    postcard::to_slice(value, &mut buf).unwrap().to_vec()
+}
+
+/// Every variant of every enum in the payload with its exact bytes (the "Enum indices" table
+/// of src/model.rs), both ways. A reordered variant changes a byte here; an added one makes
+/// the index after the last listed one decode, which the test refuses.
+#[test]
+fn enum_indices_are_pinned() {
+    let precisions = [
+        (Precision::Int8, [0x00]),
+        (Precision::Int16, [0x01]),
+        (Precision::F32, [0x02]),
+    ];
+    for (p, bytes) in precisions {
+        assert_eq!(encoded(&p), bytes, "{p:?}");
+        assert_eq!(postcard::from_bytes::<Precision>(&bytes), Ok(p));
+    }
+    let acts = [(RnnAct::Tanh, [0x00]), (RnnAct::Relu, [0x01])];
+    for (a, bytes) in acts {
+        assert_eq!(encoded(&a), bytes, "{a:?}");
+        assert_eq!(postcard::from_bytes::<RnnAct>(&bytes), Ok(a));
+    }
+    let cells = [
+        (CellKind::Rnn(RnnAct::Tanh), [0x00, 0x00]),
+        (CellKind::Rnn(RnnAct::Relu), [0x00, 0x01]),
+        (
+            CellKind::Gru {
+                linear_before_reset: false,
+            },
+            [0x01, 0x00],
+        ),
+        (
+            CellKind::Gru {
+                linear_before_reset: true,
+            },
+            [0x01, 0x01],
+        ),
+        (CellKind::Lstm { peepholes: false }, [0x02, 0x00]),
+        (CellKind::Lstm { peepholes: true }, [0x02, 0x01]),
+    ];
+    for (c, bytes) in cells {
+        assert_eq!(encoded(&c), bytes, "{c:?}");
+        assert_eq!(postcard::from_bytes::<CellKind>(&bytes), Ok(c));
+    }
+    let outputs = [
+        (OutputAct::Identity, [0x00]),
+        (OutputAct::Sigmoid, [0x01]),
+        (OutputAct::Tanh, [0x02]),
+        (OutputAct::Softmax, [0x03]),
+    ];
+    for (o, bytes) in outputs {
+        assert_eq!(encoded(&o), bytes, "{o:?}");
+        assert_eq!(postcard::from_bytes::<OutputAct>(&bytes), Ok(o));
+    }
+    // one past the last index of each enum does not decode: the lists above are complete
+    assert!(postcard::from_bytes::<Precision>(&[0x03]).is_err());
+    assert!(postcard::from_bytes::<RnnAct>(&[0x02]).is_err());
+    assert!(postcard::from_bytes::<CellKind>(&[0x03, 0x00]).is_err());
+    assert!(postcard::from_bytes::<OutputAct>(&[0x04]).is_err());
+    // and in place: PAYLOAD's cell (bytes 4 and 5) set to each one decodes to that cell
+    for (c, bytes) in cells {
+        let mut p = PAYLOAD.to_vec();
+        p[4..6].copy_from_slice(&bytes);
+        let desc: ModelDesc<'_> = postcard::from_bytes(&p).unwrap();
+        assert_eq!(desc.layers[0].cell, c);
+    }
+}
+
+/// A 1×1 f32 layer of `cell` (zero weights), its byte tensors leaked for `'static`.
+fn f32_layer(cell: CellKind) -> LayerDesc<'static> {
+    let zeros = |n: usize| -> &'static [u8] { Box::leak(vec![0u8; n].into_boxed_slice()) };
+    let g = cell.gates();
+    LayerDesc {
+        cell,
+        input_size: 1,
+        hidden_size: 1,
+        x_frac: 0,
+        h_frac: 0,
+        w_ih: zeros(4 * g * 4), // g rows × pad4(1) columns × 4 bytes
+        w_hh: zeros(4 * g * 4),
+        b_ih: zeros(4 * g),
+        b_hh: zeros(4 * g),
+        rq_ih: &[],
+        rq_hh: &[],
+        peephole: if cell == (CellKind::Lstm { peepholes: true }) {
+            zeros(3 * 4)
+        } else {
+            &[]
+        },
+        p_frac: 0,
+        h0: &[],
+        c0: &[],
+    }
+}
+
+/// The bytes the saved-state tag hashes before the state words (the table in
+/// `Session::save_state`'s docs), written out by hand for a one-layer 1 → 1 model.
+fn tag_prefix(precision: u8, cell: u8, x_frac: u8, h_frac: u8) -> Vec<u8> {
+    vec![precision, 1, 0, cell, x_frac, h_frac, 1, 0, 1, 0]
+}
+
+/// Saves the state of a fresh session after one step on `model` and checks the tag against
+/// `prefix` followed by the saved words.
+fn check_tag(model: &Model<'_>, prefix: &[u8], what: &str) {
+    let mut s = Session::<2, 16>::new(model).unwrap();
+    s.step(&[0.5]).unwrap();
+    let mut saved = [0u8; 12];
+    let n = s.save_state(&mut saved).unwrap();
+    assert_eq!(n, 4 * model.state_len() + 4, "{what}");
+    let (body, tag) = saved[..n].split_at(n - 4);
+    let mut hashed = prefix.to_vec();
+    hashed.extend_from_slice(body);
+    let want = tinyrnn::model::crc32(&hashed);
+    assert_eq!(tag, want.to_le_bytes(), "{what}");
+}
+
+/// The saved-state tag's numbering of precisions and cells is fixed (independent of the
+/// enums' declaration order): a state saved by one release restores in the next.
+#[test]
+fn saved_state_tag_numbering_is_pinned() {
+    // precision byte: 0 int8 (the hand-written blob: RNN tanh, x_frac 12, h_frac 15)
+    let mut blob = HEADER.to_vec();
+    blob.extend_from_slice(&PAYLOAD);
+    let int8 = Model::from_blob(&blob).unwrap();
+    check_tag(&int8, &tag_prefix(0, 0, 12, 15), "int8");
+    // 1 int16: the same layer with int16 weights and i64 biases
+    let mut d = tiny();
+    d.precision = Precision::Int16;
+    d.layers[0].w_ih = &[5, 0, 0, 0, 0, 0, 0, 0];
+    d.layers[0].w_hh = &[0xFD, 0xFF, 0, 0, 0, 0, 0, 0];
+    d.layers[0].b_ih = &[100, 0, 0, 0, 0, 0, 0, 0];
+    d.layers[0].b_hh = &[0xFF; 8];
+    let int16 = Model::from_desc(d).unwrap();
+    check_tag(&int16, &tag_prefix(1, 0, 12, 15), "int16");
+    // 2 f32, and the six cell numbers
+    let cells = [
+        (CellKind::Rnn(RnnAct::Tanh), 0),
+        (CellKind::Rnn(RnnAct::Relu), 1),
+        (
+            CellKind::Gru {
+                linear_before_reset: true,
+            },
+            2,
+        ),
+        (
+            CellKind::Gru {
+                linear_before_reset: false,
+            },
+            3,
+        ),
+        (CellKind::Lstm { peepholes: false }, 4),
+        (CellKind::Lstm { peepholes: true }, 5),
+    ];
+    for (cell, id) in cells {
+        let mut d = tiny();
+        d.precision = Precision::F32;
+        d.output_frac = 0;
+        d.layers[0] = f32_layer(cell);
+        let m = Model::from_desc(d).unwrap();
+        check_tag(&m, &tag_prefix(2, id, 0, 0), &format!("{cell:?}"));
+    }
 }

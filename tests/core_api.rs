@@ -6,8 +6,8 @@ mod testutil;
 use testutil::*;
 use tinyrnn::fxp::quantize_f32;
 use tinyrnn::{
-    CellKind, Classifier, Config, Error, F32Math, Generator, Model, OutputAct, Precision, RnnAct,
-    Session,
+    Buffer, CellKind, Classifier, Config, Error, F32Math, Generator, Model, OutputAct, Precision,
+    RnnAct, Session,
 };
 
 const ALL: [Precision; 3] = [Precision::F32, Precision::Int16, Precision::Int8];
@@ -41,23 +41,45 @@ fn capacity_is_checked() {
         let b = blob(&m, p, &calib(&mut rng));
         let model = Model::from_blob(&b).unwrap();
         assert_eq!(model.state_len(), 10);
-        let s = Session::<9, 64>::new(&model);
+        let e = Session::<9, 64>::new(&model).err();
         assert_eq!(
-            s.err(),
+            e,
             Some(Error::TooLarge {
+                buffer: Buffer::State,
                 needed: 10,
                 capacity: 9
             })
         );
-        let need = model.scratch_len();
-        let s = Session::<10, 3>::new(&model);
         assert_eq!(
-            s.err(),
+            e.unwrap().to_string(),
+            "the session's STATE buffer holds 9 words but the model needs 10 \
+             (raise the STATE const parameter)"
+        );
+        let need = model.scratch_len();
+        let e = Session::<10, 3>::new(&model).err();
+        assert_eq!(
+            e,
             Some(Error::TooLarge {
+                buffer: Buffer::Scratch,
                 needed: need,
                 capacity: 3
             })
         );
+        assert_eq!(
+            e.unwrap().to_string(),
+            format!(
+                "the session's SCRATCH buffer holds 3 words but the model needs {need} \
+                 (raise the SCRATCH const parameter)"
+            )
+        );
+        // both short: the state is checked first
+        assert!(matches!(
+            Session::<9, 3>::new(&model),
+            Err(Error::TooLarge {
+                buffer: Buffer::State,
+                ..
+            })
+        ));
         assert_eq!(need, if p.is_int() { 6 } else { 12 }); // (pad4(3) + pad4(5)) / per word
         assert!(Session::<10, 12>::new(&model).is_ok());
     }
@@ -383,9 +405,12 @@ fn classifier_window() {
         let mut cfg = Config::default();
         assert_eq!((cfg.window, cfg.smoothing), (None, false));
         cfg.window = Some(0);
+        let e = Classifier::<16, 16, 3>::new(&model, cfg).err();
+        assert_eq!(e, Some(Error::ZeroWindow));
         assert_eq!(
-            Classifier::<16, 16, 3>::new(&model, cfg).err(),
-            Some(Error::Unsupported)
+            e.unwrap().to_string(),
+            "Config::window is Some(0): a window holds at least one frame \
+             (None decides only at end_sequence)"
         );
         cfg.window = Some(4);
         let mut c = Classifier::<16, 16, 3>::new(&model, cfg).unwrap();
@@ -432,6 +457,16 @@ fn classifier_smoothing_majority() {
         let model = Model::from_blob(&b).unwrap();
         let mut cfg = Config::default();
         cfg.smoothing = true;
+        // K = 0 keeps no decision: smoothing needs K >= 1
+        let e = Classifier::<8, 8, 0>::new(&model, cfg).err();
+        assert_eq!(e, Some(Error::SmoothingWithoutHistory));
+        assert_eq!(
+            e.unwrap().to_string(),
+            "Config::smoothing is on but the classifier's history length K is 0 \
+             (smoothing needs K >= 1)"
+        );
+        // without smoothing K is unused, and 0 is fine
+        assert!(Classifier::<8, 8, 0>::new(&model, Config::default()).is_ok());
         let mut c = Classifier::<8, 8, 5>::new(&model, cfg).unwrap();
         assert_eq!(c.smoothed(), None);
         for k in [0, 1, 1, 0, 2] {

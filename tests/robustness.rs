@@ -369,11 +369,31 @@ fn out_of_range_ids_and_lengths_fail_to_decode() {
     d.layers[0].cell = CellKind::Rnn(RnnAct::Relu);
     let at = diff_at(&rb, &d);
     decode_err(splice(&rnn, at, 1, &[2]), "rnn act 2");
-    // five layers (MAX_LAYERS is 4): the count varint follows precision, input_size
+    // more than MAX_LAYERS (4) layers: the count varint follows precision, input_size
     // (12: one byte) and the norm (Some: tag, two 48-byte slices)
     let at = HEADER_LEN + 1 + 1 + 1 + 2 * (1 + 48);
     assert_eq!(int[at], 1, "layer count");
-    decode_err(splice(&int, at, 1, &[5]), "5 layers");
+    for (count, varint) in [
+        (5, &[5][..]),
+        (300, &[0xAC, 0x02]),
+        (
+            u64::MAX,
+            &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+        ),
+    ] {
+        assert_eq!(
+            Model::from_blob(&splice(&int, at, 1, varint)).err(),
+            Some(Error::TooManyLayers),
+            "{count} layers"
+        );
+    }
+    // a count the vector holds, but only one layer follows: the payload runs out
+    decode_err(splice(&int, at, 1, &[4]), "4 layers declared, 1 present");
+    // a count varint longer than any u64: not a count at all
+    decode_err(
+        splice(&int, at, 1, &[0xFF; 11]),
+        "layer count varint overflow",
+    );
     // a slice length beyond the blob (u32::MAX, and a 10-byte varint beyond u64)
     let mut d = base.clone();
     let w = d.layers[0].w_ih;

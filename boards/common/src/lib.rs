@@ -86,8 +86,13 @@ fn report_error(e: &tinyrnn::Error) {
         E::BadQuantization => line.str("BadQuantization"),
         E::Unsupported => line.str("Unsupported"),
         E::TooManyLayers => line.str("TooManyLayers"),
-        E::TooLarge { needed, capacity } => {
-            line.str("TooLarge { needed: ").int(*needed as i64);
+        E::TooLarge {
+            buffer,
+            needed,
+            capacity,
+        } => {
+            line.str("TooLarge { buffer: ").str(buffer.param());
+            line.str(", needed: ").int(*needed as i64);
             line.str(", capacity: ").int(*capacity as i64).str(" }")
         }
         E::LengthMismatch { expected, got } => {
@@ -101,6 +106,8 @@ fn report_error(e: &tinyrnn::Error) {
         E::BadState => line.str("BadState"),
         // a feature left out of this firmware (boards/common/README.md, "Features")
         E::FeatureDisabled(f) => line.str("FeatureDisabled(").str(f).str(")"),
+        E::ZeroWindow => line.str("ZeroWindow"),
+        E::SmoothingWithoutHistory => line.str("SmoothingWithoutHistory"),
         _ => line.str("(a tinyrnn::Error this firmware does not name)"),
     };
     defmt::println!("{=str}", line.as_str());

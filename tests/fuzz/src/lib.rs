@@ -405,7 +405,7 @@ fn run_classifier(m: &Model<'_>, u: &mut Unstructured<'_>) -> AResult<()> {
     let mut c = match Classifier::<STATE, SCRATCH, 5>::new(m, cfg) {
         Ok(c) => c,
         Err(e) => {
-            assert_eq!((cfg.window, e), (Some(0), Error::Unsupported));
+            assert_eq!((cfg.window, e), (Some(0), Error::ZeroWindow));
             return Ok(());
         }
     };
