@@ -1,0 +1,163 @@
+//! Exporter glue folded away: element-wise `Add`/`Sub`/`Mul`/`Div` on constants and shape
+//! vectors, and per-feature affine maps on the sequence folded into the input
+//! normalization or into the dense head.
+
+use anyhow::{anyhow, bail, Result};
+use tinyrnn::OutputAct;
+
+use super::super::onnx_tensor::Tensor;
+use super::super::proto::NodeProto;
+use super::value::{make_sym, to_sym, Ax, Dim, Seq, Stage, Val};
+use super::Eval;
+
+impl Eval<'_> {
+    pub(super) fn arith(&self, n: &NodeProto, op: &str) -> Result<Vec<Val>> {
+        let a = self.input(n, 0)?;
+        let b = self.input(n, 1)?;
+        let f: fn(f64, f64) -> f64 = match op {
+            "Add" => |x, y| x + y,
+            "Sub" => |x, y| x - y,
+            "Mul" => |x, y| x * y,
+            _ => |x, y| x / y,
+        };
+        match (a, b) {
+            (Val::Const(x), Val::Const(y)) => {
+                let mut t = x.binop(&y, f)?;
+                if op == "Div" && t.int {
+                    t.data.iter_mut().for_each(|v| *v = v.trunc());
+                }
+                Ok(vec![Val::Const(t)])
+            }
+            (Val::Seq(s), Val::Const(c)) => Ok(vec![Val::Seq(self.seq_arith(s, &c, op, false)?)]),
+            (Val::Const(c), Val::Seq(s)) => Ok(vec![Val::Seq(self.seq_arith(s, &c, op, true)?)]),
+            (Val::Seq(_), Val::Seq(_)) => bail!(
+                "{op} of two data-dependent tensors (residual connections etc. are not supported)"
+            ),
+            (x @ (Val::Sym { .. } | Val::Const(_)), y @ (Val::Sym { .. } | Val::Const(_))) => {
+                let (xv, xs) = to_sym(&x)?;
+                let (yv, ys) = to_sym(&y)?;
+                let len = xv.len().max(yv.len());
+                if (xv.len() != len && xv.len() != 1) || (yv.len() != len && yv.len() != 1) {
+                    bail!(
+                        "{op} of shape vectors of lengths {} and {}",
+                        xv.len(),
+                        yv.len()
+                    );
+                }
+                let mut out = Vec::with_capacity(len);
+                for k in 0..len {
+                    let p = xv[if xv.len() == 1 { 0 } else { k }];
+                    let q = yv[if yv.len() == 1 { 0 } else { k }];
+                    out.push(match (p, q) {
+                        (Dim::K(u), Dim::K(v)) => Dim::K(f(u as f64, v as f64).trunc() as i64),
+                        (d, Dim::K(1)) if op == "Mul" || op == "Div" => d,
+                        (Dim::K(1), d) if op == "Mul" => d,
+                        (d, Dim::K(0)) if op == "Add" || op == "Sub" => d,
+                        (Dim::K(0), d) if op == "Add" => d,
+                        _ => bail!("{op} of the symbolic sizes {p:?} and {q:?}"),
+                    });
+                }
+                Ok(vec![make_sym(out, xs && ys)])
+            }
+            (Val::Zeros(d), Val::Const(_)) | (Val::Const(_), Val::Zeros(d)) if op == "Mul" => {
+                Ok(vec![Val::Zeros(d)])
+            }
+            _ => bail!("{op} of these operands is not supported"),
+        }
+    }
+
+    /// `seq op c` (or `c op seq` if `rev`).
+    pub(super) fn seq_arith(&self, mut s: Seq, c: &Tensor, op: &str, rev: bool) -> Result<Seq> {
+        if s.parts.len() != 1 {
+            bail!("{op} on stacked layer states");
+        }
+        let last = *s
+            .axes
+            .last()
+            .ok_or_else(|| anyhow!("{op} on a rank-0 value"))?;
+        let width = match self.ax(last) {
+            Ax::Feat(w) => w,
+            other => bail!("{op} on the data sequence whose last axis is {other:?} (not features)"),
+        };
+        if c.is_empty() {
+            bail!("{op} with an empty constant");
+        }
+        // The constant must vary along the feature axis only.
+        if c.dims.len() > s.axes.len()
+            || c.dims[..c.dims.len().saturating_sub(1)]
+                .iter()
+                .any(|&d| d != 1)
+        {
+            bail!(
+                "{op} with a constant of shape {:?}: only per-feature constants are supported",
+                c.dims
+            );
+        }
+        let cv: Vec<f64> = match c.dims.last() {
+            None | Some(1) => vec![c.data[0]; width],
+            Some(&w) if w == width => c.data.clone(),
+            Some(&w) => bail!("{op} with {w} values on {width} features"),
+        };
+        let stage = s.parts.pop().unwrap_or(Stage::Input {
+            a: vec![],
+            b: vec![],
+        });
+        let stage = match stage {
+            Stage::Input { mut a, mut b } => {
+                for j in 0..width {
+                    let k = cv[j];
+                    match (op, rev) {
+                        ("Add", _) => b[j] += k,
+                        ("Sub", false) => b[j] -= k,
+                        ("Sub", true) => {
+                            a[j] = -a[j];
+                            b[j] = k - b[j];
+                        }
+                        ("Mul", _) => {
+                            a[j] *= k;
+                            b[j] *= k;
+                        }
+                        ("Div", false) => {
+                            a[j] /= k;
+                            b[j] /= k;
+                        }
+                        _ => bail!("dividing a constant by the input is not supported"),
+                    }
+                }
+                Stage::Input { a, b }
+            }
+            Stage::Rec {
+                layer,
+                cell,
+                head: Some(mut d),
+                act: OutputAct::Identity,
+            } => {
+                for (r, &k) in cv.iter().enumerate() {
+                    match (op, rev) {
+                        ("Add", _) => d.b[r] += k,
+                        ("Sub", false) => d.b[r] -= k,
+                        ("Mul", _) | ("Div", false) => {
+                            let m = if op == "Mul" { k } else { 1.0 / k };
+                            d.b[r] *= m;
+                            for w in &mut d.w[r * d.inp..(r + 1) * d.inp] {
+                                *w *= m;
+                            }
+                        }
+                        _ => bail!("{op} with the head output as the second operand is not supported"),
+                    }
+                }
+                Stage::Rec {
+                    layer,
+                    cell,
+                    head: Some(d),
+                    act: OutputAct::Identity,
+                }
+            }
+            Stage::Rec { .. } => bail!(
+                "{op} on a recurrent layer's state (or after the output activation) is not supported"
+            ),
+        };
+        s.parts.push(stage);
+        Ok(s)
+    }
+}

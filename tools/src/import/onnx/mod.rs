@@ -1,0 +1,478 @@
+//! ONNX → [`FloatModel`] by symbolic evaluation of the graph.
+//!
+//! Every value the output depends on is evaluated, in graph order, to one of:
+//!
+//! * a **constant** tensor (initializers, `Constant`, and anything computed from them:
+//!   constant folding of Transpose/Gather/Slice/Concat/Reshape/arithmetic…);
+//! * a **symbolic shape** (a small integer vector whose entries may be the batch or time
+//!   size, from `Shape` of the data);
+//! * **zeros** of a symbolic shape (`ConstantOfShape`/`Expand` of 0: a zero initial state);
+//! * **the sequence**: the tensor derived from the graph input, described by the meaning
+//!   of each axis (batch, time, features, size-1) and by what it holds (the input with a
+//!   pending per-feature affine map, or the hidden state of recurrent layer *k*, possibly
+//!   through a dense head and an output activation).
+//!
+//! A recurrent node (`LSTM`/`GRU`/`RNN`) consumes the sequence and appends a layer; the
+//! graph output must end up as the last layer's hidden state (or its head). Nothing
+//! depends on the exporter's exact op sequence, so batch-first or not, `Squeeze` vs
+//! `Reshape`, `Gather(-1)` vs `Slice`, `Gemm` vs `MatMul + Add` all work; anything the
+//! evaluator cannot give a meaning is a one-line error naming the node and op.
+
+mod activation;
+mod dense;
+mod fold;
+mod recurrent;
+mod shape;
+mod value;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::onnx_tensor::{ExternalData, Tensor};
+use super::proto::{self, AttributeProto, NodeProto};
+use super::ImportOptions;
+use crate::ir::{FloatDense, FloatLayer, FloatModel, Norm};
+use value::{sym_to_const, Ax, Dim, Seq, Stage, Val};
+
+const RECURRENT: [&str; 3] = ["LSTM", "GRU", "RNN"];
+
+fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    n.attribute.iter().find(|a| a.name == name)
+}
+fn attr_i(n: &NodeProto, name: &str) -> Option<i64> {
+    attr(n, name).map(|a| a.i)
+}
+fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(n, name).map(|a| a.ints.clone())
+}
+fn attr_f(n: &NodeProto, name: &str) -> Option<f32> {
+    attr(n, name).map(|a| a.f)
+}
+fn attr_s(n: &NodeProto, name: &str) -> Option<String> {
+    attr(n, name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
+}
+fn attr_strs(n: &NodeProto, name: &str) -> Option<Vec<String>> {
+    attr(n, name).map(|a| {
+        a.strings
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect()
+    })
+}
+
+fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a >= r {
+        bail!("axis {axis} out of range for rank {rank}");
+    }
+    Ok(a as usize)
+}
+
+/// Imports an ONNX model (see the module docs) read from the file `model_path`: tensors
+/// stored as external data are read from files in its folder (see [`ExternalData`]).
+///
+/// # Errors
+/// Malformed protobuf, unsupported ops/attributes (named), unrolled graphs (with a hint),
+/// missing or malformed external data.
+pub fn import(bytes: &[u8], opts: &ImportOptions, model_path: &Path) -> Result<FloatModel> {
+    let model = proto::decode_model(bytes).map_err(|e| {
+        anyhow!("not an ONNX model, a safetensors file or a tinyrnn blob (protobuf: {e})")
+    })?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| anyhow!("not an ONNX model (no graph)"))?;
+    if graph.node.is_empty() {
+        bail!("not an ONNX model, or an empty graph (no nodes)");
+    }
+    if graph.output.is_empty() {
+        bail!("the graph has no output");
+    }
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+    if !ops
+        .iter()
+        .any(|o| RECURRENT.contains(o) || *o == "Loop" || *o == "Scan")
+    {
+        let count = |op: &str| ops.iter().filter(|o| **o == op).count();
+        bail!(
+            "no LSTM/GRU/RNN node in the graph ({} nodes: {} MatMul/Gemm, {} Sigmoid, {} Tanh): \
+             this looks like an unrolled export (torch.onnx.export's default dynamo exporter); \
+             re-export with torch.onnx.export(..., dynamo=False)",
+            ops.len(),
+            count("MatMul") + count("Gemm"),
+            count("Sigmoid"),
+            count("Tanh")
+        );
+    }
+    let mut ev = Eval::new(opts, ExternalData::beside(model_path));
+    for t in &graph.initializer {
+        let v = Tensor::from_proto_in(t, Some(&ev.ext))
+            .with_context(|| format!("initializer `{}`", t.name))?;
+        ev.vals.insert(t.name.clone(), Val::Const(v));
+    }
+    // The data input: the graph inputs that are not initializers.
+    let data_inputs: Vec<&proto::ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !ev.vals.contains_key(&i.name))
+        .collect();
+    let out_name = graph.output[0].name.clone();
+    // Which nodes the first output needs.
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (k, n) in graph.node.iter().enumerate() {
+        for o in &n.output {
+            producer.insert(o.as_str(), k);
+        }
+    }
+    let mut needed = vec![false; graph.node.len()];
+    let mut stack = vec![out_name.as_str()];
+    let mut seen: HashSet<&str> = HashSet::new();
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name) {
+            continue;
+        }
+        if let Some(&k) = producer.get(name) {
+            needed[k] = true;
+            for i in &graph.node[k].input {
+                if !i.is_empty() {
+                    stack.push(i.as_str());
+                }
+            }
+        }
+    }
+    let used_inputs: Vec<&&proto::ValueInfoProto> = data_inputs
+        .iter()
+        .filter(|i| seen.contains(i.name.as_str()))
+        .collect();
+    let input = match used_inputs.len() {
+        1 => used_inputs[0],
+        0 => bail!("the output `{out_name}` does not depend on any graph input"),
+        _ => bail!(
+            "the graph has {} data inputs ({}): only one input sequence is supported (initial states must be initializers, not inputs)",
+            used_inputs.len(),
+            used_inputs
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let dims: Vec<Option<i64>> = input
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| s.dim.iter().map(|d| d.dim_value).collect())
+        .unwrap_or_default();
+    let features = match dims.last() {
+        Some(Some(f)) if *f > 0 => *f as usize,
+        _ => bail!(
+            "input `{}` must have a fixed last (feature) dimension, got {:?}",
+            input.name,
+            dims
+        ),
+    };
+    let axes = match dims.len() {
+        3 => vec![Ax::Free(0), Ax::Free(1), Ax::Feat(features)],
+        2 => vec![Ax::Free(0), Ax::Feat(features)],
+        r => bail!(
+            "input `{}` has rank {r}: expected [batch, time, features] or [time, batch, features]",
+            input.name
+        ),
+    };
+    ev.features = features;
+    if dims.len() == 3 {
+        for (slot, d) in ev.fixed.iter_mut().zip(&dims) {
+            *slot = d.and_then(|d| usize::try_from(d).ok()).filter(|&d| d > 0);
+        }
+    }
+    ev.vals.insert(
+        input.name.clone(),
+        Val::Seq(Seq {
+            axes,
+            parts: vec![Stage::Input {
+                a: vec![1.0; features],
+                b: vec![0.0; features],
+            }],
+            last: false,
+        }),
+    );
+    for (k, node) in graph.node.iter().enumerate() {
+        if !needed[k] {
+            continue;
+        }
+        let label = if node.name.is_empty() {
+            format!("node {k} ({})", node.op_type)
+        } else {
+            format!("node `{}` ({})", node.name, node.op_type)
+        };
+        let outs = ev.node(node).with_context(|| label.clone())?;
+        for (name, v) in node.output.iter().zip(outs) {
+            if !name.is_empty() {
+                ev.vals.insert(name.clone(), v);
+            }
+        }
+    }
+    let out = ev
+        .vals
+        .get(&out_name)
+        .cloned()
+        .ok_or_else(|| anyhow!("the output `{out_name}` is never computed"))?;
+    ev.finish(out, &out_name)
+}
+
+struct Eval<'o> {
+    opts: &'o ImportOptions,
+    /// Where tensors stored as external data are read from.
+    ext: ExternalData,
+    vals: HashMap<String, Val>,
+    layers: Vec<FloatLayer>,
+    features: usize,
+    /// Normalization folded from the input's affine glue.
+    norm: Option<Norm>,
+    /// Role of the input's leading axes once a recurrent node has revealed it.
+    free: [Option<Ax>; 2],
+    /// Fixed sizes of the input's leading axes, when the graph input declares them (the
+    /// default exporter without `dynamic_shapes` bakes the example's batch and time sizes
+    /// into its `Reshape` targets).
+    fixed: [Option<usize>; 2],
+}
+
+impl<'o> Eval<'o> {
+    fn new(opts: &'o ImportOptions, ext: ExternalData) -> Self {
+        Eval {
+            opts,
+            ext,
+            vals: HashMap::new(),
+            layers: Vec::new(),
+            features: 0,
+            norm: None,
+            free: [None, None],
+            fixed: [None, None],
+        }
+    }
+
+    /// The fixed size of a leading (batch / time) axis of the sequence, if the input
+    /// declares it.
+    fn fixed_size(&self, a: Ax) -> Option<usize> {
+        match a {
+            Ax::Free(i) => self.fixed.get(i as usize).copied().flatten(),
+            Ax::Batch | Ax::Time => (0..2)
+                .find(|&i| self.free[i] == Some(a))
+                .and_then(|i| self.fixed[i]),
+            _ => None,
+        }
+    }
+
+    fn ax(&self, a: Ax) -> Ax {
+        match a {
+            Ax::Free(i) => self.free[i as usize].unwrap_or(a),
+            other => other,
+        }
+    }
+
+    fn dim(&self, d: Dim) -> Dim {
+        match d {
+            Dim::Free(i) => match self.free[i as usize] {
+                Some(Ax::Batch) => Dim::Batch,
+                Some(Ax::Time) => Dim::Time,
+                _ => d,
+            },
+            other => other,
+        }
+    }
+
+    fn input(&self, n: &NodeProto, i: usize) -> Result<Val> {
+        match n.input.get(i) {
+            None => Ok(Val::Absent),
+            Some(s) if s.is_empty() => Ok(Val::Absent),
+            Some(s) => self
+                .vals
+                .get(s)
+                .cloned()
+                .ok_or_else(|| anyhow!("input `{s}` is not defined before this node")),
+        }
+    }
+
+    fn konst(&self, n: &NodeProto, i: usize, what: &str) -> Result<Tensor> {
+        match self.input(n, i)? {
+            Val::Const(t) => Ok(t),
+            Val::Sym { v, scalar } => sym_to_const(&v, scalar)
+                .ok_or_else(|| anyhow!("{what} depends on the batch/time size")),
+            Val::Absent => bail!("{what} is missing"),
+            _ => bail!("{what} must be a constant"),
+        }
+    }
+
+    fn opt_ints(&self, n: &NodeProto, attr_name: &str, input: usize) -> Result<Option<Vec<i64>>> {
+        if let Some(v) = attr_ints(n, attr_name) {
+            return Ok(Some(v));
+        }
+        match self.input(n, input)? {
+            Val::Absent => Ok(None),
+            _ => Ok(Some(self.konst(n, input, attr_name)?.as_i64())),
+        }
+    }
+
+    fn node(&mut self, n: &NodeProto) -> Result<Vec<Val>> {
+        if !n.domain.is_empty() && n.domain != "ai.onnx" {
+            bail!(
+                "unsupported op `{}::{}` (custom domain)",
+                n.domain,
+                n.op_type
+            );
+        }
+        let op = n.op_type.as_str();
+        let one = |v: Val| Ok(vec![v]);
+        match op {
+            "Constant" => {
+                if let Some(a) = attr(n, "value") {
+                    let t = a
+                        .t
+                        .as_ref()
+                        .ok_or_else(|| anyhow!("Constant without a tensor"))?;
+                    return one(Val::Const(Tensor::from_proto_in(t, Some(&self.ext))?));
+                }
+                if let Some(v) = attr_ints(n, "value_ints") {
+                    return one(Val::Const(Tensor::ints(&v)));
+                }
+                if let Some(a) = attr(n, "value_int") {
+                    return one(Val::Const(Tensor::new(vec![], vec![a.i as f64], true)));
+                }
+                if let Some(a) = attr(n, "value_float") {
+                    return one(Val::Const(Tensor::new(vec![], vec![a.f as f64], false)));
+                }
+                if let Some(a) = attr(n, "value_floats") {
+                    let d: Vec<f64> = a.floats.iter().map(|&v| v as f64).collect();
+                    return one(Val::Const(Tensor::new(vec![d.len()], d, false)));
+                }
+                bail!("unsupported Constant (no value / value_int(s) / value_float(s))")
+            }
+            "Identity" | "Dropout" => one(self.input(n, 0)?),
+            "Cast" | "CastLike" => {
+                let v = self.input(n, 0)?;
+                let to_int = match attr_i(n, "to") {
+                    Some(t) => !matches!(
+                        t as i32,
+                        proto::dtype::FLOAT
+                            | proto::dtype::DOUBLE
+                            | proto::dtype::FLOAT16
+                            | proto::dtype::BFLOAT16
+                    ),
+                    None => false,
+                };
+                one(match v {
+                    Val::Const(mut t) => {
+                        if to_int {
+                            t.data.iter_mut().for_each(|x| *x = x.trunc());
+                        }
+                        t.int = to_int;
+                        Val::Const(t)
+                    }
+                    other => other,
+                })
+            }
+            "Shape" => self.shape(n),
+            "Size" => bail!("unsupported op `Size`"),
+            "ConstantOfShape" => self.constant_of_shape(n),
+            "Expand" => self.expand(n),
+            "Gather" => self.gather(n),
+            "Unsqueeze" => self.unsqueeze(n),
+            "Squeeze" => self.squeeze(n),
+            "Slice" => self.slice(n),
+            "Concat" => self.concat(n),
+            "Transpose" => self.transpose(n),
+            "Reshape" => self.reshape(n),
+            "Flatten" => self.flatten(n),
+            "Add" | "Sub" | "Mul" | "Div" => self.arith(n, op),
+            "Neg" => match self.input(n, 0)? {
+                Val::Const(t) => one(Val::Const(Tensor {
+                    data: t.data.iter().map(|v| -v).collect(),
+                    ..t
+                })),
+                _ => bail!("Neg of a non-constant is not supported"),
+            },
+            "Sqrt" | "Reciprocal" => match self.input(n, 0)? {
+                Val::Const(t) => {
+                    let f: fn(f64) -> f64 = if op == "Sqrt" { f64::sqrt } else { f64::recip };
+                    one(Val::Const(Tensor {
+                        data: t.data.iter().map(|&v| f(v)).collect(),
+                        int: false,
+                        ..t
+                    }))
+                }
+                _ => bail!("{op} of a non-constant is not supported"),
+            },
+            "MatMul" => self.matmul(n),
+            "Gemm" => self.gemm(n),
+            "Softmax" | "Sigmoid" | "Tanh" => self.activation(n, op),
+            "LSTM" | "GRU" | "RNN" => self.recurrent(n, op),
+            "Loop" | "Scan" => bail!(
+                "unsupported op `{op}`: this looks like a scripted/unrolled export; re-export with torch.onnx.export(..., dynamo=False)"
+            ),
+            other => bail!("unsupported ONNX op `{other}`"),
+        }
+    }
+
+    fn finish(mut self, out: Val, name: &str) -> Result<FloatModel> {
+        let s = match out {
+            Val::Seq(s) => s,
+            _ => bail!("the output `{name}` does not depend on the input"),
+        };
+        if s.parts.len() != 1 {
+            bail!("the output `{name}` stacks the states of several layers");
+        }
+        let nl = self.layers.len();
+        let (head, act) = match s.parts.into_iter().next() {
+            Some(Stage::Rec {
+                layer,
+                cell: false,
+                head,
+                act,
+            }) if layer + 1 == nl => (head, act),
+            Some(Stage::Rec { cell: true, .. }) => {
+                bail!("the output `{name}` is an LSTM cell state (Y_c): not supported")
+            }
+            Some(Stage::Rec { layer, .. }) => bail!(
+                "the output `{name}` comes from recurrent layer {layer}, not from the last one ({})",
+                nl - 1
+            ),
+            _ => bail!("the output `{name}` does not go through a recurrent layer"),
+        };
+        for &a in &s.axes {
+            match self.ax(a) {
+                Ax::Batch | Ax::Time | Ax::TimeLast | Ax::Unit | Ax::Feat(_) => {}
+                other => bail!("the output `{name}` has a {other:?} axis"),
+            }
+        }
+        if let Some(want) = self.opts.output_act {
+            if want != act {
+                bail!(
+                    "--output-activation {want:?} contradicts the graph, whose output activation is {act:?}"
+                );
+            }
+        }
+        let head = head.map(|d| FloatDense {
+            out_size: d.out,
+            in_size: d.inp,
+            weight: to_f32(d.w),
+            bias: to_f32(d.b),
+        });
+        let layers = std::mem::take(&mut self.layers);
+        Ok(FloatModel {
+            input_size: self.features,
+            norm: self.norm.take(),
+            layers,
+            head,
+            output_act: act,
+            name: String::new(),
+        })
+    }
+}
+
+fn to_f32(v: Vec<f64>) -> Vec<f32> {
+    v.into_iter().map(|x| x as f32).collect()
+}
