@@ -1,16 +1,95 @@
-//! Exporter glue folded away: element-wise `Add`/`Sub`/`Mul`/`Div` on constants and shape
-//! vectors, and per-feature affine maps on the sequence folded into the input
-//! normalization or into the dense head.
+//! Exporter glue folded away: `Constant`, `Identity`/`Dropout`, `Cast`/`CastLike`, the
+//! element-wise `Neg`/`Sqrt`/`Reciprocal` of constants, and `Add`/`Sub`/`Mul`/`Div` on
+//! constants and shape vectors, or per-feature on the sequence, where they fold into the
+//! input normalization or into the dense head.
 
 use anyhow::{anyhow, bail, Result};
 use tinyrnn::OutputAct;
 
 use super::super::onnx_tensor::Tensor;
-use super::super::proto::NodeProto;
+use super::super::proto::{self, NodeProto};
 use super::value::{make_sym, to_sym, Ax, Dim, Seq, Stage, Val};
-use super::Eval;
+use super::{attr, attr_i, attr_ints, Eval};
 
 impl Eval<'_> {
+    pub(super) fn constant(&self, n: &NodeProto) -> Result<Vec<Val>> {
+        let one = |v: Val| Ok(vec![v]);
+        if let Some(a) = attr(n, "value") {
+            let t =
+                a.t.as_ref()
+                    .ok_or_else(|| anyhow!("Constant without a tensor"))?;
+            return one(Val::Const(Tensor::from_proto_in(t, Some(&self.ext))?));
+        }
+        if let Some(v) = attr_ints(n, "value_ints") {
+            return one(Val::Const(Tensor::ints(&v)));
+        }
+        if let Some(a) = attr(n, "value_int") {
+            return one(Val::Const(Tensor::new(vec![], vec![a.i as f64], true)));
+        }
+        if let Some(a) = attr(n, "value_float") {
+            return one(Val::Const(Tensor::new(vec![], vec![a.f as f64], false)));
+        }
+        if let Some(a) = attr(n, "value_floats") {
+            let d: Vec<f64> = a.floats.iter().map(|&v| v as f64).collect();
+            return one(Val::Const(Tensor::new(vec![d.len()], d, false)));
+        }
+        bail!("unsupported Constant (no value / value_int(s) / value_float(s))")
+    }
+
+    /// `Identity`, and `Dropout` (inference: the identity).
+    pub(super) fn identity(&self, n: &NodeProto) -> Result<Vec<Val>> {
+        Ok(vec![self.input(n, 0)?])
+    }
+
+    pub(super) fn cast(&self, n: &NodeProto) -> Result<Vec<Val>> {
+        let v = self.input(n, 0)?;
+        let to_int = match attr_i(n, "to") {
+            Some(t) => !matches!(
+                t as i32,
+                proto::dtype::FLOAT
+                    | proto::dtype::DOUBLE
+                    | proto::dtype::FLOAT16
+                    | proto::dtype::BFLOAT16
+            ),
+            None => false,
+        };
+        Ok(vec![match v {
+            Val::Const(mut t) => {
+                if to_int {
+                    t.data.iter_mut().for_each(|x| *x = x.trunc());
+                }
+                t.int = to_int;
+                Val::Const(t)
+            }
+            other => other,
+        }])
+    }
+
+    pub(super) fn neg(&self, n: &NodeProto) -> Result<Vec<Val>> {
+        match self.input(n, 0)? {
+            Val::Const(t) => Ok(vec![Val::Const(Tensor {
+                data: t.data.iter().map(|v| -v).collect(),
+                ..t
+            })]),
+            _ => bail!("Neg of a non-constant is not supported"),
+        }
+    }
+
+    /// `Sqrt` and `Reciprocal` of a constant.
+    pub(super) fn unary(&self, n: &NodeProto, op: &str) -> Result<Vec<Val>> {
+        match self.input(n, 0)? {
+            Val::Const(t) => {
+                let f: fn(f64) -> f64 = if op == "Sqrt" { f64::sqrt } else { f64::recip };
+                Ok(vec![Val::Const(Tensor {
+                    data: t.data.iter().map(|&v| f(v)).collect(),
+                    int: false,
+                    ..t
+                })])
+            }
+            _ => bail!("{op} of a non-constant is not supported"),
+        }
+    }
+
     pub(super) fn arith(&self, n: &NodeProto, op: &str) -> Result<Vec<Val>> {
         let a = self.input(n, 0)?;
         let b = self.input(n, 1)?;

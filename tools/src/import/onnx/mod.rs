@@ -21,6 +21,7 @@
 mod activation;
 mod dense;
 mod fold;
+mod ops;
 mod recurrent;
 mod shape;
 mod value;
@@ -35,8 +36,6 @@ use super::proto::{self, AttributeProto, NodeProto};
 use super::ImportOptions;
 use crate::ir::{FloatDense, FloatLayer, FloatModel, Norm};
 use value::{sym_to_const, Ax, Dim, Seq, Stage, Val};
-
-const RECURRENT: [&str; 3] = ["LSTM", "GRU", "RNN"];
 
 fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     n.attribute.iter().find(|a| a.name == name)
@@ -94,7 +93,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions, model_path: &Path) -> Result<F
     let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
     if !ops
         .iter()
-        .any(|o| RECURRENT.contains(o) || *o == "Loop" || *o == "Scan")
+        .any(|o| ops::is_recurrent(o) || *o == "Loop" || *o == "Scan")
     {
         let count = |op: &str| ops.iter().filter(|o| **o == op).count();
         bail!(
@@ -325,95 +324,9 @@ impl<'o> Eval<'o> {
                 n.op_type
             );
         }
-        let op = n.op_type.as_str();
-        let one = |v: Val| Ok(vec![v]);
-        match op {
-            "Constant" => {
-                if let Some(a) = attr(n, "value") {
-                    let t = a
-                        .t
-                        .as_ref()
-                        .ok_or_else(|| anyhow!("Constant without a tensor"))?;
-                    return one(Val::Const(Tensor::from_proto_in(t, Some(&self.ext))?));
-                }
-                if let Some(v) = attr_ints(n, "value_ints") {
-                    return one(Val::Const(Tensor::ints(&v)));
-                }
-                if let Some(a) = attr(n, "value_int") {
-                    return one(Val::Const(Tensor::new(vec![], vec![a.i as f64], true)));
-                }
-                if let Some(a) = attr(n, "value_float") {
-                    return one(Val::Const(Tensor::new(vec![], vec![a.f as f64], false)));
-                }
-                if let Some(a) = attr(n, "value_floats") {
-                    let d: Vec<f64> = a.floats.iter().map(|&v| v as f64).collect();
-                    return one(Val::Const(Tensor::new(vec![d.len()], d, false)));
-                }
-                bail!("unsupported Constant (no value / value_int(s) / value_float(s))")
-            }
-            "Identity" | "Dropout" => one(self.input(n, 0)?),
-            "Cast" | "CastLike" => {
-                let v = self.input(n, 0)?;
-                let to_int = match attr_i(n, "to") {
-                    Some(t) => !matches!(
-                        t as i32,
-                        proto::dtype::FLOAT
-                            | proto::dtype::DOUBLE
-                            | proto::dtype::FLOAT16
-                            | proto::dtype::BFLOAT16
-                    ),
-                    None => false,
-                };
-                one(match v {
-                    Val::Const(mut t) => {
-                        if to_int {
-                            t.data.iter_mut().for_each(|x| *x = x.trunc());
-                        }
-                        t.int = to_int;
-                        Val::Const(t)
-                    }
-                    other => other,
-                })
-            }
-            "Shape" => self.shape(n),
-            "Size" => bail!("unsupported op `Size`"),
-            "ConstantOfShape" => self.constant_of_shape(n),
-            "Expand" => self.expand(n),
-            "Gather" => self.gather(n),
-            "Unsqueeze" => self.unsqueeze(n),
-            "Squeeze" => self.squeeze(n),
-            "Slice" => self.slice(n),
-            "Concat" => self.concat(n),
-            "Transpose" => self.transpose(n),
-            "Reshape" => self.reshape(n),
-            "Flatten" => self.flatten(n),
-            "Add" | "Sub" | "Mul" | "Div" => self.arith(n, op),
-            "Neg" => match self.input(n, 0)? {
-                Val::Const(t) => one(Val::Const(Tensor {
-                    data: t.data.iter().map(|v| -v).collect(),
-                    ..t
-                })),
-                _ => bail!("Neg of a non-constant is not supported"),
-            },
-            "Sqrt" | "Reciprocal" => match self.input(n, 0)? {
-                Val::Const(t) => {
-                    let f: fn(f64) -> f64 = if op == "Sqrt" { f64::sqrt } else { f64::recip };
-                    one(Val::Const(Tensor {
-                        data: t.data.iter().map(|&v| f(v)).collect(),
-                        int: false,
-                        ..t
-                    }))
-                }
-                _ => bail!("{op} of a non-constant is not supported"),
-            },
-            "MatMul" => self.matmul(n),
-            "Gemm" => self.gemm(n),
-            "Softmax" | "Sigmoid" | "Tanh" => self.activation(n, op),
-            "LSTM" | "GRU" | "RNN" => self.recurrent(n, op),
-            "Loop" | "Scan" => bail!(
-                "unsupported op `{op}`: this looks like a scripted/unrolled export; re-export with torch.onnx.export(..., dynamo=False)"
-            ),
-            other => bail!("unsupported ONNX op `{other}`"),
+        match ops::lookup(&n.op_type) {
+            Some(op) => (op.eval)(self, n),
+            None => bail!("{}", ops::unsupported(&n.op_type)),
         }
     }
 
