@@ -24,6 +24,8 @@ mod fold;
 mod ops;
 mod recurrent;
 mod shape;
+#[cfg(test)]
+mod testing;
 mod value;
 
 use std::collections::{HashMap, HashSet};

@@ -9,8 +9,23 @@ use super::value::{Ax, Seq, Stage, Val};
 use super::{attr, attr_i, attr_s, attr_strs, to_f32, Eval};
 use crate::ir::{FloatLayer, Norm};
 
-impl Eval<'_> {
-    pub(super) fn recurrent(&mut self, n: &NodeProto, op: &str) -> Result<Vec<Val>> {
+/// The attributes of a recurrent node, checked against what the IR can hold.
+#[derive(Debug, Clone, PartialEq)]
+struct RecAttrs {
+    /// The cell (an LSTM's `peepholes` is set later, from its `P` input).
+    cell: CellKind,
+    /// Gates per cell: 4 (LSTM), 3 (GRU), 1 (RNN).
+    gates: usize,
+    /// 0: `X` is `[time, batch, features]`; 1: `[batch, time, features]`.
+    layout: i64,
+    /// The `hidden_size` attribute, if given (checked against `R`'s shape).
+    hidden_size: Option<i64>,
+}
+
+impl RecAttrs {
+    /// Checks the attributes of a node of op `op` (`LSTM`, `GRU` or `RNN`). `rnn_activation`
+    /// is `--rnn-activation`, which must agree with an RNN node's `activations`.
+    fn parse(n: &NodeProto, op: &str, rnn_activation: Option<RnnAct>) -> Result<RecAttrs> {
         for a in ["clip", "activation_alpha", "activation_beta"] {
             if attr(n, a).is_some() {
                 bail!("attribute `{a}` is not supported");
@@ -61,7 +76,7 @@ impl Eval<'_> {
                     Some("relu") if acts.len() == 1 => RnnAct::Relu,
                     _ => bail!("activations={acts:?} are not supported (RNN needs Tanh or Relu)"),
                 };
-                if let Some(want) = self.opts.rnn_activation {
+                if let Some(want) = rnn_activation {
                     if want != act {
                         bail!("--rnn-activation {want:?} contradicts the graph's activations={acts:?}");
                     }
@@ -69,6 +84,38 @@ impl Eval<'_> {
                 CellKind::Rnn(act)
             }
         };
+        Ok(RecAttrs {
+            cell,
+            gates,
+            layout,
+            hidden_size: attr_i(n, "hidden_size"),
+        })
+    }
+}
+
+/// ONNX gate order → the IR's (PyTorch's): IR gate block `i` is ONNX block `order[i]`.
+///
+/// ONNX stacks an LSTM's gates as `i, o, f, c` and a GRU's as `z, r, h`; PyTorch (and the
+/// IR) as `i, f, g, o` and `r, z, n`.
+fn gate_order(cell: CellKind) -> &'static [usize] {
+    match cell {
+        CellKind::Lstm { .. } => &[0, 2, 3, 1],
+        CellKind::Gru { .. } => &[1, 0, 2],
+        CellKind::Rnn(_) => &[0],
+    }
+}
+
+/// ONNX peephole order (`P` = `i, o, f`) → the IR's (`i, f, o`).
+const PEEPHOLE_ORDER: [usize; 3] = [0, 2, 1];
+
+impl Eval<'_> {
+    pub(super) fn recurrent(&mut self, n: &NodeProto, op: &str) -> Result<Vec<Val>> {
+        let RecAttrs {
+            cell,
+            gates,
+            layout,
+            hidden_size,
+        } = RecAttrs::parse(n, op, self.opts.rnn_activation)?;
         let x = match self.input(n, 0)? {
             Val::Seq(s) => s,
             _ => bail!("input X is not the data sequence"),
@@ -83,7 +130,7 @@ impl Eval<'_> {
             );
         }
         let h = r.dims[2];
-        if let Some(hs) = attr_i(n, "hidden_size") {
+        if let Some(hs) = hidden_size {
             if hs as usize != h {
                 bail!("hidden_size={hs} but R has shape {:?}", r.dims);
             }
@@ -197,27 +244,15 @@ impl Eval<'_> {
                     if p.len() != 3 * h {
                         bail!("P has shape {:?}, expected [1, {}]", p.dims, 3 * h);
                     }
-                    // ONNX i, o, f → IR i, f, o
-                    Some(reorder(&p.data, h, 1, &[0, 2, 1]))
+                    Some(reorder(&p.data, h, 1, &PEEPHOLE_ORDER))
                 }
             };
             (c0, p)
         } else {
             (None, None)
         };
-        // ONNX gate order → PyTorch order.
-        let order: &[usize] = match op {
-            "LSTM" => &[0, 2, 3, 1], // i, o, f, c → i, f, g(c), o
-            "GRU" => &[1, 0, 2],     // z, r, h → r, z, n
-            _ => &[0],
-        };
+        let order = gate_order(cell);
         let gh = gates * h;
-        let cell = match cell {
-            CellKind::Lstm { .. } => CellKind::Lstm {
-                peepholes: p.is_some(),
-            },
-            c => c,
-        };
         let p = p.filter(|v| v.iter().any(|&x| x != 0.0));
         let cell = match cell {
             CellKind::Lstm { .. } => CellKind::Lstm {
@@ -288,4 +323,189 @@ fn reorder(data: &[f64], h: usize, cols: usize, order: &[usize]) -> Vec<f64> {
         out.extend_from_slice(&data[o * block..(o + 1) * block]);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{eval, int, konst, node, string, strings};
+    use super::*;
+    use crate::import::ImportOptions;
+
+    fn parse(n: &NodeProto) -> Result<RecAttrs> {
+        RecAttrs::parse(n, &n.op_type, None)
+    }
+
+    fn err(r: Result<RecAttrs>) -> String {
+        format!("{:#}", r.expect_err("refused"))
+    }
+
+    #[test]
+    fn attributes_by_default() {
+        let a = parse(&node("LSTM", &[], vec![])).unwrap();
+        assert_eq!(
+            a,
+            RecAttrs {
+                cell: CellKind::Lstm { peepholes: false },
+                gates: 4,
+                layout: 0,
+                hidden_size: None
+            }
+        );
+        assert_eq!(
+            parse(&node("RNN", &[], vec![])).unwrap().cell,
+            CellKind::Rnn(RnnAct::Tanh)
+        );
+        assert_eq!(parse(&node("RNN", &[], vec![])).unwrap().gates, 1);
+    }
+
+    #[test]
+    fn attributes_given() {
+        let a = parse(&node(
+            "GRU",
+            &[],
+            vec![
+                int("linear_before_reset", 1),
+                int("layout", 1),
+                int("hidden_size", 8),
+                string("direction", "forward"),
+                strings("activations", &["Sigmoid", "Tanh"]),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(
+            a,
+            RecAttrs {
+                cell: CellKind::Gru {
+                    linear_before_reset: true
+                },
+                gates: 3,
+                layout: 1,
+                hidden_size: Some(8)
+            }
+        );
+        let relu = node("RNN", &[], vec![strings("activations", &["Relu"])]);
+        assert_eq!(parse(&relu).unwrap().cell, CellKind::Rnn(RnnAct::Relu));
+        assert!(RecAttrs::parse(&relu, "RNN", Some(RnnAct::Relu)).is_ok());
+        assert_eq!(
+            format!(
+                "{:#}",
+                RecAttrs::parse(&relu, "RNN", Some(RnnAct::Tanh)).unwrap_err()
+            ),
+            "--rnn-activation Tanh contradicts the graph's activations=[\"relu\"]"
+        );
+    }
+
+    #[test]
+    fn attributes_refused() {
+        let lstm = |a| parse(&node("LSTM", &[], vec![a]));
+        assert_eq!(
+            err(lstm(string("direction", "reverse"))),
+            "direction=reverse is not supported (only forward recurrent layers)"
+        );
+        assert_eq!(
+            err(lstm(string("direction", "bidirectional"))),
+            "direction=bidirectional is not supported (only forward recurrent layers)"
+        );
+        assert_eq!(err(lstm(int("layout", 2))), "layout=2");
+        assert_eq!(
+            err(lstm(int("input_forget", 1))),
+            "attribute `input_forget`=1 is not supported"
+        );
+        assert_eq!(
+            err(lstm(super::super::testing::float("clip", 3.0))),
+            "attribute `clip` is not supported"
+        );
+        assert_eq!(
+            err(lstm(strings("activations", &["Sigmoid", "Relu", "Tanh"]))),
+            "activations=[\"sigmoid\", \"relu\", \"tanh\"] are not supported (LSTM needs Sigmoid, Tanh, Tanh)"
+        );
+        assert!(err(parse(&node(
+            "GRU",
+            &[],
+            vec![strings("activations", &["Sigmoid", "Sigmoid"])]
+        )))
+        .contains("GRU needs Sigmoid, Tanh"));
+        assert!(err(parse(&node(
+            "RNN",
+            &[],
+            vec![strings("activations", &["Sigmoid"])]
+        )))
+        .contains("RNN needs Tanh or Relu"));
+    }
+
+    #[test]
+    fn gate_order_onnx_to_pytorch() {
+        // LSTM, H = 1, 2 columns: ONNX rows i, o, f, c → IR i, f, g(=c), o.
+        let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        let lstm = gate_order(CellKind::Lstm { peepholes: false });
+        assert_eq!(
+            reorder(&w, 1, 2, lstm),
+            [1.0, 2.0, 5.0, 6.0, 7.0, 8.0, 3.0, 4.0]
+        );
+        // GRU, H = 2, 1 column: ONNX z, r, h → IR r, z, n.
+        let gru = gate_order(CellKind::Gru {
+            linear_before_reset: false,
+        });
+        let b = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        assert_eq!(reorder(&b, 2, 1, gru), [3.0, 4.0, 1.0, 2.0, 5.0, 6.0]);
+        assert_eq!(
+            reorder(&b, 6, 1, gate_order(CellKind::Rnn(RnnAct::Tanh))),
+            b
+        );
+        // Peepholes: ONNX P = i, o, f → IR i, f, o.
+        assert_eq!(
+            reorder(&[1.0, 2.0, 3.0], 1, 1, &PEEPHOLE_ORDER),
+            [1.0, 3.0, 2.0]
+        );
+    }
+
+    /// A whole LSTM node (H = 1, I = 1, layout 0) on the graph input: the layer's weights in
+    /// PyTorch order, the input's axes resolved to [time, batch], the three outputs.
+    #[test]
+    fn lstm_node_becomes_a_layer() {
+        let opts = ImportOptions::default();
+        let x = Val::Seq(Seq {
+            axes: vec![Ax::Free(0), Ax::Free(1), Ax::Feat(1)],
+            parts: vec![Stage::Input {
+                a: vec![1.0],
+                b: vec![0.0],
+            }],
+            last: false,
+        });
+        let b: Vec<f64> = (9..=16).map(f64::from).collect();
+        let mut ev = eval(
+            &opts,
+            vec![
+                ("X", x),
+                ("W", konst(&[1, 4, 1], &[1.0, 2.0, 3.0, 4.0])),
+                ("R", konst(&[1, 4, 1], &[5.0, 6.0, 7.0, 8.0])),
+                ("B", konst(&[1, 8], &b)),
+            ],
+        );
+        let n = node("LSTM", &["X", "W", "R", "B"], vec![int("hidden_size", 1)]);
+        let outs = ev.recurrent(&n, "LSTM").unwrap();
+        assert_eq!(outs.len(), 3, "Y, Y_h, Y_c");
+        let l = &ev.layers[0];
+        assert_eq!(l.cell, CellKind::Lstm { peepholes: false });
+        assert_eq!((l.input_size, l.hidden_size), (1, 1));
+        assert_eq!(l.w_ih, [1.0, 3.0, 4.0, 2.0]);
+        assert_eq!(l.w_hh, [5.0, 7.0, 8.0, 6.0]);
+        assert_eq!(l.b_ih, [9.0, 11.0, 12.0, 10.0]);
+        assert_eq!(l.b_hh, [13.0, 15.0, 16.0, 14.0]);
+        assert_eq!(ev.free, [Some(Ax::Time), Some(Ax::Batch)]);
+        assert!(ev.norm.is_none());
+        match &outs[1] {
+            Val::Seq(s) => {
+                assert!(s.last);
+                assert_eq!(s.axes, [Ax::Unit, Ax::Batch, Ax::Feat(1)]);
+            }
+            other => panic!("Y_h is {other:?}"),
+        }
+        // hidden_size must agree with R.
+        let bad = node("LSTM", &["X", "W", "R", "B"], vec![int("hidden_size", 2)]);
+        assert_eq!(
+            format!("{:#}", ev.recurrent(&bad, "LSTM").unwrap_err()),
+            "hidden_size=2 but R has shape [1, 4, 1]"
+        );
+    }
 }
