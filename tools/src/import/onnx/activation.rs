@@ -48,3 +48,58 @@ impl Eval<'_> {
         Ok(vec![Val::Seq(s)])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{eval, int, node, state};
+    use super::*;
+    use crate::import::ImportOptions;
+
+    fn act(v: &Val) -> OutputAct {
+        match v {
+            Val::Seq(s) => match &s.parts[..] {
+                [Stage::Rec { act, .. }] => *act,
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn activations_on_the_state() {
+        let opts = ImportOptions::default();
+        let mut ev = eval(&opts, vec![("h", state(3))]);
+        for (op, want) in [
+            ("Sigmoid", OutputAct::Sigmoid),
+            ("Tanh", OutputAct::Tanh),
+            ("Softmax", OutputAct::Softmax),
+        ] {
+            let out = ev.activation(&node(op, &["h"], vec![]), op).unwrap();
+            assert_eq!(act(&out[0]), want, "{op}");
+        }
+        let y = ev
+            .activation(&node("Softmax", &["h"], vec![int("axis", 1)]), "Softmax")
+            .unwrap();
+        assert_eq!(act(&y[0]), OutputAct::Softmax);
+        ev.vals.insert("y".into(), y[0].clone());
+        assert_eq!(
+            format!(
+                "{:#}",
+                ev.activation(&node("Sigmoid", &["y"], vec![]), "Sigmoid")
+                    .unwrap_err()
+            ),
+            "two output activations in a row are not supported"
+        );
+    }
+
+    #[test]
+    fn softmax_only_over_features() {
+        let opts = ImportOptions::default();
+        let ev = eval(&opts, vec![("h", state(3))]);
+        let n = node("Softmax", &["h"], vec![int("axis", 0)]);
+        assert_eq!(
+            format!("{:#}", ev.activation(&n, "Softmax").unwrap_err()),
+            "Softmax over axis 0, which is not the output feature axis"
+        );
+    }
+}

@@ -143,3 +143,113 @@ impl Eval<'_> {
         Ok(vec![Val::Seq(self.dense_on(s, wd, out, inp, b)?)])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{eval, float, int, konst, node, state};
+    use super::*;
+    use crate::import::ImportOptions;
+
+    fn head(v: &Val) -> (&Dense, &[Ax]) {
+        match v {
+            Val::Seq(s) => match &s.parts[..] {
+                [Stage::Rec { head: Some(d), .. }] => (d, &s.axes),
+                other => panic!("no head: {other:?}"),
+            },
+            other => panic!("not the sequence: {other:?}"),
+        }
+    }
+
+    /// `Gemm(h, B, C)` = `alpha·h·Bᵀ + beta·C` with `transB=1`: the head is `alpha·B`,
+    /// `beta·C`.
+    #[test]
+    fn gemm_alpha_beta_trans_b() {
+        let opts = ImportOptions::default();
+        let mut ev = eval(
+            &opts,
+            vec![
+                ("h", state(2)),
+                ("B", konst(&[2, 2], &[1.0, 2.0, 3.0, 4.0])),
+                ("C", konst(&[2], &[1.0, 1.0])),
+            ],
+        );
+        let n = node(
+            "Gemm",
+            &["h", "B", "C"],
+            vec![int("transB", 1), float("alpha", 2.0), float("beta", 0.5)],
+        );
+        let out = ev.gemm(&n).unwrap();
+        let (d, axes) = head(&out[0]);
+        assert_eq!((d.out, d.inp), (2, 2));
+        assert_eq!(d.w, [2.0, 4.0, 6.0, 8.0]);
+        assert_eq!(d.b, [0.5, 0.5]);
+        assert_eq!(axes, [Ax::Batch, Ax::Feat(2)]);
+        ev.vals.insert("h".into(), konst(&[2], &[0.0, 0.0]));
+        assert_eq!(
+            format!("{:#}", ev.gemm(&n).unwrap_err()),
+            "Gemm: only (data, constant weight) is supported"
+        );
+        let t = node("Gemm", &["h", "B"], vec![int("transA", 1)]);
+        assert_eq!(
+            format!("{:#}", ev.gemm(&t).unwrap_err()),
+            "Gemm with transA=1 is not supported"
+        );
+    }
+
+    /// `(h·B1 + c)·B2 + C2` becomes one dense map: `W = B2ᵀ·B1ᵀ`, `b = B2ᵀ·c + C2`.
+    #[test]
+    fn matmul_add_gemm_compose() {
+        let opts = ImportOptions::default();
+        let mut ev = eval(
+            &opts,
+            vec![
+                ("h", state(2)),
+                ("B1", konst(&[2, 2], &[1.0, 2.0, 3.0, 4.0])),
+                ("c", konst(&[2], &[1.0, -1.0])),
+                ("B2", konst(&[2, 1], &[1.0, 1.0])),
+                ("C2", konst(&[1], &[0.5])),
+            ],
+        );
+        let y1 = ev.matmul(&node("MatMul", &["h", "B1"], vec![])).unwrap();
+        assert_eq!(head(&y1[0]).0.w, [1.0, 3.0, 2.0, 4.0]);
+        ev.vals.insert("y1".into(), y1[0].clone());
+        let y2 = ev.arith(&node("Add", &["y1", "c"], vec![]), "Add").unwrap();
+        assert_eq!(head(&y2[0]).0.b, [1.0, -1.0]);
+        ev.vals.insert("y2".into(), y2[0].clone());
+        let y3 = ev.gemm(&node("Gemm", &["y2", "B2", "C2"], vec![])).unwrap();
+        let (d, axes) = head(&y3[0]);
+        assert_eq!((d.out, d.inp), (1, 2));
+        assert_eq!(d.w, [3.0, 7.0]);
+        assert_eq!(d.b, [0.5]);
+        assert_eq!(axes, [Ax::Batch, Ax::Feat(1)]);
+    }
+
+    #[test]
+    fn dense_before_the_first_layer_is_refused() {
+        let opts = ImportOptions::default();
+        let x = Val::Seq(Seq {
+            axes: vec![Ax::Free(0), Ax::Free(1), Ax::Feat(2)],
+            parts: vec![Stage::Input {
+                a: vec![1.0; 2],
+                b: vec![0.0; 2],
+            }],
+            last: false,
+        });
+        let mut ev = eval(&opts, vec![("x", x), ("B", konst(&[2, 3], &[0.0; 6]))]);
+        assert_eq!(
+            format!(
+                "{:#}",
+                ev.matmul(&node("MatMul", &["x", "B"], vec![])).unwrap_err()
+            ),
+            "a dense layer (MatMul/Gemm) before the first recurrent layer is not supported"
+        );
+        ev.vals.insert("h".into(), state(3));
+        assert_eq!(
+            format!(
+                "{:#}",
+                ev.matmul(&node("MatMul", &["h", "B"], vec![])).unwrap_err()
+            ),
+            "a dense layer of input width 2 on a Feat(3) axis"
+        );
+    }
+}

@@ -6,8 +6,9 @@ use std::path::Path;
 use super::super::onnx_tensor::{ExternalData, Tensor};
 use super::super::proto::{attr_type, AttributeProto, NodeProto};
 use super::super::ImportOptions;
-use super::value::Val;
+use super::value::{Ax, Seq, Stage, Val};
 use super::Eval;
+use tinyrnn::OutputAct;
 
 /// A default-domain node `op(inputs) -> out` with these attributes.
 pub(super) fn node(op: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
@@ -59,6 +60,20 @@ pub(super) fn strings(name: &str, v: &[&str]) -> AttributeProto {
 /// A float constant of these dims.
 pub(super) fn konst(dims: &[usize], data: &[f64]) -> Val {
     Val::Const(Tensor::new(dims.to_vec(), data.to_vec(), false))
+}
+
+/// Recurrent layer 0's hidden state at the last step, `[batch, width]`, through no head.
+pub(super) fn state(width: usize) -> Val {
+    Val::Seq(Seq {
+        axes: vec![Ax::Batch, Ax::Feat(width)],
+        parts: vec![Stage::Rec {
+            layer: 0,
+            cell: false,
+            head: None,
+            act: OutputAct::Identity,
+        }],
+        last: true,
+    })
 }
 
 /// An evaluator for a model file `test.onnx` holding the named values.
