@@ -240,3 +240,135 @@ impl Eval<'_> {
         Ok(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{eval, int, konst, node};
+    use super::*;
+    use crate::import::ImportOptions;
+
+    fn input(width: usize) -> Val {
+        Val::Seq(Seq {
+            axes: vec![Ax::Free(0), Ax::Free(1), Ax::Feat(width)],
+            parts: vec![Stage::Input {
+                a: vec![1.0; width],
+                b: vec![0.0; width],
+            }],
+            last: false,
+        })
+    }
+
+    /// `(x - mean) / std` folds into `x·a + b` with `a = 1/std`, `b = -mean/std`.
+    #[test]
+    fn normalization_folds_into_the_input() {
+        let opts = ImportOptions::default();
+        let mut ev = eval(
+            &opts,
+            vec![
+                ("x", input(2)),
+                ("mean", konst(&[2], &[1.0, 2.0])),
+                ("std", konst(&[1, 1, 2], &[2.0, 4.0])),
+            ],
+        );
+        let c = ev
+            .arith(&node("Sub", &["x", "mean"], vec![]), "Sub")
+            .unwrap();
+        ev.vals.insert("c".into(), c[0].clone());
+        let y = ev
+            .arith(&node("Div", &["c", "std"], vec![]), "Div")
+            .unwrap();
+        match &y[0] {
+            Val::Seq(s) => assert_eq!(
+                s.parts,
+                [Stage::Input {
+                    a: vec![0.5, 0.25],
+                    b: vec![-0.5, -0.5]
+                }]
+            ),
+            other => panic!("{other:?}"),
+        }
+        // `mean - x` negates the scale.
+        let r = ev
+            .arith(&node("Sub", &["mean", "x"], vec![]), "Sub")
+            .unwrap();
+        match &r[0] {
+            Val::Seq(s) => assert_eq!(
+                s.parts,
+                [Stage::Input {
+                    a: vec![-1.0, -1.0],
+                    b: vec![1.0, 2.0]
+                }]
+            ),
+            other => panic!("{other:?}"),
+        }
+        ev.vals.insert("w3".into(), konst(&[3], &[1.0, 2.0, 3.0]));
+        assert_eq!(
+            format!(
+                "{:#}",
+                ev.arith(&node("Mul", &["x", "w3"], vec![]), "Mul")
+                    .unwrap_err()
+            ),
+            "Mul with 3 values on 2 features"
+        );
+        assert_eq!(
+            format!(
+                "{:#}",
+                ev.arith(&node("Add", &["x", "x"], vec![]), "Add")
+                    .unwrap_err()
+            ),
+            "Add of two data-dependent tensors (residual connections etc. are not supported)"
+        );
+    }
+
+    #[test]
+    fn constants_and_shapes() {
+        let opts = ImportOptions::default();
+        let ev = eval(
+            &opts,
+            vec![
+                ("f", konst(&[2], &[1.7, -1.7])),
+                ("four", konst(&[1], &[4.0])),
+                (
+                    "shape",
+                    Val::Sym {
+                        v: vec![Dim::Batch, Dim::K(3)],
+                        scalar: false,
+                    },
+                ),
+                ("one", Val::Const(Tensor::ints(&[0, 1]))),
+            ],
+        );
+        // Cast to INT64 (7) truncates toward zero.
+        let i = ev.cast(&node("Cast", &["f"], vec![int("to", 7)])).unwrap();
+        assert_eq!(i, [Val::Const(Tensor::new(vec![2], vec![1.0, -1.0], true))]);
+        let s = ev.unary(&node("Sqrt", &["four"], vec![]), "Sqrt").unwrap();
+        assert_eq!(s, [konst(&[1], &[2.0])]);
+        let r = ev
+            .unary(&node("Reciprocal", &["four"], vec![]), "Reciprocal")
+            .unwrap();
+        assert_eq!(r, [konst(&[1], &[0.25])]);
+        assert_eq!(
+            ev.neg(&node("Neg", &["f"], vec![])).unwrap(),
+            [konst(&[2], &[-1.7, 1.7])]
+        );
+        // A symbolic shape plus a constant keeps the symbolic batch size.
+        let sum = ev
+            .arith(&node("Add", &["shape", "one"], vec![]), "Add")
+            .unwrap();
+        assert_eq!(
+            sum,
+            [Val::Sym {
+                v: vec![Dim::Batch, Dim::K(4)],
+                scalar: false
+            }]
+        );
+        assert_eq!(
+            format!(
+                "{:#}",
+                ev.arith(&node("Mul", &["shape", "four"], vec![]), "Mul")
+                    .unwrap_err()
+            ),
+            "Mul of the symbolic sizes Batch and K(4)"
+        );
+    }
+}

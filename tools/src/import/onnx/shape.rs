@@ -706,3 +706,138 @@ impl Eval<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{eval, int, ints, konst, node};
+    use super::super::value::Stage;
+    use super::*;
+    use crate::import::ImportOptions;
+    use tinyrnn::OutputAct;
+
+    /// Recurrent layer 0's output `Y` with `layout=1` after the num_directions squeeze:
+    /// `[batch, time, hidden]`.
+    fn y(h: usize) -> Val {
+        Val::Seq(Seq {
+            axes: vec![Ax::Batch, Ax::Time, Ax::Feat(h)],
+            parts: vec![Stage::Rec {
+                layer: 0,
+                cell: false,
+                head: None,
+                act: OutputAct::Identity,
+            }],
+            last: false,
+        })
+    }
+
+    fn seq(v: &Val) -> &Seq {
+        match v {
+            Val::Seq(s) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn err(r: Result<Vec<Val>>) -> String {
+        format!("{:#}", r.unwrap_err())
+    }
+
+    /// `out[:, -1]` written as `Gather(-1, axis=1)` or `Slice([-1:], axis=1)` + `Squeeze`.
+    #[test]
+    fn last_step() {
+        let opts = ImportOptions::default();
+        let ev = eval(
+            &opts,
+            vec![
+                ("y", y(4)),
+                ("m1", Val::Const(Tensor::new(vec![], vec![-1.0], true))),
+                ("zero", Val::Const(Tensor::new(vec![], vec![0.0], true))),
+                ("starts", Val::Const(Tensor::ints(&[-1]))),
+                ("ends", Val::Const(Tensor::ints(&[i64::MAX]))),
+                ("axes", Val::Const(Tensor::ints(&[1]))),
+            ],
+        );
+        let g = ev
+            .gather(&node("Gather", &["y", "m1"], vec![int("axis", 1)]))
+            .unwrap();
+        assert!(seq(&g[0]).last);
+        assert_eq!(seq(&g[0]).axes, [Ax::Batch, Ax::Feat(4)]);
+        let s = ev
+            .slice(&node("Slice", &["y", "starts", "ends", "axes"], vec![]))
+            .unwrap();
+        assert!(seq(&s[0]).last);
+        assert_eq!(seq(&s[0]).axes, [Ax::Batch, Ax::TimeLast, Ax::Feat(4)]);
+        assert_eq!(
+            err(ev.gather(&node("Gather", &["y", "zero"], vec![int("axis", 1)]))),
+            "selects time step 0 of the sequence: only the last step (index -1) is supported"
+        );
+        assert_eq!(
+            err(ev.gather(&node("Gather", &["y", "m1"], vec![int("axis", 3)]))),
+            "axis 3 out of range for rank 3"
+        );
+    }
+
+    /// `Shape` of the sequence is symbolic in batch and time, constant in the features;
+    /// `Gather` of its feature entry is a constant.
+    #[test]
+    fn shape_of_the_sequence() {
+        let opts = ImportOptions::default();
+        let mut ev = eval(
+            &opts,
+            vec![
+                ("y", y(4)),
+                ("two", Val::Const(Tensor::new(vec![], vec![2.0], true))),
+            ],
+        );
+        let s = ev.shape(&node("Shape", &["y"], vec![])).unwrap();
+        assert_eq!(
+            s,
+            [Val::Sym {
+                v: vec![Dim::Batch, Dim::Time, Dim::K(4)],
+                scalar: false
+            }]
+        );
+        ev.vals.insert("s".into(), s[0].clone());
+        let f = ev.gather(&node("Gather", &["s", "two"], vec![])).unwrap();
+        assert_eq!(f, [Val::Const(Tensor::new(vec![], vec![4.0], true))]);
+        let tail = ev
+            .shape(&node("Shape", &["y"], vec![int("start", -2)]))
+            .unwrap();
+        assert_eq!(
+            tail,
+            [Val::Sym {
+                v: vec![Dim::Time, Dim::K(4)],
+                scalar: false
+            }]
+        );
+    }
+
+    #[test]
+    fn reshape_and_transpose_keep_the_axes() {
+        let opts = ImportOptions::default();
+        let ev = eval(
+            &opts,
+            vec![
+                ("y", y(4)),
+                ("flat", Val::Const(Tensor::ints(&[-1, 4]))),
+                ("keep", Val::Const(Tensor::ints(&[0, 0, 1, 4]))),
+                ("w", konst(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])),
+            ],
+        );
+        let t = ev
+            .transpose(&node("Transpose", &["y"], vec![ints("perm", &[1, 0, 2])]))
+            .unwrap();
+        assert_eq!(seq(&t[0]).axes, [Ax::Time, Ax::Batch, Ax::Feat(4)]);
+        let r = ev
+            .reshape(&node("Reshape", &["y", "keep"], vec![]))
+            .unwrap();
+        assert_eq!(
+            seq(&r[0]).axes,
+            [Ax::Batch, Ax::Time, Ax::Unit, Ax::Feat(4)]
+        );
+        assert!(err(ev.reshape(&node("Reshape", &["y", "flat"], vec![])))
+            .contains("(only adding/removing size-1 axes is supported)"));
+        // Transpose of a constant is folded.
+        let wt = ev.transpose(&node("Transpose", &["w"], vec![])).unwrap();
+        assert_eq!(wt, [konst(&[3, 2], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0])]);
+    }
+}

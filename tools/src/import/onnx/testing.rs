@@ -43,6 +43,13 @@ pub(super) fn float(name: &str, v: f32) -> AttributeProto {
     }
 }
 
+pub(super) fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        ints: v.to_vec(),
+        ..named(name, attr_type::INTS)
+    }
+}
+
 pub(super) fn string(name: &str, v: &str) -> AttributeProto {
     AttributeProto {
         s: v.as_bytes().to_vec(),
