@@ -92,61 +92,20 @@ pub fn import(bytes: &[u8], opts: &ImportOptions, model_path: &Path) -> Result<F
     if graph.output.is_empty() {
         bail!("the graph has no output");
     }
-    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
-    if !ops
-        .iter()
-        .any(|o| ops::is_recurrent(o) || *o == "Loop" || *o == "Scan")
-    {
-        let count = |op: &str| ops.iter().filter(|o| **o == op).count();
-        bail!(
-            "no LSTM/GRU/RNN node in the graph ({} nodes: {} MatMul/Gemm, {} Sigmoid, {} Tanh): \
-             this looks like an unrolled export (torch.onnx.export's default dynamo exporter); \
-             re-export with torch.onnx.export(..., dynamo=False)",
-            ops.len(),
-            count("MatMul") + count("Gemm"),
-            count("Sigmoid"),
-            count("Tanh")
-        );
-    }
+    check_not_unrolled(graph)?;
     let mut ev = Eval::new(opts, ExternalData::beside(model_path));
     for t in &graph.initializer {
         let v = Tensor::from_proto_in(t, Some(&ev.ext))
             .with_context(|| format!("initializer `{}`", t.name))?;
         ev.vals.insert(t.name.clone(), Val::Const(v));
     }
-    // The data input: the graph inputs that are not initializers.
-    let data_inputs: Vec<&proto::ValueInfoProto> = graph
+    let out_name = graph.output[0].name.clone();
+    let (needed, seen) = needed_nodes(graph, &out_name);
+    // The data input: the graph input, not an initializer, that the output depends on.
+    let used_inputs: Vec<&proto::ValueInfoProto> = graph
         .input
         .iter()
-        .filter(|i| !ev.vals.contains_key(&i.name))
-        .collect();
-    let out_name = graph.output[0].name.clone();
-    // Which nodes the first output needs.
-    let mut producer: HashMap<&str, usize> = HashMap::new();
-    for (k, n) in graph.node.iter().enumerate() {
-        for o in &n.output {
-            producer.insert(o.as_str(), k);
-        }
-    }
-    let mut needed = vec![false; graph.node.len()];
-    let mut stack = vec![out_name.as_str()];
-    let mut seen: HashSet<&str> = HashSet::new();
-    while let Some(name) = stack.pop() {
-        if !seen.insert(name) {
-            continue;
-        }
-        if let Some(&k) = producer.get(name) {
-            needed[k] = true;
-            for i in &graph.node[k].input {
-                if !i.is_empty() {
-                    stack.push(i.as_str());
-                }
-            }
-        }
-    }
-    let used_inputs: Vec<&&proto::ValueInfoProto> = data_inputs
-        .iter()
-        .filter(|i| seen.contains(i.name.as_str()))
+        .filter(|i| !ev.vals.contains_key(&i.name) && seen.contains(i.name.as_str()))
         .collect();
     let input = match used_inputs.len() {
         1 => used_inputs[0],
@@ -161,46 +120,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions, model_path: &Path) -> Result<F
                 .join(", ")
         ),
     };
-    let dims: Vec<Option<i64>> = input
-        .r#type
-        .as_ref()
-        .and_then(|t| t.tensor_type.as_ref())
-        .and_then(|t| t.shape.as_ref())
-        .map(|s| s.dim.iter().map(|d| d.dim_value).collect())
-        .unwrap_or_default();
-    let features = match dims.last() {
-        Some(Some(f)) if *f > 0 => *f as usize,
-        _ => bail!(
-            "input `{}` must have a fixed last (feature) dimension, got {:?}",
-            input.name,
-            dims
-        ),
-    };
-    let axes = match dims.len() {
-        3 => vec![Ax::Free(0), Ax::Free(1), Ax::Feat(features)],
-        2 => vec![Ax::Free(0), Ax::Feat(features)],
-        r => bail!(
-            "input `{}` has rank {r}: expected [batch, time, features] or [time, batch, features]",
-            input.name
-        ),
-    };
-    ev.features = features;
-    if dims.len() == 3 {
-        for (slot, d) in ev.fixed.iter_mut().zip(&dims) {
-            *slot = d.and_then(|d| usize::try_from(d).ok()).filter(|&d| d > 0);
-        }
-    }
-    ev.vals.insert(
-        input.name.clone(),
-        Val::Seq(Seq {
-            axes,
-            parts: vec![Stage::Input {
-                a: vec![1.0; features],
-                b: vec![0.0; features],
-            }],
-            last: false,
-        }),
-    );
+    ev.bind_input(input)?;
     for (k, node) in graph.node.iter().enumerate() {
         if !needed[k] {
             continue;
@@ -223,6 +143,59 @@ pub fn import(bytes: &[u8], opts: &ImportOptions, model_path: &Path) -> Result<F
         .cloned()
         .ok_or_else(|| anyhow!("the output `{out_name}` is never computed"))?;
     ev.finish(out, &out_name)
+}
+
+/// Refuses a graph with no recurrent node (nor a `Loop`/`Scan`, refused later with its
+/// own hint): an export that unrolled the recurrence.
+fn check_not_unrolled(graph: &proto::GraphProto) -> Result<()> {
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+    if !ops
+        .iter()
+        .any(|o| ops::is_recurrent(o) || *o == "Loop" || *o == "Scan")
+    {
+        let count = |op: &str| ops.iter().filter(|o| **o == op).count();
+        bail!(
+            "no LSTM/GRU/RNN node in the graph ({} nodes: {} MatMul/Gemm, {} Sigmoid, {} Tanh): \
+             this looks like an unrolled export (torch.onnx.export's default dynamo exporter); \
+             re-export with torch.onnx.export(..., dynamo=False)",
+            ops.len(),
+            count("MatMul") + count("Gemm"),
+            count("Sigmoid"),
+            count("Tanh")
+        );
+    }
+    Ok(())
+}
+
+/// Which nodes the output `out_name` depends on (by index), and every value name it
+/// depends on (including itself and the graph inputs and initializers it reads).
+fn needed_nodes<'g>(
+    graph: &'g proto::GraphProto,
+    out_name: &'g str,
+) -> (Vec<bool>, HashSet<&'g str>) {
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (k, n) in graph.node.iter().enumerate() {
+        for o in &n.output {
+            producer.insert(o.as_str(), k);
+        }
+    }
+    let mut needed = vec![false; graph.node.len()];
+    let mut stack = vec![out_name];
+    let mut seen: HashSet<&str> = HashSet::new();
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name) {
+            continue;
+        }
+        if let Some(&k) = producer.get(name) {
+            needed[k] = true;
+            for i in &graph.node[k].input {
+                if !i.is_empty() {
+                    stack.push(i.as_str());
+                }
+            }
+        }
+    }
+    (needed, seen)
 }
 
 struct Eval<'o> {
@@ -254,6 +227,53 @@ impl<'o> Eval<'o> {
             free: [None, None],
             fixed: [None, None],
         }
+    }
+
+    /// Binds the graph input `input` as the sequence, from its declared dims: `[batch,
+    /// time, features]` or `[time, batch, features]` (which is which is learned from the
+    /// first recurrent node), or `[·, features]`.
+    fn bind_input(&mut self, input: &proto::ValueInfoProto) -> Result<()> {
+        let dims: Vec<Option<i64>> = input
+            .r#type
+            .as_ref()
+            .and_then(|t| t.tensor_type.as_ref())
+            .and_then(|t| t.shape.as_ref())
+            .map(|s| s.dim.iter().map(|d| d.dim_value).collect())
+            .unwrap_or_default();
+        let features = match dims.last() {
+            Some(Some(f)) if *f > 0 => *f as usize,
+            _ => bail!(
+                "input `{}` must have a fixed last (feature) dimension, got {:?}",
+                input.name,
+                dims
+            ),
+        };
+        let axes = match dims.len() {
+            3 => vec![Ax::Free(0), Ax::Free(1), Ax::Feat(features)],
+            2 => vec![Ax::Free(0), Ax::Feat(features)],
+            r => bail!(
+                "input `{}` has rank {r}: expected [batch, time, features] or [time, batch, features]",
+                input.name
+            ),
+        };
+        self.features = features;
+        if dims.len() == 3 {
+            for (slot, d) in self.fixed.iter_mut().zip(&dims) {
+                *slot = d.and_then(|d| usize::try_from(d).ok()).filter(|&d| d > 0);
+            }
+        }
+        self.vals.insert(
+            input.name.clone(),
+            Val::Seq(Seq {
+                axes,
+                parts: vec![Stage::Input {
+                    a: vec![1.0; features],
+                    b: vec![0.0; features],
+                }],
+                last: false,
+            }),
+        );
+        Ok(())
     }
 
     /// The fixed size of a leading (batch / time) axis of the sequence, if the input
@@ -390,4 +410,55 @@ impl<'o> Eval<'o> {
 
 fn to_f32(v: Vec<f64>) -> Vec<f32> {
     v.into_iter().map(|x| x as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::node;
+    use super::*;
+
+    fn graph(nodes: Vec<NodeProto>) -> proto::GraphProto {
+        proto::GraphProto {
+            node: nodes,
+            ..Default::default()
+        }
+    }
+
+    fn to(mut n: NodeProto, out: &str) -> NodeProto {
+        n.output = vec![out.into()];
+        n
+    }
+
+    #[test]
+    fn only_the_nodes_the_output_needs() {
+        let g = graph(vec![
+            to(node("Shape", &["x"], vec![]), "unused"),
+            to(node("LSTM", &["x", "W", "R"], vec![]), "y"),
+            to(node("Squeeze", &["y"], vec![]), "out"),
+            to(node("Tanh", &["unused"], vec![]), "other"),
+        ]);
+        let (needed, seen) = needed_nodes(&g, "out");
+        assert_eq!(needed, [false, true, true, false]);
+        let mut names: Vec<&str> = seen.into_iter().collect();
+        names.sort_unstable();
+        assert_eq!(names, ["R", "W", "out", "x", "y"]);
+        assert!(check_not_unrolled(&g).is_ok());
+    }
+
+    #[test]
+    fn unrolled_graph_is_refused_with_a_hint() {
+        let g = graph(vec![
+            node("MatMul", &[], vec![]),
+            node("Gemm", &[], vec![]),
+            node("Sigmoid", &[], vec![]),
+            node("Add", &[], vec![]),
+        ]);
+        assert_eq!(
+            check_not_unrolled(&g).unwrap_err().to_string(),
+            "no LSTM/GRU/RNN node in the graph (4 nodes: 2 MatMul/Gemm, 1 Sigmoid, 0 Tanh): \
+             this looks like an unrolled export (torch.onnx.export's default dynamo exporter); \
+             re-export with torch.onnx.export(..., dynamo=False)"
+        );
+        assert!(check_not_unrolled(&graph(vec![node("Loop", &[], vec![])])).is_ok());
+    }
 }
