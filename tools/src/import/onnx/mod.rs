@@ -17,6 +17,18 @@
 //! depends on the exporter's exact op sequence, so batch-first or not, `Squeeze` vs
 //! `Reshape`, `Gather(-1)` vs `Slice`, `Gemm` vs `MatMul + Add` all work; anything the
 //! evaluator cannot give a meaning is a one-line error naming the node and op.
+//!
+//! Layout, one file per concern:
+//!
+//! * this file: [`import`] (graph walking: the nodes the output needs, its one data input,
+//!   evaluation in graph order) and the evaluator's state and `finish`;
+//! * `ops.rs`: the table of every op with its family and function (dispatch, the
+//!   unrolled-export check and the "unsupported op" message all read it);
+//! * `value.rs`: the values above;
+//! * one file per op family: `recurrent.rs` (LSTM/GRU/RNN attributes, gate order),
+//!   `dense.rs` (MatMul/Gemm), `activation.rs` (Softmax/Sigmoid/Tanh), `shape.rs` (shape
+//!   glue), `fold.rs` (constants, casts and arithmetic folded into constants, the input
+//!   normalization or the head).
 
 mod activation;
 mod dense;
