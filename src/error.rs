@@ -120,7 +120,11 @@ impl fmt::Display for Error {
             Error::Unsupported => {
                 f.write_str("the model uses a feature this runtime does not support")
             }
-            Error::TooManyLayers => f.write_str("the model has more layers than MAX_LAYERS"),
+            Error::TooManyLayers => write!(
+                f,
+                "the model has more layers than MAX_LAYERS = {}",
+                crate::MAX_LAYERS
+            ),
             Error::TooLarge {
                 buffer,
                 needed,

@@ -248,7 +248,7 @@ fn more_than_max_layers_is_too_many_layers() {
     assert_eq!(Model::from_blob(&five), Err(Error::TooManyLayers));
     assert_eq!(
         Error::TooManyLayers.to_string(),
-        "the model has more layers than MAX_LAYERS"
+        "the model has more layers than MAX_LAYERS = 4"
     );
     // a count of 5 followed by a single layer: still the count
     let mut p = PAYLOAD.to_vec();
