@@ -849,11 +849,12 @@ impl<F: NorFlash> Update<'_, F> {
             self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&data[..take]);
             self.pending_len += take;
             data = &data[take..];
-            if self.pending_len == w {
-                self.pending_len = 0;
-                let unit = self.pending;
-                self.program(&unit[..w])?;
+            if self.pending_len < w {
+                return Ok(());
             }
+            self.pending_len = 0;
+            let unit = self.pending;
+            self.program(&unit[..w])?;
         }
         let whole = data.len() / w * w;
         let (now, rest) = data.split_at(whole);
