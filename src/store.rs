@@ -121,6 +121,9 @@ use embedded_storage::nor_flash::{NorFlash, NorFlashError};
 use crate::error::Error;
 use crate::Model;
 
+mod state;
+pub use state::{StateRegion, StateStore, STATE_MAGIC};
+
 static CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// The four bytes every commit record starts with.
@@ -356,6 +359,8 @@ pub enum StoreError<E> {
     Corrupt,
     /// There is no committed model.
     NoModel,
+    /// [`StateStore`] holds no intact state saved for this model.
+    NoState,
     /// The [`Verifier`] refused the blob.
     Rejected(Error),
     /// The blob's version is not higher than the highest committed one.
@@ -398,6 +403,7 @@ impl<E: NorFlashError> fmt::Display for StoreError<E> {
                 f.write_str("the active slot no longer matches its commit record")
             }
             StoreError::NoModel => f.write_str("no model has been committed"),
+            StoreError::NoState => f.write_str("no saved state belongs to this model"),
             StoreError::Rejected(e) => write!(f, "the blob was refused: {e}"),
             StoreError::RolledBack { version, current } => write!(
                 f,
@@ -424,6 +430,8 @@ pub struct Active {
     pub len: u32,
     /// Its model version.
     pub version: u32,
+    /// CRC-32/ISO-HDLC of its bytes (what [`StateStore`] binds a saved state to).
+    pub crc: u32,
     /// The sequence number of its commit record.
     pub seq: u32,
 }
@@ -448,42 +456,114 @@ fn le(b: &[u8], at: usize) -> u32 {
     }
 }
 
+/// `magic`, five `u32` fields, the CRC-32 of those 24 bytes and the zero count of the
+/// 28 bytes before it: the sealed 32-byte record format of the journal and the state ring.
+fn seal(magic: [u8; 4], fields: [u32; 5]) -> [u8; RECORD_LEN] {
+    let mut b = [0u8; RECORD_LEN];
+    b[0..4].copy_from_slice(&magic);
+    for (k, v) in fields.iter().enumerate() {
+        b[4 + 4 * k..8 + 4 * k].copy_from_slice(&v.to_le_bytes());
+    }
+    let crc = CRC.checksum(&b[0..24]);
+    b[24..28].copy_from_slice(&crc.to_le_bytes());
+    let z = zeros(&b[0..28]);
+    b[28..32].copy_from_slice(&z.to_le_bytes());
+    b
+}
+
+/// The fields of a sealed record, if it is intact (see [`seal`]).
+fn unseal(magic: [u8; 4], b: &[u8; RECORD_LEN]) -> Option<[u32; 5]> {
+    if b[0..4] != magic || CRC.checksum(&b[0..24]) != le(b, 24) || zeros(&b[0..28]) != le(b, 28) {
+        return None;
+    }
+    Some([le(b, 4), le(b, 8), le(b, 12), le(b, 16), le(b, 20)])
+}
+
 impl Record {
     fn encode(&self) -> [u8; RECORD_LEN] {
-        let mut b = [0u8; RECORD_LEN];
-        b[0..4].copy_from_slice(&RECORD_MAGIC);
-        b[4..8].copy_from_slice(&self.seq.to_le_bytes());
-        b[8] = self.slot.index() as u8;
-        b[12..16].copy_from_slice(&self.len.to_le_bytes());
-        b[16..20].copy_from_slice(&self.crc.to_le_bytes());
-        b[20..24].copy_from_slice(&self.version.to_le_bytes());
-        let crc = CRC.checksum(&b[0..24]);
-        b[24..28].copy_from_slice(&crc.to_le_bytes());
-        let z = zeros(&b[0..28]);
-        b[28..32].copy_from_slice(&z.to_le_bytes());
-        b
+        seal(
+            RECORD_MAGIC,
+            [
+                self.seq,
+                self.slot.index() as u32,
+                self.len,
+                self.crc,
+                self.version,
+            ],
+        )
     }
 
     fn decode(b: &[u8; RECORD_LEN]) -> Option<Record> {
-        if b[0..4] != RECORD_MAGIC || b[9..12] != [0, 0, 0] {
-            return None;
-        }
-        if CRC.checksum(&b[0..24]) != le(b, 24) || zeros(&b[0..28]) != le(b, 28) {
-            return None;
-        }
-        let slot = match b[8] {
+        let [seq, slot, len, crc, version] = unseal(RECORD_MAGIC, b)?;
+        let slot = match slot {
             0 => Slot::A,
             1 => Slot::B,
             _ => return None,
         };
         Some(Record {
-            seq: le(b, 4),
+            seq,
             slot,
-            len: le(b, 12),
-            crc: le(b, 16),
-            version: le(b, 20),
+            len,
+            crc,
+            version,
         })
     }
+}
+
+/// Reads `out.len()` bytes at `offset` (aligned to `READ_SIZE`), whatever `out.len()`.
+fn read_exact<F: NorFlash>(
+    flash: &mut F,
+    offset: u32,
+    out: &mut [u8],
+) -> Result<(), StoreError<F::Error>> {
+    let r = F::READ_SIZE;
+    let whole = out.len() / r * r;
+    let (head, tail) = out.split_at_mut(whole);
+    if !head.is_empty() {
+        flash.read(offset, head).map_err(StoreError::Flash)?;
+    }
+    if !tail.is_empty() {
+        let mut tmp = [0u8; RECORD_LEN];
+        let t = tmp.get_mut(..r).ok_or(StoreError::BadLayout("read size"))?;
+        flash
+            .read(offset + whole as u32, t)
+            .map_err(StoreError::Flash)?;
+        tail.copy_from_slice(&t[..tail.len()]);
+    }
+    Ok(())
+}
+
+/// CRC-32 of `len` bytes at `offset`, read in small pieces.
+fn crc_at<F: NorFlash>(flash: &mut F, offset: u32, len: u32) -> Result<u32, StoreError<F::Error>> {
+    let mut d = CRC.digest();
+    let mut buf = [0u8; READ_CHUNK];
+    let mut done = 0u32;
+    while done < len {
+        let n = (len - done).min(READ_CHUNK as u32) as usize;
+        read_exact(flash, offset + done, &mut buf[..n])?;
+        d.update(&buf[..n]);
+        done += n as u32;
+    }
+    Ok(d.finalize())
+}
+
+/// Whether the `len` bytes at `offset` all read `0xFF`.
+fn is_free<F: NorFlash>(
+    flash: &mut F,
+    offset: u32,
+    len: u32,
+) -> Result<bool, StoreError<F::Error>> {
+    let mut buf = [0u8; READ_CHUNK];
+    let mut done = 0u32;
+    while done < len {
+        let n = (len - done).min(READ_CHUNK as u32) as usize;
+        read_exact(flash, offset + done, &mut buf[..n])?;
+        if buf[..n].iter().any(|&b| b != 0xFF) {
+            return Ok(false);
+        }
+        done += n as u32;
+    }
+    Ok(true)
 }
 
 /// A journal position: erase unit `sector`, record `index` within it.
@@ -626,52 +706,20 @@ impl<F: NorFlash> ModelStore<F> {
             + p.index * record_len(F::WRITE_SIZE) as u32
     }
 
-    /// Reads `out.len()` bytes at `offset` (aligned to `READ_SIZE`), whatever `out.len()`.
     fn read_exact(&mut self, offset: u32, out: &mut [u8]) -> Result<(), StoreError<F::Error>> {
-        let r = F::READ_SIZE;
-        let whole = out.len() / r * r;
-        let (head, tail) = out.split_at_mut(whole);
-        if !head.is_empty() {
-            self.flash.read(offset, head).map_err(StoreError::Flash)?;
-        }
-        if !tail.is_empty() {
-            let mut tmp = [0u8; RECORD_LEN];
-            let t = tmp.get_mut(..r).ok_or(StoreError::BadLayout("read size"))?;
-            self.flash
-                .read(offset + whole as u32, t)
-                .map_err(StoreError::Flash)?;
-            tail.copy_from_slice(&t[..tail.len()]);
-        }
-        Ok(())
+        read_exact(&mut self.flash, offset, out)
     }
 
-    /// CRC-32 of `len` bytes at `offset`, read in small pieces.
     fn crc_of(&mut self, offset: u32, len: u32) -> Result<u32, StoreError<F::Error>> {
-        let mut d = CRC.digest();
-        let mut buf = [0u8; READ_CHUNK];
-        let mut done = 0u32;
-        while done < len {
-            let n = (len - done).min(READ_CHUNK as u32) as usize;
-            self.read_exact(offset + done, &mut buf[..n])?;
-            d.update(&buf[..n]);
-            done += n as u32;
-        }
-        Ok(d.finalize())
+        crc_at(&mut self.flash, offset, len)
     }
 
     fn read_pos(&mut self, p: Pos) -> Result<(Option<Record>, bool), StoreError<F::Error>> {
         let off = self.pos_offset(p);
         let mut b = [0u8; RECORD_LEN];
         self.read_exact(off, &mut b)?;
-        let rec = Record::decode(&b);
-        let mut free = b.iter().all(|&x| x == 0xFF);
-        let mut at = RECORD_LEN;
-        while free && at < record_len(F::WRITE_SIZE) {
-            self.read_exact(off + at as u32, &mut b)?;
-            free = b.iter().all(|&x| x == 0xFF);
-            at += RECORD_LEN;
-        }
-        Ok((rec, free))
+        let free = is_free(&mut self.flash, off, record_len(F::WRITE_SIZE) as u32)?;
+        Ok((Record::decode(&b), free))
     }
 
     fn scan(&mut self) -> Result<(), StoreError<F::Error>> {
@@ -719,6 +767,7 @@ impl<F: NorFlash> ModelStore<F> {
                     offset,
                     len: r.len,
                     version: r.version,
+                    crc: r.crc,
                     seq: r.seq,
                 });
                 return Ok(());
@@ -771,6 +820,7 @@ impl<F: NorFlash> ModelStore<F> {
             offset: self.layout.slot_offset(r.slot),
             len: r.len,
             version: r.version,
+            crc: r.crc,
             seq: r.seq,
         });
         Ok(())
