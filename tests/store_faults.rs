@@ -13,9 +13,10 @@ use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 use tinyrnn::store::{
-    record_len, Active, Layout, ModelCheck, ModelStore, Slot, StoreError, Verifier,
+    record_len, Active, Layout, ModelCheck, ModelStore, Slot, StateRegion, StateStore, StoreError,
+    Verifier,
 };
-use tinyrnn::Error;
+use tinyrnn::{Error, Model, Session};
 
 // ---------------------------------------------------------------------------------------
 // The simulated flash
@@ -73,6 +74,8 @@ struct Sim<const W: usize, const P: usize, const E: usize> {
     /// Operations done since the last `reset_ops`.
     ops: u64,
     erases: u64,
+    /// Erases done per erase unit (wear).
+    unit_erases: Vec<u32>,
     /// (operation index, partial-state seed)
     cut: Option<(u64, u64)>,
     dead: bool,
@@ -84,6 +87,7 @@ impl<const W: usize, const P: usize, const E: usize> Sim<W, P, E> {
             mem: vec![0xFF; capacity],
             ops: 0,
             erases: 0,
+            unit_erases: vec![0; capacity / E],
             cut: None,
             dead: false,
         }
@@ -221,6 +225,7 @@ impl<const W: usize, const P: usize, const E: usize> NorFlash for Sim<W, P, E> {
                 return Err(SimError::PowerLost);
             }
             self.erases += 1;
+            self.unit_erases[at / E] += 1;
             self.mem[at..at + E].fill(0xFF);
         }
         Ok(())
@@ -862,4 +867,180 @@ fn layouts_that_do_not_fit_the_flash_are_refused() {
         "a region ends beyond the flash's capacity"
     );
     assert!(ModelStore::new(Nrf::new(64 * 1024), Layout::contiguous(0, 7 * e, 2 * e)).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------
+// Session state across deep sleep
+// ---------------------------------------------------------------------------------------
+
+type Small = Sim<8, 32, 1024>;
+type Sess<'m> = Session<'m, 128, 64>;
+
+/// A session of `model` after `frames` frames of a fixed pseudo-random input.
+fn run<'m>(model: &'m Model<'m>, frames: usize) -> Sess<'m> {
+    let mut s = Sess::new(model).expect("fits");
+    let mut rng = Rng(42);
+    for _ in 0..frames {
+        let frame: Vec<f32> = (0..model.input_size())
+            .map(|_| (rng.below(2001) as f32 - 1000.0) / 500.0)
+            .collect();
+        s.step(&frame).expect("step");
+    }
+    s
+}
+
+const REGION: StateRegion = StateRegion {
+    offset: 0,
+    size: 2 * 1024,
+};
+
+#[test]
+fn state_round_trips_and_is_bound_to_its_model() {
+    let (lstm, gru) = (blob("vowels_lstm_int8"), blob("vowels_gru_int8"));
+    let (ml, mg) = (
+        Model::from_blob(&lstm).unwrap(),
+        Model::from_blob(&gru).unwrap(),
+    );
+    let (crc_l, crc_g) = (tinyrnn::model::crc32(&lstm), tinyrnn::model::crc32(&gru));
+    let mut flash = Small::new(8 * 1024);
+    let mut st = StateStore::new(&mut flash, REGION).expect("region");
+    let mut buf = vec![0u8; 1024];
+    let a = run(&ml, 25);
+    st.save(&mut flash, &a, crc_l, &mut buf).expect("save");
+
+    // After "deep sleep": a new store on the same flash, a fresh session.
+    let mut st = StateStore::new(&mut flash, REGION).expect("region");
+    let mut b = Sess::new(&ml).unwrap();
+    assert_ne!(b.state(), a.state());
+    st.restore(&mut flash, &mut b, crc_l, &mut buf)
+        .expect("restore");
+    assert_eq!(b.state(), a.state());
+    let (mut oa, mut ob) = ([0i16; 9], [0i16; 9]);
+    let mut a = a;
+    a.step(&[0.5; 12]).unwrap();
+    b.step(&[0.5; 12]).unwrap();
+    a.output_q(&mut oa).unwrap();
+    b.output_q(&mut ob).unwrap();
+    assert_eq!(oa, ob);
+
+    // Another model (an update happened) finds no state; so does a session of another
+    // shape that claims the same model.
+    let mut g = Sess::new(&mg).unwrap();
+    assert_eq!(
+        st.restore(&mut flash, &mut g, crc_g, &mut buf),
+        Err(StoreError::NoState)
+    );
+    assert_eq!(
+        st.restore(&mut flash, &mut g, crc_l, &mut buf),
+        Err(StoreError::NoState)
+    );
+    // A buffer too small for the state.
+    let mut tiny = [0u8; 8];
+    assert!(matches!(
+        st.save(&mut flash, &a, crc_l, &mut tiny),
+        Err(StoreError::BufferTooSmall { got: 8, .. })
+    ));
+}
+
+#[test]
+fn state_saves_wear_the_ring_evenly() {
+    let lstm = blob("vowels_lstm_int8");
+    let m = Model::from_blob(&lstm).unwrap();
+    let crc = tinyrnn::model::crc32(&lstm);
+    let s = run(&m, 3);
+    // 64 state words + tag = 260 bytes, + 32-byte header = 292 -> 296: 3 entries a unit.
+    let mut flash = Small::new(8 * 1024);
+    let region = StateRegion {
+        offset: 2048,
+        size: 4 * 1024,
+    };
+    let mut st = StateStore::new(&mut flash, region).expect("region");
+    let mut buf = vec![0u8; 1024];
+    let saves = 600;
+    for _ in 0..saves {
+        st.save(&mut flash, &s, crc, &mut buf).expect("save");
+    }
+    let wear = &flash.unit_erases[2..6];
+    // Each unit takes 3 entries: one erase per 3 saves, spread round the ring.
+    assert_eq!(wear.iter().sum::<u32>(), saves / 3);
+    let (lo, hi) = (wear.iter().min().unwrap(), wear.iter().max().unwrap());
+    assert!(hi - lo <= 1, "uneven wear {wear:?}");
+    assert!(flash.unit_erases[..2]
+        .iter()
+        .chain(&flash.unit_erases[6..])
+        .all(|&n| n == 0));
+    let mut st = StateStore::new(&mut flash, region).expect("region");
+    let mut r = Sess::new(&m).unwrap();
+    st.restore(&mut flash, &mut r, crc, &mut buf)
+        .expect("restore");
+    assert_eq!(r.state(), s.state());
+}
+
+#[test]
+fn a_power_cut_during_a_state_save_keeps_the_previous_state() {
+    let lstm = blob("vowels_lstm_int8");
+    let m = Model::from_blob(&lstm).unwrap();
+    let crc = tinyrnn::model::crc32(&lstm);
+    let (s1, s2, s3) = (run(&m, 5), run(&m, 9), run(&m, 14));
+    let mut buf = vec![0u8; 1024];
+    let mut total = 0;
+    // Before the cut: 1 entry (the save fits in the same unit), or 3 (the unit is full
+    // and the save erases the next one).
+    for before in [1, 3] {
+        let mut base = Small::new(8 * 1024);
+        let mut st = StateStore::new(&mut base, REGION).unwrap();
+        for _ in 0..before {
+            st.save(&mut base, &s1, crc, &mut buf).unwrap();
+        }
+        let mut dry = base.clone();
+        dry.reset_ops();
+        let mut st = StateStore::new(&mut dry, REGION).unwrap();
+        st.save(&mut dry, &s2, crc, &mut buf).unwrap();
+        let ops = dry.ops;
+        assert_eq!(dry.erases, u64::from(before == 3));
+        for k in 0..ops {
+            for mode in 0..MODES {
+                let mut f = base.clone();
+                f.reset_ops();
+                f.cut = Some((k, k * 7919 * MODES + mode));
+                let mut st = StateStore::new(&mut f, REGION).unwrap();
+                let r = st.save(&mut f, &s2, crc, &mut buf);
+                assert_eq!(r, Err(StoreError::Flash(SimError::PowerLost)));
+                let mut f = f.reboot();
+                let mut st = StateStore::new(&mut f, REGION).unwrap();
+                let mut r = Sess::new(&m).unwrap();
+                st.restore(&mut f, &mut r, crc, &mut buf)
+                    .unwrap_or_else(|e| panic!("cut at {k} mode {mode}: {e}"));
+                assert!(
+                    r.state() == s1.state() || r.state() == s2.state(),
+                    "cut at {k} mode {mode}: a state that was never saved"
+                );
+                // And the next save after the reboot works.
+                st.save(&mut f, &s3, crc, &mut buf).unwrap();
+                let mut st = StateStore::new(&mut f, REGION).unwrap();
+                st.restore(&mut f, &mut r, crc, &mut buf).unwrap();
+                assert_eq!(r.state(), s3.state(), "cut at {k} mode {mode}");
+                total += 1;
+            }
+        }
+    }
+    println!("state save: {total} power cuts with reboot, all restored the old or the new state");
+}
+
+#[test]
+fn a_corrupted_newest_state_falls_back_to_the_one_before() {
+    let lstm = blob("vowels_lstm_int8");
+    let m = Model::from_blob(&lstm).unwrap();
+    let crc = tinyrnn::model::crc32(&lstm);
+    let (s1, s2) = (run(&m, 5), run(&m, 9));
+    let mut flash = Small::new(8 * 1024);
+    let mut st = StateStore::new(&mut flash, REGION).unwrap();
+    let mut buf = vec![0u8; 1024];
+    st.save(&mut flash, &s1, crc, &mut buf).unwrap();
+    st.save(&mut flash, &s2, crc, &mut buf).unwrap();
+    // One bit of the second entry's state bytes (after its 32-byte header).
+    flash.mem[296 + 32 + 40] ^= 0x04;
+    let mut r = Sess::new(&m).unwrap();
+    st.restore(&mut flash, &mut r, crc, &mut buf).unwrap();
+    assert_eq!(r.state(), s1.state());
 }
