@@ -17,6 +17,9 @@
 //! [`Active::offset`] (plus the flash's base address) for [`Active::len`] bytes and hands
 //! that slice to [`Model::from_blob`].
 //!
+//! [`StateStore`] keeps a [`Session`](crate::Session)'s state across deep sleep in its own
+//! wear-levelled ring of erase units, bound to the model it came from ([`state`] docs).
+//!
 //! # Flash layout
 //!
 //! A [`Layout`] names three non-overlapping regions, each aligned to the flash's erase
@@ -105,13 +108,53 @@
 //!
 //! # Example
 //!
-//! ```ignore
-//! let mut store = ModelStore::new(flash, Layout::contiguous(0x4_0000, 0x1_0000, 0x2000))?;
-//! let mut up = store.begin_update(len)?;
-//! while let Some(chunk) = uart.next_chunk() {
+//! ```
+//! use tinyrnn::store::{Layout, ModelCheck, ModelStore};
+//! use tinyrnn::{Model, Session};
+//! # use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+//! # struct Ram(Vec<u8>);
+//! # impl ErrorType for Ram { type Error = NorFlashErrorKind; }
+//! # impl ReadNorFlash for Ram {
+//! #     const READ_SIZE: usize = 1;
+//! #     fn read(&mut self, o: u32, b: &mut [u8]) -> Result<(), Self::Error> {
+//! #         b.copy_from_slice(&self.0[o as usize..o as usize + b.len()]); Ok(())
+//! #     }
+//! #     fn capacity(&self) -> usize { self.0.len() }
+//! # }
+//! # impl NorFlash for Ram {
+//! #     const WRITE_SIZE: usize = 4;
+//! #     const ERASE_SIZE: usize = 4096;
+//! #     fn erase(&mut self, f: u32, t: u32) -> Result<(), Self::Error> {
+//! #         self.0[f as usize..t as usize].fill(0xFF); Ok(())
+//! #     }
+//! #     fn write(&mut self, o: u32, b: &[u8]) -> Result<(), Self::Error> {
+//! #         for (d, s) in self.0[o as usize..].iter_mut().zip(b) { *d &= s; } Ok(())
+//! #     }
+//! # }
+//! # let flash = Ram(vec![0xFF; 64 * 1024]);
+//! # let blob = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/blobs/vowels_lstm_int8.trnn")).unwrap();
+//! # let uart = blob.chunks(100);
+//! // The firmware's buffers: a Session<'_, 128, 64> and a RAM copy of the model (on
+//! // memory-mapped flash, `finish_mapped` and a slice at `Active::offset` instead).
+//! let mut ram = [0u8; 16 * 1024];
+//! // Two 24 KiB slots and an 8 KiB journal from offset 0 of the flash.
+//! let mut store = ModelStore::new(flash, Layout::contiguous(0, 24 * 1024, 8 * 1024))?;
+//! assert!(store.active().is_none());
+//!
+//! // An update arrives in chunks: nothing runs on it before `finish` verified it.
+//! let mut up = store.begin_update(blob.len())?;
+//! for chunk in uart {
 //!     up.write_chunk(chunk)?;
 //! }
-//! up.finish(&ModelCheck::for_session::<STATE, SCRATCH>(version), &mut ram)?;
+//! let active = up.finish(&ModelCheck::for_session::<128, 64>(1), &mut ram)?;
+//! assert_eq!(active.version, 1);
+//!
+//! // At the next boot: the active model, read into RAM and run.
+//! let blob = store.read_active(&mut ram)?;
+//! let model = Model::from_blob(blob)?;
+//! let session = Session::<128, 64>::new(&model)?;
+//! # let _ = session;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use core::fmt;
@@ -121,7 +164,7 @@ use embedded_storage::nor_flash::{NorFlash, NorFlashError};
 use crate::error::Error;
 use crate::Model;
 
-mod state;
+pub mod state;
 pub use state::{StateRegion, StateStore, STATE_MAGIC};
 
 static CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
