@@ -840,7 +840,8 @@ impl<F: NorFlash> ModelStore<F> {
             None => {
                 let sector = self
                     .newest
-                    .map_or(0, |(_, p)| (p.sector + 1) % self.sectors());
+                    .and_then(|(_, p)| (p.sector + 1).checked_rem(self.sectors()))
+                    .unwrap_or(0);
                 let from = self.layout.journal + sector * e;
                 self.flash
                     .erase(from, from + e)
@@ -938,10 +939,15 @@ impl<F: NorFlash> Update<'_, F> {
         self.received += data.len();
         self.digest.update(data);
         if self.pending_len > 0 {
-            let take = (w - self.pending_len).min(data.len());
-            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&data[..take]);
+            let dst = self
+                .pending
+                .get_mut(self.pending_len..w)
+                .ok_or(StoreError::Aborted)?;
+            let take = dst.len().min(data.len());
+            let (now, rest) = data.split_at(take);
+            dst[..take].copy_from_slice(now);
             self.pending_len += take;
-            data = &data[take..];
+            data = rest;
             if self.pending_len < w {
                 return Ok(());
             }
@@ -994,7 +1000,9 @@ impl<F: NorFlash> Update<'_, F> {
         if self.pending_len > 0 {
             let w = F::WRITE_SIZE;
             let mut unit = self.pending;
-            unit[self.pending_len..w].fill(0xFF);
+            if let Some(tail) = unit.get_mut(self.pending_len..w) {
+                tail.fill(0xFF);
+            }
             self.pending_len = 0;
             self.failed = true;
             self.program(&unit[..w])?;

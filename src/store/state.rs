@@ -187,10 +187,9 @@ impl<F: NorFlash> StateStore<F> {
         );
         let needed = session.saved_len();
         let got = buf.len();
-        let n = session
-            .save_state(buf)
-            .map_err(|_| StoreError::BufferTooSmall { needed, got })?;
-        let data = &buf[..n];
+        let too_small = || StoreError::BufferTooSmall { needed, got };
+        let n = session.save_state(buf).map_err(|_| too_small())?;
+        let data = buf.get(..n).ok_or_else(too_small)?;
         let size = (h + pad(n, w)) as u32;
         if size > e {
             return Err(StoreError::TooLarge {
@@ -212,7 +211,10 @@ impl<F: NorFlash> StateStore<F> {
         let (unit, p) = match at {
             Some(x) => x,
             None => {
-                let unit = self.cursor.map_or(0, |(u, _)| (u + 1) % self.units());
+                let unit = self
+                    .cursor
+                    .and_then(|(u, _)| (u + 1).checked_rem(self.units()))
+                    .unwrap_or(0);
                 let from = self.unit_offset(unit);
                 flash.erase(from, from + e).map_err(StoreError::Flash)?;
                 (unit, 0)
