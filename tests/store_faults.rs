@@ -1,7 +1,9 @@
 //! Fault injection for `tinyrnn::store` (feature `store`): a simulated NOR flash cuts the
 //! power at every erase and page program of an update, leaving the interrupted operation
 //! half done, then the device "reboots" (a new `ModelStore` on the same flash) and must
-//! come up with exactly the old model or exactly the new one, and take a further update.
+//! come up with exactly the old model or exactly the new one; the next update after that
+//! reboot is cut once more (somewhere else) with the same demand, and a further one must
+//! go through.
 //!
 //! The counts of cut points per scenario are printed; see them with
 //! `cargo test -p tinyrnn --features store --release --test store_faults -- --nocapture`.
@@ -352,6 +354,7 @@ struct Tally {
     came_up_old: u64,
     came_up_new: u64,
     came_up_none: u64,
+    double_cuts: u64,
 }
 
 /// Updates `base` (whose active model is `old`, version `old_version`, or nothing) to
@@ -420,6 +423,34 @@ fn cut_everywhere<const W: usize, const P: usize, const E: usize>(
                 None => panic!("{what}: no model after the cut (the old one was lost)"),
                 Some(b) => panic!("{what}: a mix: {} bytes, neither old nor new", b.len()),
             }
+            // A second cut, during the update after the reboot (which now meets the
+            // first cut's debris), at a point that moves with k: again old or new.
+            let v3 = store.version_floor().unwrap_or(0) + 1;
+            let mut flash = store.into_inner();
+            let mut dry = g.open(flash.clone());
+            dry.flash().reset_ops();
+            update(&mut dry, third, &check(v3), k).expect("uncut second update");
+            let ops2 = dry.into_inner().ops;
+            let k2 = (k * 31 + mode * 7) % ops2;
+            flash.reset_ops();
+            flash.cut = Some((
+                k2,
+                seed.rotate_left(17) - seed.rotate_left(17) % MODES + mode,
+            ));
+            let mut cut2 = g.open(flash);
+            let r = update(&mut cut2, third, &check(v3), k);
+            assert!(
+                matches!(r, Err(StoreError::Flash(SimError::PowerLost))),
+                "{what}: {r:?}"
+            );
+            let mut store = g.open(cut2.into_inner().reboot());
+            let again = active_bytes(&mut store);
+            assert!(
+                again == now || again.as_deref() == Some(third),
+                "{what}, second cut at {k2}/{ops2}: neither the model before it nor the new one"
+            );
+            tally.double_cuts += 1;
+
             // The device keeps working: the next update goes through.
             let v3 = store.version_floor().unwrap_or(0) + 1;
             let a = update(&mut store, third, &check(v3), k)
@@ -430,6 +461,7 @@ fn cut_everywhere<const W: usize, const P: usize, const E: usize>(
             tally.trials += 1;
         }
     }
+    assert_eq!(tally.double_cuts, tally.trials);
     assert!(tally.came_up_new > 0 && (tally.came_up_old > 0 || tally.came_up_none > 0));
     println!(
         "{:<28} {:<34} cut points {:>4} × {} modes = {:>5} reboots: old {:>5}, new {:>5}, none {:>3}",
@@ -527,8 +559,9 @@ fn power_cut_at_every_operation_leaves_old_or_new_model() {
         total.1 += t;
     }
     println!(
-        "total: {} cut points, {} power cuts with reboot (× {} partial-state modes), all came up with the old or the new model",
-        total.0, total.1, MODES
+        "total: {} cut points × {} partial-state modes = {} power cuts with reboot, each followed by a \
+         second cut during the next update ({} more): all came up with the old or the new model",
+        total.0, MODES, total.1, total.1
     );
     assert_eq!(total.1, total.0 * MODES);
 }
