@@ -11,7 +11,9 @@
 //! newest committed slot whose bytes still match their record wins.
 //!
 //! Nothing is allocated and no whole blob is buffered while receiving: [`Update`] holds
-//! one flash write unit (at most [`MAX_WRITE_SIZE`] bytes) and a running CRC. To load the
+//! one flash write unit (at most [`MAX_WRITE_SIZE`] bytes) and a running CRC (about
+//! 300 bytes in all), and the commit writes from a [`MAX_WRITE_SIZE`]-byte stack buffer.
+//! Opening the store reads the journal and computes the CRC of the active slot once. To load the
 //! active model, firmware either reads it into RAM ([`ModelStore::read_active`]) or, on
 //! an MCU whose flash is memory-mapped, borrows it in place from the address
 //! [`Active::offset`] (plus the flash's base address) for [`Active::len`] bytes and hands
@@ -99,6 +101,10 @@
 //! the power at every erase and page program of an update (leaving the interrupted
 //! operation's bits half-changed), reboot, and check that the store comes up with exactly
 //! the old or exactly the new blob.
+//!
+//! The anti-rollback floor cannot be lowered by a cut either: versions only grow, so the
+//! newest record carries the highest version, and it is never erased. (If that record
+//! itself rots, the floor falls back to the previous record's version.)
 //!
 //! What it does not cover: two faults at once. If the newest slot rots *and* the
 //! journal's ring must erase the unit holding the fallback slot's record in the same

@@ -91,6 +91,7 @@ impl<F: NorFlash> StateStore<F> {
             || F::WRITE_SIZE > MAX_WRITE_SIZE
             || !F::READ_SIZE.is_power_of_two()
             || F::READ_SIZE > RECORD_LEN
+            || F::READ_SIZE > F::WRITE_SIZE
             || e == 0
             || !e.is_multiple_of(record_len(F::WRITE_SIZE) as u64)
         {
