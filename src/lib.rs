@@ -31,6 +31,7 @@
 //! | `f32` | f32 models, with micromath (optional dependency) | ✓ |
 //! | `libm` | [`F32Math::Accurate`] for the f32 path (only with `f32`) | |
 //! | `defmt` | `defmt::Format` for the public types | |
+//! | `store` | [`store::ModelStore`]: power-fail-safe A/B model slots on NOR flash (`embedded-storage`) | |
 //!
 //! At least one cell feature and one precision feature must be enabled (`compile_error!`
 //! otherwise). A disabled feature's code is not compiled at all (`#[cfg]`), and the loader
@@ -74,6 +75,8 @@ pub mod generate;
 pub mod kernel;
 pub mod model;
 pub mod session;
+#[cfg(feature = "store")]
+pub mod store;
 pub mod stream;
 #[cfg(test)]
 mod testutil;

@@ -7,7 +7,8 @@
 #                                      only tinyrnn's `lstm,int8` (feature `lstm-int8` of
 #                                      this crate, without its defaults),
 #                                      thumbv6m-none-eabi and riscv32imc-unknown-none-elf
-#                                      (portable kernels)
+#                                      (portable kernels); and with the model/state store
+#                                      (feature `store`) on thumbv7em and thumbv6m
 #   tests/no_panic/check.sh --checked  the same with overflow-checks = true (profile
 #                                      `checked`): also lists the arithmetic the optimizer
 #                                      cannot prove overflow-free (informative, see README)
@@ -95,6 +96,8 @@ builds=(
   "release thumbv7em-none-eabihf lstm-int8"
   "release thumbv6m-none-eabi"
   "release riscv32imc-unknown-none-elf"
+  "release thumbv7em-none-eabihf store"
+  "release thumbv6m-none-eabi store"
 )
 if [[ "${1:-}" == --checked ]]; then
   builds+=("checked thumbv7em-none-eabihf" "checked thumbv7em-none-eabihf libm")

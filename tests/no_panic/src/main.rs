@@ -121,6 +121,100 @@ fn run(blob: &[u8]) {
     }
 }
 
+/// A NOR flash whose contents, capacity and every outcome are opaque.
+#[cfg(feature = "store")]
+mod flash {
+    use core::hint::black_box;
+    use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+
+    pub struct Opaque;
+
+    fn outcome() -> Result<(), NorFlashErrorKind> {
+        if black_box(false) {
+            Err(NorFlashErrorKind::Other)
+        } else {
+            Ok(())
+        }
+    }
+
+    impl ErrorType for Opaque {
+        type Error = NorFlashErrorKind;
+    }
+    impl ReadNorFlash for Opaque {
+        const READ_SIZE: usize = 1;
+        fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+            black_box(offset);
+            for b in bytes.iter_mut() {
+                *b = black_box(0xFF);
+            }
+            outcome()
+        }
+        fn capacity(&self) -> usize {
+            black_box(1 << 20)
+        }
+    }
+    impl NorFlash for Opaque {
+        const WRITE_SIZE: usize = 4;
+        const ERASE_SIZE: usize = 4096;
+        fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+            black_box((from, to));
+            outcome()
+        }
+        fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+            black_box((offset, bytes));
+            outcome()
+        }
+    }
+}
+
+/// The model store and the state store: boot, an update in chunks of any length (both
+/// finishes), reading the active model, saving and restoring a session's state.
+#[cfg(feature = "store")]
+fn store(blob: &[u8]) {
+    use tinyrnn::store::{Layout, ModelCheck, ModelStore, StateRegion, StateStore};
+    let layout = Layout {
+        slot_a: black_box(0),
+        slot_b: black_box(0x1_0000),
+        slot_size: black_box(0x1_0000),
+        journal: black_box(0x2_0000),
+        journal_size: black_box(0x2000),
+    };
+    let Ok(mut st) = ModelStore::new(flash::Opaque, layout) else {
+        return;
+    };
+    let _ = black_box(st.active());
+    let mut ram = [0u8; 0x1_0000];
+    let _ = black_box(st.read_active(some_mut(&mut ram)).map(|b| b.len()));
+    let check = ModelCheck::for_session::<STATE, SCRATCH>(black_box(1));
+    if let Ok(mut up) = st.begin_update(black_box(blob.len())) {
+        for _ in 0..black_box(10) {
+            let _ = black_box(up.write_chunk(some(blob)));
+        }
+        let _ = black_box(up.finish(&check, some_mut(&mut ram)).is_ok());
+    }
+    if let Ok(mut up) = st.begin_update(black_box(blob.len())) {
+        let _ = black_box(up.write_chunk(some(blob)));
+        let _ = black_box(up.finish_mapped(&check, some(blob)).is_ok());
+    }
+    let Ok(model) = Model::from_blob(blob) else {
+        return;
+    };
+    let Ok(mut s) = Session::<STATE, SCRATCH>::new(&model) else {
+        return;
+    };
+    let region = StateRegion {
+        offset: black_box(0x3_0000),
+        size: black_box(0x4000),
+    };
+    let flash = st.flash();
+    if let Ok(mut ss) = StateStore::new(flash, region) {
+        let mut buf = [0u8; 4 * STATE + 4];
+        let crc = black_box(7);
+        let _ = black_box(ss.save(flash, &s, crc, some_mut(&mut buf)));
+        let _ = black_box(ss.restore(flash, &mut s, crc, some_mut(&mut buf)));
+    }
+}
+
 /// The entry point (and the root of `--gc-sections`).
 #[no_mangle]
 pub extern "C" fn _start() -> ! {
@@ -132,5 +226,7 @@ pub extern "C" fn _start() -> ! {
     }
     loop {
         run(black_box(BLOB));
+        #[cfg(feature = "store")]
+        store(black_box(BLOB));
     }
 }

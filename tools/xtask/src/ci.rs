@@ -100,7 +100,7 @@ fn steps() -> Result<Vec<Step>> {
         "thumbv7em-none-eabihf",
         "riscv32imc-unknown-none-elf",
     ] {
-        for features in ["", "defmt", "libm", "defmt,libm"] {
+        for features in ["", "defmt", "libm", "defmt,libm", "store"] {
             let mut c = cargo();
             c.args(["check", "-p", "tinyrnn", "--lib", "--target", target]);
             if !features.is_empty() {
@@ -171,6 +171,27 @@ fn steps() -> Result<Vec<Step>> {
         .args(["--features", "lstm,int8", "--test", "features"]);
     v.push(step(
         "cargo test -p tinyrnn --features lstm,int8 (reduced build)",
+        c,
+    ));
+
+    // The model store (feature `store`): lints, then power cuts at every flash operation
+    // of an update and of a state save (README, "Storing a model safely").
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "-p",
+        "tinyrnn",
+        "--all-targets",
+        "--features",
+        "store",
+    ])
+    .args(["--", "-D", "warnings"]);
+    v.push(step("clippy (host, store)", c));
+    let mut c = cargo();
+    c.args(["test", "-p", "tinyrnn", "--release", "--features", "store"])
+        .args(["--lib", "--test", "store_faults"]);
+    v.push(step(
+        "cargo test -p tinyrnn --features store (power-cut fault injection)",
         c,
     ));
 
