@@ -167,7 +167,7 @@ use core::fmt;
 
 use embedded_storage::nor_flash::{NorFlash, NorFlashError};
 
-use crate::error::Error;
+use crate::error::{Buffer, Error};
 use crate::Model;
 
 pub mod state;
@@ -354,12 +354,16 @@ impl ModelCheck {
 impl Verifier for ModelCheck {
     fn verify(&self, blob: &[u8]) -> Result<u32, Error> {
         let m = Model::from_blob(blob)?;
-        for (needed, capacity) in [
-            (m.state_len(), self.state_words),
-            (m.scratch_len(), self.scratch_words),
+        for (buffer, needed, capacity) in [
+            (Buffer::State, m.state_len(), self.state_words),
+            (Buffer::Scratch, m.scratch_len(), self.scratch_words),
         ] {
             if needed > capacity {
-                return Err(Error::TooLarge { needed, capacity });
+                return Err(Error::TooLarge {
+                    buffer,
+                    needed,
+                    capacity,
+                });
             }
         }
         Ok(self.version)

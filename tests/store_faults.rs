@@ -18,7 +18,7 @@ use tinyrnn::store::{
     record_len, Active, Layout, ModelCheck, ModelStore, Slot, StateRegion, StateStore, StoreError,
     Verifier,
 };
-use tinyrnn::{Error, Model, Session};
+use tinyrnn::{Buffer, Error, Model, Session};
 
 // ---------------------------------------------------------------------------------------
 // The simulated flash
@@ -753,13 +753,21 @@ fn a_blob_too_big_for_the_firmware_buffers_is_refused() {
         matches!(
             e,
             StoreError::Rejected(Error::TooLarge {
+                buffer: Buffer::State,
                 needed: 32,
                 capacity: 16
             })
         )
     });
     refused(&gru, &ModelCheck::for_session::<128, 8>(2), |e| {
-        matches!(e, StoreError::Rejected(Error::TooLarge { capacity: 8, .. }))
+        matches!(
+            e,
+            StoreError::Rejected(Error::TooLarge {
+                buffer: Buffer::Scratch,
+                capacity: 8,
+                ..
+            })
+        )
     });
 }
 
