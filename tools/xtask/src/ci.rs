@@ -224,7 +224,7 @@ fn steps() -> Result<Vec<Step>> {
     }
 
     // The shared firmware libraries; a board's own clippy run does not lint path dependencies.
-    for lib in ["support", "common"] {
+    for lib in ["board-support", "qemu-common"] {
         let mut c = cargo();
         c.args(["clippy", "--release", "--", "-D", "warnings"])
             .env("CARGO_TARGET_DIR", root.join("target/boards"));

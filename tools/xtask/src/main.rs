@@ -4,15 +4,15 @@
 //! cargo xtask qemu [BOARD...]            build, run under QEMU, compare with the host, sizes
 //!       --show                           just print each board's decoded output
 //!       --expected cli|file              host reference: `tinyrnn run --raw` (built here) or
-//!                                        boards/common/expected.txt (default: cli; TINYRNN_EXPECTED=file)
+//!                                        boards/qemu-common/expected.txt (default: cli; TINYRNN_EXPECTED=file)
 //!       --timeout SECS                   per-board QEMU time limit (default 60)
 //!       --dev                            dev profile (opt-level "s", overflow checks) instead of release
 //!       --features LIST                  build the boards with only these tinyrnn features
 //!                                        (`minimal` = lstm,int8, what the bundled model needs)
 //! cargo xtask size [--features LIST] [BOARD...]
 //!                                        build + run, print flash / RAM / stack per board
-//! cargo xtask bless                      write boards/common/expected.txt from the host CLI
-//! cargo xtask make-test-blob             regenerate the bring-up data in boards/common/data/
+//! cargo xtask bless                      write boards/qemu-common/expected.txt from the host CLI
+//! cargo xtask make-test-blob             regenerate the bring-up data in boards/qemu-common/data/
 //! cargo xtask test [--list] [FILTER]     the whole test suite (src/ci.rs; what .ci/run runs)
 //! cargo xtask demo [--board BOARD]       quantize the vowels LSTM and run it on a board (src/ci.rs)
 //! cargo xtask bench [--json] [--check] [MACHINE...]
@@ -28,7 +28,7 @@ mod ci;
 mod defmt;
 mod elf;
 mod npy;
-#[path = "../../../boards/common/host/npy.rs"]
+#[path = "../../../boards/qemu-common/host/npy.rs"]
 #[allow(dead_code)]
 mod npy_read;
 mod qemu;
@@ -57,7 +57,7 @@ boards: mps2-an386 mps2-an385 microbit mps2-an505 sifive-e";
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `TINYRNN_BLOB=path` replaces the dataset's model, `TINYRNN_DATASET=path` the whole
-    // dataset file (boards/common/dataset.txt), for the firmware build (boards/support/build.rs)
+    // dataset file (boards/qemu-common/dataset.txt), for the firmware build (boards/board-support/build.rs)
     // and the host comparison alike: make them absolute for the child builds.
     for var in ["TINYRNN_BLOB", "TINYRNN_DATASET"] {
         if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
@@ -124,7 +124,7 @@ fn run(args: &[String]) -> Result<bool> {
         "test" => ci::test(rest),
         "demo" => ci::demo(rest),
         "make-test-blob" => {
-            testdata::make(&root().join("boards/common/data"))?;
+            testdata::make(&root().join("boards/qemu-common/data"))?;
             Ok(true)
         }
         "-h" | "--help" | "help" => {

@@ -17,7 +17,7 @@ use crate::{elf, root, Result};
 pub enum Expected {
     /// `target/release/tinyrnn run BLOB --input REC --lengths LEN --raw`, built first.
     Cli,
-    /// `boards/common/expected.txt` (committed; `cargo xtask bless` rewrites it).
+    /// `boards/qemu-common/expected.txt` (committed; `cargo xtask bless` rewrites it).
     File,
 }
 
@@ -50,7 +50,7 @@ pub struct Options {
     /// Build with the dev profile (`opt-level = "s"`, overflow checks) instead of release.
     pub dev: bool,
     /// Build the boards with `--no-default-features --features <this>` (e.g. `minimal`, or
-    /// `lstm,int8`: tinyrnn's features, passed through board-common) instead of every cell
+    /// `lstm,int8`: tinyrnn's features, passed through qemu-common) instead of every cell
     /// kind and precision.
     pub features: Option<String>,
 }
@@ -69,18 +69,18 @@ impl Default for Options {
     }
 }
 
-/// `boards/common/dataset.txt`, or the file `TINYRNN_DATASET` names (as the firmware's build
-/// script reads it: `boards/support/build.rs`).
+/// `boards/qemu-common/dataset.txt`, or the file `TINYRNN_DATASET` names (as the firmware's build
+/// script reads it: `boards/board-support/build.rs`).
 fn dataset() -> Result<Dataset> {
     let path = match std::env::var_os("TINYRNN_DATASET").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
-        None => root().join("boards/common/dataset.txt"),
+        None => root().join("boards/qemu-common/dataset.txt"),
     };
     Ok(Dataset::read(&path)?)
 }
 
 fn expected_path() -> PathBuf {
-    root().join("boards/common/expected.txt")
+    root().join("boards/qemu-common/expected.txt")
 }
 
 /// Only the lines that must match the host byte for byte.
@@ -154,7 +154,7 @@ fn expected_lines(src: Expected) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-/// `cargo xtask bless`: rewrites `boards/common/expected.txt` from the host CLI.
+/// `cargo xtask bless`: rewrites `boards/qemu-common/expected.txt` from the host CLI.
 pub fn bless() -> Result<()> {
     let lines = seq_lines(&cli_output()?);
     if lines.is_empty() {

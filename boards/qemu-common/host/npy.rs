@@ -1,6 +1,6 @@
 //! Reading `.npy` files: just enough of the format (v1–v3, little-endian, C order).
 //!
-//! Host code shared by `boards/support/build.rs` and `xtask` (both include this file with
+//! Host code shared by `boards/board-support/build.rs` and `xtask` (both include this file with
 //! `#[path]`), so the firmware and the host comparison read the recording the same way.
 
 use std::fs;
@@ -141,7 +141,7 @@ impl Npy {
     }
 }
 
-/// The files named in `boards/common/dataset.txt`, resolved against its folder.
+/// The files named in `boards/qemu-common/dataset.txt`, resolved against its folder.
 pub struct Dataset {
     /// Model blob.
     pub model: PathBuf,
