@@ -4,7 +4,7 @@
 //! files for every board, QEMU and real, so they all switch data together), or in the file
 //! that the environment variable `TINYRNN_DATASET` names (an absolute path; a relative one is
 //! resolved from this directory, where cargo runs the script). `TINYRNN_BLOB`, if set,
-//! replaces the model named there (`host/npy.rs`, `Dataset::read`). The blob is validated
+//! replaces the model named there (`boards/host-npy`, `Dataset::read`). The blob is validated
 //! here with `tinyrnn::Model::from_blob` (and again by the firmware at start-up); its
 //! dimensions become the compile-time buffer sizes. The recording (`.npy`, shape `(N, T, F)`,
 //! plus `(N,)` lengths and labels) becomes `$OUT_DIR/frames.bin`: the first `lengths[i]`
@@ -18,12 +18,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
 
-// The `.npy` reader the QEMU boards and `xtask` use, so every consumer reads the recording
-// the same way.
-#[path = "../qemu-common/host/npy.rs"]
-#[allow(dead_code)]
-#[rustfmt::skip] // not ours to format: boards/qemu-common owns it
-mod npy;
+// The `.npy` reader `xtask` uses too (boards/host-npy), so every consumer reads the
+// recording the same way.
+use tinyrnn_host_npy as npy;
 
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

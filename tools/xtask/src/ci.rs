@@ -223,6 +223,13 @@ fn steps() -> Result<Vec<Step>> {
         v.push(step("no panic path linked (tests/no_panic)", c));
     }
 
+    // The host crate the firmware build script and xtask read the recording with.
+    let mut c = cargo();
+    c.args(["test", "--manifest-path", "boards/host-npy/Cargo.toml"])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", root.join("target/boards-host"));
+    v.push(step("cargo test boards/host-npy", c));
+
     // The shared firmware libraries; a board's own clippy run does not lint path dependencies.
     for lib in ["board-support", "qemu-common"] {
         let mut c = cargo();

@@ -27,10 +27,6 @@ mod boards;
 mod ci;
 mod defmt;
 mod elf;
-mod npy;
-#[path = "../../../boards/qemu-common/host/npy.rs"]
-#[allow(dead_code)]
-mod npy_read;
 mod qemu;
 mod testdata;
 

@@ -9,8 +9,8 @@ use std::{fs, thread};
 
 use crate::boards::{self, Board};
 use crate::defmt::Table;
-use crate::npy_read::Dataset;
 use crate::{elf, root, Result};
+use tinyrnn_host_npy::Dataset;
 
 /// Where the expected `seq=` lines come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use tinyrnn::fxp::Requant;
 use tinyrnn::model::{pad4, write_blob, DenseDesc, LayerDesc, ModelDesc, NormDesc};
 use tinyrnn::{CellKind, OutputAct, Precision};
 
-use crate::npy;
 use crate::Result;
+use tinyrnn_host_npy as npy;
 
 const INPUT: usize = 12;
 const HIDDEN: usize = 16;
