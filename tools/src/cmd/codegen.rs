@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use tinyrnn::{Model, OutputAct};
 
-use crate::quantize::{cell_name, precision_name, write_atomic};
+use crate::quantize::write_atomic;
 
 /// Arguments of `tinyrnn codegen`.
 #[derive(Debug, Clone, clap::Args)]
@@ -68,7 +68,7 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
         w,
         "// model \"{}\": {}, {} bytes ({} of weights)",
         d.name.escape_default(),
-        precision_name(p),
+        p.name(),
         blob.len(),
         m.weight_bytes()
     )?;
@@ -77,7 +77,7 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
         writeln!(
             w,
             "//   layer {k}: {} {prev} -> {}",
-            cell_name(l.cell),
+            l.cell.name(),
             l.hidden_size
         )?;
         prev = l.hidden_size as usize;

@@ -15,7 +15,7 @@ use crate::exec::{self, Blob, Runnable, Steps};
 use crate::import::{self, ImportArgs};
 use crate::ir::FloatModel;
 use crate::quantize::calib::{calibrate, Batch};
-use crate::quantize::{precision_name, quantize, write_atomic, QuantOptions, Report};
+use crate::quantize::{quantize, write_atomic, QuantOptions, Report};
 
 /// Number format of the blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -140,7 +140,7 @@ pub fn run(args: &Args) -> Result<()> {
         bail!(
             "{} quantization needs calibration data: pass --calib X.npy (sequences as the \
              firmware will feed them), or use --precision float32",
-            precision_name(precision)
+            precision.name()
         );
     }
     if args.calib.is_none() && args.calib_lengths.is_some() {
@@ -212,7 +212,7 @@ pub fn run(args: &Args) -> Result<()> {
             "wrote {} ({} bytes, {})",
             args.output.display(),
             q.blob.len(),
-            precision_name(precision)
+            precision.name()
         );
     }
     Ok(())
