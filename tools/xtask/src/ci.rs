@@ -274,9 +274,7 @@ fn steps() -> Result<Vec<Step>> {
 }
 
 /// `cargo xtask test [--list] [FILTER]`.
-pub fn test(args: &[String]) -> Result<bool> {
-    let list = args.iter().any(|a| a == "--list");
-    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+pub fn test(list: bool, filter: &[String]) -> Result<bool> {
     let missing = missing_prerequisites(true);
     if !missing.is_empty() && !list {
         eprintln!("xtask test: missing prerequisites:");
@@ -321,11 +319,7 @@ pub fn test(args: &[String]) -> Result<bool> {
 /// `cargo xtask demo [--board BOARD]`: build the CLI, quantize the bundled JapaneseVowels
 /// LSTM (int8) with its calibration data and normalization, then stream the bundled
 /// recording through it on the board under QEMU and print the classes.
-pub fn demo(args: &[String]) -> Result<bool> {
-    let board = match args.iter().position(|a| a == "--board") {
-        Some(i) => args.get(i + 1).ok_or("--board needs a name")?.clone(),
-        None => "mps2-an386".to_string(),
-    };
+pub fn demo(board: &str) -> Result<bool> {
     let missing = missing_prerequisites(true);
     if !missing.is_empty() {
         eprintln!("xtask demo: missing prerequisites:");
@@ -370,7 +364,7 @@ pub fn demo(args: &[String]) -> Result<bool> {
     c.arg("inspect").arg(&out);
     run(c, "tinyrnn inspect target/demo/lstm_int8.trnn")?;
     let mut c = xtask()?;
-    c.args(["qemu", "--show", &board]).env("TINYRNN_BLOB", &out);
+    c.args(["qemu", "--show", board]).env("TINYRNN_BLOB", &out);
     run(c, &format!("cargo xtask qemu --show {board}"))?;
     Ok(true)
 }

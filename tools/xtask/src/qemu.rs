@@ -193,7 +193,7 @@ fn build(board: &Board, dev: bool, features: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// What one QEMU run produced.
+/// What one QEMU run produced, decoded.
 struct RunOutput {
     code: Option<i32>,
     timed_out: bool,
@@ -212,16 +212,23 @@ pub fn qemu_command(board: &Board, elf: &Path) -> Command {
     cmd
 }
 
-fn run_qemu(board: &Board, dev: bool, timeout: Duration) -> Result<RunOutput> {
-    let elf_path = board.elf(dev);
-    let image = fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
-    let table = Table::parse(&image)?;
-    let mut child = qemu_command(board, &elf_path)
+/// What a QEMU process printed and how it ended.
+pub struct Captured {
+    pub code: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// Runs `cmd` (a [`qemu_command`]) with stdout and stderr captured; kills it after `timeout`.
+pub fn run_captured(mut cmd: Command, timeout: Duration) -> Result<Captured> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("{}: {e}", board.qemu))?;
+        .map_err(|e| format!("{program}: {e}"))?;
     let mut out = child.stdout.take().ok_or("no stdout")?;
     let mut err = child.stderr.take().ok_or("no stderr")?;
     let reader = thread::spawn(move || {
@@ -246,14 +253,24 @@ fn run_qemu(board: &Board, dev: bool, timeout: Duration) -> Result<RunOutput> {
         }
         thread::sleep(Duration::from_millis(20));
     };
-    let raw = reader.join().map_err(|_| "stdout reader panicked")?;
-    let stderr = err_reader.join().map_err(|_| "stderr reader panicked")?;
-    let lines = table.decode(&raw);
-    Ok(RunOutput {
+    Ok(Captured {
         code,
         timed_out,
-        lines,
-        stderr,
+        stdout: reader.join().map_err(|_| "stdout reader panicked")?,
+        stderr: err_reader.join().map_err(|_| "stderr reader panicked")?,
+    })
+}
+
+fn run_qemu(board: &Board, dev: bool, timeout: Duration) -> Result<RunOutput> {
+    let elf_path = board.elf(dev);
+    let image = fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+    let table = Table::parse(&image)?;
+    let run = run_captured(qemu_command(board, &elf_path), timeout)?;
+    Ok(RunOutput {
+        code: run.code,
+        timed_out: run.timed_out,
+        lines: table.decode(&run.stdout),
+        stderr: run.stderr,
     })
 }
 
@@ -300,7 +317,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         }
         rep.sizes = fs::read(board.elf(opts.dev))
             .ok()
-            .and_then(|b| elf::sizes(&b).ok());
+            .and_then(|b| elf::Elf::parse(&b).and_then(|e| e.sizes()).ok());
         let out = match run_qemu(board, opts.dev, timeout) {
             Ok(o) => o,
             Err(e) => {
