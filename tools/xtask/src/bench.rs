@@ -549,6 +549,11 @@ mod tests {
             demangle("_ZN4core3ptr13drop_in_place17h0123456789abcdefE.llvm.123"),
             "core::ptr::drop_in_place"
         );
+        // `_<impl ...>` in the hand-written demangler's tables: rustc-demangle drops the `_`.
+        assert_eq!(
+            demangle("_ZN4core5array40_$LT$impl$u20$$u5b$T$u3b$$u20$N$u5d$$GT$7try_map17h0123456789abcdefE"),
+            "core::array::<impl [T; N]>::try_map"
+        );
         assert_eq!(demangle("_RNvCs1234_7mycrate3foo"), "mycrate::foo");
         assert_eq!(demangle("memcpy"), "memcpy");
     }
