@@ -190,6 +190,15 @@ impl Precision {
     pub const fn is_int(self) -> bool {
         !matches!(self, Precision::F32)
     }
+    /// The precision's name where tools print or take one (`tinyrnn quantize --precision`,
+    /// `inspect`, `codegen`): `"int8"`, `"int16"` or `"float32"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Precision::Int8 => "int8",
+            Precision::Int16 => "int16",
+            Precision::F32 => "float32",
+        }
+    }
     /// The cargo feature of this crate that compiles this precision's code: `"int8"`,
     /// `"int16"` or `"f32"`.
     pub const fn feature(self) -> &'static str {
@@ -257,6 +266,22 @@ impl CellKind {
     /// Whether the hidden state is bounded by tanh/sigmoid (format [`Act`](crate::fxp::Act)).
     pub const fn bounded(self) -> bool {
         !matches!(self, CellKind::Rnn(RnnAct::Relu))
+    }
+    /// The cell and its variant in words, as tools print it: `"rnn(tanh)"`, `"rnn(relu)"`,
+    /// `"gru"` (`linear_before_reset`), `"gru(reset-before)"`, `"lstm"`, `"lstm(peepholes)"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CellKind::Rnn(RnnAct::Tanh) => "rnn(tanh)",
+            CellKind::Rnn(RnnAct::Relu) => "rnn(relu)",
+            CellKind::Gru {
+                linear_before_reset: true,
+            } => "gru",
+            CellKind::Gru {
+                linear_before_reset: false,
+            } => "gru(reset-before)",
+            CellKind::Lstm { peepholes: false } => "lstm",
+            CellKind::Lstm { peepholes: true } => "lstm(peepholes)",
+        }
     }
     /// The cargo feature of this crate that compiles this cell's code: `"rnn"`, `"gru"`,
     /// `"lstm"`, or `"lstm-peephole"` for an LSTM with peepholes (which implies `"lstm"`).

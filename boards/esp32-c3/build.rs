@@ -3,7 +3,7 @@
 //! no `memory.x` here: esp-hal generates it (README.md says why a copy here breaks the link).
 //!
 //! The model and recording are embedded by `tinyrnn-board-support`'s build script
-//! (`../support/build.rs`); link arguments stay here because `cargo:rustc-link-arg*` applies
+//! (`../board-support/build.rs`); link arguments stay here because `cargo:rustc-link-arg*` applies
 //! only to the package's own targets.
 
 fn main() {

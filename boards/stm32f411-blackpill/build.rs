@@ -2,7 +2,7 @@
 //! binaries with cortex-m-rt's `link.x` and defmt's `defmt.x`.
 //!
 //! The model and recording are embedded by `tinyrnn-board-support`'s build script
-//! (`../support/build.rs`); link arguments stay here because `cargo:rustc-link-arg*` applies
+//! (`../board-support/build.rs`); link arguments stay here because `cargo:rustc-link-arg*` applies
 //! only to the package's own targets.
 
 use std::path::PathBuf;

@@ -160,31 +160,6 @@ pub struct Quantized {
     pub report: Report,
 }
 
-/// The precision's name as the CLI spells it.
-pub fn precision_name(p: Precision) -> &'static str {
-    match p {
-        Precision::Int8 => "int8",
-        Precision::Int16 => "int16",
-        Precision::F32 => "float32",
-    }
-}
-
-/// A cell kind in words.
-pub fn cell_name(c: CellKind) -> String {
-    match c {
-        CellKind::Rnn(tinyrnn::RnnAct::Tanh) => "rnn(tanh)".into(),
-        CellKind::Rnn(tinyrnn::RnnAct::Relu) => "rnn(relu)".into(),
-        CellKind::Gru {
-            linear_before_reset: true,
-        } => "gru".into(),
-        CellKind::Gru {
-            linear_before_reset: false,
-        } => "gru(reset-before)".into(),
-        CellKind::Lstm { peepholes: false } => "lstm".into(),
-        CellKind::Lstm { peepholes: true } => "lstm(peepholes)".into(),
-    }
-}
-
 fn check_finite(name: &str, v: &[f32]) -> anyhow::Result<()> {
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         bail!("{name}[{i}] is not finite ({})", v[i]);
@@ -421,7 +396,7 @@ pub fn quantize(
     let stats = match (p.is_int(), stats) {
         (true, None) => bail!(
             "{} quantization needs calibration data (--calib X.npy)",
-            precision_name(p)
+            p.name()
         ),
         (_, Some(s)) => s,
         (false, None) => &empty,
@@ -553,7 +528,7 @@ pub fn quantize(
             ]
         };
         layer_reports.push(LayerReport {
-            cell: cell_name(l.cell),
+            cell: l.cell.name().into(),
             input_size: i,
             hidden_size: h,
             x_frac,
@@ -677,7 +652,7 @@ pub fn quantize(
         .map_err(|e| anyhow::anyhow!("internal error: the produced blob does not load: {e}"))?
         .weight_bytes();
     let report = Report {
-        precision: precision_name(p).into(),
+        precision: p.name().into(),
         calib_sequences: stats.sequences,
         calib_frames: stats.frames,
         layers: layer_reports,

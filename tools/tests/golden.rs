@@ -17,7 +17,7 @@ use tinyrnn_cli::data::{self, Sequences};
 use tinyrnn_cli::exec::{self, Blob, Runnable, Steps};
 use tinyrnn_cli::import::{self, ImportOptions};
 use tinyrnn_cli::quantize::calib::{calibrate, Batch};
-use tinyrnn_cli::quantize::{precision_name, quantize, QuantOptions};
+use tinyrnn_cli::quantize::{quantize, QuantOptions};
 
 fn golden() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden")
@@ -99,7 +99,7 @@ fn run_case(name: &str, p: Precision, x: &Sequences, y_ref: &[f64]) -> CaseResul
         .fold(0.0, f64::max);
     let scale = y_ref.iter().fold(1.0f64, |m, v| m.max(v.abs()));
     if let Some(yq) = &out.y_q {
-        let path = dir.join(format!("expected_{}.npy", precision_name(p)));
+        let path = dir.join(format!("expected_{}.npy", p.name()));
         if bless() {
             write_i16_npy(&path, &out.shape(), yq);
         } else {
@@ -112,7 +112,7 @@ fn run_case(name: &str, p: Precision, x: &Sequences, y_ref: &[f64]) -> CaseResul
                 panic!(
                     "{name} {}: integer output [{}] is {} but {} holds {} \
                      (a deliberate change? re-bless with TINYRNN_BLESS=1)",
-                    precision_name(p),
+                    p.name(),
                     data::unravel(i, &out.shape()),
                     yq[i],
                     path.display(),
@@ -136,11 +136,11 @@ fn golden_cases_all_precisions() {
         for p in [Precision::F32, Precision::Int16, Precision::Int8] {
             let r = run_case(&name, p, &x, &y.data);
             let bound = tolerance(p) * if p == Precision::F32 { 1.0 } else { r.scale };
-            line += &format!("  {}: {:.2e}", precision_name(p), r.max_err);
+            line += &format!("  {}: {:.2e}", p.name(), r.max_err);
             if r.max_err > bound {
                 failures.push(format!(
                     "{name} {}: max |err| {:.3e} > {bound:.3e}",
-                    precision_name(p),
+                    p.name(),
                     r.max_err
                 ));
             }

@@ -53,27 +53,6 @@ pub struct Case {
     pub hidden: usize,
 }
 
-impl Case {
-    pub fn cell_name(&self) -> &'static str {
-        match self.cell {
-            CellKind::Lstm { .. } => "lstm",
-            CellKind::Gru { .. } => "gru",
-            CellKind::Rnn(_) => "rnn",
-        }
-    }
-    pub fn precision_name(&self) -> &'static str {
-        precision_name(self.precision)
-    }
-}
-
-pub fn precision_name(p: Precision) -> &'static str {
-    match p {
-        Precision::Int8 => "int8",
-        Precision::Int16 => "int16",
-        Precision::F32 => "f32",
-    }
-}
-
 /// The precisions measured on a machine: all three with an FPU and 4 MB of flash
 /// (mps2-an386), int8 elsewhere.
 pub fn precisions(full: bool) -> &'static [Precision] {

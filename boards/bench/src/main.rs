@@ -123,7 +123,8 @@ fn run() -> bool {
         let Some(c) = cases::case(full, k) else {
             break;
         };
-        let (cell, prec) = (c.cell_name(), c.precision_name());
+        // tinyrnn's cargo feature names: `lstm`/`gru`/`rnn`, `int8`/`int16`/`f32`.
+        let (cell, prec) = (c.cell.feature(), c.precision.feature());
         let model = match Model::from_desc(cases::desc(&c, pools)) {
             Ok(m) => m,
             Err(e) => {

@@ -1,6 +1,6 @@
 //! tinyrnn on an ESP32-C3: the board-specific module [`board`] (clocks, the hardware
 //! timers behind [`FrameClock`]) plus everything of `tinyrnn-board-support`
-//! (`../support`), re-exported so the binaries say `esp32_c3::{data, stream, Replay, ...}`.
+//! (`../board-support`), re-exported so the binaries say `esp32_c3::{data, stream, Replay, ...}`.
 //!
 //! * [`data`]: the model blob and recording embedded by the support crate's `build.rs`.
 //! * [`source`]: where frames come from: [`FrameSource`], the recording [`Replay`].

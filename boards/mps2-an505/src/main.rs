@@ -7,10 +7,10 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 
 #[entry]
 fn main() -> ! {
-    board_common::run("mps2-an505")
+    qemu_common::run("mps2-an505")
 }
 
 #[exception]
 unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
-    board_common::fault("HardFault")
+    qemu_common::fault("HardFault")
 }

@@ -1,6 +1,6 @@
 //! tinyrnn on the nRF52840-DK: the board-specific module [`board`] (clocks, the hardware
 //! timers behind [`FrameClock`]) plus everything of `tinyrnn-board-support`
-//! (`../support`), re-exported so the binaries say `nrf52840_dk::{data, stream, Replay, ...}`.
+//! (`../board-support`), re-exported so the binaries say `nrf52840_dk::{data, stream, Replay, ...}`.
 //!
 //! * [`data`]: the model blob and recording embedded by the support crate's `build.rs`.
 //! * [`source`]: where frames come from: [`FrameSource`], the recording [`Replay`].

@@ -8,11 +8,11 @@ use riscv_rt::entry;
 
 #[entry]
 fn main() -> ! {
-    board_common::run("sifive-e")
+    qemu_common::run("sifive-e")
 }
 
 /// Any trap (exception) the firmware does not expect ends the run.
 #[export_name = "ExceptionHandler"]
 fn exception_handler(_frame: &riscv_rt::TrapFrame) -> ! {
-    board_common::fault("exception")
+    qemu_common::fault("exception")
 }

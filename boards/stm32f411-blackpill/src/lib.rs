@@ -1,6 +1,6 @@
 //! tinyrnn on the STM32F411 Black Pill: the board-specific module [`board`] (clocks, the hardware
 //! timers behind [`FrameClock`]) plus everything of `tinyrnn-board-support`
-//! (`../support`), re-exported so the binaries say
+//! (`../board-support`), re-exported so the binaries say
 //! `stm32f411_blackpill::{data, stream, Replay, ...}`.
 //!
 //! * [`data`]: the model blob and recording embedded by the support crate's `build.rs`.

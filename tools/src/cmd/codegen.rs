@@ -18,7 +18,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use tinyrnn::{Model, OutputAct};
 
 use crate::output::{self, Pending};
-use crate::quantize::{cell_name, precision_name};
 
 /// Arguments of `tinyrnn codegen`.
 #[derive(Debug, Clone, clap::Args)]
@@ -72,7 +71,7 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
         w,
         "// model \"{}\": {}, {} bytes ({} of weights)",
         d.name.escape_default(),
-        precision_name(p),
+        p.name(),
         blob.len(),
         m.weight_bytes()
     )?;
@@ -81,7 +80,7 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
         writeln!(
             w,
             "//   layer {k}: {} {prev} -> {}",
-            cell_name(l.cell),
+            l.cell.name(),
             l.hidden_size
         )?;
         prev = l.hidden_size as usize;

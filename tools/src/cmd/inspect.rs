@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::{json, Value};
 use tinyrnn::model::pad4;
-use tinyrnn::{CellKind, Model, OutputAct, Precision, RnnAct};
+use tinyrnn::{CellKind, Model, OutputAct};
 
 use crate::exec::{self, Runnable};
 use crate::import::ImportArgs;
@@ -27,22 +27,6 @@ pub struct Args {
     pub import: ImportArgs,
 }
 
-/// Name of a cell kind, e.g. `lstm`, `gru(reset-before)`, `rnn(relu)`.
-pub fn cell_name(c: CellKind) -> String {
-    match c {
-        CellKind::Rnn(RnnAct::Tanh) => "rnn(tanh)".into(),
-        CellKind::Rnn(RnnAct::Relu) => "rnn(relu)".into(),
-        CellKind::Gru {
-            linear_before_reset: true,
-        } => "gru".into(),
-        CellKind::Gru {
-            linear_before_reset: false,
-        } => "gru(reset-before)".into(),
-        CellKind::Lstm { peepholes: false } => "lstm".into(),
-        CellKind::Lstm { peepholes: true } => "lstm(peepholes)".into(),
-    }
-}
-
 /// Name of an output activation.
 pub fn act_name(a: OutputAct) -> &'static str {
     match a {
@@ -50,14 +34,6 @@ pub fn act_name(a: OutputAct) -> &'static str {
         OutputAct::Sigmoid => "sigmoid",
         OutputAct::Tanh => "tanh",
         OutputAct::Softmax => "softmax",
-    }
-}
-
-fn precision_name(p: Precision) -> &'static str {
-    match p {
-        Precision::Int8 => "int8",
-        Precision::Int16 => "int16",
-        Precision::F32 => "float32",
     }
 }
 
@@ -99,7 +75,7 @@ pub fn float_json(m: &FloatModel, source: &str) -> Value {
         }
         scratch = scratch.max(s);
         layers.push(json!({
-            "cell": cell_name(l.cell),
+            "cell": l.cell.name(),
             "input_size": l.input_size,
             "hidden_size": l.hidden_size,
             "params": n,
@@ -161,7 +137,7 @@ pub fn blob_json(m: &Model<'_>, blob_len: usize) -> Value {
             let n = g * h * (i + h) + 2 * g * h + if l.peephole.is_empty() { 0 } else { 3 * h };
             params += n;
             let mut v = json!({
-                "cell": cell_name(l.cell),
+                "cell": l.cell.name(),
                 "input_size": i,
                 "hidden_size": h,
                 "params": n,
@@ -200,7 +176,7 @@ pub fn blob_json(m: &Model<'_>, blob_len: usize) -> Value {
     });
     let mut out = json!({
         "file_kind": "blob",
-        "precision": precision_name(p),
+        "precision": p.name(),
         "name": d.name,
         "input_size": m.input_size(),
         "output_size": m.output_size(),

@@ -16,7 +16,7 @@ use crate::import::{self, ImportArgs};
 use crate::ir::FloatModel;
 use crate::output;
 use crate::quantize::calib::{calibrate, Batch};
-use crate::quantize::{precision_name, quantize, QuantOptions, Report};
+use crate::quantize::{quantize, QuantOptions, Report};
 
 /// Number format of the blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -143,7 +143,7 @@ pub fn run(args: &Args) -> Result<()> {
         bail!(
             "{} quantization needs calibration data: pass --calib X.npy (sequences as the \
              firmware will feed them), or use --precision float32",
-            precision_name(precision)
+            precision.name()
         );
     }
     if args.calib.is_none() && args.calib_lengths.is_some() {
@@ -229,7 +229,7 @@ pub fn run(args: &Args) -> Result<()> {
             "wrote {} ({} bytes, {})",
             args.output.display(),
             q.blob.len(),
-            precision_name(precision)
+            precision.name()
         );
     }
     Ok(())

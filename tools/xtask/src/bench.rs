@@ -20,46 +20,32 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io::Read;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use std::{fs, thread};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::{root, Result};
+use object::elf::STT_OBJECT;
 
-/// One QEMU machine of the benchmark.
-pub struct Machine {
-    pub name: &'static str,
-    pub cpu: &'static str,
-    pub target: &'static str,
-    pub qemu: &'static str,
-    pub machine: &'static str,
+use crate::boards::{self, Board};
+use crate::elf::{Elf, Symbol};
+use crate::{qemu, root, Result};
+
+/// The boards (`boards::ALL`) the benchmark firmware `boards/bench` is built for.
+pub const MACHINES: [&str; 3] = ["mps2-an386", "microbit", "sifive-e"];
+
+/// Looks a benchmark machine up by its board name.
+pub fn machine(name: &str) -> Result<&'static Board> {
+    let b = boards::find(name)?;
+    if !MACHINES.contains(&b.name) {
+        return Err(format!(
+            "no benchmark for board {name} (machines: {})",
+            MACHINES.join(" ")
+        )
+        .into());
+    }
+    Ok(b)
 }
-
-pub const MACHINES: [Machine; 3] = [
-    Machine {
-        name: "mps2-an386",
-        cpu: "Cortex-M4F",
-        target: "thumbv7em-none-eabihf",
-        qemu: "qemu-system-arm",
-        machine: "mps2-an386",
-    },
-    Machine {
-        name: "microbit",
-        cpu: "Cortex-M0",
-        target: "thumbv6m-none-eabi",
-        qemu: "qemu-system-arm",
-        machine: "microbit",
-    },
-    Machine {
-        name: "sifive_e",
-        cpu: "RV32IMAC",
-        target: "riscv32imac-unknown-none-elf",
-        qemu: "qemu-system-riscv32",
-        machine: "sifive_e",
-    },
-];
 
 /// ARM CMSIS-NN (commit 99f736a, gcc 12.2 -O2) instructions per LSTM step on mps2-an386,
 /// same shapes and counting method (issue #5): `(input, hidden, s16, s8)`.
@@ -73,48 +59,10 @@ pub const CMSIS_LSTM: [(usize, usize, u64, u64); 3] = [
 const STEPS: u64 = 65;
 
 pub struct Options {
-    pub machines: Vec<&'static Machine>,
+    pub machines: Vec<&'static Board>,
     pub json: bool,
     pub check: bool,
     pub timeout: u64,
-}
-
-fn usage_error(msg: &str) -> Box<dyn std::error::Error> {
-    format!("{msg}\nusage: cargo xtask bench [--json] [--check] [--timeout SECS] [MACHINE...]\nmachines: mps2-an386 microbit sifive_e").into()
-}
-
-/// Parses the arguments after `bench`.
-pub fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options {
-        machines: Vec::new(),
-        json: false,
-        check: false,
-        timeout: 300,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--json" => o.json = true,
-            "--check" => o.check = true,
-            "--timeout" => {
-                o.timeout = it
-                    .next()
-                    .ok_or_else(|| usage_error("--timeout needs seconds"))?
-                    .parse()?
-            }
-            m if !m.starts_with('-') => o.machines.push(
-                MACHINES
-                    .iter()
-                    .find(|x| x.name == m || x.name.replace('_', "-") == m)
-                    .ok_or_else(|| usage_error(&format!("unknown machine {m}")))?,
-            ),
-            _ => return Err(usage_error(&format!("unknown option {a}"))),
-        }
-    }
-    if o.machines.is_empty() {
-        o.machines = MACHINES.iter().collect();
-    }
-    Ok(o)
 }
 
 fn bench_dir() -> PathBuf {
@@ -153,14 +101,14 @@ fn plugin() -> Result<PathBuf> {
     Ok(lib)
 }
 
-fn elf_path(m: &Machine) -> PathBuf {
+fn elf_path(m: &Board) -> PathBuf {
     bench_dir()
         .join(m.target)
         .join("release")
         .join("tinyrnn-bench")
 }
 
-fn build(m: &Machine) -> Result<()> {
+fn build(m: &Board) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--release", "--quiet", "--target", m.target])
@@ -173,160 +121,16 @@ fn build(m: &Machine) -> Result<()> {
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------
-// ELF symbols
-// ---------------------------------------------------------------------------------------
-
-/// A symbol of the ELF's `.symtab`.
-#[derive(Debug, Clone)]
-pub struct Symbol {
-    pub name: String,
-    pub addr: u64,
-    pub size: u64,
-    pub func: bool,
-}
-
-fn rd16(b: &[u8], o: usize) -> Result<u64> {
-    Ok(u16::from_le_bytes(b.get(o..o + 2).ok_or("ELF truncated")?.try_into()?) as u64)
-}
-fn rd32(b: &[u8], o: usize) -> Result<u64> {
-    Ok(u32::from_le_bytes(b.get(o..o + 4).ok_or("ELF truncated")?.try_into()?) as u64)
-}
-
-/// The function and object symbols of an ELF32 little-endian file (Thumb bit cleared).
-pub fn symbols(elf: &[u8]) -> Result<Vec<Symbol>> {
-    if !elf.starts_with(b"\x7fELF") || elf.get(4) != Some(&1) || elf.get(5) != Some(&1) {
-        return Err("not an ELF32 little-endian file".into());
-    }
-    let shoff = rd32(elf, 0x20)? as usize;
-    let shentsize = rd16(elf, 0x2E)? as usize;
-    let shnum = rd16(elf, 0x30)? as usize;
-    let mut out = Vec::new();
-    for i in 0..shnum {
-        let h = shoff + i * shentsize;
-        if rd32(elf, h + 4)? != 2 {
-            continue; // SHT_SYMTAB
-        }
-        let (off, size, link) = (
-            rd32(elf, h + 0x10)? as usize,
-            rd32(elf, h + 0x14)? as usize,
-            rd32(elf, h + 0x18)? as usize,
-        );
-        let strtab = rd32(elf, shoff + link * shentsize + 0x10)? as usize;
-        for e in (off..off + size).step_by(16) {
-            let kind = elf.get(e + 12).ok_or("ELF truncated")? & 0xf;
-            if kind != 1 && kind != 2 {
-                continue; // STT_OBJECT, STT_FUNC
-            }
-            let name_off = strtab + rd32(elf, e)? as usize;
-            let len = elf[name_off..].iter().position(|&c| c == 0).unwrap_or(0);
-            out.push(Symbol {
-                name: String::from_utf8_lossy(&elf[name_off..name_off + len]).into_owned(),
-                addr: rd32(elf, e + 4)? & !1,
-                size: rd32(elf, e + 8)?,
-                func: kind == 2,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Rust legacy mangling (`_ZN3foo3bar17h0123456789abcdefE`) → `foo::bar`; anything else as is.
+/// A Rust symbol demangled without its hash (`foo::bar`), LLVM's `.llvm.NNN` suffix dropped;
+/// anything else as is.
 pub fn demangle(s: &str) -> String {
-    let Some(mut rest) = s.strip_prefix("_ZN") else {
-        // v0 mangling (compiler-builtins): keep it, minus LLVM's `.llvm.NNN` suffix
-        return s.split(".llvm.").next().unwrap_or(s).to_string();
-    };
-    let mut parts = Vec::new();
-    while let Some(end) = rest.find(|c: char| !c.is_ascii_digit()) {
-        let Ok(n) = rest[..end].parse::<usize>() else {
-            break;
-        };
-        let Some(part) = rest.get(end..end + n) else {
-            break;
-        };
-        parts.push(part);
-        rest = &rest[end + n..];
-    }
-    if parts
-        .last()
-        .is_some_and(|p| p.len() == 17 && p.starts_with('h'))
-    {
-        parts.pop();
-    }
-    let joined = parts.join("::");
-    joined
-        .replace("$LT$", "<")
-        .replace("$GT$", ">")
-        .replace("$u20$", " ")
-        .replace("$C$", ",")
-        .replace("$RF$", "&")
-        .replace("$BP$", "*")
-        .replace("$u5b$", "[")
-        .replace("$u5d$", "]")
-        .replace("$u3b$", ";")
-        .replace("$u7b$", "{")
-        .replace("$u7d$", "}")
-        .replace("..", "::")
+    let s = s.split(".llvm.").next().unwrap_or(s);
+    format!("{:#}", rustc_demangle::demangle(s))
 }
 
 // ---------------------------------------------------------------------------------------
 // Running
 // ---------------------------------------------------------------------------------------
-
-struct Run {
-    code: Option<i32>,
-    timed_out: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn run_qemu(m: &Machine, elf: &Path, plugin_arg: Option<String>, timeout: u64) -> Result<Run> {
-    let mut cmd = Command::new(m.qemu);
-    cmd.args(["-M", m.machine])
-        .args(["-semihosting-config", "enable=on,target=native"])
-        .args(["-display", "none", "-serial", "null", "-monitor", "none"]);
-    if let Some(p) = plugin_arg {
-        cmd.arg("-plugin").arg(p);
-    }
-    cmd.arg("-kernel").arg(elf);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", m.qemu))?;
-    let mut out = child.stdout.take().ok_or("no stdout")?;
-    let mut err = child.stderr.take().ok_or("no stderr")?;
-    let t_out = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let (code, timed_out) = loop {
-        if let Some(st) = child.try_wait()? {
-            break (st.code(), false);
-        }
-        if start.elapsed() > Duration::from_secs(timeout) {
-            child.kill()?;
-            child.wait()?;
-            break (None, true);
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Ok(Run {
-        code,
-        timed_out,
-        stdout: t_out.join().map_err(|_| "reader panicked")?,
-        stderr: t_err.join().map_err(|_| "reader panicked")?,
-    })
-}
 
 /// One measured case.
 #[derive(Debug, Clone)]
@@ -422,10 +226,10 @@ fn step_functions(funcs: &[Symbol], tbs: &[(u64, u64)]) -> Vec<Func> {
     let mut set: BTreeMap<u64, Func> = BTreeMap::new();
     for &(a, n) in tbs {
         // funcs sorted by address: the last one starting at or before `a`.
-        let i = funcs.partition_point(|f| f.addr <= a);
+        let i = funcs.partition_point(|f| f.addr() <= a);
         if let Some(f) = i.checked_sub(1).map(|i| &funcs[i]) {
-            if a < f.addr + f.size.max(1) {
-                set.entry(f.addr)
+            if a < f.addr() + f.size.max(1) {
+                set.entry(f.addr())
                     .or_insert_with(|| Func {
                         name: demangle(&f.name),
                         size: f.size,
@@ -442,19 +246,15 @@ fn step_functions(funcs: &[Symbol], tbs: &[(u64, u64)]) -> Vec<Func> {
         .collect()
 }
 
-fn run_machine(
-    m: &'static Machine,
-    opts: &Options,
-    plugin: Option<&Path>,
-) -> Result<MachineResult> {
+fn run_machine(m: &'static Board, opts: &Options, plugin: Option<&Path>) -> Result<MachineResult> {
     build(m)?;
     let elf_file = elf_path(m);
     let elf = fs::read(&elf_file).map_err(|e| format!("{}: {e}", elf_file.display()))?;
-    let syms = symbols(&elf)?;
+    let syms = Elf::parse(&elf)?.symbols()?;
     let find = |n: &str| {
         syms.iter()
             .find(|s| s.name == n)
-            .map(|s| s.addr)
+            .map(Symbol::addr)
             .ok_or_else(|| format!("{}: no symbol {n}", elf_file.display()))
     };
     let (start, stop) = (find("tinyrnn_bench_start")?, find("tinyrnn_bench_stop")?);
@@ -467,13 +267,18 @@ fn run_machine(
             windows_file.display()
         )
     });
-    let run = run_qemu(m, &elf_file, plugin_arg, opts.timeout)?;
+    let mut cmd = qemu::qemu_command(m, &elf_file);
+    if let Some(p) = plugin_arg {
+        cmd.arg("-plugin").arg(p);
+    }
+    let run = qemu::run_captured(cmd, Duration::from_secs(opts.timeout))?;
+    let stdout = String::from_utf8_lossy(&run.stdout);
     let mut notes = Vec::new();
-    let mut ok = run.code == Some(0) && !run.timed_out && run.stdout.contains("done ok");
+    let mut ok = run.code == Some(0) && !run.timed_out && stdout.contains("done ok");
     if run.timed_out {
         notes.push(format!("timed out after {} s", opts.timeout));
     }
-    for l in run.stdout.lines() {
+    for l in stdout.lines() {
         let bad = l.starts_with("kernels") && !l.starts_with("kernels ok")
             || l.starts_with("case") && !l.ends_with(" ok")
             || l.starts_with("panic")
@@ -490,17 +295,17 @@ fn run_machine(
         ));
     }
     let mut records = Vec::new();
-    let mut funcs: Vec<Symbol> = syms.iter().filter(|s| s.func).cloned().collect();
-    funcs.sort_by_key(|s| s.addr);
+    let mut funcs: Vec<Symbol> = syms.iter().filter(|s| s.is_func()).cloned().collect();
+    funcs.sort_by_key(Symbol::addr);
     let lut_bytes = syms
         .iter()
-        .filter(|s| !s.func && s.name.contains("TANH_LUT"))
+        .filter(|s| s.kind == STT_OBJECT && s.name.contains("TANH_LUT"))
         .map(|s| s.size)
         .sum();
     if plugin.is_some() {
         let text = fs::read_to_string(&windows_file).unwrap_or_default();
         let windows = parse_windows(&text);
-        for l in run.stdout.lines() {
+        for l in stdout.lines() {
             let f: Vec<&str> = l.split_whitespace().collect();
             let ["case", k, cell, prec, input, hidden, _verdict] = f.as_slice() else {
                 continue;
@@ -533,46 +338,33 @@ fn run_machine(
     })
 }
 
-fn json_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
-}
-
-fn to_json(records: &[Record]) -> String {
-    let mut s = String::from("[\n");
-    for (i, r) in records.iter().enumerate() {
-        let _ = write!(
-            s,
-            "  {{\"cell\": \"{}\", \"precision\": \"{}\", \"machine\": \"{}\", \"input\": {}, \"hidden\": {}, \"macs\": {}, \"instructions_per_step\": {:.1}, \"instructions_per_mac\": {:.3}, \"instructions_1_step\": {}, \"instructions_{}_steps\": {}, \"step_text_bytes\": {}, \"cell_text_bytes\": {}",
-            json_escape(&r.cell),
-            json_escape(&r.precision),
-            r.machine,
-            r.input,
-            r.hidden,
-            r.macs(),
-            r.per_step(),
-            r.per_mac(),
-            r.short,
-            STEPS,
-            r.long,
-            r.text_bytes,
-            r.cell_text_bytes()
-        );
-        if let Some((s16, s8)) = r.cmsis() {
-            let _ = write!(
-                s,
-                ", \"cmsis_nn_s16\": {s16}, \"cmsis_nn_s8\": {s8}, \"ratio_to_cmsis_s16\": {:.3}, \"ratio_to_cmsis_s8\": {:.3}",
-                r.per_step() / s16 as f64,
-                r.per_step() / s8 as f64
-            );
-        }
-        s.push('}');
-        if i + 1 < records.len() {
-            s.push(',');
-        }
-        s.push('\n');
+/// One record of `--json`.
+fn to_json(r: &Record) -> serde_json::Value {
+    let round = |x: f64, digits: i32| {
+        let p = 10f64.powi(digits);
+        (x * p).round() / p
+    };
+    let mut v = serde_json::json!({
+        "cell": r.cell,
+        "precision": r.precision,
+        "machine": r.machine,
+        "input": r.input,
+        "hidden": r.hidden,
+        "macs": r.macs(),
+        "instructions_per_step": round(r.per_step(), 1),
+        "instructions_per_mac": round(r.per_mac(), 3),
+        "instructions_1_step": r.short,
+        format!("instructions_{STEPS}_steps"): r.long,
+        "step_text_bytes": r.text_bytes,
+        "cell_text_bytes": r.cell_text_bytes(),
+    });
+    if let Some((s16, s8)) = r.cmsis() {
+        v["cmsis_nn_s16"] = s16.into();
+        v["cmsis_nn_s8"] = s8.into();
+        v["ratio_to_cmsis_s16"] = round(r.per_step() / s16 as f64, 3).into();
+        v["ratio_to_cmsis_s8"] = round(r.per_step() / s8 as f64, 3).into();
     }
-    s.push(']');
-    s
+    v
 }
 
 fn thousands(v: f64) -> String {
@@ -593,7 +385,7 @@ fn thousands(v: f64) -> String {
 }
 
 /// The Markdown tables (what BENCHMARKS.md holds).
-fn tables(results: &[(&Machine, MachineResult)]) -> String {
+fn tables(results: &[(&Board, MachineResult)]) -> String {
     let mut s = String::new();
     for (m, r) in results {
         if r.records.is_empty() {
@@ -706,11 +498,11 @@ pub fn run(opts: &Options) -> Result<bool> {
         results.push((m, r));
     }
     if opts.json {
-        let all: Vec<Record> = results
+        let all: Vec<serde_json::Value> = results
             .iter()
-            .flat_map(|(_, r)| r.records.iter().cloned())
+            .flat_map(|(_, r)| r.records.iter().map(to_json))
             .collect();
-        println!("{}", to_json(&all));
+        println!("{}", serde_json::to_string_pretty(&all)?);
     } else if !opts.check {
         println!(
             "Instructions per step = (count of a {STEPS}-step run − count of a 1-step run) / {}; MAC = gates·H·(I+H).",
@@ -741,4 +533,28 @@ pub fn run(opts: &Options) -> Result<bool> {
         }
     }
     Ok(all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::demangle;
+
+    #[test]
+    fn demangles_legacy_and_v0_without_hash() {
+        assert_eq!(
+            demangle("_ZN7tinyrnn7session7Session4step17h0123456789abcdefE"),
+            "tinyrnn::session::Session::step"
+        );
+        assert_eq!(
+            demangle("_ZN4core3ptr13drop_in_place17h0123456789abcdefE.llvm.123"),
+            "core::ptr::drop_in_place"
+        );
+        // `_<impl ...>` in the hand-written demangler's tables: rustc-demangle drops the `_`.
+        assert_eq!(
+            demangle("_ZN4core5array40_$LT$impl$u20$$u5b$T$u3b$$u20$N$u5d$$GT$7try_map17h0123456789abcdefE"),
+            "core::array::<impl [T; N]>::try_map"
+        );
+        assert_eq!(demangle("_RNvCs1234_7mycrate3foo"), "mycrate::foo");
+        assert_eq!(demangle("memcpy"), "memcpy");
+    }
 }

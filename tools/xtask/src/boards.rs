@@ -12,7 +12,8 @@ pub struct Board {
     pub target: &'static str,
     /// QEMU executable.
     pub qemu: &'static str,
-    /// QEMU `-M` machine.
+    /// QEMU `-M` machine (the only place QEMU's spelling appears: `sifive_e` for the board
+    /// `sifive-e`).
     pub machine: &'static str,
     /// What it emulates.
     pub cpu: &'static str,
@@ -59,6 +60,13 @@ pub const ALL: [Board; 5] = [
 /// Looks a board up by name.
 pub fn find(name: &str) -> Result<&'static Board> {
     ALL.iter().find(|b| b.name == name).ok_or_else(|| {
+        if let Some(b) = ALL.iter().find(|b| b.machine == name) {
+            return format!(
+                "unknown board {name}: the board is {} (QEMU's machine name is {name})",
+                b.name
+            )
+            .into();
+        }
         let names: Vec<_> = ALL.iter().map(|b| b.name).collect();
         format!("unknown board {name} (boards: {})", names.join(" ")).into()
     })

@@ -202,8 +202,15 @@ fn steps() -> Result<Vec<Step>> {
         v.push(step("no panic path linked (tests/no_panic)", c));
     }
 
+    // The host crate the firmware build script and xtask read the recording with.
+    let mut c = cargo();
+    c.args(["test", "--manifest-path", "boards/host-npy/Cargo.toml"])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", root.join("target/boards-host"));
+    v.push(step("cargo test boards/host-npy", c));
+
     // The shared firmware libraries; a board's own clippy run does not lint path dependencies.
-    for lib in ["support", "common"] {
+    for lib in ["board-support", "qemu-common"] {
         let mut c = cargo();
         c.args(["clippy", "--release", "--", "-D", "warnings"])
             .env("CARGO_TARGET_DIR", root.join("target/boards"));
@@ -263,9 +270,7 @@ fn steps() -> Result<Vec<Step>> {
 }
 
 /// `cargo xtask test [--list] [FILTER]`.
-pub fn test(args: &[String]) -> Result<bool> {
-    let list = args.iter().any(|a| a == "--list");
-    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+pub fn test(list: bool, filter: &[String]) -> Result<bool> {
     // Installs the cross targets and QEMU if missing (src/setup.rs).
     if !list && !crate::setup::ensure(false)? {
         return Ok(false);
@@ -306,11 +311,7 @@ pub fn test(args: &[String]) -> Result<bool> {
 /// `cargo xtask demo [--board BOARD]`: build the CLI, quantize the bundled JapaneseVowels
 /// LSTM (int8) with its calibration data and normalization, then stream the bundled
 /// recording through it on the board under QEMU and print the classes.
-pub fn demo(args: &[String]) -> Result<bool> {
-    let board = match args.iter().position(|a| a == "--board") {
-        Some(i) => args.get(i + 1).ok_or("--board needs a name")?.clone(),
-        None => "mps2-an386".to_string(),
-    };
+pub fn demo(board: &str) -> Result<bool> {
     if !crate::setup::ensure(false)? {
         return Ok(false);
     }
@@ -350,7 +351,7 @@ pub fn demo(args: &[String]) -> Result<bool> {
     c.arg("inspect").arg(&out);
     run(c, "tinyrnn inspect target/demo/lstm_int8.trnn")?;
     let mut c = xtask()?;
-    c.args(["qemu", "--show", &board]).env("TINYRNN_BLOB", &out);
+    c.args(["qemu", "--show", board]).env("TINYRNN_BLOB", &out);
     run(c, &format!("cargo xtask qemu --show {board}"))?;
     Ok(true)
 }

@@ -11,11 +11,12 @@
 //! decoded frame is the 16-bit little-endian index of the interned format string, then the
 //! arguments in order: integers little-endian at their width (`usize`/`isize`: 4 bytes),
 //! `str` as a `u32` length and the bytes. The interned strings are the names of the ELF's
-//! symbols in the `.defmt` sections (JSON: `{"package":..,"tag":..,"data":"<format>",..}`),
-//! the symbol's value being the index.
+//! symbols in the `.defmt` sections (JSON: `{"package":..,"tag":..,"data":"<format>",..}`,
+//! read with serde_json; the ELF with `crate::elf`), the symbol's value being the index.
 
 use std::collections::HashMap;
 
+use crate::elf::Elf;
 use crate::Result;
 
 /// Format strings by index, read from the firmware ELF.
@@ -24,96 +25,42 @@ pub struct Table {
 }
 
 fn rd<const N: usize>(b: &[u8], o: usize) -> Result<[u8; N]> {
-    Ok(b.get(o..o + N).ok_or("ELF truncated")?.try_into()?)
-}
-fn u16_at(b: &[u8], o: usize) -> Result<u16> {
-    Ok(u16::from_le_bytes(rd(b, o)?))
-}
-fn u32_at(b: &[u8], o: usize) -> Result<usize> {
-    Ok(u32::from_le_bytes(rd(b, o)?) as usize)
-}
-fn cstr(b: &[u8], o: usize) -> Result<&str> {
-    let s = b.get(o..).ok_or("ELF truncated")?;
-    let n = s
-        .iter()
-        .position(|&c| c == 0)
-        .ok_or("unterminated ELF string")?;
-    Ok(std::str::from_utf8(&s[..n])?)
-}
-
-/// Extracts the string value of `"key":"..."` from a defmt symbol name (JSON).
-fn json_field(json: &str, key: &str) -> Option<String> {
-    let pat = format!("\"{key}\":\"");
-    let start = json.find(&pat)? + pat.len();
-    let mut out = String::new();
-    let mut chars = json[start..].chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(out),
-            '\\' => match chars.next()? {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                'r' => out.push('\r'),
-                'u' => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                }
-                c => out.push(c), // \" \\ \/
-            },
-            c => out.push(c),
-        }
-    }
-    None
+    Ok(b.get(o..o + N).ok_or("defmt frame too short")?.try_into()?)
 }
 
 impl Table {
-    /// Reads the interned strings of an ELF32 little-endian firmware image.
+    /// Reads the interned strings of a firmware image (its symbols in `.defmt*` sections).
     pub fn parse(elf: &[u8]) -> Result<Table> {
-        let shoff = u32_at(elf, 0x20)?;
-        let shentsize = u16_at(elf, 0x2E)? as usize;
-        let shnum = u16_at(elf, 0x30)? as usize;
-        let shstrndx = u16_at(elf, 0x32)? as usize;
-        let hdr = |i: usize| shoff + i * shentsize;
-        let shstr = u32_at(elf, hdr(shstrndx) + 0x10)?;
-        let mut defmt_sections = Vec::new();
-        let mut symtab = None;
-        let mut encoding_ok = false;
-        for i in 0..shnum {
-            let name = cstr(elf, shstr + u32_at(elf, hdr(i))?)?;
-            if name == ".defmt" || name.starts_with(".defmt.") {
-                defmt_sections.push(i);
-            }
-            if u32_at(elf, hdr(i) + 0x04)? == 2 {
-                symtab = Some(i); // SHT_SYMTAB
-            }
+        let symbols = Elf::parse(elf)?.symbols()?;
+        if !symbols
+            .iter()
+            .any(|s| s.name == "_defmt_encoding_ = rzcobs")
+        {
+            return Err("the firmware's defmt encoding is not rzcobs".into());
         }
-        let symtab = symtab.ok_or("the ELF has no symbol table")?;
-        if defmt_sections.is_empty() {
-            return Err("the ELF has no .defmt section (not a defmt firmware?)".into());
-        }
-        let (off, size) = (
-            u32_at(elf, hdr(symtab) + 0x10)?,
-            u32_at(elf, hdr(symtab) + 0x14)?,
-        );
-        let strtab = u32_at(elf, hdr(u32_at(elf, hdr(symtab) + 0x18)?) + 0x10)?;
         let mut strings = HashMap::new();
-        for s in (off..off + size).step_by(16) {
-            let name = cstr(elf, strtab + u32_at(elf, s)?)?;
-            if name == "_defmt_encoding_ = rzcobs" {
-                encoding_ok = true;
-            }
-            let shndx = u16_at(elf, s + 14)? as usize;
-            if !defmt_sections.contains(&shndx) || !name.starts_with('{') {
+        let mut any_section = false;
+        for s in &symbols {
+            let in_defmt = s
+                .section
+                .as_deref()
+                .is_some_and(|n| n == ".defmt" || n.starts_with(".defmt."));
+            any_section |= in_defmt;
+            if !in_defmt || !s.name.starts_with('{') {
                 continue;
             }
-            let (Some(tag), Some(data)) = (json_field(name, "tag"), json_field(name, "data"))
-            else {
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&s.name) else {
                 continue;
             };
-            strings.insert(u32_at(elf, s + 4)? as u16, (tag, data));
+            let (Some(tag), Some(data)) = (json["tag"].as_str(), json["data"].as_str()) else {
+                continue;
+            };
+            let index = u16::try_from(s.value)
+                .map_err(|_| format!("defmt string index {} out of range", s.value))?;
+            strings.insert(index, (tag.to_string(), data.to_string()));
         }
-        if !encoding_ok {
-            return Err("the firmware's defmt encoding is not rzcobs".into());
+        if !any_section {
+            return Err("the ELF has no .defmt section (not a defmt firmware?)".into());
         }
         Ok(Table { strings })
     }

@@ -1,65 +1,38 @@
-//! Section sizes from an ELF32 little-endian file's section headers (what `size -A` shows),
-//! read directly: no external tool, no dependency.
+//! The one ELF reader of xtask (the `object` crate, ELF only): section sizes (what `size -A`
+//! shows) for `qemu`/`size`, symbols for `bench` (marker addresses, functions) and the defmt
+//! decoder (interned format strings). Every firmware here is ELF32 little-endian.
+
+use object::elf::{SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STT_FUNC};
+use object::read::elf::{ElfFile32, FileHeader, SectionHeader};
+use object::{LittleEndian, Object, ObjectSection, ObjectSymbol};
 
 use crate::Result;
 
-/// One allocated section.
+/// A parsed firmware image.
+pub struct Elf<'a>(ElfFile32<'a, LittleEndian>);
+
+/// One symbol of the ELF's `.symtab`.
 #[derive(Debug, Clone)]
-pub struct Section {
+pub struct Symbol {
     pub name: String,
+    /// `st_value` as stored (Thumb functions have bit 0 set).
+    pub value: u64,
     pub size: u64,
-    flags: u32,
-    kind: u32,
+    /// `STT_*`.
+    pub kind: u8,
+    /// Name of the section it is defined in, if any.
+    pub section: Option<String>,
 }
 
-const SHT_PROGBITS: u32 = 1;
-const SHT_NOBITS: u32 = 8;
-const SHF_WRITE: u32 = 1;
-const SHF_ALLOC: u32 = 2;
-const SHF_EXECINSTR: u32 = 4;
-
-fn u16_at(b: &[u8], o: usize) -> Result<u16> {
-    Ok(u16::from_le_bytes(
-        b.get(o..o + 2).ok_or("ELF truncated")?.try_into()?,
-    ))
-}
-fn u32_at(b: &[u8], o: usize) -> Result<u32> {
-    Ok(u32::from_le_bytes(
-        b.get(o..o + 4).ok_or("ELF truncated")?.try_into()?,
-    ))
-}
-
-/// The allocated (`SHF_ALLOC`) sections of an ELF32 LE image.
-pub fn sections(elf: &[u8]) -> Result<Vec<Section>> {
-    if !elf.starts_with(b"\x7fELF") || elf.get(4) != Some(&1) || elf.get(5) != Some(&1) {
-        return Err("not an ELF32 little-endian file".into());
+impl Symbol {
+    /// `STT_FUNC`.
+    pub fn is_func(&self) -> bool {
+        self.kind == STT_FUNC
     }
-    let shoff = u32_at(elf, 0x20)? as usize;
-    let shentsize = u16_at(elf, 0x2E)? as usize;
-    let shnum = u16_at(elf, 0x30)? as usize;
-    let shstrndx = u16_at(elf, 0x32)? as usize;
-    let hdr = |i: usize| shoff + i * shentsize;
-    let strtab = u32_at(elf, hdr(shstrndx) + 0x10)? as usize;
-    let mut out = Vec::new();
-    for i in 0..shnum {
-        let h = hdr(i);
-        let flags = u32_at(elf, h + 0x08)?;
-        if flags & SHF_ALLOC == 0 {
-            continue;
-        }
-        let name_off = strtab + u32_at(elf, h)? as usize;
-        let name_len = elf[name_off..]
-            .iter()
-            .position(|&c| c == 0)
-            .ok_or("bad section name")?;
-        out.push(Section {
-            name: String::from_utf8_lossy(&elf[name_off..name_off + name_len]).into_owned(),
-            size: u32_at(elf, h + 0x14)? as u64,
-            flags,
-            kind: u32_at(elf, h + 0x04)?,
-        });
+    /// The code or data address (Thumb bit cleared).
+    pub fn addr(&self) -> u64 {
+        self.value & !1
     }
-    Ok(out)
 }
 
 /// Memory use in the `size` (Berkeley) sense.
@@ -84,21 +57,63 @@ impl Sizes {
     }
 }
 
-/// Classifies the allocated sections. riscv-rt's fictitious `.heap` and `.stack` regions
-/// (the free RAM) are not counted.
-pub fn sizes(elf: &[u8]) -> Result<Sizes> {
-    let mut s = Sizes::default();
-    for sec in sections(elf)? {
-        if sec.name == ".heap" || sec.name == ".stack" {
-            continue;
+impl<'a> Elf<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Elf<'a>> {
+        let file = ElfFile32::<LittleEndian>::parse(bytes)
+            .map_err(|e| format!("not an ELF32 little-endian file: {e}"))?;
+        if !file.elf_header().is_little_endian() {
+            return Err("not a little-endian ELF".into());
         }
-        match sec.kind {
-            SHT_NOBITS => s.bss += sec.size,
-            SHT_PROGBITS if sec.flags & SHF_EXECINSTR != 0 => s.text += sec.size,
-            SHT_PROGBITS if sec.flags & SHF_WRITE != 0 => s.data += sec.size,
-            SHT_PROGBITS => s.rodata += sec.size,
-            _ => {}
-        }
+        Ok(Elf(file))
     }
-    Ok(s)
+
+    /// The allocated sections classified as `size` does. riscv-rt's fictitious `.heap` and
+    /// `.stack` regions (the free RAM) are not counted.
+    pub fn sizes(&self) -> Result<Sizes> {
+        let e = LittleEndian;
+        let mut s = Sizes::default();
+        for sec in self.0.sections() {
+            let h = sec.elf_section_header();
+            let flags = h.sh_flags(e);
+            let name = sec.name().unwrap_or("");
+            if flags & SHF_ALLOC == 0 || name == ".heap" || name == ".stack" {
+                continue;
+            }
+            let size = u64::from(h.sh_size(e));
+            match h.sh_type(e) {
+                SHT_NOBITS => s.bss += size,
+                SHT_PROGBITS if flags & SHF_EXECINSTR != 0 => s.text += size,
+                SHT_PROGBITS if flags & SHF_WRITE != 0 => s.data += size,
+                SHT_PROGBITS => s.rodata += size,
+                _ => {}
+            }
+        }
+        Ok(s)
+    }
+
+    /// Every named symbol of `.symtab`.
+    pub fn symbols(&self) -> Result<Vec<Symbol>> {
+        if self.0.elf_symbol_table().is_empty() {
+            return Err("the ELF has no symbol table".into());
+        }
+        let mut out = Vec::new();
+        for sym in self.0.symbols() {
+            let name = String::from_utf8_lossy(sym.name_bytes()?).into_owned();
+            if name.is_empty() {
+                continue;
+            }
+            let section = match sym.section_index() {
+                Some(i) => Some(self.0.section_by_index(i)?.name()?.to_string()),
+                None => None,
+            };
+            out.push(Symbol {
+                name,
+                value: sym.address(),
+                size: sym.size(),
+                kind: sym.elf_symbol().st_type(),
+                section,
+            });
+        }
+        Ok(out)
+    }
 }

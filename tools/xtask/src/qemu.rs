@@ -9,15 +9,15 @@ use std::{fs, thread};
 
 use crate::boards::{self, Board};
 use crate::defmt::Table;
-use crate::npy_read::Dataset;
 use crate::{elf, root, Result};
+use tinyrnn_host_npy::Dataset;
 
 /// Where the expected `seq=` lines come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expected {
     /// `target/release/tinyrnn run BLOB --input REC --lengths LEN --raw`, built first.
     Cli,
-    /// `boards/common/expected.txt` (committed; `cargo xtask bless` rewrites it).
+    /// `boards/qemu-common/expected.txt` (committed; `cargo xtask bless` rewrites it).
     File,
 }
 
@@ -50,7 +50,7 @@ pub struct Options {
     /// Build with the dev profile (`opt-level = "s"`, overflow checks) instead of release.
     pub dev: bool,
     /// Build the boards with `--no-default-features --features <this>` (e.g. `minimal`, or
-    /// `lstm,int8`: tinyrnn's features, passed through board-common) instead of every cell
+    /// `lstm,int8`: tinyrnn's features, passed through qemu-common) instead of every cell
     /// kind and precision.
     pub features: Option<String>,
 }
@@ -69,18 +69,18 @@ impl Default for Options {
     }
 }
 
-/// `boards/common/dataset.txt`, or the file `TINYRNN_DATASET` names (as the firmware's build
-/// script reads it: `boards/support/build.rs`).
+/// `boards/qemu-common/dataset.txt`, or the file `TINYRNN_DATASET` names (as the firmware's build
+/// script reads it: `boards/board-support/build.rs`).
 fn dataset() -> Result<Dataset> {
     let path = match std::env::var_os("TINYRNN_DATASET").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
-        None => root().join("boards/common/dataset.txt"),
+        None => root().join("boards/qemu-common/dataset.txt"),
     };
     Ok(Dataset::read(&path)?)
 }
 
 fn expected_path() -> PathBuf {
-    root().join("boards/common/expected.txt")
+    root().join("boards/qemu-common/expected.txt")
 }
 
 /// Only the lines that must match the host byte for byte.
@@ -160,7 +160,7 @@ fn expected_lines(src: Expected) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-/// `cargo xtask bless`: rewrites `boards/common/expected.txt` from the host CLI.
+/// `cargo xtask bless`: rewrites `boards/qemu-common/expected.txt` from the host CLI.
 pub fn bless() -> Result<()> {
     let lines = seq_lines(&cli_output()?);
     if lines.is_empty() {
@@ -199,7 +199,7 @@ fn build(board: &Board, dev: bool, features: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// What one QEMU run produced.
+/// What one QEMU run produced, decoded.
 struct RunOutput {
     code: Option<i32>,
     timed_out: bool,
@@ -218,16 +218,23 @@ pub fn qemu_command(board: &Board, elf: &Path) -> Command {
     cmd
 }
 
-/// Runs `elf_path` on `board`'s machine and decodes its defmt output.
-fn run_qemu(board: &Board, elf_path: &Path, timeout: Duration) -> Result<RunOutput> {
-    let image = fs::read(elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
-    let table = Table::parse(&image)?;
-    let mut child = qemu_command(board, elf_path)
+/// What a QEMU process printed and how it ended.
+pub struct Captured {
+    pub code: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// Runs `cmd` (a [`qemu_command`]) with stdout and stderr captured; kills it after `timeout`.
+pub fn run_captured(mut cmd: Command, timeout: Duration) -> Result<Captured> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("{}: {e}", board.qemu))?;
+        .map_err(|e| format!("{program}: {e}"))?;
     let mut out = child.stdout.take().ok_or("no stdout")?;
     let mut err = child.stderr.take().ok_or("no stderr")?;
     let reader = thread::spawn(move || {
@@ -252,14 +259,23 @@ fn run_qemu(board: &Board, elf_path: &Path, timeout: Duration) -> Result<RunOutp
         }
         thread::sleep(Duration::from_millis(20));
     };
-    let raw = reader.join().map_err(|_| "stdout reader panicked")?;
-    let stderr = err_reader.join().map_err(|_| "stderr reader panicked")?;
-    let lines = table.decode(&raw);
-    Ok(RunOutput {
+    Ok(Captured {
         code,
         timed_out,
-        lines,
-        stderr,
+        stdout: reader.join().map_err(|_| "stdout reader panicked")?,
+        stderr: err_reader.join().map_err(|_| "stderr reader panicked")?,
+    })
+}
+
+fn run_qemu(board: &Board, elf_path: &Path, timeout: Duration) -> Result<RunOutput> {
+    let image = fs::read(elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+    let table = Table::parse(&image)?;
+    let run = run_captured(qemu_command(board, elf_path), timeout)?;
+    Ok(RunOutput {
+        code: run.code,
+        timed_out: run.timed_out,
+        lines: table.decode(&run.stdout),
+        stderr: run.stderr,
     })
 }
 
@@ -306,7 +322,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         }
         rep.sizes = fs::read(board.elf(opts.dev))
             .ok()
-            .and_then(|b| elf::sizes(&b).ok());
+            .and_then(|b| elf::Elf::parse(&b).and_then(|e| e.sizes()).ok());
         let out = match run_qemu(board, &board.elf(opts.dev), timeout) {
             Ok(o) => o,
             Err(e) => {
@@ -471,10 +487,7 @@ fn template_lines(host: &str) -> Result<Vec<String>> {
 /// Cortex-M4F and the Cortex-M0, runs each under QEMU (mps2-an386, microbit), prints the
 /// decoded output and compares its `seq=` lines with `tinyrnn run --raw` on the template's
 /// model and the recording its stand-in sensor replays.
-pub fn template(args: &[String]) -> Result<bool> {
-    if let Some(a) = args.first() {
-        return Err(format!("cargo xtask template takes no arguments (got {a})").into());
-    }
+pub fn template() -> Result<bool> {
     let root = root();
     let dir = root.join("boards/template");
     let vowels = root.join("tests/data/vowels");

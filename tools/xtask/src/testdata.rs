@@ -1,4 +1,4 @@
-//! `cargo xtask make-test-blob`: the bring-up model and recording in `boards/common/data/`.
+//! `cargo xtask make-test-blob`: the bring-up model and recording in `boards/qemu-common/data/`.
 //!
 //! Everything is generated from a fixed seed, so re-running it reproduces the committed
 //! files byte for byte. The model is a small int8 LSTM classifier shaped like the
@@ -13,8 +13,8 @@ use tinyrnn::fxp::Requant;
 use tinyrnn::model::{pad4, write_blob, DenseDesc, LayerDesc, ModelDesc, NormDesc};
 use tinyrnn::{CellKind, OutputAct, Precision};
 
-use crate::npy;
 use crate::Result;
+use tinyrnn_host_npy as npy;
 
 const INPUT: usize = 12;
 const HIDDEN: usize = 16;

@@ -2,7 +2,7 @@
 //! 10 ms by TIM2, classified in windows.
 //!
 //! The embedded model must take 3 features per frame (X/Y/Z counts, see
-//! `../support/src/lis3dh.rs`); build with `TINYRNN_DATASET=/path/to/your/dataset.txt` (an
+//! `../board-support/src/lis3dh.rs`); build with `TINYRNN_DATASET=/path/to/your/dataset.txt` (an
 //! absolute path) to embed such a model. With the default JapaneseVowels model (12 features) this binary stops at start-up with
 //! `model takes 12 features per frame, the LIS3DH gives 3`.
 //!

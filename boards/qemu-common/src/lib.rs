@@ -21,7 +21,7 @@ mod run;
 pub mod stack;
 
 /// The embedded model and recording (from `dataset.txt`), and the result-line formatter: the
-/// real boards' code, from `tinyrnn-board-support` (`../support`).
+/// real boards' code, from `tinyrnn-board-support` (`../board-support`).
 pub use tinyrnn_board_support::{data, line};
 
 use defmt_semihosting as _; // the global logger
@@ -104,7 +104,7 @@ fn report_error(e: &tinyrnn::Error) {
         E::NonFinite => line.str("NonFinite"),
         E::WidthMismatch { .. } => line.str("WidthMismatch"),
         E::BadState => line.str("BadState"),
-        // a feature left out of this firmware (boards/common/README.md, "Features")
+        // a feature left out of this firmware (boards/qemu-common/README.md, "Features")
         E::FeatureDisabled(f) => line.str("FeatureDisabled(").str(f).str(")"),
         E::ZeroWindow => line.str("ZeroWindow"),
         E::SmoothingWithoutHistory => line.str("SmoothingWithoutHistory"),

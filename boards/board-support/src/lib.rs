@@ -2,7 +2,7 @@
 //!
 //! One copy for the four real-board crates (`boards/nrf52840-dk`, `boards/rp-pico`,
 //! `boards/stm32f411-blackpill`, `boards/esp32-c3`), which re-export it from their own
-//! `lib.rs`, and for the QEMU boards' `boards/common` (the data and [`line`] only). A board
+//! `lib.rs`, and for the QEMU boards' `boards/qemu-common` (the data and [`line`] only). A board
 //! supplies only what differs: clocks, the hardware timer ([`FrameClock`]) and, for a live
 //! sensor, the bus behind a [`FrameSource`]. It brings no global logger, panic handler or
 //! link script: those are the board's.

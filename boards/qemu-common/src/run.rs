@@ -50,7 +50,7 @@ pub fn run_recording() -> Result<(), Failure> {
         model.scratch_len(),
         model.weight_bytes()
     );
-    // Sized at compile time from the blob by ../support/build.rs; `new` would say `TooLarge` otherwise.
+    // Sized at compile time from the blob by ../board-support/build.rs; `new` would say `TooLarge` otherwise.
     let mut clf: Classifier<'_, STATE, SCRATCH, 1> = Classifier::new(&model, Config::default())?;
     let mut frame = [0f32; INPUT];
     let mut logits = [0i16; OUTPUT];
