@@ -335,6 +335,7 @@ pub fn run(args: &Args) -> Result<()> {
             let bytes = crate::data::read_file(&args.model)?;
             let kind = match crate::import::sniff(&bytes) {
                 crate::import::FileKind::Safetensors => "safetensors",
+                crate::import::FileKind::Keras => "keras",
                 _ => "onnx",
             };
             float_json(fm, kind)
