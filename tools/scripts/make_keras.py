@@ -2,7 +2,7 @@
 """Train tiny Keras 3 models on JapaneseVowels and write tests/data/keras/ (never run in CI).
 
 Needs its own environment (TensorFlow is large and not in requirements.txt):
-    python3 -m venv /tmp/kvenv && /tmp/kvenv/bin/pip install tensorflow-cpu keras h5py aeon
+    python3 -m venv /tmp/kvenv && /tmp/kvenv/bin/pip install tensorflow-cpu keras h5py aeon tf_keras
     /tmp/kvenv/bin/python tools/scripts/make_keras.py          (~1-2 min on 2 cores)
 
 Data: the same JapaneseVowels split as train_vowels.py (aeon's bundled .ts files, nothing is
@@ -21,6 +21,11 @@ Written: NAME.keras, NAME_pred.npy (Keras's predict on the whole test set, [370,
 Negative models (refused by name): bigru (Bidirectional(GRU)), gap (LSTM(return_sequences)
 -> GlobalAveragePooling1D), mlp (LSTM -> Dense(relu) -> Dense), hardsig (GRU with
 recurrent_activation="hard_sigmoid"); only the .keras files (untrained weights).
+Legacy tf.keras 2.x `.h5` full-model files (tf_keras, the Keras 2 API, 20 epochs):
+legacy_lstm.h5 (Sequential: Normalization -> LSTM(16) -> Dense(9, softmax)), legacy_gru2.h5
+(Functional: Normalization -> GRU(16, reset_after=False, return_sequences) -> GRU(16) ->
+Dense(9, softmax)), with NAME_pred.npy; weights_only.h5 (save_weights: refused).
+`--legacy` writes only these (the rest of the folder is kept).
 Bad files: truncated.keras (the lstm file cut in half), noconfig.keras (a zip without
 config.json), missing_dataset.keras (the lstm file whose model.weights.h5 lost one dataset,
 deleted with h5py).
@@ -116,6 +121,39 @@ def train(model, xs, y):
             model.train_on_batch(np.stack([xs[i] for i in idx]), y[idx])
 
 
+def legacy(xtr, ytr, xte, yte, info) -> None:
+    import tf_keras as tk
+
+    for name in ["legacy_lstm", "legacy_gru2"]:
+        tk.utils.set_random_seed(SEED)
+        nl = tk.layers.Normalization()
+        nl.adapt(np.concatenate(xtr))
+        if name == "legacy_lstm":
+            model = tk.Sequential([tk.layers.InputLayer(input_shape=(None, F)), nl, tk.layers.LSTM(UNITS),
+                                   tk.layers.Dense(C, activation="softmax")])
+        else:
+            inp = tk.Input(shape=(None, F))
+            x = tk.layers.GRU(UNITS, reset_after=False, return_sequences=True)(nl(inp))
+            x = tk.layers.GRU(UNITS)(x)
+            model = tk.Model(inp, tk.layers.Dense(C, activation="softmax")(x))
+        model.compile(optimizer=tk.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+        b = sorted(buckets(xtr).items())
+        rng = np.random.default_rng(SEED)
+        for _ in range(20):
+            for k in rng.permutation(len(b)):
+                idx = b[k][1]
+                model.train_on_batch(np.stack([xtr[i] for i in idx]), ytr[idx])
+        pred = predict(model, xte)
+        acc = float((pred.argmax(1) == yte).mean())
+        info["accuracy"][name] = acc
+        print(f"{name}: test accuracy {acc:.4f}")
+        model.save(OUT / f"{name}.h5")
+        np.save(OUT / f"{name}_pred.npy", pred)
+        if name == "legacy_lstm":
+            model.save_weights(OUT / "weights_only.h5")
+    info["tf_keras"] = tk.__version__
+
+
 def main() -> None:
     keras.utils.set_random_seed(SEED)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -128,6 +166,11 @@ def main() -> None:
     assert all(len(a) == len(b) for a, b in zip(xte, xte_norm))
     norm = json.loads((DATA / "vowels" / "norm.json").read_text())
     mean, std = np.array(norm["mean"], np.float32), np.array(norm["std"], np.float32)
+    if "--legacy" in sys.argv:
+        info = json.loads((OUT / "info.json").read_text())
+        legacy(xtr, ytr, xte, yte, info)
+        (OUT / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+        return
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     info = {"keras": keras.__version__, "tensorflow": tf.__version__, "units": UNITS, "epochs": EPOCHS,
@@ -164,6 +207,7 @@ def main() -> None:
         with zipfile.ZipFile(OUT / "missing_dataset.keras", "w") as w:
             for n in ["metadata.json", "config.json", "model.weights.h5"]:
                 w.write(Path(d) / n, n)
+    legacy(xtr, ytr, xte, yte, info)
     (OUT / "info.json").write_text(json.dumps(info, indent=2) + "\n")
 
 

@@ -1,4 +1,5 @@
-//! Keras 3 `.keras` import: the trained JapaneseVowels models of tests/data/keras/ (made by
+//! Keras import (Keras 3 `.keras`, legacy tf.keras `.h5`): the trained JapaneseVowels models
+//! of tests/data/keras/ (made by
 //! tools/scripts/make_keras.py) against Keras's own `model.predict`, their int16/int8 blobs
 //! against the float model, the gate-order conversions against the Keras cell equations,
 //! and the refusals (unsupported layers by name, broken files) as one `error:` line.
@@ -34,6 +35,28 @@ const MODELS: &[(&str, &[&str], bool)] = &[
     ("rnn", &["rnn"], false),
     ("lstm2", &["lstm", "lstm"], true),
 ];
+
+/// Legacy tf.keras 2.x full-model `.h5` files: (name, cells); both take raw features.
+const LEGACY: &[(&str, &[&str])] = &[
+    ("legacy_lstm", &["lstm"]),
+    ("legacy_gru2", &["gru_rb", "gru"]),
+];
+
+fn model_file(name: &str) -> PathBuf {
+    if name.starts_with("legacy_") {
+        keras(&format!("{name}.h5"))
+    } else {
+        keras(&format!("{name}.keras"))
+    }
+}
+
+fn all_models() -> Vec<(&'static str, &'static [&'static str], bool)> {
+    MODELS
+        .iter()
+        .copied()
+        .chain(LEGACY.iter().map(|&(n, c)| (n, c, true)))
+        .collect()
+}
 
 fn cell_tag(c: CellKind) -> &'static str {
     match c {
@@ -86,8 +109,8 @@ fn keras_models_match_keras_predict() {
     let ts = test_set();
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(keras("info.json")).unwrap()).unwrap();
-    for &(name, cells, raw) in MODELS {
-        let m = import::load_model(&keras(&format!("{name}.keras")), &ImportOptions::default())
+    for (name, cells, raw) in all_models() {
+        let m = import::load_model(&model_file(name), &ImportOptions::default())
             .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         assert_eq!(
             m.layers
@@ -148,12 +171,12 @@ fn keras_quantized_accuracy() {
     let ts = test_set();
     let calib = data::read_inputs(&vowels("calib_raw.npy")).unwrap();
     let cl = data::read_lengths(&vowels("calib_lengths.npy"), calib.n, calib.t).unwrap();
-    for &(name, _, raw) in MODELS {
+    for (name, _, raw) in all_models() {
         let opts = ImportOptions {
             normalize: (!raw).then(|| vowels("norm.json")),
             ..Default::default()
         };
-        let m = import::load_model(&keras(&format!("{name}.keras")), &opts).unwrap();
+        let m = import::load_model(&model_file(name), &opts).unwrap();
         let float = exec::run(
             &Runnable::Float(m.clone()),
             &ts.raw,
@@ -420,29 +443,41 @@ fn broken_keras_files_are_one_error_line() {
         let err = refused(&keras(file));
         assert!(err.contains(want), "{file}: {err}");
     }
-    // A bare HDF5 file (legacy tf.keras .h5): refused with the Keras 3 hint.
-    let p = scratch("keras_legacy").join("legacy.h5");
+    // An HDF5 signature and nothing readable after it.
+    let p = scratch("keras_legacy").join("bad.h5");
     let mut bytes = b"\x89HDF\r\n\x1a\n".to_vec();
     bytes.resize(512, 0);
     std::fs::write(&p, &bytes).unwrap();
     let err = refused(&p);
-    assert!(err.contains("model.keras"), "{err}");
+    assert!(
+        err.contains("(legacy Keras .h5): not a readable HDF5 file"),
+        "{err}"
+    );
+    // A weights-only .h5 (`model.save_weights`): no model config, refused with the hint.
+    let err = refused(&keras("weights_only.h5"));
+    assert!(
+        err.contains("without a `model_config`") && err.contains("model.keras"),
+        "{err}"
+    );
 }
 
-/// Corrupting any byte of a `.keras` file (every 97th position, all bits flipped) gives a
-/// model or an error, never a panic.
+/// Corrupting bytes of a `.keras` or legacy `.h5` file (all bits of one byte flipped) gives a
+/// model or an error, never a panic: the zip (whose CRC catches most flips) every 97th byte,
+/// the `.h5` (bytes straight into the HDF5 reader) every 7th.
 #[test]
 fn corrupted_keras_bytes_never_panic() {
-    let good = std::fs::read(keras("gru.keras")).unwrap();
-    let mut errors = 0;
-    for pos in (0..good.len()).step_by(97) {
-        let mut b = good.clone();
-        b[pos] ^= 0xff;
-        if import::load_model_bytes(&b, Path::new("x.keras"), &ImportOptions::default()).is_err() {
-            errors += 1;
+    for (file, stride) in [("gru.keras", 97), ("legacy_lstm.h5", 7)] {
+        let good = std::fs::read(keras(file)).unwrap();
+        let mut errors = 0;
+        for pos in (0..good.len()).step_by(stride) {
+            let mut b = good.clone();
+            b[pos] ^= 0xff;
+            if import::load_model_bytes(&b, Path::new(file), &ImportOptions::default()).is_err() {
+                errors += 1;
+            }
         }
+        assert!(errors > 0, "{file}");
     }
-    assert!(errors > 0);
 }
 
 /// The CLI takes a `.keras` file where it takes ONNX: quantize to int8 (calibrated), then

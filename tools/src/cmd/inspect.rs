@@ -336,6 +336,7 @@ pub fn run(args: &Args) -> Result<()> {
             let kind = match crate::import::sniff(&bytes) {
                 crate::import::FileKind::Safetensors => "safetensors",
                 crate::import::FileKind::Keras => "keras",
+                crate::import::FileKind::Hdf5 => "keras-h5",
                 _ => "onnx",
             };
             float_json(fm, kind)

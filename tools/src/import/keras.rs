@@ -4,7 +4,10 @@
 //! settings) and `model.weights.h5` (the weights, an HDF5 file: `layers/<name>/vars/<i>`,
 //! recurrent layers under `layers/<name>/cell/vars/<i>`, `<name>` being the snake-case class
 //! name, `_1`, `_2`… for repeats). The zip is read with the `zip` crate, the HDF5 file with
-//! `hdf5-reader` (pure Rust, read-only).
+//! `hdf5-reader` (pure Rust, read-only). A legacy tf.keras 2.x full-model `.h5` file (one
+//! HDF5 file: the same layer config in the root's `model_config` attribute, the weights
+//! under `model_weights/<layer name>/` in the order of each group's `weight_names`) goes
+//! through the same layer rules ([`import_legacy_h5`]).
 //!
 //! What imports: a Sequential model, or a Functional model whose layers form one chain, made
 //! of `InputLayer`, an optional leading `Normalization` (folded into the model's input
@@ -74,6 +77,71 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
         .map_err(|e| anyhow!("model.weights.h5: not a readable HDF5 file: {e}"))?;
     let layers = model_layers(&config)?;
     build(&layers, &H5Weights { file: h5 })
+}
+
+/// Imports a legacy tf.keras full-model `.h5` file (`model.save("model.h5")` of tf.keras
+/// 2.x / tf_keras): the `model_config` attribute of the root group holds the same layer
+/// config as a `.keras` file's `config.json`, the weights are under
+/// `model_weights/<layer name>/`, listed in order by each layer group's `weight_names`
+/// attribute.
+///
+/// # Errors
+/// As [`import`]; a weights-only `.h5` (no `model_config`) is refused.
+pub fn import_legacy_h5(bytes: &[u8]) -> Result<FloatModel> {
+    let file = hdf5_reader::Hdf5File::from_bytes(bytes)
+        .map_err(|e| anyhow!("not a readable HDF5 file: {e}"))?;
+    let root = file
+        .root_group()
+        .map_err(|e| anyhow!("cannot read the HDF5 root group: {e}"))?;
+    let config = root
+        .attribute("model_config")
+        .and_then(|a| a.read_string())
+        .map_err(|_| {
+            anyhow!("an HDF5 file without a `model_config` attribute (weights only, or not a Keras model): save the whole model (`model.save(\"model.keras\")`) and import that")
+        })?;
+    let config: Value = serde_json::from_str(&config)
+        .map_err(|e| anyhow!("the `model_config` attribute is not JSON: {e}"))?;
+    let mut layers = model_layers(&config)?;
+    for l in &mut layers {
+        l.path = format!("model_weights/{}", l.name);
+    }
+    build(&layers, &LegacyWeights { file })
+}
+
+struct LegacyWeights {
+    file: hdf5_reader::Hdf5File,
+}
+
+impl Weights for LegacyWeights {
+    fn var(&self, folder: &str, i: usize) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
+        let folder = folder.strip_suffix("/cell").unwrap_or(folder);
+        let Ok(group) = self.file.group(folder) else {
+            return Ok(None);
+        };
+        let names = match group.attribute("weight_names") {
+            Ok(a) => a.read_strings().unwrap_or_default(),
+            Err(_) => return Ok(None),
+        };
+        let Some(name) = names.get(i) else {
+            return Ok(None);
+        };
+        read_f32(&self.file, &format!("{folder}/{name}"))
+    }
+}
+
+fn read_f32(file: &hdf5_reader::Hdf5File, path: &str) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
+    let ds = match file.dataset(path) {
+        Ok(ds) => ds,
+        Err(_) => return Ok(None),
+    };
+    if ds.chunks().is_some() {
+        bail!("HDF5 dataset `{path}` is chunked (Keras writes contiguous datasets): not supported");
+    }
+    let shape: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
+    let a = ds
+        .read_array::<f32>()
+        .map_err(|e| anyhow!("cannot read HDF5 dataset `{path}` as float32: {e}"))?;
+    Ok(Some((shape, a.iter().copied().collect())))
 }
 
 /// One layer of the config: class, name, settings, and its weights' folder in the HDF5 file.
@@ -190,6 +258,10 @@ fn inbound_layers(layer: &Value) -> Result<Vec<String>> {
                 }
                 o.values().for_each(|x| walk(x, names));
             }
+            // tf.keras 2.x: `[name, node index, tensor index, kwargs]`
+            Value::Array(a) if a.len() >= 3 && a[0].is_string() && a[1].is_number() => {
+                names.push(a[0].as_str().unwrap_or_default().to_string());
+            }
             Value::Array(a) => a.iter().for_each(|x| walk(x, names)),
             _ => {}
         }
@@ -223,19 +295,8 @@ struct H5Weights {
 
 impl Weights for H5Weights {
     fn var(&self, folder: &str, i: usize) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
-        let path = format!("{folder}/vars/{i}");
-        let ds = match self.file.dataset(&path) {
-            Ok(ds) => ds,
-            Err(_) => return Ok(None),
-        };
-        if ds.chunks().is_some() {
-            bail!("model.weights.h5: dataset `{path}` is chunked (Keras writes contiguous datasets): not supported");
-        }
-        let shape: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
-        let a = ds
-            .read_array::<f32>()
-            .map_err(|e| anyhow!("model.weights.h5: cannot read `{path}` as float32: {e}"))?;
-        Ok(Some((shape, a.iter().copied().collect())))
+        read_f32(&self.file, &format!("{folder}/vars/{i}"))
+            .map_err(|e| anyhow!("model.weights.h5: {e}"))
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! [`load_model`] looks at the file's content, not its name: a tinyrnn blob (`TRNN` magic)
 //! is refused with a hint, a safetensors file is recognised by its JSON header, a zip
-//! archive is read as a `.keras` file, a bare HDF5 file (a legacy tf.keras `.h5`) is refused
-//! with a hint, anything else is parsed as an ONNX protobuf.
+//! archive is read as a `.keras` file, an HDF5 file as a legacy tf.keras `.h5` model,
+//! anything else is parsed as an ONNX protobuf.
 
 pub mod keras;
 pub mod norm;
@@ -151,7 +151,7 @@ pub enum FileKind {
     Safetensors,
     /// A zip archive: a Keras 3 `.keras` file.
     Keras,
-    /// An HDF5 file (signature `\x89HDF\r\n\x1a\n`): a legacy tf.keras `.h5` model.
+    /// An HDF5 file (signature `\x89HDF\r\n\x1a\n`): a legacy tf.keras `.h5` full model.
     Hdf5,
     /// Anything else: parsed as ONNX.
     Onnx,
@@ -224,17 +224,19 @@ fn load_model_inner(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<F
         ),
         FileKind::Safetensors => safetensors::import(bytes, opts)
             .with_context(|| format!("{} (safetensors)", path.display()))?,
-        FileKind::Keras if opts.pool.is_some() || opts.output_act.is_some() || opts.rnn_activation.is_some() => bail!(
-            "{}: --pool/--output-activation/--rnn-activation apply to safetensors state_dicts; a .keras file records them",
-            path.display()
-        ),
+        FileKind::Keras | FileKind::Hdf5
+            if opts.pool.is_some() || opts.output_act.is_some() || opts.rnn_activation.is_some() =>
+        {
+            bail!(
+                "{}: --pool/--output-activation/--rnn-activation apply to safetensors state_dicts; a Keras model records them",
+                path.display()
+            )
+        }
         FileKind::Keras => {
             keras::import(bytes).with_context(|| format!("{} (Keras)", path.display()))?
         }
-        FileKind::Hdf5 => bail!(
-            "{}: an HDF5 file (a legacy tf.keras .h5 model?) is not supported: save the model in the Keras 3 format (`model.save(\"model.keras\")`) and import that",
-            path.display()
-        ),
+        FileKind::Hdf5 => keras::import_legacy_h5(bytes)
+            .with_context(|| format!("{} (legacy Keras .h5)", path.display()))?,
         FileKind::Onnx if opts.pool.is_some() => bail!(
             "{}: --pool applies to safetensors state_dicts; an ONNX graph records its own reduction over time",
             path.display()
