@@ -26,6 +26,9 @@ legacy_lstm.h5 (Sequential: Normalization -> LSTM(16) -> Dense(9, softmax)), leg
 (Functional: Normalization -> GRU(16, reset_after=False, return_sequences) -> GRU(16) ->
 Dense(9, softmax)), with NAME_pred.npy; weights_only.h5 (save_weights: refused).
 `--legacy` writes only these (the rest of the folder is kept).
+TFLite: lstm_while.tflite, lstm.keras converted by tf.lite.TFLiteConverter for input
+[1, 20, 12]: Keras 3 layers convert to a WHILE loop (VAR_HANDLE, WHILE, BATCH_MATMUL...),
+not to UNIDIRECTIONAL_SEQUENCE_LSTM; tinyrnn refuses .tflite files (`--tflite` writes only it).
 Bad files: truncated.keras (the lstm file cut in half), noconfig.keras (a zip without
 config.json), missing_dataset.keras (the lstm file whose model.weights.h5 lost one dataset,
 deleted with h5py).
@@ -154,6 +157,14 @@ def legacy(xtr, ytr, xte, yte, info) -> None:
     info["tf_keras"] = tk.__version__
 
 
+def tflite() -> None:
+    m = keras.models.load_model(OUT / "lstm.keras")
+    fn = tf.function(lambda x: m(x)).get_concrete_function(tf.TensorSpec([1, 20, F], tf.float32))
+    b = tf.lite.TFLiteConverter.from_concrete_functions([fn], m).convert()
+    assert b[4:8] == b"TFL3"
+    (OUT / "lstm_while.tflite").write_bytes(b)
+
+
 def main() -> None:
     keras.utils.set_random_seed(SEED)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -166,6 +177,9 @@ def main() -> None:
     assert all(len(a) == len(b) for a, b in zip(xte, xte_norm))
     norm = json.loads((DATA / "vowels" / "norm.json").read_text())
     mean, std = np.array(norm["mean"], np.float32), np.array(norm["std"], np.float32)
+    if "--tflite" in sys.argv:
+        tflite()
+        return
     if "--legacy" in sys.argv:
         info = json.loads((OUT / "info.json").read_text())
         legacy(xtr, ytr, xte, yte, info)
@@ -208,6 +222,7 @@ def main() -> None:
             for n in ["metadata.json", "config.json", "model.weights.h5"]:
                 w.write(Path(d) / n, n)
     legacy(xtr, ytr, xte, yte, info)
+    tflite()
     (OUT / "info.json").write_text(json.dumps(info, indent=2) + "\n")
 
 

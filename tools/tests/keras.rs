@@ -453,6 +453,13 @@ fn broken_keras_files_are_one_error_line() {
         err.contains("(legacy Keras .h5): not a readable HDF5 file"),
         "{err}"
     );
+    // A .tflite (what the TFLite converter makes of lstm.keras: a WHILE graph): refused
+    // with a hint, not parsed as ONNX.
+    let err = refused(&keras("lstm_while.tflite"));
+    assert!(
+        err.contains("TensorFlow Lite model (.tflite) is not supported yet"),
+        "{err}"
+    );
     // A weights-only .h5 (`model.save_weights`): no model config, refused with the hint.
     let err = refused(&keras("weights_only.h5"));
     assert!(

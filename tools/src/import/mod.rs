@@ -4,7 +4,8 @@
 //! [`load_model`] looks at the file's content, not its name: a tinyrnn blob (`TRNN` magic)
 //! is refused with a hint, a safetensors file is recognised by its JSON header, a zip
 //! archive is read as a `.keras` file, an HDF5 file as a legacy tf.keras `.h5` model,
-//! anything else is parsed as an ONNX protobuf.
+//! a TensorFlow Lite flatbuffer is refused with a hint, anything else is parsed as an ONNX
+//! protobuf.
 
 pub mod keras;
 pub mod norm;
@@ -151,6 +152,8 @@ pub enum FileKind {
     Safetensors,
     /// A zip archive: a Keras 3 `.keras` file.
     Keras,
+    /// A TensorFlow Lite flatbuffer (file identifier `TFL3`): refused, not supported yet.
+    Tflite,
     /// An HDF5 file (signature `\x89HDF\r\n\x1a\n`): a legacy tf.keras `.h5` full model.
     Hdf5,
     /// Anything else: parsed as ONNX.
@@ -167,6 +170,9 @@ pub fn sniff(bytes: &[u8]) -> FileKind {
     }
     if bytes.starts_with(b"\x89HDF\r\n\x1a\n") {
         return FileKind::Hdf5;
+    }
+    if bytes.get(4..8) == Some(b"TFL3") {
+        return FileKind::Tflite;
     }
     if bytes.len() >= 10 {
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]));
@@ -235,6 +241,10 @@ fn load_model_inner(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<F
         FileKind::Keras => {
             keras::import(bytes).with_context(|| format!("{} (Keras)", path.display()))?
         }
+        FileKind::Tflite => bail!(
+            "{}: a TensorFlow Lite model (.tflite) is not supported yet: import the Keras model it was converted from (.keras, or a tf.keras .h5) instead",
+            path.display()
+        ),
         FileKind::Hdf5 => keras::import_legacy_h5(bytes)
             .with_context(|| format!("{} (legacy Keras .h5)", path.display()))?,
         FileKind::Onnx if opts.pool.is_some() => bail!(
