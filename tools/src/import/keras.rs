@@ -158,23 +158,20 @@ pub struct LayerConfig {
 }
 
 fn snake_case(class: &str) -> String {
-    // keras.src.utils.naming.to_snake_case
+    // keras.src.utils.naming.to_snake_case: `(.)([A-Z][a-z]+)` → `\1_\2`, then
+    // `([a-z])([A-Z])` → `\1_\2`, lower-cased: an underscore goes before an upper-case
+    // letter that follows any character and starts a word (`SimpleRNN` → `simple_rnn`), or
+    // that follows a lower-case letter (`Pooling1D` → `pooling1d`: not after a digit).
     let mut out = String::new();
     let chars: Vec<char> = class.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
-        if c.is_ascii_uppercase() {
-            let prev_lower =
-                i > 0 && (chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit());
-            let next_lower = i > 0
-                && chars[i - 1].is_ascii_uppercase()
-                && chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
-            if prev_lower || next_lower {
+        if c.is_ascii_uppercase() && i > 0 {
+            let starts_word = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if starts_word || chars[i - 1].is_ascii_lowercase() {
                 out.push('_');
             }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
         }
+        out.push(c.to_ascii_lowercase());
     }
     out
 }
