@@ -488,9 +488,26 @@ fn corrupted_keras_bytes_never_panic() {
 }
 
 /// The CLI takes a `.keras` file where it takes ONNX: quantize to int8 (calibrated), then
-/// eval against the `.keras` file as the reference.
+/// eval against the `.keras` file as the reference; `inspect` says what was dropped or
+/// folded (one `note:` line on stderr).
 #[test]
 fn cli_quantize_and_eval_a_keras_file() {
+    for (file, note) in [
+        (
+            "rnn.keras",
+            "note: layer `dropout` (Dropout) dropped (inactive at inference)",
+        ),
+        (
+            "lstm.keras",
+            "(Normalization) folded into the input normalization",
+        ),
+    ] {
+        let (code, out, err) = cli(&["inspect".as_ref(), keras(file).as_os_str()]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with("keras "), "{out}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(note), "{file}: {err}");
+    }
     let blob = scratch("keras_cli").join("lstm_int8.trnn");
     let s = |p: &Path| p.as_os_str().to_owned();
     let (code, _, err) = cli(&[

@@ -477,6 +477,7 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
     let mut act = OutputAct::Identity;
     let mut act_set = false;
     let mut input_size: Option<usize> = None;
+    let mut notes: Vec<String> = Vec::new();
     for l in layers {
         let who = format!("layer `{}` ({})", l.name, l.class);
         match l.class.as_str() {
@@ -493,7 +494,9 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
                     }
                 }
             }
-            "Dropout" | "SpatialDropout1D" | "GaussianNoise" | "GaussianDropout" | "AlphaDropout" => {}
+            "Dropout" | "SpatialDropout1D" | "GaussianNoise" | "GaussianDropout" | "AlphaDropout" => {
+                notes.push(format!("{who} dropped (inactive at inference)"));
+            }
             "Masking" => bail!(
                 "{who}: masking is not supported (tinyrnn runs each sequence to its own length; export the model without Masking)"
             ),
@@ -527,6 +530,7 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
                 if mean.len() != var.len() || mean.iter().chain(&var).any(|x| !x.is_finite()) || var.iter().any(|&v| v < 0.0) {
                     bail!("{who}: mean/variance are not {} finite values with variance ≥ 0", mean.len());
                 }
+                notes.push(format!("{who} folded into the input normalization"));
                 norm = Some(Norm {
                     offset: mean,
                     scale: var
@@ -684,6 +688,9 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
                 n.offset.len()
             );
         }
+    }
+    if !notes.is_empty() {
+        eprintln!("note: {}", notes.join("; "));
     }
     Ok(FloatModel {
         input_size,
