@@ -705,6 +705,123 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// Zero weights of an LSTM 3 → 4 (`missing`: none at all): only the config matters.
+    struct LstmWeights {
+        missing: bool,
+    }
+
+    impl Weights for LstmWeights {
+        fn var(&self, folder: &str, i: usize) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
+            let shape = match i {
+                0 => vec![3, 16],
+                1 => vec![4, 16],
+                _ => vec![16],
+            };
+            let n = shape.iter().product();
+            Ok((!self.missing && folder.ends_with("/cell")).then(|| (shape, vec![0.0; n])))
+        }
+    }
+
+    fn layer(class: &str, config: Value) -> LayerConfig {
+        LayerConfig {
+            class: class.into(),
+            name: format!("my_{}", snake_case(class)),
+            config,
+            path: format!("layers/{}", snake_case(class)),
+        }
+    }
+
+    fn err(layers: &[LayerConfig], missing: bool) -> String {
+        format!("{:#}", build(layers, &LstmWeights { missing }).unwrap_err())
+    }
+
+    /// Settings and layers with no exact counterpart are refused, naming layer and setting
+    /// (checked before any weight is read).
+    #[test]
+    fn refusals_name_layer_and_setting() {
+        let input = layer("InputLayer", json!({"batch_shape": [null, null, 3]}));
+        let lstm = |extra: Value| {
+            let mut c = json!({"units": 4, "return_sequences": false});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            layer("LSTM", c)
+        };
+        for (layers, want) in [
+            (
+                vec![input.clone(), layer("Masking", json!({})), lstm(json!({}))],
+                "layer `my_masking` (Masking): masking is not supported",
+            ),
+            (
+                vec![input.clone(), lstm(json!({"go_backwards": true}))],
+                "(LSTM): go_backwards=True is not supported",
+            ),
+            (
+                vec![
+                    input.clone(),
+                    lstm(json!({"recurrent_activation": "hard_sigmoid"})),
+                ],
+                "(LSTM): recurrent_activation \"hard_sigmoid\" is not supported",
+            ),
+            (
+                vec![input.clone(), lstm(json!({"activation": "relu"}))],
+                "(LSTM): activation \"relu\" is not supported",
+            ),
+            (
+                vec![input.clone(), lstm(json!({"return_sequences": true}))],
+                "the last recurrent layer returns sequences",
+            ),
+            (
+                vec![input.clone(), lstm(json!({"return_state": true}))],
+                "return_state=True is not supported",
+            ),
+            (
+                vec![
+                    input.clone(),
+                    layer("LayerNormalization", json!({})),
+                    lstm(json!({})),
+                ],
+                "(LayerNormalization): not supported yet",
+            ),
+            (
+                vec![
+                    input.clone(),
+                    layer("BatchNormalization", json!({})),
+                    lstm(json!({})),
+                ],
+                "(BatchNormalization): not supported yet",
+            ),
+            (
+                vec![input.clone(), layer("Conv1D", json!({})), lstm(json!({}))],
+                "(Conv1D): not supported yet",
+            ),
+            (
+                vec![input.clone(), layer("Lambda", json!({})), lstm(json!({}))],
+                "layer class `Lambda` is not supported",
+            ),
+            (
+                vec![
+                    input.clone(),
+                    layer("Normalization", json!({"invert": true})),
+                ],
+                "(Normalization): invert=True is not supported",
+            ),
+            (vec![input.clone()], "no LSTM, GRU or SimpleRNN layer"),
+            (
+                vec![input.clone(), lstm(json!({}))],
+                "its kernel (`layers/lstm/cell/vars/0`) is missing",
+            ),
+        ] {
+            let e = err(&layers, want.contains("missing"));
+            assert!(e.contains(want), "want {want:?}, got {e:?}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+        // The same stack with nothing unsupported imports (the refusals are not vacuous).
+        let m = build(&[input, lstm(json!({}))], &LstmWeights { missing: false }).unwrap();
+        assert_eq!((m.input_size, m.layers[0].hidden_size), (3, 4));
+    }
 
     #[test]
     fn snake_case_matches_keras() {
