@@ -14,13 +14,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Calibrate and quantize an ONNX/safetensors model into a blob (int8, int16, float32).
+    /// Calibrate and quantize an ONNX/safetensors/.keras model into a blob (int8, int16,
+    /// float32).
     Quantize(cmd::quantize::Args),
-    /// Show layers, dims, parameter count, formats, flash and RAM of an ONNX, safetensors
-    /// or blob file; for a blob also the tinyrnn cargo features firmware needs to run it
+    /// Show layers, dims, parameter count, formats, flash and RAM of an ONNX, safetensors,
+    /// .keras or blob file; for a blob also the tinyrnn cargo features firmware needs to run it
     /// (`features: lstm, int8`).
     Inspect(cmd::inspect::Args),
-    /// Run a model over .npy sequences: float reference for ONNX/safetensors, the MCU's
+    /// Run a model over .npy sequences: float reference for ONNX/safetensors/.keras, the MCU's
     /// exact code path for a blob.
     Run(cmd::run::Args),
     /// Accuracy and confusion matrix on labelled .npy data, optionally against a reference

@@ -15,7 +15,7 @@ use crate::ir::Norm;
 /// Arguments of `tinyrnn eval`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Model to evaluate: a tinyrnn blob, ONNX or PyTorch safetensors.
+    /// Model to evaluate: a tinyrnn blob, ONNX, PyTorch safetensors or Keras 3 `.keras`.
     pub model: PathBuf,
     /// Input sequences: float .npy [N, T, F] (or [T, F]), raw values for a blob with a
     /// normalization.
@@ -28,7 +28,7 @@ pub struct Args {
     /// each sequence's own last frame.
     #[arg(long, value_name = "L.npy")]
     pub lengths: Option<PathBuf>,
-    /// Reference model (ONNX/safetensors float model, or another blob): adds its accuracy,
+    /// Reference model (ONNX/safetensors/.keras float model, or another blob): adds its accuracy,
     /// the agreement of predicted classes, and the max/mean absolute output error. A float
     /// reference without normalization borrows the evaluated blob's (same raw inputs).
     #[arg(long, value_name = "MODEL")]

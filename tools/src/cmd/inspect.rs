@@ -311,6 +311,8 @@ pub fn run(args: &Args) -> Result<()> {
             let bytes = crate::data::read_file(&args.model)?;
             let kind = match crate::import::sniff(&bytes) {
                 crate::import::FileKind::Safetensors => "safetensors",
+                crate::import::FileKind::Keras => "keras",
+                crate::import::FileKind::Hdf5 => "keras-h5",
                 _ => "onnx",
             };
             float_json(fm, kind)

@@ -43,7 +43,8 @@ impl From<PrecisionArg> for Precision {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Float model: ONNX (either torch exporter; external data `.onnx.data` is read from
-    /// the model's folder) or PyTorch safetensors state_dict (see --pool).
+    /// the model's folder), PyTorch safetensors state_dict (see --pool) or Keras 3 `.keras`
+    /// file (the format is told by the content, not the extension).
     pub model: PathBuf,
     /// Where to write the blob: atomically (never a partial file), never over an input, a
     /// symbolic link or a non-regular file.

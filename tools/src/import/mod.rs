@@ -1,9 +1,13 @@
-//! Importers: ONNX and PyTorch safetensors → [`FloatModel`], plus `--normalize` statistics.
+//! Importers: ONNX, PyTorch safetensors and Keras 3 `.keras` → [`FloatModel`], plus
+//! `--normalize` statistics.
 //!
 //! [`load_model`] looks at the file's content, not its name: a tinyrnn blob (`TRNN` magic)
-//! is refused with a hint, a safetensors file is recognised by its JSON header, anything
-//! else is parsed as an ONNX protobuf.
+//! is refused with a hint, a safetensors file is recognised by its JSON header, a zip
+//! archive is read as a `.keras` file, an HDF5 file as a legacy tf.keras `.h5` model,
+//! a TensorFlow Lite flatbuffer is refused with a hint, anything else is parsed as an ONNX
+//! protobuf.
 
+pub mod keras;
 pub mod norm;
 pub mod onnx;
 pub mod onnx_tensor;
@@ -146,6 +150,12 @@ pub enum FileKind {
     Blob,
     /// A safetensors file.
     Safetensors,
+    /// A zip archive: a Keras 3 `.keras` file.
+    Keras,
+    /// A TensorFlow Lite flatbuffer (file identifier `TFL3`): refused, not supported yet.
+    Tflite,
+    /// An HDF5 file (signature `\x89HDF\r\n\x1a\n`): a legacy tf.keras `.h5` full model.
+    Hdf5,
     /// Anything else: parsed as ONNX.
     Onnx,
 }
@@ -154,6 +164,15 @@ pub enum FileKind {
 pub fn sniff(bytes: &[u8]) -> FileKind {
     if bytes.starts_with(&tinyrnn::model::MAGIC) {
         return FileKind::Blob;
+    }
+    if keras::is_keras_zip(bytes) {
+        return FileKind::Keras;
+    }
+    if bytes.starts_with(b"\x89HDF\r\n\x1a\n") {
+        return FileKind::Hdf5;
+    }
+    if bytes.get(4..8) == Some(b"TFL3") {
+        return FileKind::Tflite;
     }
     if bytes.len() >= 10 {
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]));
@@ -253,6 +272,23 @@ fn load_model_inner(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<F
         ),
         FileKind::Safetensors => safetensors::import(bytes, opts)
             .with_context(|| format!("{} (safetensors)", path.display()))?,
+        FileKind::Keras | FileKind::Hdf5
+            if opts.pool.is_some() || opts.output_act.is_some() || opts.rnn_activation.is_some() =>
+        {
+            bail!(
+                "{}: --pool/--output-activation/--rnn-activation apply to safetensors state_dicts; a Keras model records them",
+                path.display()
+            )
+        }
+        FileKind::Keras => {
+            keras::import(bytes).with_context(|| format!("{} (Keras)", path.display()))?
+        }
+        FileKind::Tflite => bail!(
+            "{}: a TensorFlow Lite model (.tflite) is not supported yet: import the Keras model it was converted from (.keras, or a tf.keras .h5) instead",
+            path.display()
+        ),
+        FileKind::Hdf5 => keras::import_legacy_h5(bytes)
+            .with_context(|| format!("{} (legacy Keras .h5)", path.display()))?,
         FileKind::Onnx if opts.pool.is_some() => bail!(
             "{}: --pool applies to safetensors state_dicts; an ONNX graph records its own reduction over time",
             path.display()
