@@ -30,6 +30,7 @@
 //! | `int16` | int16 models (int16 weights, i64 accumulators) | ✓ |
 //! | `f32` | f32 models, with micromath (optional dependency) | ✓ |
 //! | `libm` | [`F32Math::Accurate`] for the f32 path (only with `f32`) | |
+//! | `signed` | Ed25519-signed blobs with anti-rollback versions ([`signed`], [`Model::from_signed_blob`]; `ed25519-compact`) | |
 //! | `defmt` | `defmt::Format` for the public types | |
 //!
 //! At least one cell feature and one precision feature must be enabled (`compile_error!`
@@ -74,6 +75,8 @@ pub mod generate;
 pub mod kernel;
 pub mod model;
 pub mod session;
+#[cfg(feature = "signed")]
+pub mod signed;
 pub mod stream;
 #[cfg(test)]
 mod testutil;
