@@ -60,6 +60,13 @@ pub struct Args {
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Sign the blob in the same step (as `tinyrnn sign`): OUT is the signed blob. Needs
+    /// --version.
+    #[arg(long, value_name = "KEY", requires = "model_version")]
+    pub sign_key: Option<PathBuf>,
+    /// Model version of the signed blob (anti-rollback); only with --sign-key.
+    #[arg(long = "version", value_name = "N", requires = "sign_key")]
+    pub model_version: Option<u32>,
     #[command(flatten)]
     pub import: ImportArgs,
 }
@@ -147,6 +154,11 @@ pub fn run(args: &Args) -> Result<()> {
     if args.calib.is_none() && args.calib_lengths.is_some() {
         bail!("--calib-lengths needs --calib");
     }
+    // The key is read before the (long) calibration: a wrong path fails at once.
+    let sign_key = match &args.sign_key {
+        Some(k) => Some(super::sign::read_secret(k)?),
+        None => None,
+    };
     let model = import::load_model(&args.model, &args.import.options())?;
     let calib = match &args.calib {
         Some(p) => {
@@ -187,7 +199,11 @@ pub fn run(args: &Args) -> Result<()> {
         ),
         None => None,
     };
-    write_atomic(&args.output, &q.blob)?;
+    let written = match (&sign_key, args.model_version) {
+        (Some(k), Some(version)) => super::sign::sign_blob(&q.blob, k, version)?,
+        _ => q.blob.clone(),
+    };
+    write_atomic(&args.output, &written)?;
     if args.json {
         let out = JsonOut {
             output: args.output.display().to_string(),
@@ -212,9 +228,15 @@ pub fn run(args: &Args) -> Result<()> {
         println!(
             "wrote {} ({} bytes, {})",
             args.output.display(),
-            q.blob.len(),
+            written.len(),
             precision_name(precision)
         );
+        if let (Some(k), Some(version)) = (&sign_key, args.model_version) {
+            println!(
+                "signed: model version {version}, key id {}",
+                super::sign::hex(&tinyrnn::signed::key_id(&k.verifying_key().to_bytes()))
+            );
+        }
     }
     Ok(())
 }
