@@ -360,3 +360,56 @@ fn quantize_signs_in_one_step() {
     );
     assert!(!bad.exists());
 }
+
+#[test]
+fn codegen_embeds_trusted_keys() {
+    let dir = scratch("signing_codegen");
+    let (_, a) = keygen(&dir, "a");
+    let (_, b) = keygen(&dir, "b");
+    let module = dir.join("model.rs");
+    let out = tinyrnn(&[
+        "codegen",
+        s(&blob()),
+        "-o",
+        s(&module),
+        "--trusted-key",
+        s(&a),
+        "--trusted-key",
+        s(&b),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&module).unwrap();
+    let start = text
+        .find("pub static TRUSTED_KEYS: [[u8; 32]; 2] = [")
+        .expect("TRUSTED_KEYS");
+    let body = &text[start..text[start..].find("\n];").unwrap() + start];
+    let bytes: Vec<u8> = body
+        .split(|c: char| c == ',' || c.is_whitespace() || c == '[' || c == ']')
+        .filter_map(|w| w.strip_prefix("0x"))
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    let hex_of = |p: &Path| -> String {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let want = hex_of(&a) + &hex_of(&b);
+    let got: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(got, want);
+    // A private key is refused, and nothing is written.
+    let (k, _) = keygen(&dir, "k");
+    let m2 = dir.join("m2.rs");
+    error_line(
+        &tinyrnn(&["codegen", s(&blob()), "-o", s(&m2), "--trusted-key", s(&k)]),
+        "is not a tinyrnn public key file",
+    );
+    assert!(!m2.exists());
+}

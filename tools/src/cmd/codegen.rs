@@ -29,6 +29,10 @@ pub struct Args {
     /// Put the blob's bytes in the module as an array literal instead of `include_bytes!`.
     #[arg(long)]
     pub inline: bool,
+    /// Also write `pub static TRUSTED_KEYS` with this public key (`KEY.pub` from `tinyrnn
+    /// keygen`), for `Model::from_signed_blob` (tinyrnn feature `signed`); repeatable.
+    #[arg(long, value_name = "P")]
+    pub trusted_key: Vec<PathBuf>,
 }
 
 fn act_name(a: OutputAct) -> &'static str {
@@ -249,11 +253,14 @@ pub fn run(args: &Args) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "a blob".into());
-    let text = if args.inline {
+    let mut text = if args.inline {
         module_source(&blob, &source, Embed::Inline)?
     } else {
         module_source(&blob, &source, Embed::IncludeBytes(&blob_name))?
     };
+    if !args.trusted_key.is_empty() {
+        text += &super::sign::trusted_keys_source(&args.trusted_key)?;
+    }
     if !args.inline {
         let dest = out.with_file_name(&blob_name);
         if !same_file(&dest, &args.blob) {

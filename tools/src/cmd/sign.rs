@@ -162,3 +162,46 @@ pub fn run(args: &Args) -> Result<()> {
     );
     Ok(())
 }
+
+/// The `TRUSTED_KEYS` static that `tinyrnn codegen --trusted-key` appends to the module.
+///
+/// # Errors
+/// An unreadable or invalid public key file.
+pub fn trusted_keys_source(files: &[PathBuf]) -> Result<String> {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    writeln!(s)?;
+    writeln!(
+        s,
+        "/// Ed25519 public keys whose signed blobs this firmware accepts: pass to\n\
+         /// `tinyrnn::Model::from_signed_blob` or `tinyrnn::signed::verify` (tinyrnn cargo\n\
+         /// feature `signed`). To rotate keys, ship a firmware with the new key added, sign\n\
+         /// with it, then ship one without the old key (src/SIGNING.md)."
+    )?;
+    for f in files {
+        let k = read_public(f)?;
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+        writeln!(
+            s,
+            "/// - key id {} ({})",
+            hex(&signed::key_id(&k)),
+            name.as_deref().unwrap_or("?")
+        )?;
+    }
+    writeln!(
+        s,
+        "pub static TRUSTED_KEYS: [[u8; 32]; {}] = [",
+        files.len()
+    )?;
+    for f in files {
+        let k = read_public(f)?;
+        let bytes: Vec<String> = k.iter().map(|b| format!("0x{b:02x}")).collect();
+        writeln!(s, "    [")?;
+        for row in bytes.chunks(8) {
+            writeln!(s, "        {},", row.join(", "))?;
+        }
+        writeln!(s, "    ],")?;
+    }
+    writeln!(s, "];")?;
+    Ok(s)
+}
