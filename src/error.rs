@@ -63,7 +63,7 @@ pub enum Error {
     /// `"f32"`) is disabled. Only [`Model::from_blob`](crate::Model::from_blob) and
     /// [`Model::from_desc`](crate::Model::from_desc) return it, after every format check.
     FeatureDisabled(&'static str),
-    /// A signed envelope ([`signed`](crate::signed), feature `signed`) has a wrong magic,
+    /// A signed envelope (module `signed`, feature `signed`) has a wrong magic,
     /// envelope version or flags, a length that does not fit, or bytes after its signature.
     BadEnvelope,
     /// The envelope's key id is not the id of any trusted public key.

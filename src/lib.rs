@@ -30,7 +30,7 @@
 //! | `int16` | int16 models (int16 weights, i64 accumulators) | ✓ |
 //! | `f32` | f32 models, with micromath (optional dependency) | ✓ |
 //! | `libm` | [`F32Math::Accurate`] for the f32 path (only with `f32`) | |
-//! | `signed` | Ed25519-signed blobs with anti-rollback versions ([`signed`], [`Model::from_signed_blob`]; `ed25519-compact`) | |
+//! | `signed` | Ed25519-signed blobs with anti-rollback versions (module `signed`, `Model::from_signed_blob`; `ed25519-compact`, see `src/SIGNING.md`) | |
 //! | `defmt` | `defmt::Format` for the public types | |
 //!
 //! At least one cell feature and one precision feature must be enabled (`compile_error!`
