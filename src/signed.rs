@@ -41,6 +41,9 @@
 //! 4. only then the (now authenticated) model version against `min_version`
 //!    ([`Error::RolledBack`]), so a forged envelope is always reported as a bad signature.
 //!
+//! [`StreamVerifier`] runs the same checks on a blob fed in chunks (e.g. read from a flash
+//! slot), given the header and the signature first.
+//!
 //! Verification borrows the envelope, allocates nothing, uses a fixed amount of stack
 //! (independent of the blob length) and never panics. The verifier is `ed25519-compact`
 //! (no dependencies, no `unsafe` in the verification path; see `src/SIGNING.md` for the
@@ -244,5 +247,111 @@ impl<'a> crate::Model<'a> {
     ) -> Result<Self> {
         let v = verify(envelope, trusted, min_version)?;
         Self::from_blob(v.blob)
+    }
+}
+
+/// Verifies an envelope whose blob is read in chunks (e.g. from a flash slot, without a RAM
+/// copy): the same checks and errors as [`verify`], in constant memory.
+///
+/// Ed25519 hashes the signature's `R` before the message, so the signature is needed first:
+/// read the fixed header (bytes `0..24`) and the signature (the last 64 bytes, at
+/// `24 + n`), call [`new`](Self::new), feed the `n` blob bytes in order with
+/// [`absorb`](Self::absorb), then [`finish`](Self::finish).
+pub struct StreamVerifier {
+    state: ed25519_compact::VerifyingState,
+    version: u32,
+    min_version: u32,
+    key_index: usize,
+    remaining: usize,
+}
+
+impl StreamVerifier {
+    /// Checks the header (magic, envelope version, flags), finds the trusted key and starts
+    /// the signature check. Returns the verifier and the blob length `n` the header
+    /// declares (the caller reads exactly that many bytes).
+    ///
+    /// # Errors
+    /// [`Error::BadEnvelope`], [`Error::UnknownKey`], [`Error::BadKey`],
+    /// [`Error::BadSignature`] (a signature that is malformed before any hashing).
+    pub fn new(
+        header: &[u8; HEADER_LEN],
+        signature: &[u8; SIGNATURE_LEN],
+        trusted: &[PublicKey],
+        min_version: u32,
+    ) -> Result<(Self, usize)> {
+        if header[0..4] != MAGIC
+            || header[4..6] != ENVELOPE_VERSION.to_le_bytes()
+            || header[6..8] != [0, 0]
+        {
+            return Err(Error::BadEnvelope);
+        }
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&header[8..16]);
+        let version = le_u32(header, 16)?;
+        let n = usize::try_from(le_u32(header, 20)?).map_err(|_| Error::BadEnvelope)?;
+        HEADER_LEN
+            .checked_add(n)
+            .and_then(|e| e.checked_add(SIGNATURE_LEN))
+            .ok_or(Error::BadEnvelope)?;
+        let key_index = trusted
+            .iter()
+            .position(|k| key_id(k) == id)
+            .ok_or(Error::UnknownKey { key_id: id })?;
+        let key = trusted
+            .get(key_index)
+            .ok_or(Error::UnknownKey { key_id: id })?;
+        let pk = ed25519_compact::PublicKey::new(*key);
+        let sig = ed25519_compact::Signature::new(*signature);
+        let mut state = pk.verify_incremental(&sig).map_err(|e| match e {
+            ed25519_compact::Error::WeakPublicKey | ed25519_compact::Error::InvalidPublicKey => {
+                Error::BadKey
+            }
+            _ => Error::BadSignature,
+        })?;
+        state.absorb(header);
+        Ok((
+            StreamVerifier {
+                state,
+                version,
+                min_version,
+                key_index,
+                remaining: n,
+            },
+            n,
+        ))
+    }
+
+    /// Feeds the next blob bytes.
+    ///
+    /// # Errors
+    /// [`Error::BadEnvelope`] if more bytes arrive than the header declared (nothing of
+    /// `chunk` is absorbed then).
+    pub fn absorb(&mut self, chunk: &[u8]) -> Result<()> {
+        self.remaining = self
+            .remaining
+            .checked_sub(chunk.len())
+            .ok_or(Error::BadEnvelope)?;
+        self.state.absorb(chunk);
+        Ok(())
+    }
+
+    /// Completes the check: every declared byte absorbed, signature valid, version ≥ the
+    /// minimum. Returns `(version, key_index)`.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] if fewer bytes than declared were absorbed,
+    /// [`Error::BadSignature`], [`Error::RolledBack`].
+    pub fn finish(self) -> Result<(u32, usize)> {
+        if self.remaining != 0 {
+            return Err(Error::Truncated);
+        }
+        self.state.verify().map_err(|_| Error::BadSignature)?;
+        if self.version < self.min_version {
+            return Err(Error::RolledBack {
+                version: self.version,
+                min: self.min_version,
+            });
+        }
+        Ok((self.version, self.key_index))
     }
 }

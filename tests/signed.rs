@@ -291,3 +291,57 @@ fn error_messages_are_sentences() {
         "the blob's model version 3 is below the lowest accepted version 4"
     );
 }
+
+/// Feeds `env`'s blob to a [`signed::StreamVerifier`] in `chunk`-byte pieces.
+fn stream(
+    env: &[u8],
+    trusted: &[PublicKey],
+    min: u32,
+    chunk: usize,
+) -> Result<(u32, usize), Error> {
+    let header: &[u8; HEADER_LEN] = env[..HEADER_LEN].try_into().unwrap();
+    let sig: &[u8; SIGNATURE_LEN] = env[env.len() - SIGNATURE_LEN..].try_into().unwrap();
+    let (mut v, n) = signed::StreamVerifier::new(header, sig, trusted, min)?;
+    let blob = &env[HEADER_LEN..(HEADER_LEN + n).min(env.len() - SIGNATURE_LEN)];
+    for c in blob.chunks(chunk) {
+        v.absorb(c)?;
+    }
+    v.finish()
+}
+
+#[test]
+fn streaming_verification_agrees_with_the_slice_verifier() {
+    let kp = keypair(8);
+    let trusted = [public(&keypair(1)), public(&kp)];
+    let env = sign(&kp, 9, &real_blob("vowels_rnn_int8"));
+    for chunk in [1, 7, 64, 256, 4096] {
+        assert_eq!(stream(&env, &trusted, 9, chunk), Ok((9, 1)));
+    }
+    assert_eq!(
+        stream(&env, &trusted, 10, 64),
+        Err(Error::RolledBack {
+            version: 9,
+            min: 10
+        })
+    );
+    assert!(matches!(
+        stream(&env, &trusted[..1], 0, 64),
+        Err(Error::UnknownKey { .. })
+    ));
+    // Every bit of the blob and of the signature, sampled: the two verifiers agree.
+    for bit in (HEADER_LEN * 8..env.len() * 8).step_by(13) {
+        let mut e = env.clone();
+        e[bit / 8] ^= 1 << (bit % 8);
+        let slice = signed::verify(&e, &trusted, 0).map(|v| (v.version, v.key_index));
+        assert_eq!(stream(&e, &trusted, 0, 100), slice, "bit {bit}");
+        assert!(slice.is_err());
+    }
+    // More or fewer bytes than declared.
+    let header: &[u8; HEADER_LEN] = env[..HEADER_LEN].try_into().unwrap();
+    let sig: &[u8; SIGNATURE_LEN] = env[env.len() - SIGNATURE_LEN..].try_into().unwrap();
+    let (mut v, n) = signed::StreamVerifier::new(header, sig, &trusted, 0).unwrap();
+    assert_eq!(n, env.len() - OVERHEAD);
+    assert_eq!(v.absorb(&vec![0; n + 1]), Err(Error::BadEnvelope));
+    v.absorb(&env[HEADER_LEN..HEADER_LEN + n - 1]).unwrap();
+    assert_eq!(v.finish(), Err(Error::Truncated));
+}
