@@ -185,6 +185,20 @@ fn sign_verify_exit_codes_and_tampering() {
         &tinyrnn(&["verify", s(&tampered), "--pubkey", s(&public)]),
         "malformed",
     );
+    // Commands that take a bare blob say so.
+    error_line(
+        &tinyrnn(&[
+            "run",
+            s(&signed),
+            "--input",
+            s(&data_dir().join("vowels/recording.npy")),
+        ]),
+        "a signed blob: check it with `tinyrnn verify`",
+    );
+    error_line(
+        &tinyrnn(&["codegen", s(&signed), "-o", s(&dir.join("m.rs"))]),
+        "a signed blob; codegen embeds the bare blob",
+    );
     // Signing refuses an envelope and a public key in place of the private one.
     error_line(
         &tinyrnn(&[
@@ -316,6 +330,25 @@ fn quantize_signs_in_one_step() {
         "ok: ",
     );
     assert!(line.contains("model version 12"), "{line}");
+    let j = tinyrnn(&[
+        "quantize",
+        s(&onnx),
+        "--precision",
+        "float32",
+        "--sign-key",
+        s(&key),
+        "--version",
+        "13",
+        "--json",
+        "-o",
+        s(&dir.join("j.trnn")),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    assert_eq!(v["signed"]["model_version"], 13);
+    assert_eq!(
+        v["signed"]["envelope_bytes"],
+        std::fs::metadata(dir.join("j.trnn")).unwrap().len()
+    );
     // The inner blob is the one quantize writes without signing.
     let plain = dir.join("p.trnn");
     let p = tinyrnn(&[

@@ -235,6 +235,12 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
 /// Unreadable or invalid blob, unwritable outputs.
 pub fn run(args: &Args) -> Result<()> {
     let blob = crate::data::read_file(&args.blob)?;
+    if tinyrnn::signed::is_envelope(&blob) {
+        bail!(
+            "{}: a signed blob; codegen embeds the bare blob (firmware trusts its own flash)",
+            args.blob.display()
+        );
+    }
     Model::from_blob(&blob).map_err(|e| anyhow!("{}: invalid blob: {e}", args.blob.display()))?;
     let out = &args.output;
     if out.extension().and_then(|e| e.to_str()) != Some("rs") {

@@ -135,6 +135,9 @@ struct JsonOut<'a> {
     #[serde(flatten)]
     report: &'a Report,
     calibration_error: Option<CalibError>,
+    /// `{model_version, key_id, envelope_bytes}` with --sign-key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed: Option<serde_json::Value>,
 }
 
 /// Runs `tinyrnn quantize`.
@@ -209,6 +212,16 @@ pub fn run(args: &Args) -> Result<()> {
             output: args.output.display().to_string(),
             report: &q.report,
             calibration_error: err,
+            signed: match (&sign_key, args.model_version) {
+                (Some(k), Some(version)) => Some(serde_json::json!({
+                    "model_version": version,
+                    "key_id": super::sign::hex(&tinyrnn::signed::key_id(
+                        &k.verifying_key().to_bytes()
+                    )),
+                    "envelope_bytes": written.len(),
+                })),
+                _ => None,
+            },
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
