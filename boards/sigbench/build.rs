@@ -31,4 +31,13 @@ fn main() {
     let sig = SigningKey::from_bytes(&SEED).sign(&msg).to_bytes();
     fs::write(out.join("msg4k.bin"), &msg).unwrap();
     fs::write(out.join("msg4k.sig"), sig).unwrap();
+    // The same message in a tinyrnn envelope (model version 1) signed by the same key.
+    let key = SigningKey::from_bytes(&SEED);
+    let public = key.verifying_key().to_bytes();
+    let mut env =
+        tinyrnn::signed::header(tinyrnn::signed::key_id(&public), 1, msg.len()).unwrap().to_vec();
+    env.extend_from_slice(&msg);
+    let sig = key.sign(&env).to_bytes();
+    env.extend_from_slice(&sig);
+    fs::write(out.join("env4k.bin"), &env).unwrap();
 }

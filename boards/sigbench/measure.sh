@@ -22,7 +22,7 @@ printf '%-22s %-16s %10s %10s %14s %14s\n' target verifier text text-base insn-t
 for pair in thumbv7em-none-eabihf:mps2-an386 thumbv6m-none-eabi:microbit; do
     target="${pair%%:*}"; machine="${pair##*:}"
     base=""
-    for v in none dalek compact compact-small salty; do
+    for v in ${VERIFIERS:-none dalek compact compact-small salty tinyrnn}; do
         if ! (cd "$here" && cargo build -q --profile "$profile" --target "$target" \
             --features "$v" --target-dir "$out/$v" 2>"$out/$v-$target.build.log"); then
             printf '%-22s %-16s %10s\n' "$target" "$v" "does not link (see $out/$v-$target.build.log)"
