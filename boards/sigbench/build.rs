@@ -27,15 +27,18 @@ fn main() {
     println!("cargo:rustc-link-arg-bins=--nmagic");
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
 
-    let msg: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let msg: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     let sig = SigningKey::from_bytes(&SEED).sign(&msg).to_bytes();
     fs::write(out.join("msg4k.bin"), &msg).unwrap();
     fs::write(out.join("msg4k.sig"), sig).unwrap();
     // The same message in a tinyrnn envelope (model version 1) signed by the same key.
     let key = SigningKey::from_bytes(&SEED);
     let public = key.verifying_key().to_bytes();
-    let mut env =
-        tinyrnn::signed::header(tinyrnn::signed::key_id(&public), 1, msg.len()).unwrap().to_vec();
+    let mut env = tinyrnn::signed::header(tinyrnn::signed::key_id(&public), 1, msg.len())
+        .unwrap()
+        .to_vec();
     env.extend_from_slice(&msg);
     let sig = key.sign(&env).to_bytes();
     env.extend_from_slice(&sig);

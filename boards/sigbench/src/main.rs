@@ -58,7 +58,8 @@ fn verify(pk: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
         let Ok(k) = ed25519_compact::PublicKey::from_slice(pk) else {
             return false;
         };
-        k.verify(msg, &ed25519_compact::Signature::new(*sig)).is_ok()
+        k.verify(msg, &ed25519_compact::Signature::new(*sig))
+            .is_ok()
     }
     #[cfg(feature = "salty")]
     {
