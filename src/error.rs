@@ -66,6 +66,25 @@ pub enum Error {
     /// `"f32"`) is disabled. Only [`Model::from_blob`](crate::Model::from_blob) and
     /// [`Model::from_desc`](crate::Model::from_desc) return it, after every format check.
     FeatureDisabled(&'static str),
+    /// A signed envelope (module `signed`, feature `signed`) has a wrong magic,
+    /// envelope version or flags, a length that does not fit, or bytes after its signature.
+    BadEnvelope,
+    /// The envelope's key id is not the id of any trusted public key.
+    UnknownKey {
+        /// The key id the envelope names (first 8 bytes of SHA-512 of the signer's key).
+        key_id: [u8; 8],
+    },
+    /// A trusted public key is not a valid Ed25519 point encoding (or is a small-order point).
+    BadKey,
+    /// The Ed25519 signature does not match the envelope: forged or altered.
+    BadSignature,
+    /// The envelope is authentic but its model version is below the lowest one accepted.
+    RolledBack {
+        /// The envelope's model version.
+        version: u32,
+        /// The lowest version accepted.
+        min: u32,
+    },
     /// [`Config::window`](crate::Config::window) is `Some(0)`: a window holds at least one
     /// frame (`None` decides only at [`end_sequence`](crate::Classifier::end_sequence)).
     ZeroWindow,
@@ -152,6 +171,24 @@ impl fmt::Display for Error {
             Error::FeatureDisabled(feat) => write!(
                 f,
                 "the model needs the cargo feature `{feat}` of tinyrnn, disabled in this build"
+            ),
+            Error::BadEnvelope => f.write_str(
+                "the signed envelope is malformed (magic, version, flags, length or trailing bytes)",
+            ),
+            Error::UnknownKey { key_id } => {
+                f.write_str("the blob is signed by key id ")?;
+                for b in key_id {
+                    write!(f, "{b:02x}")?;
+                }
+                f.write_str(", which is not a trusted key")
+            }
+            Error::BadKey => f.write_str("a trusted public key is not a valid Ed25519 key"),
+            Error::BadSignature => {
+                f.write_str("the signature does not match: the blob is forged or altered")
+            }
+            Error::RolledBack { version, min } => write!(
+                f,
+                "the blob's model version {version} is below the lowest accepted version {min}"
             ),
             Error::ZeroWindow => f.write_str(
                 "Config::window is Some(0): a window holds at least one frame \

@@ -30,6 +30,7 @@
 //! | `int16` | int16 models (int16 weights, i64 accumulators) | ✓ |
 //! | `f32` | f32 models, with micromath (optional dependency) | ✓ |
 //! | `libm` | [`F32Math::Accurate`] for the f32 path (only with `f32`) | |
+//! | `signed` | Ed25519-signed blobs with anti-rollback versions (module `signed`, `Model::from_signed_blob`; `ed25519-compact`, see `src/SIGNING.md`) | |
 //! | `defmt` | `defmt::Format` for the public types | |
 //! | `store` | [`store::ModelStore`]: power-fail-safe A/B model slots on NOR flash (`embedded-storage`) | |
 //!
@@ -75,6 +76,8 @@ pub mod generate;
 pub mod kernel;
 pub mod model;
 pub mod session;
+#[cfg(feature = "signed")]
+pub mod signed;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod stream;

@@ -119,6 +119,12 @@
 //! features, [`Error::FeatureDisabled`] naming the missing one). The CRC detects accidental corruption
 //! (every single-bit error, every burst ≤ 32 bits); it is not a signature and does not
 //! authenticate the sender.
+//!
+//! # Signed blobs
+//!
+//! With the cargo feature `signed`, a blob can travel inside an Ed25519 envelope that adds a
+//! key id, an anti-rollback model version and a signature; its byte table and checks are in
+//! the `signed` module (`src/signed.rs`), loaded by `Model::from_signed_blob`.
 
 use serde::{Deserialize, Serialize};
 

@@ -166,6 +166,13 @@ pub fn load(path: &Path, opts: &ImportOptions) -> Result<Runnable> {
     if bytes.is_empty() {
         bail!("{}: the file is empty", path.display());
     }
+    if tinyrnn::signed::is_envelope(&bytes) {
+        bail!(
+            "{}: a signed blob: check it with `tinyrnn verify`; this command takes the bare blob \
+             that was signed",
+            path.display()
+        );
+    }
     if import::sniff(&bytes) == FileKind::Blob {
         if opts.normalize.is_some() {
             bail!(

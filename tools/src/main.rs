@@ -32,6 +32,13 @@ enum Cmd {
     /// Emit a Rust module for firmware: dims as consts, capacity types, the blob as an
     /// aligned static, and a comment naming the tinyrnn cargo features the blob needs.
     Codegen(cmd::codegen::Args),
+    /// Create an Ed25519 key pair for signing blobs: KEY (private, mode 0600, never
+    /// printed) and KEY.pub.
+    Keygen(cmd::keygen::Args),
+    /// Wrap a blob in a signed envelope with a model version (anti-rollback).
+    Sign(cmd::sign::Args),
+    /// Check a signed blob as firmware does (trusted keys, signature, minimum version).
+    Verify(cmd::verify::Args),
 }
 
 fn dispatch(cmd: &Cmd) -> anyhow::Result<()> {
@@ -42,6 +49,9 @@ fn dispatch(cmd: &Cmd) -> anyhow::Result<()> {
         Cmd::Eval(a) => cmd::eval::run(a),
         Cmd::Generate(a) => cmd::generate::run(a),
         Cmd::Codegen(a) => cmd::codegen::run(a),
+        Cmd::Keygen(a) => cmd::keygen::run(a),
+        Cmd::Sign(a) => cmd::sign::run(a),
+        Cmd::Verify(a) => cmd::verify::run(a),
     }
 }
 

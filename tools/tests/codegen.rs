@@ -117,6 +117,7 @@ fn cli_writes_module_and_blob() {
         blob: src.clone(),
         output: dir.join("net.rs"),
         inline: false,
+        trusted_key: vec![],
     })
     .unwrap();
     let text = std::fs::read_to_string(dir.join("net.rs")).unwrap();
@@ -132,6 +133,7 @@ fn cli_writes_module_and_blob() {
         blob: src.clone(),
         output: dir.join("inl.rs"),
         inline: true,
+        trusted_key: vec![],
     })
     .unwrap();
     let text = std::fs::read_to_string(dir.join("inl.rs")).unwrap();
@@ -145,6 +147,7 @@ fn cli_writes_module_and_blob() {
         blob: blobs().join("../vowels/lstm.onnx"),
         output: dir.join("x.rs"),
         inline: false,
+        trusted_key: vec![],
     })
     .unwrap_err();
     assert!(format!("{e:#}").contains("invalid blob"), "{e:#}");
@@ -152,6 +155,7 @@ fn cli_writes_module_and_blob() {
         blob: src,
         output: dir.join("x.txt"),
         inline: false,
+        trusted_key: vec![],
     })
     .unwrap_err();
     assert!(format!("{e:#}").contains(".rs"), "{e:#}");

@@ -42,6 +42,8 @@ fn quantize_to(model: &Path, p: PrecisionArg, out: &Path) {
         calib: Some(d.join("calib_raw.npy")),
         calib_lengths: Some(d.join("calib_lengths.npy")),
         json: true,
+        sign_key: None,
+        model_version: None,
         import: norm_args(),
     })
     .unwrap();

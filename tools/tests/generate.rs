@@ -80,6 +80,8 @@ fn blobs_match_pytorch_loop() {
             calib: Some(dir().join("prime.npy")),
             calib_lengths: None,
             json: true,
+            sign_key: None,
+            model_version: None,
             import: ImportArgs::default(),
         })
         .unwrap();

@@ -65,6 +65,18 @@ fn some_mut<T>(buf: &mut [T]) -> &mut [T] {
     }
 }
 
+/// A signed envelope's checks (feature `signed`): any bytes, any trusted keys, any minimum.
+#[cfg(feature = "signed")]
+fn signed(bytes: &[u8]) {
+    let keys = black_box([[0x5au8; 32]; 2]);
+    let keys = some(&keys);
+    let _ = black_box(tinyrnn::signed::verify(bytes, keys, black_box(3)));
+    if let Ok(m) = black_box(Model::from_signed_blob(bytes, keys, black_box(0))) {
+        let _ = black_box(m.weight_bytes());
+    }
+    let _ = black_box(tinyrnn::signed::parse(bytes));
+}
+
 /// One model's life in firmware: load, stream, classify, save/restore, generate.
 fn run(blob: &[u8]) {
     let Ok(model) = black_box(Model::from_blob(blob)) else {
@@ -228,5 +240,7 @@ pub extern "C" fn _start() -> ! {
         run(black_box(BLOB));
         #[cfg(feature = "store")]
         store(black_box(BLOB));
+        #[cfg(feature = "signed")]
+        signed(black_box(BLOB));
     }
 }

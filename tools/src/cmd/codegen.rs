@@ -32,6 +32,10 @@ pub struct Args {
     /// Put the blob's bytes in the module as an array literal instead of `include_bytes!`.
     #[arg(long)]
     pub inline: bool,
+    /// Also write `pub static TRUSTED_KEYS` with this public key (`KEY.pub` from `tinyrnn
+    /// keygen`), for `Model::from_signed_blob` (tinyrnn feature `signed`); repeatable.
+    #[arg(long, value_name = "P")]
+    pub trusted_key: Vec<PathBuf>,
 }
 
 fn act_name(a: OutputAct) -> &'static str {
@@ -247,6 +251,12 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
 /// Unreadable or invalid blob, unwritable outputs.
 pub fn run(args: &Args) -> Result<()> {
     let blob = crate::data::read_file(&args.blob)?;
+    if tinyrnn::signed::is_envelope(&blob) {
+        bail!(
+            "{}: a signed blob; codegen embeds the bare blob (firmware trusts its own flash)",
+            args.blob.display()
+        );
+    }
     Model::from_blob(&blob).map_err(|e| anyhow!("{}: invalid blob: {e}", args.blob.display()))?;
     let out = &args.output;
     if out.extension().and_then(|e| e.to_str()) != Some("rs") {
@@ -265,14 +275,18 @@ pub fn run(args: &Args) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "a blob".into());
-    let text = if args.inline {
+    let mut text = if args.inline {
         module_source(&blob, &source, Embed::Inline)?
     } else {
         module_source(&blob, &source, Embed::IncludeBytes(&blob_name))?
     };
+    if !args.trusted_key.is_empty() {
+        text += &super::sign::trusted_keys_source(&args.trusted_key)?;
+    }
     // Both files are written in full before either replaces anything. The blob copy is
     // skipped when it already is the input blob.
-    let inputs = [args.blob.as_path()];
+    let mut inputs = vec![args.blob.as_path()];
+    inputs.extend(args.trusted_key.iter().map(PathBuf::as_path));
     let mut pending = Vec::new();
     if !args.inline {
         let dest = out.with_file_name(&blob_name);

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use tinyrnn::model::pad4;
 use tinyrnn::{CellKind, Model, OutputAct};
@@ -23,6 +23,10 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// For a signed blob: check its signature against this public key file (repeatable);
+    /// without it the signature is shown as "not checked".
+    #[arg(long, value_name = "P")]
+    pub pubkey: Vec<std::path::PathBuf>,
     #[command(flatten)]
     pub import: ImportArgs,
 }
@@ -305,6 +309,23 @@ fn text(v: &Value) -> String {
 /// # Errors
 /// Unreadable or invalid model.
 pub fn run(args: &Args) -> Result<()> {
+    let bytes = crate::data::read_file(&args.model)?;
+    if tinyrnn::signed::is_envelope(&bytes) {
+        let v = super::verify::envelope_json(&bytes, &args.pubkey)
+            .with_context(|| format!("{}", args.model.display()))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            print!("{}{}", super::verify::signature_text(&v), text(&v));
+        }
+        return Ok(());
+    }
+    if !args.pubkey.is_empty() {
+        anyhow::bail!(
+            "{}: --pubkey given but the file is not signed",
+            args.model.display()
+        );
+    }
     let m = exec::load(&args.model, &args.import.options())?;
     let v = match &m {
         Runnable::Float(fm) => {

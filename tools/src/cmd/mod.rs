@@ -4,5 +4,8 @@ pub mod codegen;
 pub mod eval;
 pub mod generate;
 pub mod inspect;
+pub mod keygen;
 pub mod quantize;
 pub mod run;
+pub mod sign;
+pub mod verify;

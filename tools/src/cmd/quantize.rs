@@ -63,6 +63,13 @@ pub struct Args {
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Sign the blob in the same step (as `tinyrnn sign`): OUT is the signed blob. Needs
+    /// --version.
+    #[arg(long, value_name = "KEY", requires = "model_version")]
+    pub sign_key: Option<PathBuf>,
+    /// Model version of the signed blob (anti-rollback); only with --sign-key.
+    #[arg(long = "version", value_name = "N", requires = "sign_key")]
+    pub model_version: Option<u32>,
     #[command(flatten)]
     pub import: ImportArgs,
 }
@@ -131,6 +138,9 @@ struct JsonOut<'a> {
     #[serde(flatten)]
     report: &'a Report,
     calibration_error: Option<CalibError>,
+    /// `{model_version, key_id, envelope_bytes}` with --sign-key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed: Option<serde_json::Value>,
 }
 
 /// Runs `tinyrnn quantize`.
@@ -157,10 +167,16 @@ pub fn run(args: &Args) -> Result<()> {
             args.calib.as_deref(),
             args.calib_lengths.as_deref(),
             args.import.normalize.as_deref(),
+            args.sign_key.as_deref(),
         ],
     );
     inputs.extend(model_files.iter().map(PathBuf::as_path));
     output::check(&args.output, &inputs)?;
+    // The key is read before the (long) calibration: a wrong path fails at once.
+    let sign_key = match &args.sign_key {
+        Some(k) => Some(super::sign::read_secret(k)?),
+        None => None,
+    };
     let model = import::load_model(&args.model, &args.import.options())?;
     let calib = match &args.calib {
         Some(p) => {
@@ -204,12 +220,26 @@ pub fn run(args: &Args) -> Result<()> {
         ),
         None => None,
     };
-    output::write_atomic(&args.output, &q.blob, &inputs)?;
+    let written = match (&sign_key, args.model_version) {
+        (Some(k), Some(version)) => super::sign::sign_blob(&q.blob, k, version)?,
+        _ => q.blob.clone(),
+    };
+    output::write_atomic(&args.output, &written, &inputs)?;
     if args.json {
         let out = JsonOut {
             output: args.output.display().to_string(),
             report: &q.report,
             calibration_error: err,
+            signed: match (&sign_key, args.model_version) {
+                (Some(k), Some(version)) => Some(serde_json::json!({
+                    "model_version": version,
+                    "key_id": super::sign::hex(&tinyrnn::signed::key_id(
+                        &k.verifying_key().to_bytes()
+                    )),
+                    "envelope_bytes": written.len(),
+                })),
+                _ => None,
+            },
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
@@ -229,9 +259,15 @@ pub fn run(args: &Args) -> Result<()> {
         println!(
             "wrote {} ({} bytes, {})",
             args.output.display(),
-            q.blob.len(),
+            written.len(),
             precision.name()
         );
+        if let (Some(k), Some(version)) = (&sign_key, args.model_version) {
+            println!(
+                "signed: model version {version}, key id {}",
+                super::sign::hex(&tinyrnn::signed::key_id(&k.verifying_key().to_bytes()))
+            );
+        }
     }
     Ok(())
 }

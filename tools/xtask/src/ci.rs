@@ -100,7 +100,15 @@ fn steps() -> Result<Vec<Step>> {
         "thumbv7em-none-eabihf",
         "riscv32imc-unknown-none-elf",
     ] {
-        for features in ["", "defmt", "libm", "defmt,libm", "store"] {
+        for features in [
+            "",
+            "defmt",
+            "libm",
+            "defmt,libm",
+            "store",
+            "signed",
+            "store,signed,defmt",
+        ] {
             let mut c = cargo();
             c.args(["check", "-p", "tinyrnn", "--lib", "--target", target]);
             if !features.is_empty() {
