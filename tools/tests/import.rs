@@ -662,19 +662,6 @@ fn extdata(case: &str, file: &str) -> std::path::PathBuf {
     data_dir().join("extdata").join(case).join(file)
 }
 
-/// Runs the `tinyrnn` binary: (exit status, stdout, stderr).
-fn cli(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tinyrnn"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// The files `torch.onnx.export(model, (x,), "model.onnx")` writes (torch's default
 /// exporter: weights in `model.onnx.data`) import, and match PyTorch's and onnxruntime's
 /// logits: the f64 reference and the float32 blob on the libm path, both ≤ 1e-5.

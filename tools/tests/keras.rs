@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -386,18 +385,6 @@ fn gate_order_conversions_follow_keras_equations() {
             assert!(h.iter().any(|v| v.abs() > 1e-3), "{kind}: trivial state");
         }
     }
-}
-
-fn cli(args: &[&OsStr]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tinyrnn"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn refused(path: &Path) -> String {

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use tinyrnn::Precision;
@@ -15,15 +14,8 @@ use tinyrnn_cli::quantize::calib::{calibrate, Batch};
 use tinyrnn_cli::quantize::{quantize, QuantOptions};
 
 fn tinyrnn(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tinyrnn"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    cli(&args)
 }
 
 fn ok(args: &[&str]) -> String {

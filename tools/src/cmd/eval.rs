@@ -112,21 +112,12 @@ fn load(path: &Path, opts: &ImportOptions, math: F32MathArg) -> Result<Runnable>
     Ok(r)
 }
 
-/// The normalization a blob carries, as a float [`Norm`].
+/// The normalization a blob carries, as a float [`Norm`] (`None` for a float model).
 fn blob_norm(r: &Runnable) -> Option<Norm> {
-    let Runnable::Blob(b) = r else { return None };
-    let m = b.model();
-    let n = m.desc().norm?;
-    let f = |bytes: &[u8]| -> Vec<f32> {
-        bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    };
-    Some(Norm {
-        offset: f(n.offset),
-        scale: f(n.scale),
-    })
+    match r {
+        Runnable::Blob(_) => r.norm(),
+        Runnable::Float(_) => None,
+    }
 }
 
 /// Gives a float model without normalization the other model's (blob) normalization.
