@@ -32,7 +32,7 @@
 //! | `libm` | [`F32Math::Accurate`] for the f32 path (only with `f32`) | |
 //! | `signed` | Ed25519-signed blobs with anti-rollback versions (module `signed`, `Model::from_signed_blob`; `ed25519-compact`, see `src/SIGNING.md`) | |
 //! | `defmt` | `defmt::Format` for the public types | |
-//! | `store` | [`store::ModelStore`]: power-fail-safe A/B model slots on NOR flash (`embedded-storage`) | |
+//! | `store` | `store::ModelStore` (module `store`): power-fail-safe A/B model slots on NOR flash (`embedded-storage`) | |
 //!
 //! At least one cell feature and one precision feature must be enabled (`compile_error!`
 //! otherwise). A disabled feature's code is not compiled at all (`#[cfg]`), and the loader

@@ -139,6 +139,18 @@ fn steps() -> Result<Vec<Step>> {
     c.args(["doc", "-p", "tinyrnn", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings");
     v.push(step("rustdoc -D warnings", c));
+    // The optional modules' docs too (links among them resolve only with their features).
+    let mut c = cargo();
+    c.args([
+        "doc",
+        "-p",
+        "tinyrnn",
+        "--no-deps",
+        "--features",
+        "store,signed",
+    ])
+    .env("RUSTDOCFLAGS", "-D warnings");
+    v.push(step("rustdoc -D warnings (store, signed)", c));
 
     // Profile `checked` (root Cargo.toml): release optimizations, as the CLI tests quantize
     // and evaluate real models (debug is ~10x slower), with overflow checks on, so an
