@@ -328,6 +328,87 @@ pub enum OutputAct {
     Softmax,
 }
 
+/// Activation after a dense layer of the per-frame pre-net or of the head (blob format 2).
+///
+/// The variant order will be the blob format (see [Enum indices](crate::model#enum-indices)):
+/// never reorder or insert variants without a new [`FORMAT_VERSION`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DenseAct {
+    /// None (a plain `Linear`).
+    Identity,
+    /// `max(0, x)`.
+    Relu,
+    /// `min(max(x, lo), hi)`: ReLU6 is `(0, 6)`, PyTorch `Hardtanh` / ONNX `Clip` any bounds.
+    Clip {
+        /// Lower bound.
+        lo: f32,
+        /// Upper bound.
+        hi: f32,
+    },
+    /// `x` for `x ≥ 0`, else `alpha·x`.
+    LeakyRelu {
+        /// Slope for negative inputs (PyTorch default 0.01, Keras 0.2/0.3).
+        alpha: f32,
+    },
+    /// `tanh(x)`.
+    Tanh,
+    /// Logistic `1 / (1 + e^−x)`.
+    Sigmoid,
+    /// Exact GELU `x·Φ(x)` (PyTorch `nn.GELU()` default, ONNX `Gelu` without approximation).
+    Gelu,
+    /// GELU, tanh approximation `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`
+    /// (PyTorch `approximate="tanh"`, Keras `gelu(approximate=True)`).
+    GeluTanh,
+}
+
+impl DenseAct {
+    /// The activation in words, as tools print it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DenseAct::Identity => "identity",
+            DenseAct::Relu => "relu",
+            DenseAct::Clip { .. } => "clip",
+            DenseAct::LeakyRelu { .. } => "leaky_relu",
+            DenseAct::Tanh => "tanh",
+            DenseAct::Sigmoid => "sigmoid",
+            DenseAct::Gelu => "gelu",
+            DenseAct::GeluTanh => "gelu(tanh)",
+        }
+    }
+}
+
+/// How the recurrent output sequence becomes one vector for the head (blob format 2).
+///
+/// The variant order will be the blob format (see [Enum indices](crate::model#enum-indices)):
+/// never reorder or insert variants without a new [`FORMAT_VERSION`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Pool {
+    /// The last layer's `h` after the latest frame (PyTorch `out[:, -1]`, `h_n[-1]` of a
+    /// forward stack, Keras `return_sequences=False`). Format 1's only mode.
+    Last,
+    /// Mean over every frame since the last reset (`out.mean(dim=1)`,
+    /// `GlobalAveragePooling1D`).
+    Mean,
+    /// Element-wise maximum over every frame since the last reset.
+    Max,
+    /// Element-wise sum over every frame since the last reset.
+    Sum,
+}
+
+impl Pool {
+    /// The reduction in words, as tools print it (`"last"`, `"mean"`, `"max"`, `"sum"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Pool::Last => "last",
+            Pool::Mean => "mean",
+            Pool::Max => "max",
+            Pool::Sum => "sum",
+        }
+    }
+}
+
 /// Per-feature input normalization `x = (raw − offset) · scale`, in `f32`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NormDesc<'a> {

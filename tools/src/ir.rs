@@ -5,8 +5,19 @@
 //! Conventions: PyTorch gate order (LSTM `i, f, g, o`; GRU `r, z, n`), weights row-major and
 //! unpadded (`w_ih` is `[gates·H, I]`, `w_hh` is `[gates·H, H]`), peepholes in order
 //! `i, f, o`.
+//!
+//! The forward pass of a [`FloatModel`], per frame and at a decision:
+//!
+//! ```text
+//! x   = norm(raw)                       optional per-feature (raw − offset)·scale
+//! x   = pre[0..](x)                     per-frame pre-net: dense+activation / LayerNorm
+//! h_k = layer_k(x, h_k)                 recurrent stack, x = h_k for the next layer
+//! acc = pool(acc, h_last)               Last: h_last; Mean/Max/Sum over every frame so far
+//! y   = head(mlp[0..](acc))             hidden head layers, then the final Linear
+//! out = output_act(y)                   identity / sigmoid / tanh / softmax
+//! ```
 
-use tinyrnn::model::{CellKind, OutputAct};
+use tinyrnn::model::{CellKind, DenseAct, OutputAct, Pool};
 
 /// One recurrent layer in float.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +44,7 @@ pub struct FloatLayer {
     pub c0: Option<Vec<f32>>,
 }
 
-/// Dense head `y = W·h + b`.
+/// A dense layer `y = act(W·x + b)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FloatDense {
     /// Output width.
@@ -44,6 +55,85 @@ pub struct FloatDense {
     pub weight: Vec<f32>,
     /// `[out]`.
     pub bias: Vec<f32>,
+    /// Activation on the result ([`DenseAct::Identity`] for the model's final `head`, whose
+    /// activation is [`FloatModel::output_act`]).
+    pub act: DenseAct,
+}
+
+/// `LayerNorm` over the feature axis: `y = (x − mean(x)) / sqrt(var(x) + eps) · gamma + beta`
+/// (biased variance, as PyTorch and ONNX).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloatLayerNorm {
+    /// `[size]` scale.
+    pub gamma: Vec<f32>,
+    /// `[size]` shift.
+    pub beta: Vec<f32>,
+    /// Added to the variance.
+    pub eps: f32,
+}
+
+/// One per-frame operation of the pre-net or of the head's hidden part.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameOp {
+    /// Dense layer with its activation.
+    Dense(FloatDense),
+    /// Layer normalization (width unchanged).
+    LayerNorm(FloatLayerNorm),
+}
+
+impl FrameOp {
+    /// Output width given the input width (`LayerNorm` keeps it).
+    pub fn out_size(&self, in_size: usize) -> usize {
+        match self {
+            FrameOp::Dense(d) => d.out_size,
+            FrameOp::LayerNorm(_) => in_size,
+        }
+    }
+
+    /// Applies the op to one vector in f64.
+    pub fn apply(&self, x: &[f64]) -> Vec<f64> {
+        match self {
+            FrameOp::Dense(d) => {
+                let mut y = vec![0.0; d.out_size];
+                matvec(&d.weight, d.out_size, d.in_size, x, &d.bias, &mut y);
+                y.iter_mut().for_each(|v| *v = dense_act(d.act, *v));
+                y
+            }
+            FrameOp::LayerNorm(n) => {
+                let len = x.len() as f64;
+                let mean = x.iter().sum::<f64>() / len;
+                let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / len;
+                let inv = 1.0 / (var + n.eps as f64).sqrt();
+                x.iter()
+                    .zip(n.gamma.iter().zip(&n.beta))
+                    .map(|(v, (&g, &b))| (v - mean) * inv * g as f64 + b as f64)
+                    .collect()
+            }
+        }
+    }
+}
+
+/// A dense activation in f64 (the reference every quantized path is measured against).
+pub fn dense_act(act: DenseAct, x: f64) -> f64 {
+    match act {
+        DenseAct::Identity => x,
+        DenseAct::Relu => x.max(0.0),
+        DenseAct::Clip { lo, hi } => x.max(lo as f64).min(hi as f64),
+        DenseAct::LeakyRelu { alpha } => {
+            if x >= 0.0 {
+                x
+            } else {
+                alpha as f64 * x
+            }
+        }
+        DenseAct::Tanh => x.tanh(),
+        DenseAct::Sigmoid => sigmoid(x),
+        DenseAct::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+        DenseAct::GeluTanh => {
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+        }
+    }
 }
 
 /// Per-feature input normalization `x = (raw − offset) · scale`.
@@ -62,9 +152,15 @@ pub struct FloatModel {
     pub input_size: usize,
     /// Optional normalization applied to raw frames before the first layer.
     pub norm: Option<Norm>,
+    /// Per-frame pre-net between the (normalized) input and the first recurrent layer.
+    pub pre: Vec<FrameOp>,
     /// Recurrent layers, input first.
     pub layers: Vec<FloatLayer>,
-    /// Optional dense head.
+    /// Reduction of the last layer's outputs over time.
+    pub pool: Pool,
+    /// Hidden head layers between the pooled vector and the final `head`.
+    pub mlp: Vec<FrameOp>,
+    /// Optional final dense layer (its `act` is `Identity`; see `output_act`).
     pub head: Option<FloatDense>,
     /// Activation on the final output.
     pub output_act: OutputAct,
@@ -88,6 +184,16 @@ pub enum Probe {
     Hidden,
     /// New cell state of layer `k` (LSTM).
     Cell,
+    /// Output of pre-net op `k` (after its activation).
+    PreNet,
+    /// Output of pre-net dense op `k` before its activation.
+    PreNetLinear,
+    /// The pooled vector (`k` = number of layers).
+    Pooled,
+    /// Output of hidden head op `k` (after its activation).
+    Mlp,
+    /// Output of hidden head dense op `k` before its activation.
+    MlpLinear,
     /// Head output before the output activation (`k` = number of layers).
     HeadPre,
     /// Final output after the output activation.
@@ -104,13 +210,18 @@ impl Observer for () {
     fn observe(&mut self, _: usize, _: Probe, _: &[f64]) {}
 }
 
-/// Recurrent state of the f64 reference: per layer `h` and `c`.
+/// Recurrent state of the f64 reference: per layer `h` and `c`, and the pooling accumulator.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FloatState {
     /// `h` per layer.
     pub h: Vec<Vec<f64>>,
     /// `c` per layer (empty for non-LSTM).
     pub c: Vec<Vec<f64>>,
+    /// Running sum (`Mean`, `Sum`) or maximum (`Max`) of the last layer's `h` over the frames
+    /// stepped so far; empty for `Last`.
+    pub pool: Vec<f64>,
+    /// Frames stepped since the initial state.
+    pub steps: u64,
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -126,6 +237,26 @@ fn matvec(w: &[f32], rows: usize, cols: usize, x: &[f64], b: &[f32], out: &mut [
         }
         out[r] = acc;
     }
+}
+
+/// Applies hidden/pre-net ops in order, reporting each to the observer.
+fn apply_ops(
+    ops: &[FrameOp],
+    x: &[f64],
+    probes: (Probe, Probe),
+    obs: &mut dyn Observer,
+) -> Vec<f64> {
+    let mut x = x.to_vec();
+    for (i, op) in ops.iter().enumerate() {
+        if let FrameOp::Dense(d) = op {
+            let mut lin = vec![0.0; d.out_size];
+            matvec(&d.weight, d.out_size, d.in_size, &x, &d.bias, &mut lin);
+            obs.observe(i, probes.1, &lin);
+        }
+        x = op.apply(&x);
+        obs.observe(i, probes.0, &x);
+    }
+    x
 }
 
 impl FloatLayer {
@@ -225,12 +356,31 @@ impl FloatLayer {
 }
 
 impl FloatModel {
-    /// Width of the output vector (head's `C`, else the last layer's `H`).
+    /// Width of the output vector (head's `C`, else the hidden head's or the last layer's
+    /// width).
     pub fn output_size(&self) -> usize {
         match &self.head {
             Some(h) => h.out_size,
-            None => self.layers.last().map_or(0, |l| l.hidden_size),
+            None => self
+                .mlp
+                .iter()
+                .fold(self.layers.last().map_or(0, |l| l.hidden_size), |w, op| {
+                    op.out_size(w)
+                }),
         }
+    }
+
+    /// Whether this model is format 1's shape: no pre-net, last-step pooling, no hidden head
+    /// layers (what the quantizer and the blob support until format 2).
+    pub fn is_plain(&self) -> bool {
+        self.pre.is_empty() && self.pool == Pool::Last && self.mlp.is_empty()
+    }
+
+    /// Width of the vector the recurrent stack receives (after the pre-net).
+    pub fn rnn_input_size(&self) -> usize {
+        self.pre
+            .iter()
+            .fold(self.input_size, |w, op| op.out_size(w))
     }
 
     /// Fresh state (`h0`/`c0` or zeros).
@@ -252,7 +402,17 @@ impl FloatModel {
                 _ => Vec::new(),
             })
             .collect();
-        FloatState { h, c }
+        let pool = match self.pool {
+            Pool::Last => Vec::new(),
+            Pool::Mean | Pool::Sum => vec![0.0; self.layers.last().map_or(0, |l| l.hidden_size)],
+            Pool::Max => vec![f64::NEG_INFINITY; self.layers.last().map_or(0, |l| l.hidden_size)],
+        };
+        FloatState {
+            h,
+            c,
+            pool,
+            steps: 0,
+        }
     }
 
     /// Applies the model's normalization (if any) to a raw frame.
@@ -275,24 +435,49 @@ impl FloatModel {
 
     /// One step on an already normalized frame (model space; used for generation feedback).
     pub fn step_normalized(&self, state: &mut FloatState, x0: &[f64], obs: &mut dyn Observer) {
-        let mut x = x0.to_vec();
+        let mut x = apply_ops(&self.pre, x0, (Probe::PreNet, Probe::PreNetLinear), obs);
         for (k, l) in self.layers.iter().enumerate() {
             l.step(k, &x, &mut state.h[k], &mut state.c[k], obs);
             x = state.h[k].clone();
+        }
+        state.steps += 1;
+        match self.pool {
+            Pool::Last => {}
+            Pool::Mean | Pool::Sum => state.pool.iter_mut().zip(&x).for_each(|(a, v)| *a += v),
+            Pool::Max => state
+                .pool
+                .iter_mut()
+                .zip(&x)
+                .for_each(|(a, v)| *a = a.max(*v)),
+        }
+    }
+
+    /// The pooled vector the head sees for the current state.
+    pub fn pooled(&self, state: &FloatState) -> Vec<f64> {
+        let k = self.layers.len();
+        match self.pool {
+            Pool::Last => state.h[k - 1].clone(),
+            Pool::Sum | Pool::Max => state.pool.clone(),
+            Pool::Mean => {
+                let n = state.steps.max(1) as f64;
+                state.pool.iter().map(|v| v / n).collect()
+            }
         }
     }
 
     /// The output vector for the current state (head + output activation).
     pub fn output(&self, state: &FloatState, obs: &mut dyn Observer) -> Vec<f64> {
         let k = self.layers.len();
-        let h = &state.h[k - 1];
+        let pooled = self.pooled(state);
+        obs.observe(k, Probe::Pooled, &pooled);
+        let h = apply_ops(&self.mlp, &pooled, (Probe::Mlp, Probe::MlpLinear), obs);
         let mut y = match &self.head {
             Some(d) => {
                 let mut y = vec![0.0; d.out_size];
-                matvec(&d.weight, d.out_size, d.in_size, h, &d.bias, &mut y);
+                matvec(&d.weight, d.out_size, d.in_size, &h, &d.bias, &mut y);
                 y
             }
-            None => h.clone(),
+            None => h,
         };
         obs.observe(k, Probe::HeadPre, &y);
         match self.output_act {
@@ -337,6 +522,37 @@ impl FloatModel {
                 ));
             }
         }
+        let check_ops = |what: &str, ops: &[FrameOp], mut w: usize| -> Result<usize, String> {
+            for (i, op) in ops.iter().enumerate() {
+                match op {
+                    FrameOp::Dense(d) => {
+                        if d.in_size != w
+                            || d.weight.len() != d.out_size * d.in_size
+                            || d.bias.len() != d.out_size
+                        {
+                            return Err(format!(
+                                "{what} {i}: dense [{}, {}] does not fit width {w}",
+                                d.out_size, d.in_size
+                            ));
+                        }
+                    }
+                    FrameOp::LayerNorm(n) => {
+                        if n.gamma.len() != w || n.beta.len() != w || !(n.eps > 0.0) {
+                            return Err(format!(
+                                "{what} {i}: layer norm has {} / {} values for width {w} \
+                                 (eps {})",
+                                n.gamma.len(),
+                                n.beta.len(),
+                                n.eps
+                            ));
+                        }
+                    }
+                }
+                w = op.out_size(w);
+            }
+            Ok(w)
+        };
+        prev = check_ops("pre-net op", &self.pre, prev)?;
         for (k, l) in self.layers.iter().enumerate() {
             let (g, h) = (l.gates(), l.hidden_size);
             if l.input_size != prev {
@@ -369,7 +585,15 @@ impl FloatModel {
             }
             prev = h;
         }
+        prev = check_ops("head op", &self.mlp, prev)?;
         if let Some(d) = &self.head {
+            if d.act != DenseAct::Identity {
+                return Err(format!(
+                    "head: activation {} (the final layer's activation is the output \
+                     activation)",
+                    d.act.name()
+                ));
+            }
             if d.in_size != prev
                 || d.weight.len() != d.out_size * d.in_size
                 || d.bias.len() != d.out_size

@@ -211,6 +211,11 @@ pub fn check_model(model: &FloatModel) -> anyhow::Result<()> {
             "layer {k}: peephole weights do not match the cell kind"
         );
     }
+    ensure!(
+        model.is_plain(),
+        "this model has a per-frame pre-net, pooling over time or hidden head layers; blob \
+         format 1 holds only recurrent layers, the last step and one dense head"
+    );
     if let Some(h) = &model.head {
         dims.push(("head output size", h.out_size));
         check_finite("head weight", &h.weight)?;

@@ -361,7 +361,10 @@ fn gate_order_conversions_follow_keras_equations() {
             let m = FloatModel {
                 input_size: inp,
                 norm: None,
+                pre: Vec::new(),
                 layers: vec![layer],
+                pool: tinyrnn::Pool::Last,
+                mlp: Vec::new(),
                 head: None,
                 output_act: OutputAct::Identity,
                 name: String::new(),

@@ -53,12 +53,16 @@ fn model(cells: &[CellKind], sizes: &[usize], head: Option<usize>, act: OutputAc
     FloatModel {
         input_size: sizes[0],
         norm: None,
+        pre: Vec::new(),
         layers,
+        pool: tinyrnn::Pool::Last,
+        mlp: Vec::new(),
         head: head.map(|c| FloatDense {
             out_size: c,
             in_size: last,
             weight: rng.vec(c * last, 0.7),
             bias: rng.vec(c, 0.2),
+            act: tinyrnn::DenseAct::Identity,
         }),
         output_act: act,
         name: "test".into(),

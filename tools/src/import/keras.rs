@@ -638,6 +638,7 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
                     in_size: inp,
                     weight: transpose(&kernel, inp, out),
                     bias,
+                    act: tinyrnn::DenseAct::Identity,
                 });
                 act = oa;
                 act_set = oa != OutputAct::Identity;
@@ -695,7 +696,10 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
     Ok(FloatModel {
         input_size,
         norm,
+        pre: Vec::new(),
         layers: rec,
+        pool: tinyrnn::Pool::Last,
+        mlp: Vec::new(),
         head,
         output_act: act,
         name: String::new(),

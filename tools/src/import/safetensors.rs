@@ -381,6 +381,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
                 in_size: last_h,
                 weight: w.data.clone(),
                 bias: b.data.clone(),
+                act: tinyrnn::DenseAct::Identity,
             })
         }
     };
@@ -406,7 +407,10 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
     Ok(FloatModel {
         input_size: layers[0].input_size,
         norm: None,
+        pre: Vec::new(),
         layers,
+        pool: tinyrnn::Pool::Last,
+        mlp: Vec::new(),
         head,
         output_act: opts.output_act.unwrap_or(OutputAct::Identity),
         name: String::new(),

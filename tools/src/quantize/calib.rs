@@ -4,7 +4,7 @@
 use crate::ir::{FloatModel, Observer, Probe};
 
 /// Number of [`Probe`] kinds.
-pub const PROBES: usize = 8;
+pub const PROBES: usize = 13;
 
 /// Index of a probe in [`LayerRanges::probes`].
 pub fn probe_index(p: Probe) -> usize {
@@ -17,13 +17,30 @@ pub fn probe_index(p: Probe) -> usize {
         Probe::Cell => 5,
         Probe::HeadPre => 6,
         Probe::Output => 7,
+        Probe::PreNet => 8,
+        Probe::PreNetLinear => 9,
+        Probe::Pooled => 10,
+        Probe::Mlp => 11,
+        Probe::MlpLinear => 12,
     }
 }
 
 /// Human name of a probe (for reports).
 pub fn probe_name(i: usize) -> &'static str {
     [
-        "input", "pre_ih", "pre_hh", "pre", "h", "c", "head", "output",
+        "input",
+        "pre_ih",
+        "pre_hh",
+        "pre",
+        "h",
+        "c",
+        "head",
+        "output",
+        "pre_net",
+        "pre_net_linear",
+        "pooled",
+        "mlp",
+        "mlp_linear",
     ][i]
 }
 

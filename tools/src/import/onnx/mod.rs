@@ -407,12 +407,16 @@ impl<'o> Eval<'o> {
             in_size: d.inp,
             weight: to_f32(d.w),
             bias: to_f32(d.b),
+            act: tinyrnn::DenseAct::Identity,
         });
         let layers = std::mem::take(&mut self.layers);
         Ok(FloatModel {
             input_size: self.features,
             norm: self.norm.take(),
+            pre: Vec::new(),
             layers,
+            pool: tinyrnn::Pool::Last,
+            mlp: Vec::new(),
             head,
             output_act: act,
             name: String::new(),
