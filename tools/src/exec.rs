@@ -48,7 +48,7 @@ impl Blob {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Runnable {
     /// An imported float model, run by the f64 reference.
-    Float(FloatModel),
+    Float(Box<FloatModel>),
     /// A blob, run by `tinyrnn::Session`.
     Blob(Blob),
 }
@@ -189,9 +189,9 @@ pub fn load(path: &Path, opts: &ImportOptions) -> Result<Runnable> {
         let blob = Blob::from_bytes(bytes).with_context(|| format!("{}", path.display()))?;
         return Ok(Runnable::Blob(blob));
     }
-    Ok(Runnable::Float(import::load_model_bytes(
+    Ok(Runnable::Float(Box::new(import::load_model_bytes(
         &bytes, path, opts,
-    )?))
+    )?)))
 }
 
 /// `--f32-math` values: the transcendental functions of a float32 blob's path.
