@@ -99,7 +99,12 @@ pub fn blob_error(
     x: &Sequences,
     lengths: Option<&[usize]>,
 ) -> Result<CalibError> {
-    let fl = exec::run(&Runnable::Float(model.clone()), x, lengths, Steps::All)?;
+    let fl = exec::run(
+        &Runnable::Float(Box::new(model.clone())),
+        x,
+        lengths,
+        Steps::All,
+    )?;
     let bl = exec::run(
         &Runnable::Blob(Blob::from_bytes(blob)?),
         x,
