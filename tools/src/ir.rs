@@ -537,7 +537,10 @@ impl FloatModel {
                         }
                     }
                     FrameOp::LayerNorm(n) => {
-                        if n.gamma.len() != w || n.beta.len() != w || !(n.eps > 0.0) {
+                        if n.gamma.len() != w
+                            || n.beta.len() != w
+                            || n.eps.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+                        {
                             return Err(format!(
                                 "{what} {i}: layer norm has {} / {} values for width {w} \
                                  (eps {})",

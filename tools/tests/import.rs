@@ -33,7 +33,13 @@ fn opts_for(meta: &serde_json::Value) -> ImportOptions {
 }
 
 fn run_all(m: &FloatModel, x: &Sequences, lengths: Option<&[usize]>) -> exec::Outputs {
-    exec::run(&Runnable::Float(m.clone()), x, lengths, Steps::All).unwrap()
+    exec::run(
+        &Runnable::Float(Box::new(m.clone())),
+        x,
+        lengths,
+        Steps::All,
+    )
+    .unwrap()
 }
 
 fn check_structure(case: &str, m: &FloatModel, meta: &serde_json::Value) {
@@ -142,7 +148,7 @@ fn lengths_equal_truncation() {
     let m = import::load_model(&golden(case, "model.onnx"), &ImportOptions::default()).unwrap();
     let x = data::read_inputs(&golden(case, "x.npy")).unwrap();
     let lengths = vec![12, 1, 7, 3];
-    let r = Runnable::Float(m.clone());
+    let r = Runnable::Float(Box::new(m.clone()));
     let last = exec::run(&r, &x, Some(&lengths), Steps::Last).unwrap();
     let all = exec::run(&r, &x, Some(&lengths), Steps::All).unwrap();
     for (i, &len) in lengths.iter().enumerate() {
@@ -183,8 +189,13 @@ fn vowels_match_pytorch() {
                 let model = import::load_model(&path, &opts).unwrap();
                 assert_eq!(model.norm.is_some(), raw);
                 let x = if raw { &x_raw } else { &x_norm };
-                let out =
-                    exec::run(&Runnable::Float(model), x, Some(&lengths), Steps::Last).unwrap();
+                let out = exec::run(
+                    &Runnable::Float(Box::new(model)),
+                    x,
+                    Some(&lengths),
+                    Steps::Last,
+                )
+                .unwrap();
                 assert_eq!(out.shape(), reference.shape);
                 let err = max_abs(&out.y, &reference.data);
                 let acc =
@@ -642,8 +653,9 @@ fn corrupted_files_never_panic() {
                     m.validate()
                         .unwrap_or_else(|e| panic!("{case} #{k}: invalid model: {e}"));
                     let x = Sequences::new(1, 3, m.input_size, vec![0.5; 3 * m.input_size]);
-                    let out = exec::run(&Runnable::Float(m.clone()), &x, None, Steps::All)
-                        .unwrap_or_else(|e| panic!("{case} #{k}: {e:#}"));
+                    let out =
+                        exec::run(&Runnable::Float(Box::new(m.clone())), &x, None, Steps::All)
+                            .unwrap_or_else(|e| panic!("{case} #{k}: {e:#}"));
                     assert_eq!(out.y.len(), 3 * m.output_size(), "{case} #{k}");
                     assert!(out.y.iter().all(|v| v.is_finite()), "{case} #{k}");
                     models += 1;
@@ -680,7 +692,8 @@ fn default_exporter_external_data_matches_pytorch() {
         let x = data::read_inputs(&extdata(case, "x.npy")).unwrap();
         let y_torch = npy(&extdata(case, "y_torch.npy"));
         let y_ort = npy(&extdata(case, "y_ort.npy"));
-        let f64_out = exec::run(&Runnable::Float(m.clone()), &x, None, Steps::Last).unwrap();
+        let f64_out =
+            exec::run(&Runnable::Float(Box::new(m.clone())), &x, None, Steps::Last).unwrap();
         assert_eq!(f64_out.shape(), y_torch.shape, "{case}");
         let q = quantize(&m, None, &QuantOptions::new(Precision::F32)).unwrap();
         let mut blob = Blob::from_bytes(q.blob).unwrap();
@@ -867,7 +880,7 @@ fn safetensors_prints_assumed_forward() {
     let x = data::read_inputs(&state_dict("x.npy")).unwrap();
     let y = npy(&state_dict("lstm_linear_y_torch.npy"));
     let m = import::load_model(&state_dict("lstm_linear.safetensors"), &sd_opts(None)).unwrap();
-    let out = exec::run(&Runnable::Float(m.clone()), &x, None, Steps::Last).unwrap();
+    let out = exec::run(&Runnable::Float(Box::new(m.clone())), &x, None, Steps::Last).unwrap();
     let err = max_abs(&out.y, &y.data);
     println!("state_dicts/lstm_linear: max abs {err:.3e} vs PyTorch");
     assert!(err <= 1e-5, "{err:e}");

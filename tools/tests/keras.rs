@@ -126,7 +126,7 @@ fn keras_models_match_keras_predict() {
         let x = if raw { &ts.raw } else { &ts.norm };
         let want = npy(&keras(&format!("{name}_pred.npy")));
         let f64_out = exec::run(
-            &Runnable::Float(m.clone()),
+            &Runnable::Float(Box::new(m.clone())),
             x,
             Some(&ts.lengths),
             Steps::Last,
@@ -177,7 +177,7 @@ fn keras_quantized_accuracy() {
         };
         let m = import::load_model(&model_file(name), &opts).unwrap();
         let float = exec::run(
-            &Runnable::Float(m.clone()),
+            &Runnable::Float(Box::new(m.clone())),
             &ts.raw,
             Some(&ts.lengths),
             Steps::Last,
