@@ -954,7 +954,7 @@ fn safetensors_pooling_is_refused_not_guessed() {
     let m = import::load_model(&file, &sd_opts(None)).unwrap();
     let x = data::read_inputs(&state_dict("x.npy")).unwrap();
     let y = npy(&state_dict("lstm_mean_y_torch.npy"));
-    let out = exec::run(&Runnable::Float(m), &x, None, Steps::Last).unwrap();
+    let out = exec::run(&Runnable::Float(Box::new(m)), &x, None, Steps::Last).unwrap();
     let err = max_abs(&out.y, &y.data);
     println!("state_dicts/lstm_mean imported as the last step: max abs {err:.3} vs PyTorch's mean-pooled logits");
     assert!(err > 0.1, "{err}");
