@@ -1,5 +1,5 @@
-//! `cargo xtask bench`: instruction counts per step under QEMU, and the on-target
-//! bit-exactness check.
+//! `cargo xtask bench`: instruction counts per step under QEMU, the on-target bit-exactness
+//! check, and the regression gate against the committed figures (src/gate.rs).
 //!
 //! 1. Builds the insn-count TCG plugin (`boards/qemu-plugin/insncount.c`) with the host `cc`
 //!    into `target/bench/qemu-plugin/` when it is missing or older than its source.
@@ -9,14 +9,18 @@
 //!    case yields two windows (1 step, 65 steps): per step = (long − short) / 64.
 //! 4. The firmware checks every state against the host's checksum (and, on DSP targets, the
 //!    DSP kernels against the portable ones) and exits non-zero on a mismatch: the bench fails.
+//! 5. Every measured case is compared with BENCHMARKS.md's committed figures: more than 1 %
+//!    more instructions (per step, or in the 1-step run), a case without a figure or a
+//!    figure without a case fails (src/gate.rs). `--update` rewrites BENCHMARKS.md's results
+//!    (tables and committed figures) from the run instead.
 //!
 //! `.text` of a step: the functions executed inside a case's long window (translation-block
 //! addresses traced by the plugin, mapped to ELF function symbols), without the firmware's
 //! driver (`tinyrnn_bench::*` and the markers), summed by symbol size; the read-only
 //! tables (`TANH_LUT`) are reported apart.
 //!
-//! `--check` runs the same firmware without the plugin and only reports the checks (for CI:
-//! seconds once built). Benchmarks are not tests: nothing here compares a count with a limit.
+//! `--check` (what CI runs) counts without the trace and prints only the checks and the
+//! gate: about a second of QEMU once the firmware is built.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -29,7 +33,7 @@ use object::elf::STT_OBJECT;
 
 use crate::boards::{self, Board};
 use crate::elf::{Elf, Symbol};
-use crate::{qemu, root, Result};
+use crate::{gate, qemu, root, Result};
 
 /// The boards (`boards::ALL`) the benchmark firmware `boards/bench` is built for.
 pub const MACHINES: [&str; 3] = ["mps2-an386", "microbit", "sifive-e"];
@@ -56,12 +60,13 @@ pub const CMSIS_LSTM: [(usize, usize, u64, u64); 3] = [
 ];
 
 /// Steps of the firmware's long run (`boards/bench/src/cases.rs`).
-const STEPS: u64 = 65;
+pub const STEPS: u64 = 65;
 
 pub struct Options {
     pub machines: Vec<&'static Board>,
     pub json: bool,
     pub check: bool,
+    pub update: bool,
     pub timeout: u64,
 }
 
@@ -246,7 +251,7 @@ fn step_functions(funcs: &[Symbol], tbs: &[(u64, u64)]) -> Vec<Func> {
         .collect()
 }
 
-fn run_machine(m: &'static Board, opts: &Options, plugin: Option<&Path>) -> Result<MachineResult> {
+fn run_machine(m: &'static Board, opts: &Options, plugin: &Path) -> Result<MachineResult> {
     build(m)?;
     let elf_file = elf_path(m);
     let elf = fs::read(&elf_file).map_err(|e| format!("{}: {e}", elf_file.display()))?;
@@ -260,17 +265,15 @@ fn run_machine(m: &'static Board, opts: &Options, plugin: Option<&Path>) -> Resu
     let (start, stop) = (find("tinyrnn_bench_start")?, find("tinyrnn_bench_stop")?);
     let windows_file = bench_dir().join(format!("{}.windows", m.name));
     let _ = fs::remove_file(&windows_file);
-    let plugin_arg = plugin.map(|p| {
-        format!(
-            "{},start={start:#x},stop={stop:#x},out={},trace=on",
-            p.display(),
-            windows_file.display()
-        )
-    });
+    // The trace (translation blocks per window) only feeds the `.text` columns.
+    let trace = if opts.check { "" } else { ",trace=on" };
+    let plugin_arg = format!(
+        "{},start={start:#x},stop={stop:#x},out={}{trace}",
+        plugin.display(),
+        windows_file.display()
+    );
     let mut cmd = qemu::qemu_command(m, &elf_file);
-    if let Some(p) = plugin_arg {
-        cmd.arg("-plugin").arg(p);
-    }
+    cmd.arg("-plugin").arg(plugin_arg);
     let run = qemu::run_captured(cmd, Duration::from_secs(opts.timeout))?;
     let stdout = String::from_utf8_lossy(&run.stdout);
     let mut notes = Vec::new();
@@ -302,33 +305,31 @@ fn run_machine(m: &'static Board, opts: &Options, plugin: Option<&Path>) -> Resu
         .filter(|s| s.kind == STT_OBJECT && s.name.contains("TANH_LUT"))
         .map(|s| s.size)
         .sum();
-    if plugin.is_some() {
-        let text = fs::read_to_string(&windows_file).unwrap_or_default();
-        let windows = parse_windows(&text);
-        for l in stdout.lines() {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let ["case", k, cell, prec, input, hidden, _verdict] = f.as_slice() else {
-                continue;
-            };
-            let k: usize = k.parse()?;
-            let (Some(short), Some(long)) = (windows.get(2 * k), windows.get(2 * k + 1)) else {
-                ok = false;
-                notes.push(format!("case {k}: missing windows"));
-                continue;
-            };
-            let functions = step_functions(&funcs, &long.1);
-            records.push(Record {
-                machine: m.name,
-                cell: cell.to_string(),
-                precision: prec.to_string(),
-                input: input.parse()?,
-                hidden: hidden.parse()?,
-                short: short.0,
-                long: long.0,
-                text_bytes: functions.iter().map(|f| f.size).sum(),
-                functions,
-            });
-        }
+    let text = fs::read_to_string(&windows_file).unwrap_or_default();
+    let windows = parse_windows(&text);
+    for l in stdout.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let ["case", k, cell, prec, input, hidden, _verdict] = f.as_slice() else {
+            continue;
+        };
+        let k: usize = k.parse()?;
+        let (Some(short), Some(long)) = (windows.get(2 * k), windows.get(2 * k + 1)) else {
+            ok = false;
+            notes.push(format!("case {k}: missing windows"));
+            continue;
+        };
+        let functions = step_functions(&funcs, &long.1);
+        records.push(Record {
+            machine: m.name,
+            cell: cell.to_string(),
+            precision: prec.to_string(),
+            input: input.parse()?,
+            hidden: hidden.parse()?,
+            short: short.0,
+            long: long.0,
+            text_bytes: functions.iter().map(|f| f.size).sum(),
+            functions,
+        });
     }
     Ok(MachineResult {
         records,
@@ -384,97 +385,165 @@ fn thousands(v: f64) -> String {
     }
 }
 
-/// The Markdown tables (what BENCHMARKS.md holds).
-fn tables(results: &[(&Board, MachineResult)]) -> String {
+/// The Markdown section of one machine (what BENCHMARKS.md's "Results" holds), starting
+/// with its `### name` heading.
+fn machine_section(m: &Board, r: &MachineResult) -> String {
     let mut s = String::new();
-    for (m, r) in results {
-        if r.records.is_empty() {
-            continue;
-        }
+    let _ = writeln!(
+        s,
+        "### {} ({}, `{} -M {}`)\n",
+        m.name, m.cpu, m.qemu, m.machine
+    );
+    let _ = writeln!(
+        s,
+        "| cell | precision | I | H | MACs | instructions / step | instructions / MAC | step `.text` bytes |"
+    );
+    let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|");
+    for x in &r.records {
         let _ = writeln!(
             s,
-            "\n### {} ({}, `{} -M {}`)\n",
-            m.name, m.cpu, m.qemu, m.machine
+            "| {} | {} | {} | {} | {} | {} | {:.2} | {} |",
+            x.cell,
+            x.precision,
+            x.input,
+            x.hidden,
+            thousands(x.macs() as f64),
+            thousands(x.per_step()),
+            x.per_mac(),
+            thousands(x.text_bytes as f64)
+        );
+    }
+    let cmsis: Vec<&Record> = r.records.iter().filter(|x| x.cmsis().is_some()).collect();
+    if !cmsis.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nint8 LSTM vs CMSIS-NN (instructions per step, same method):\n"
         );
         let _ = writeln!(
             s,
-            "| cell | precision | I | H | MACs | instructions / step | instructions / MAC | step `.text` bytes |"
+            "| shape | tinyrnn int8 | CMSIS-NN s16 | ratio | CMSIS-NN s8 | ratio |"
         );
-        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|");
-        for x in &r.records {
+        let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|");
+        for x in cmsis {
+            let (s16, s8) = x.cmsis().unwrap_or((1, 1));
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.2} | {} |",
-                x.cell,
-                x.precision,
+                "| I{} H{} | {} | {} | {:.2} | {} | {:.2} |",
                 x.input,
                 x.hidden,
-                thousands(x.macs() as f64),
                 thousands(x.per_step()),
-                x.per_mac(),
-                thousands(x.text_bytes as f64)
+                thousands(s16 as f64),
+                x.per_step() / s16 as f64,
+                thousands(s8 as f64),
+                x.per_step() / s8 as f64
             );
         }
-        let cmsis: Vec<&Record> = r.records.iter().filter(|x| x.cmsis().is_some()).collect();
-        if !cmsis.is_empty() {
+    }
+    // The step path of the int8 LSTM, function by function (largest shape).
+    if let Some(x) = r
+        .records
+        .iter()
+        .filter(|x| x.cell == "lstm" && x.precision == "int8")
+        .max_by_key(|x| x.hidden)
+    {
+        let _ = writeln!(
+            s,
+            "\nint8 LSTM step path (functions executed in a step, I{} H{}): {} bytes of `.text` ({} without the model-generic `Session` driver) + {} bytes of tables (`TANH_LUT`)\n",
+            x.input, x.hidden, x.text_bytes, x.cell_text_bytes(), r.lut_bytes
+        );
+        let total: u64 = x.functions.iter().map(|f| f.insns).sum::<u64>().max(1);
+        let _ = writeln!(
+            s,
+            "| function | bytes | share of the {STEPS}-step run's instructions |\n|---|--:|--:|"
+        );
+        for f in &x.functions {
             let _ = writeln!(
                 s,
-                "\nint8 LSTM vs CMSIS-NN (instructions per step, same method):\n"
+                "| `{}` | {} | {:.1} % |",
+                f.name,
+                f.size,
+                100.0 * f.insns as f64 / total as f64
             );
-            let _ = writeln!(
-                s,
-                "| shape | tinyrnn int8 | CMSIS-NN s16 | ratio | CMSIS-NN s8 | ratio |"
-            );
-            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|");
-            for x in cmsis {
-                let (s16, s8) = x.cmsis().unwrap_or((1, 1));
-                let _ = writeln!(
-                    s,
-                    "| I{} H{} | {} | {} | {:.2} | {} | {:.2} |",
-                    x.input,
-                    x.hidden,
-                    thousands(x.per_step()),
-                    thousands(s16 as f64),
-                    x.per_step() / s16 as f64,
-                    thousands(s8 as f64),
-                    x.per_step() / s8 as f64
-                );
-            }
-        }
-        // The step path of the int8 LSTM, function by function (largest shape).
-        if let Some(x) = r
-            .records
-            .iter()
-            .filter(|x| x.cell == "lstm" && x.precision == "int8")
-            .max_by_key(|x| x.hidden)
-        {
-            let _ = writeln!(
-                s,
-                "\nint8 LSTM step path (functions executed in a step, I{} H{}): {} bytes of `.text` ({} without the model-generic `Session` driver) + {} bytes of tables (`TANH_LUT`)\n",
-                x.input, x.hidden, x.text_bytes, x.cell_text_bytes(), r.lut_bytes
-            );
-            let total: u64 = x.functions.iter().map(|f| f.insns).sum::<u64>().max(1);
-            let _ = writeln!(
-                s,
-                "| function | bytes | share of the {STEPS}-step run's instructions |\n|---|--:|--:|"
-            );
-            for f in &x.functions {
-                let _ = writeln!(
-                    s,
-                    "| `{}` | {} | {:.1} % |",
-                    f.name,
-                    f.size,
-                    100.0 * f.insns as f64 / total as f64
-                );
-            }
         }
     }
     s
 }
 
+/// The first line of `prog --version` (`rustc 1.95.0 (...)`, `QEMU emulator version ...`).
+fn version(prog: &str, dir: &Path) -> String {
+    Command::new(prog)
+        .arg("--version")
+        .current_dir(dir)
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(|l| l.trim().to_string())
+        })
+        .unwrap_or_else(|| format!("{prog}: unknown version"))
+}
+
+const RESULTS: &str = "## Results";
+
+/// BENCHMARKS.md's "Results" section (from its heading to the next `## ` heading) with the
+/// sections of the measured machines (`### name ...`, from [`machine_section`]) replaced or
+/// added, the others kept; machines in [`MACHINES`] order.
+fn replace_results(doc: &str, sections: &[(&str, String)]) -> Result<String> {
+    let head = format!("\n{RESULTS}\n");
+    let start = doc
+        .find(&head)
+        .map(|i| i + head.len())
+        .ok_or_else(|| format!("BENCHMARKS.md: no section \"{RESULTS}\""))?;
+    let end = doc[start..]
+        .find("\n## ")
+        .map_or(doc.len(), |i| start + i + 1);
+    let body = &doc[start..end];
+    let mut parts = body.split("\n### ");
+    let preamble = parts.next().unwrap_or("").trim();
+    let mut old: Vec<(String, String)> = parts
+        .map(|p| {
+            let name = p.split_whitespace().next().unwrap_or("").to_string();
+            (name, format!("### {}\n", p.trim_end()))
+        })
+        .collect();
+    for (name, text) in sections {
+        let text = format!("{}\n", text.trim_end());
+        match old.iter_mut().find(|(n, _)| n == name) {
+            Some(o) => o.1 = text,
+            None => old.push((name.to_string(), text)),
+        }
+    }
+    let rank = |n: &str| {
+        MACHINES
+            .iter()
+            .position(|m| *m == n)
+            .unwrap_or(MACHINES.len())
+    };
+    old.sort_by_key(|(n, _)| rank(n));
+    let mut out = String::new();
+    out.push_str(&doc[..start]);
+    out.push('\n');
+    if !preamble.is_empty() {
+        out.push_str(preamble);
+        out.push_str("\n\n");
+    }
+    let texts: Vec<&str> = old.iter().map(|(_, t)| t.as_str()).collect();
+    out.push_str(&texts.join("\n"));
+    if end < doc.len() {
+        out.push('\n');
+    }
+    out.push_str(&doc[end..]);
+    Ok(out)
+}
+
 /// `cargo xtask bench`.
 pub fn run(opts: &Options) -> Result<bool> {
-    let plugin = if opts.check { None } else { Some(plugin()?) };
+    let plugin = plugin()?;
+    let doc_path = root().join("BENCHMARKS.md");
+    let doc = fs::read_to_string(&doc_path).map_err(|e| format!("{}: {e}", doc_path.display()))?;
+    let committed = gate::parse(&doc)?;
     let mut results = Vec::new();
     let mut all_ok = true;
     let mut seen = BTreeSet::new();
@@ -485,7 +554,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         if !opts.json {
             eprintln!("== {} ({}): build, run", m.name, m.cpu);
         }
-        let r = match run_machine(m, opts, plugin.as_deref()) {
+        let r = match run_machine(m, opts, &plugin) {
             Ok(r) => r,
             Err(e) => MachineResult {
                 records: Vec::new(),
@@ -508,9 +577,19 @@ pub fn run(opts: &Options) -> Result<bool> {
             "Instructions per step = (count of a {STEPS}-step run − count of a 1-step run) / {}; MAC = gates·H·(I+H).",
             STEPS - 1
         );
-        print!("{}", tables(&results));
+        for (m, r) in results.iter().filter(|(_, r)| !r.records.is_empty()) {
+            print!("\n{}", machine_section(m, r));
+        }
         println!();
     }
+    // Sent to stderr with --json (stdout is the JSON).
+    let say = |line: &str| {
+        if opts.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     for (m, r) in &results {
         let verdict = if r.ok { "PASS" } else { "FAIL" };
         let what = if opts.check {
@@ -518,26 +597,89 @@ pub fn run(opts: &Options) -> Result<bool> {
         } else {
             "measured; on-target results == host (bit for bit)"
         };
-        let line = if r.ok {
-            format!("{verdict} {:<10} {what}", m.name)
+        if r.ok {
+            say(&format!("{verdict} {:<10} {what}", m.name));
         } else {
-            format!("{verdict} {:<10} {}", m.name, r.notes.join("; "))
-        };
-        if opts.json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-            for n in r.notes.iter().filter(|n| n.starts_with("kernels ok")) {
-                println!("     {n}");
-            }
+            say(&format!("{verdict} {:<10} {}", m.name, r.notes.join("; ")));
+        }
+        for n in r.notes.iter().filter(|n| n.starts_with("kernels ok")) {
+            say(&format!("     {n}"));
         }
     }
-    Ok(all_ok)
+    let measured: Vec<(gate::Key, gate::Counts)> = results
+        .iter()
+        .flat_map(|(_, r)| r.records.iter())
+        .map(|x| {
+            (
+                gate::key(x),
+                gate::Counts {
+                    short: x.short,
+                    long: x.long,
+                },
+            )
+        })
+        .collect();
+    // A machine that failed already fails the run; its cases are not "missing" as well.
+    let measured_machines: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| r.ok)
+        .map(|(m, _)| m.name)
+        .collect();
+    let bench_dir_src = root().join("boards/bench");
+    let rustc = version(
+        &std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()),
+        &bench_dir_src,
+    );
+    let qemu_version = version("qemu-system-arm", &bench_dir_src);
+    if opts.update {
+        if !all_ok {
+            say("BENCHMARKS.md not updated: a machine failed");
+            return Ok(false);
+        }
+        let fig = gate::merge(&committed, &measured, &rustc, &qemu_version);
+        let sections: Vec<(&str, String)> = results
+            .iter()
+            .map(|(m, r)| (m.name, machine_section(m, r)))
+            .collect();
+        let doc = replace_results(&doc, &sections)?;
+        let doc = gate::replace_block(&doc, &fig)?;
+        fs::write(&doc_path, doc)?;
+        say(&format!(
+            "updated BENCHMARKS.md: results and committed figures of {} ({} cases); commit them with the change",
+            measured_machines.join(" "),
+            measured.len()
+        ));
+        return Ok(true);
+    }
+    let outcome = gate::compare(&committed, &measured, &measured_machines);
+    for l in gate::report(&outcome, &committed, &rustc, &qemu_version) {
+        say(&l);
+    }
+    Ok(all_ok && outcome.pass())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::demangle;
+    use super::{demangle, replace_results};
+
+    #[test]
+    fn results_sections_are_replaced_by_machine() {
+        let doc = "# B\n\n## Results\n\nPer step = x.\n\n### mps2-an386 (M4F)\n\n| a |\n\n\
+                   ### sifive-e (RV)\n\n| s |\n\n## Committed figures\n\n```json\n{}\n```\n";
+        let new =
+            replace_results(doc, &[("microbit", "### microbit (M0)\n\n| m |\n".into())]).unwrap();
+        assert_eq!(
+            new,
+            "# B\n\n## Results\n\nPer step = x.\n\n### mps2-an386 (M4F)\n\n| a |\n\n\
+             ### microbit (M0)\n\n| m |\n\n### sifive-e (RV)\n\n| s |\n\n## Committed figures\n\n```json\n{}\n```\n"
+        );
+        let again =
+            replace_results(&new, &[("sifive-e", "### sifive-e (RV)\n\n| t |\n".into())]).unwrap();
+        assert_eq!(again, new.replace("| s |", "| t |"));
+        // Idempotent.
+        assert_eq!(replace_results(&new, &[]).unwrap(), new);
+        assert!(replace_results("# B\n", &[]).is_err());
+    }
 
     #[test]
     fn demangles_legacy_and_v0_without_hash() {

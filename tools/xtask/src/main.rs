@@ -15,9 +15,12 @@
 //!                                        build + run, print flash / RAM / stack per board
 //! cargo xtask bless                      write boards/qemu-common/expected.txt from the host CLI
 //! cargo xtask make-test-blob             regenerate the bring-up data in boards/qemu-common/data/
-//! cargo xtask bench [--json] [--check] [--timeout SECS] [MACHINE...]
-//!                                        instructions per step under QEMU (BENCHMARKS.md);
-//!                                        --check: only the on-target bit-exactness checks;
+//! cargo xtask bench [--json] [--check] [--update] [--timeout SECS] [MACHINE...]
+//!                                        instructions per step under QEMU (BENCHMARKS.md),
+//!                                        compared with the committed figures (fails on > 1 %
+//!                                        more, src/gate.rs); --check: only the on-target
+//!                                        bit-exactness checks and that comparison (CI);
+//!                                        --update: rewrite BENCHMARKS.md's results and figures;
 //!                                        --timeout: per-machine limit (default 300)
 //! cargo xtask test [--list] [FILTER...]  the whole test suite (src/ci.rs; what .ci/run runs)
 //! cargo xtask demo [--board BOARD]       quantize the vowels LSTM and run it on a board (src/ci.rs)
@@ -37,6 +40,7 @@ mod boards;
 mod ci;
 mod defmt;
 mod elf;
+mod gate;
 mod qemu;
 mod setup;
 mod testdata;
@@ -93,8 +97,8 @@ const COMMANDS: &[Cmd] = &[
     },
     Cmd {
         name: "bench",
-        synopsis: "[--json] [--check] [--timeout SECS] [MACHINE...]",
-        flags: &["--json", "--check"],
+        synopsis: "[--json] [--check] [--update] [--timeout SECS] [MACHINE...]",
+        flags: &["--json", "--check", "--update"],
         options: &["--timeout"],
         positional: true,
     },
@@ -284,10 +288,17 @@ fn run(args: &[String]) -> Result<bool> {
                     .map(|m| bench::machine(m))
                     .collect::<Result<_>>()?;
             }
+            if p.flag("--update") && (p.flag("--check") || p.flag("--json")) {
+                return Err(
+                    "--update measures everything (the tables too): not with --check or --json"
+                        .into(),
+                );
+            }
             bench::run(&bench::Options {
                 machines,
                 json: p.flag("--json"),
                 check: p.flag("--check"),
+                update: p.flag("--update"),
                 timeout: p.number("--timeout")?.unwrap_or(300),
             })
         }
