@@ -38,7 +38,8 @@ impl Symbol {
 /// Memory use in the `size` (Berkeley) sense.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Sizes {
-    /// Code (executable sections, incl. vector table).
+    /// Code (executable sections; cortex-m-rt's vector table is not one: it counts as
+    /// read-only data).
     pub text: u64,
     /// Read-only data (incl. the model blob and the recording).
     pub rodata: u64,

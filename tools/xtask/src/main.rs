@@ -13,6 +13,11 @@
 //!                                        (`minimal` = lstm,int8, what the bundled model needs)
 //! cargo xtask size [--dev] [--timeout SECS] [--features LIST] [BOARD...]
 //!                                        build + run, print flash / RAM / stack per board
+//! cargo xtask size minimal [--top N] [TARGET...]
+//!                                        the smallest int8 LSTM classifier (boards/minimal)
+//!                                        for thumbv6m and thumbv7em: sections, symbols largest
+//!                                        first (top N per section, default 30), .text goal
+//!                                        16 KB (fails above it; src/size.rs)
 //! cargo xtask bless                      write boards/qemu-common/expected.txt from the host CLI
 //! cargo xtask make-test-blob             regenerate the bring-up data in boards/qemu-common/data/
 //! cargo xtask bench [--json] [--check] [--update] [--timeout SECS] [MACHINE...]
@@ -43,6 +48,7 @@ mod elf;
 mod gate;
 mod qemu;
 mod setup;
+mod size;
 mod testdata;
 
 use std::path::PathBuf;
@@ -76,9 +82,10 @@ const COMMANDS: &[Cmd] = &[
     },
     Cmd {
         name: "size",
-        synopsis: "[--dev] [--timeout SECS] [--features LIST] [BOARD...]",
+        synopsis:
+            "[--dev] [--timeout SECS] [--features LIST] [BOARD...] | minimal [--top N] [TARGET...]",
         flags: &["--dev"],
-        options: &["--timeout", "--features"],
+        options: &["--timeout", "--features", "--top"],
         positional: true,
     },
     Cmd {
@@ -247,7 +254,14 @@ fn run(args: &[String]) -> Result<bool> {
         .ok_or_else(|| format!("unknown command {name}\n{}", usage()))?;
     let p = parse(cmd, rest)?;
     match cmd.name {
+        "size" if p.positional.first().is_some_and(|b| b == "minimal") => {
+            let top = p.number("--top")?.unwrap_or(30);
+            size::run(&p.positional[1..], usize::try_from(top)?)
+        }
         "qemu" | "size" => {
+            if p.option("--top").is_some() {
+                return Err("--top is an option of `cargo xtask size minimal`".into());
+            }
             let mut opts = qemu::Options {
                 size_only: cmd.name == "size",
                 show: p.flag("--show"),
