@@ -2,7 +2,7 @@
 //! (`boards/minimal`: only `lstm,int8`, no defmt, no semihosting, panic-halt, the blob
 //! embedded) on the Cortex-M0 and the Cortex-M4F, with a per-symbol breakdown.
 //!
-//! Builds the crate (release: `opt-level = "s"`, LTO) for each target into
+//! Builds the crate (release: `opt-level = "z"`, LTO) for each target into
 //! `target/boards/`, reads the ELF's sections (`.text` includes the vector table, as `size`
 //! counts it: the vector table is read-only data) and symbols, and prints per section the symbols largest first, demangled, with
 //! the monomorphizations of one generic function counted together (`×n`). The goal of
@@ -150,7 +150,7 @@ pub fn run(targets: &[String], top: usize) -> Result<bool> {
     }
     for m in &all {
         println!(
-            "\n### boards/minimal, {} ({}): release, opt-level \"s\", LTO, only lstm,int8, panic-halt",
+            "\n### boards/minimal, {} ({}): release, opt-level \"z\", LTO, only lstm,int8, panic-halt",
             m.target, m.cpu
         );
         for (c, total) in [
