@@ -90,8 +90,8 @@ pub fn softmax_q(logits: impl Iterator<Item = i32> + Clone, mut emit: impl FnMut
     };
     for y in logits {
         let e = exp_q(y.saturating_sub(max)) as u64; // ≤ 2^30
-        let q = (e << 15).wrapping_add(sum >> 1) / den; // < 2^46
-        emit(if q > 32767 { 32767 } else { q as i16 });
+        let num = (e << 15).wrapping_add(sum >> 1); // < 2^46
+        emit(crate::fxp::div_sat_q15(num, den));
     }
 }
 

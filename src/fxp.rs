@@ -171,6 +171,26 @@ pub fn dequantize(q: i32, frac: u32) -> f32 {
     q as f32 * f32::from_bits(127u32.saturating_sub(frac) << 23)
 }
 
+/// `min(⌊num / den⌋, 32767)`: the quotient of the integer softmax (`dense::softmax_q`) by
+/// 15 steps of restoring division instead of a 64-bit divide (`__aeabi_uldivmod`, ~1 KB of
+/// `.text` on a Cortex-M, and slower there). Exact for every `num` and `den`.
+pub fn div_sat_q15(num: u64, den: core::num::NonZeroU64) -> i16 {
+    let den = den.get();
+    // ⌊num / 2^15⌋ ≥ den ⇔ num ≥ den·2^15 ⇔ the quotient saturates.
+    if num >> 15 >= den {
+        return i16::MAX;
+    }
+    let (mut r, mut q) = (num, 0u16);
+    for b in (0..15).rev() {
+        // ⌊r / 2^b⌋ ≥ den ⇔ r ≥ den·2^b (which then does not overflow).
+        if r >> b >= den {
+            r -= den << b;
+            q |= 1 << b;
+        }
+    }
+    q as i16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +249,48 @@ mod tests {
         assert_eq!(quantize_f32(1.25, 12), 5120);
         assert_eq!(quantize_f32(-0.00006, 15), -2);
         assert_eq!(dequantize(16384, 15), 0.5);
+    }
+
+    #[test]
+    fn div_sat_q15_is_the_saturated_quotient() {
+        use core::num::NonZeroU64;
+        let check = |num: u64, den: u64| {
+            let want = (num / den).min(32767) as i16;
+            let got = div_sat_q15(num, NonZeroU64::new(den).unwrap());
+            assert_eq!(got, want, "{num} / {den}");
+        };
+        for (num, den) in [
+            (0, 1),
+            (32767, 1),
+            (32768, 1),
+            (u64::MAX, 1),
+            (u64::MAX, u64::MAX),
+            (u64::MAX - 1, u64::MAX),
+            (32767 * 7 + 6, 7),
+            (32768 * 7, 7),
+            (32768 * 7 - 1, 7),
+            (1 << 45, (1 << 30) + 1),
+            (u64::MAX, 1 << 49),
+            (u64::MAX, (1 << 49) - 1),
+            (u64::MAX >> 1, u64::MAX >> 15),
+        ] {
+            check(num, den);
+        }
+        // The softmax's range (numerators < 2^46, sums < 2^38) and beyond, random.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..200_000 {
+            let (a, b, s) = (next(), next(), next());
+            let num = a >> (s % 64);
+            let den = (b >> ((s >> 8) % 64)).max(1);
+            check(num, den);
+            check(num, (num >> ((s >> 16) % 20)).max(1));
+        }
     }
 
     #[test]
