@@ -267,6 +267,15 @@ fn steps() -> Result<Vec<Step>> {
     c.arg("template");
     v.push(step("boards/template under QEMU (M4F, M0) == host", c));
 
+    // The smallest int8 LSTM classifier (boards/minimal) for the M0 and the M4F: `.text`
+    // above 16 KB fails (issue #13; src/size.rs).
+    let mut c = xtask()?;
+    c.args(["size", "minimal", "--top", "10"]);
+    v.push(step(
+        "size: boards/minimal .text <= 16 KB (thumbv6m, thumbv7em)",
+        c,
+    ));
+
     let mut c = xtask()?;
     c.arg("qemu").args(["--expected", "cli"]);
     v.push(step("QEMU boards == host `tinyrnn run --raw`", c));
