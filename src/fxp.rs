@@ -153,7 +153,9 @@ pub fn mul_q15(a: i32, b: i16) -> i32 {
 /// operations, so it is bit-identical on every target.
 #[inline]
 pub fn quantize_f32(v: f32, frac: u32) -> i16 {
-    let s = v * (1u32 << frac) as f32; // exact: power-of-two scaling
+    // exact: power-of-two scaling; 2^frac built from its bits (no u32 → f32 conversion
+    // routine on a core without an FPU)
+    let s = v * f32::from_bits((127 + frac) << 23);
     let r = if s >= 0.0 { s + 0.5 } else { s - 0.5 };
     // `as` saturates and maps NaN to 0.
     let i = r as i32;
@@ -249,6 +251,16 @@ mod tests {
         assert_eq!(quantize_f32(1.25, 12), 5120);
         assert_eq!(quantize_f32(-0.00006, 15), -2);
         assert_eq!(dequantize(16384, 15), 0.5);
+    }
+
+    #[test]
+    fn quantize_scale_is_the_power_of_two() {
+        for frac in 0..32 {
+            assert_eq!(f32::from_bits((127 + frac) << 23), (1u64 << frac) as f32);
+        }
+        assert_eq!(quantize_f32(0.3, 0), 0);
+        assert_eq!(quantize_f32(-3.5, 0), -4);
+        assert_eq!(quantize_f32(1.0 / 65536.0, 31), i16::MAX);
     }
 
     #[test]
