@@ -309,7 +309,8 @@ impl Layout {
 /// [`Update::finish`] calls it on the complete blob as read back from flash, before
 /// anything is activated. It returns the blob's model version, which must be higher than
 /// every version committed before (anti-rollback); any `Err` rejects the blob and leaves
-/// the running model active. [`ModelCheck`] is the default; a signature check goes here.
+/// the running model active. [`ModelCheck`] is the default; with the feature `signed`,
+/// `SignedCheck` checks an Ed25519 envelope first and returns its authenticated version.
 /// Closures `Fn(&[u8]) -> Result<u32, Error>` are verifiers too.
 pub trait Verifier {
     /// Checks `blob` and returns its model version.
