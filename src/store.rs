@@ -309,7 +309,8 @@ impl Layout {
 /// [`Update::finish`] calls it on the complete blob as read back from flash, before
 /// anything is activated. It returns the blob's model version, which must be higher than
 /// every version committed before (anti-rollback); any `Err` rejects the blob and leaves
-/// the running model active. [`ModelCheck`] is the default; a signature check goes here.
+/// the running model active. [`ModelCheck`] is the default; with the feature `signed`,
+/// `SignedCheck` checks an Ed25519 envelope first and returns its authenticated version.
 /// Closures `Fn(&[u8]) -> Result<u32, Error>` are verifiers too.
 pub trait Verifier {
     /// Checks `blob` and returns its model version.
@@ -367,6 +368,77 @@ impl Verifier for ModelCheck {
             }
         }
         Ok(self.version)
+    }
+}
+
+/// The [`Verifier`] for signed blobs (features `store` **and** `signed`): the slot holds a
+/// whole [envelope](crate::signed); it is accepted only if [`signed::verify`] accepts it
+/// against `trusted` (layout, known key id, Ed25519 signature) and its inner blob passes
+/// [`ModelCheck`] (loads with [`Model::from_blob`], fits the session buffers). The version
+/// it returns, which the store checks against its anti-rollback floor, is the
+/// **authenticated** model version from the envelope, never one the update protocol claims.
+///
+/// The active slot then holds the envelope: the firmware runs
+/// [`signed::parse`]`(bytes)?.blob` (the signature was checked when the blob was
+/// committed, and the store re-checks its CRC at boot and in [`ModelStore::read_active`];
+/// or [`Model::from_signed_blob`] to verify again at every boot).
+///
+/// ```
+/// use tinyrnn::store::SignedCheck;
+/// # static TRUSTED_KEYS: [[u8; 32]; 1] = [[0; 32]];
+/// // `TRUSTED_KEYS` as written by `tinyrnn codegen --trusted-key release.key.pub`.
+/// let check = SignedCheck::for_session::<128, 64>(&TRUSTED_KEYS);
+/// // up.finish(&check, &mut ram)?;
+/// # let _ = check;
+/// ```
+///
+/// [`signed::verify`]: crate::signed::verify
+/// [`signed::parse`]: crate::signed::parse
+/// [`Model::from_signed_blob`]: crate::Model::from_signed_blob
+#[cfg(feature = "signed")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SignedCheck<'k> {
+    /// The public keys whose signatures are accepted.
+    pub trusted: &'k [crate::signed::PublicKey],
+    /// State words the firmware's `Session` provides.
+    pub state_words: usize,
+    /// Scratch words the firmware's `Session` provides.
+    pub scratch_words: usize,
+}
+
+#[cfg(feature = "signed")]
+impl<'k> SignedCheck<'k> {
+    /// Checks signatures against `trusted` and capacity against a
+    /// `Session<'_, STATE, SCRATCH>`.
+    pub const fn for_session<const STATE: usize, const SCRATCH: usize>(
+        trusted: &'k [crate::signed::PublicKey],
+    ) -> Self {
+        SignedCheck {
+            trusted,
+            state_words: STATE,
+            scratch_words: SCRATCH,
+        }
+    }
+}
+
+#[cfg(feature = "signed")]
+impl Verifier for SignedCheck<'_> {
+    /// [`signed::verify`](crate::signed::verify) with `min_version` 0 (the store's floor
+    /// does the anti-rollback, as [`StoreError::RolledBack`]), then [`ModelCheck`] on the
+    /// inner blob.
+    ///
+    /// # Errors
+    /// Those of [`signed::verify`](crate::signed::verify) (`Truncated`, `BadEnvelope`,
+    /// `UnknownKey`, `BadKey`, `BadSignature`), then those of [`ModelCheck`].
+    fn verify(&self, blob: &[u8]) -> Result<u32, Error> {
+        let v = crate::signed::verify(blob, self.trusted, 0)?;
+        ModelCheck {
+            version: v.version,
+            state_words: self.state_words,
+            scratch_words: self.scratch_words,
+        }
+        .verify(v.blob)
     }
 }
 
@@ -470,6 +542,63 @@ impl<E: NorFlashError> fmt::Display for StoreError<E> {
 }
 
 impl<E: NorFlashError> core::error::Error for StoreError<E> {}
+
+/// The same text as `Debug` (`Rejected(BadSignature)`, `RolledBack { version: 1, current:
+/// 2 }`, …), with the flash driver's error by its [`NorFlashErrorKind`] (drivers' error types
+/// need not implement `defmt::Format`).
+///
+/// [`NorFlashErrorKind`]: embedded_storage::nor_flash::NorFlashErrorKind
+#[cfg(feature = "defmt")]
+impl<E: NorFlashError> defmt::Format for StoreError<E> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        use embedded_storage::nor_flash::NorFlashErrorKind as K;
+        match self {
+            StoreError::Flash(e) => {
+                let kind = match e.kind() {
+                    K::NotAligned => "NotAligned",
+                    K::OutOfBounds => "OutOfBounds",
+                    _ => "Other",
+                };
+                defmt::write!(f, "Flash({=str})", kind)
+            }
+            StoreError::BadLayout(why) => defmt::write!(f, "BadLayout({=str})", why),
+            StoreError::TooLarge { len, capacity } => defmt::write!(
+                f,
+                "TooLarge {{ len: {=usize}, capacity: {=usize} }}",
+                len,
+                capacity
+            ),
+            StoreError::Overflow { expected } => {
+                defmt::write!(f, "Overflow {{ expected: {=usize} }}", expected)
+            }
+            StoreError::Incomplete { expected, got } => defmt::write!(
+                f,
+                "Incomplete {{ expected: {=usize}, got: {=usize} }}",
+                expected,
+                got
+            ),
+            StoreError::Aborted => defmt::write!(f, "Aborted"),
+            StoreError::BufferTooSmall { needed, got } => defmt::write!(
+                f,
+                "BufferTooSmall {{ needed: {=usize}, got: {=usize} }}",
+                needed,
+                got
+            ),
+            StoreError::ReadBack => defmt::write!(f, "ReadBack"),
+            StoreError::Corrupt => defmt::write!(f, "Corrupt"),
+            StoreError::NoModel => defmt::write!(f, "NoModel"),
+            StoreError::NoState => defmt::write!(f, "NoState"),
+            StoreError::Rejected(e) => defmt::write!(f, "Rejected({})", e),
+            StoreError::RolledBack { version, current } => defmt::write!(
+                f,
+                "RolledBack {{ version: {=u32}, current: {=u32} }}",
+                version,
+                current
+            ),
+            StoreError::SequenceExhausted => defmt::write!(f, "SequenceExhausted"),
+        }
+    }
+}
 
 /// The model the store runs: which slot, where, how long, which version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

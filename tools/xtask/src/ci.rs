@@ -214,6 +214,21 @@ fn steps() -> Result<Vec<Step>> {
         "cargo test -p tinyrnn --features store (power-cut fault injection)",
         c,
     ));
+    // The store with signed blobs (SignedCheck as its Verifier).
+    let mut c = cargo();
+    c.args([
+        "test",
+        "-p",
+        "tinyrnn",
+        "--release",
+        "--features",
+        "store,signed",
+    ])
+    .args(["--test", "store_signed"]);
+    v.push(step(
+        "cargo test -p tinyrnn --features store,signed (signed updates)",
+        c,
+    ));
 
     let no_panic = root.join("tests/no_panic/check.sh");
     if no_panic.exists() {
@@ -279,6 +294,15 @@ fn steps() -> Result<Vec<Step>> {
     let mut c = xtask()?;
     c.arg("qemu").args(["--expected", "cli"]);
     v.push(step("QEMU boards == host `tinyrnn run --raw`", c));
+
+    // Issue #12 on a board: a signed update over the UART into a ModelStore, then a
+    // forged, an untrusted, a rolled-back and a truncated blob refused (src/ota.rs).
+    let mut c = xtask()?;
+    c.arg("ota");
+    v.push(step(
+        "QEMU OTA update: signed blob over UART (mps2-an386-ota)",
+        c,
+    ));
 
     if root.join("tools/xtask/src/bench.rs").exists() {
         let mut c = xtask()?;

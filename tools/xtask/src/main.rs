@@ -32,6 +32,9 @@
 //!                                        (test and demo first install what is missing: src/setup.rs)
 //! cargo xtask setup [--check]            install the cross targets and QEMU if missing;
 //!                                        --check: only say what is missing
+//! cargo xtask ota [--timeout SECS]       signed model update over the UART of QEMU mps2-an386
+//!                                        (boards/mps2-an386-ota, src/ota.rs): switch, then a
+//!                                        forged, untrusted, rolled-back and truncated blob refused
 //! cargo xtask template                   build boards/template for thumbv7em and thumbv6m, run
 //!                                        both under QEMU, compare with `tinyrnn run --raw`
 //! ```
@@ -46,6 +49,7 @@ mod ci;
 mod defmt;
 mod elf;
 mod gate;
+mod ota;
 mod qemu;
 mod setup;
 mod size;
@@ -128,6 +132,13 @@ const COMMANDS: &[Cmd] = &[
         synopsis: "[--check]",
         flags: &["--check"],
         options: &[],
+        positional: false,
+    },
+    Cmd {
+        name: "ota",
+        synopsis: "[--timeout SECS]",
+        flags: &[],
+        options: &["--timeout"],
         positional: false,
     },
     Cmd {
@@ -320,6 +331,7 @@ fn run(args: &[String]) -> Result<bool> {
         "demo" => ci::demo(p.option("--board").unwrap_or("mps2-an386")),
         "setup" => setup::ensure(p.flag("--check")),
         "template" => qemu::template(),
+        "ota" => ota::run(p.number("--timeout")?.unwrap_or(120)),
         other => Err(format!("command {other} has no handler").into()),
     }
 }

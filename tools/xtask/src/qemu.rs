@@ -71,7 +71,7 @@ impl Default for Options {
 
 /// `boards/qemu-common/dataset.txt`, or the file `TINYRNN_DATASET` names (as the firmware's build
 /// script reads it: `boards/board-support/build.rs`).
-fn dataset() -> Result<Dataset> {
+pub(crate) fn dataset() -> Result<Dataset> {
     let path = match std::env::var_os("TINYRNN_DATASET").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => root().join("boards/qemu-common/dataset.txt"),
@@ -84,7 +84,7 @@ fn expected_path() -> PathBuf {
 }
 
 /// Only the lines that must match the host byte for byte.
-fn seq_lines(text: &str) -> Vec<String> {
+pub(crate) fn seq_lines(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| l.starts_with("seq="))
         .map(str::to_string)
@@ -99,7 +99,7 @@ fn cli_output() -> Result<String> {
 
 /// Builds the host CLI and runs `tinyrnn run MODEL --input INPUT --lengths LENGTHS --raw`,
 /// returning its stdout.
-fn cli_run(model: &Path, input: &Path, lengths: &Path) -> Result<String> {
+pub(crate) fn cli_run(model: &Path, input: &Path, lengths: &Path) -> Result<String> {
     let root = root();
     let status = Command::new(cargo())
         .args(["build", "--release", "-p", "tinyrnn-cli"])
@@ -175,7 +175,7 @@ pub fn bless() -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
