@@ -786,3 +786,152 @@ fn match_cell(new_h: &Rc<Ex>, new_c: Option<&Ex>, i: usize, h: usize) -> Option<
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const I: usize = 2;
+    const H: usize = 3;
+
+    /// An affine form with distinct entries (seeded), `x`-only / `h`-only / both.
+    fn form(seed: u64, x: bool, h: bool) -> Aff {
+        let mut s = seed;
+        let mut r = |on: bool, n: usize| -> Vec<f64> {
+            (0..n)
+                .map(|_| {
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    if on {
+                        ((s >> 40) as f64 / (1u64 << 24) as f64) - 0.5
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        };
+        Aff {
+            n: H,
+            wx: r(x, I * H),
+            wh: r(h, H * H),
+            b: r(true, H),
+        }
+    }
+
+    fn rc(e: Ex) -> Rc<Ex> {
+        Rc::new(e)
+    }
+
+    fn state_h() -> Rc<Ex> {
+        let eye = (0..H * H)
+            .map(|k| if k / H == k % H { 1.0 } else { 0.0 })
+            .collect();
+        rc(Ex::Aff(Aff {
+            n: H,
+            wx: vec![0.0; I * H],
+            wh: eye,
+            b: vec![0.0; H],
+        }))
+    }
+
+    /// Keras's reset_after GRU step: h' = z·h + (1 − z)·tanh(x_n + r·h_n), with `z2` the
+    /// sigmoid node used in `1 − z` (the same node for a real GRU).
+    fn gru(z: &Rc<Ex>, z2: &Rc<Ex>, r: Aff, xn: Aff, hn: Aff) -> Rc<Ex> {
+        let n = rc(Ex::Add(
+            rc(Ex::Aff(xn)),
+            rc(Ex::Mul(rc(Ex::Sig(rc(Ex::Aff(r)))), rc(Ex::Aff(hn)))),
+        ));
+        rc(Ex::Add(
+            rc(Ex::Mul(z.clone(), state_h())),
+            rc(Ex::Mul(rc(Ex::OneMinus(z2.clone())), rc(Ex::Tanh(n)))),
+        ))
+    }
+
+    #[test]
+    fn gru_reset_after_is_matched_with_ir_gate_order() {
+        let (az, ar, xn, hn) = (
+            form(1, true, true),
+            form(2, true, true),
+            form(3, true, false),
+            form(4, false, true),
+        );
+        let z = rc(Ex::Sig(rc(Ex::Aff(az.clone()))));
+        let l = match_cell(&gru(&z, &z, ar.clone(), xn.clone(), hn.clone()), None, I, H)
+            .expect("a GRU step");
+        assert_eq!(
+            l.cell,
+            CellKind::Gru {
+                linear_before_reset: true
+            }
+        );
+        // IR rows r, z, n; w_ih row j of gate g is column j of that gate's x form.
+        let col = |a: &Aff, j: usize| (0..I).map(|k| a.wx[k * H + j] as f32).collect::<Vec<_>>();
+        assert_eq!(l.w_ih[..I], col(&ar, 0)[..]);
+        assert_eq!(l.w_ih[H * I..H * I + I], col(&az, 0)[..]);
+        assert_eq!(l.w_ih[2 * H * I..2 * H * I + I], col(&xn, 0)[..]);
+        // b_hn stays on the recurrent side (reset_after), z/r biases are summed on b_ih.
+        assert_eq!(l.b_hh[2 * H], hn.b[0] as f32);
+        assert_eq!(l.b_hh[0], 0.0);
+        assert_eq!(l.b_ih[H], az.b[0] as f32);
+    }
+
+    #[test]
+    fn foreign_bodies_are_not_matched() {
+        let (az, ar, xn, hn) = (
+            form(1, true, true),
+            form(2, true, true),
+            form(3, true, false),
+            form(4, false, true),
+        );
+        let z = rc(Ex::Sig(rc(Ex::Aff(az.clone()))));
+        // `1 − z` over another sigmoid than the update gate's.
+        let other = rc(Ex::Sig(rc(Ex::Aff(az.clone()))));
+        assert!(match_cell(
+            &gru(&z, &other, ar.clone(), xn.clone(), hn.clone()),
+            None,
+            I,
+            H
+        )
+        .is_none());
+        // The candidate's input part reading h: not a GRU.
+        assert!(match_cell(
+            &gru(&z, &z, ar.clone(), form(5, true, true), hn),
+            None,
+            I,
+            H
+        )
+        .is_none());
+        // A sigmoid RNN (no such cell).
+        assert!(match_cell(&rc(Ex::Sig(rc(Ex::Aff(ar.clone())))), None, I, H).is_none());
+        // tanh RNN: matched.
+        let l = match_cell(&rc(Ex::Tanh(rc(Ex::Aff(ar)))), None, I, H).unwrap();
+        assert_eq!(l.cell, CellKind::Rnn(RnnAct::Tanh));
+        // LSTM whose h' reads tanh of something else than c'.
+        let g = |s| rc(Ex::Sig(rc(Ex::Aff(form(s, true, true)))));
+        let c = rc(Ex::Add(
+            rc(Ex::Mul(g(6), rc(Ex::C))),
+            rc(Ex::Mul(
+                g(7),
+                rc(Ex::Tanh(rc(Ex::Aff(form(8, true, true))))),
+            )),
+        ));
+        let good = rc(Ex::Mul(g(9), rc(Ex::Tanh(c.clone()))));
+        let l = match_cell(&good, Some(&c), I, H).unwrap();
+        // IR gate order i, f, g, o (Keras's i, f, c, o).
+        let b0: Vec<f32> = [7, 6, 8, 9]
+            .iter()
+            .map(|&s| form(s, true, true).b[0] as f32)
+            .collect();
+        assert_eq!((0..4).map(|k| l.b_ih[k * H]).collect::<Vec<_>>(), b0);
+        let c2 = rc(Ex::Add(
+            rc(Ex::Mul(g(6), rc(Ex::C))),
+            rc(Ex::Mul(
+                g(7),
+                rc(Ex::Tanh(rc(Ex::Aff(form(8, true, true))))),
+            )),
+        ));
+        let bad = rc(Ex::Mul(g(9), rc(Ex::Tanh(c2))));
+        assert!(match_cell(&bad, Some(&c), I, H).is_none());
+    }
+}
