@@ -196,6 +196,7 @@ fn keras_onnx_exports_match_keras_predict() {
         }
         let x = if raw { &ts.raw } else { &ts.norm };
         let want = npy(&keras(&format!("{name}_pred.npy")));
+        let q = quantize(&m, None, &QuantOptions::new(Precision::F32)).unwrap();
         let out = exec::run(
             &Runnable::Float(Box::new(m)),
             x,
@@ -205,8 +206,13 @@ fn keras_onnx_exports_match_keras_predict() {
         .unwrap();
         assert_eq!(out.shape(), want.shape, "{name}");
         let e = max_abs(&out.y, &want.data);
-        println!("keras {name}.onnx: f64 vs Keras {e:.2e}");
+        let mut blob = Blob::from_bytes(q.blob).unwrap();
+        blob.f32_math = F32Math::Accurate;
+        let f32_out = exec::run(&Runnable::Blob(blob), x, Some(&ts.lengths), Steps::Last).unwrap();
+        let e32 = max_abs(&f32_out.y, &want.data);
+        println!("keras {name}.onnx: f64 vs Keras {e:.2e}, f32 libm vs Keras {e32:.2e}");
         assert!(e <= 1e-5, "{name}.onnx: f64 vs Keras {e:e}");
+        assert!(e32 <= 1e-5, "{name}.onnx: f32 vs Keras {e32:e}");
     }
 }
 

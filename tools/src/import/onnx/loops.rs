@@ -30,7 +30,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tinyrnn::{CellKind, OutputAct, RnnAct};
 
 use super::super::onnx_tensor::{resolve_slice, Tensor};
-use super::super::proto::NodeProto;
+use super::super::proto::{GraphProto, NodeProto};
 use super::value::{Ax, Seq, Stage, Val};
 use super::{attr, attr_i, attr_ints, Eval};
 use crate::ir::{FloatLayer, Norm};
@@ -275,6 +275,7 @@ impl Eval<'_> {
         if !matches!(b.env.get(&gather.input[1]), Some(B::Counter)) {
             bail!("the Loop body reads the sequence at an index that is not the step counter");
         }
+        check_condition(body, &b.producer)?;
         let layer = match_cell(&new_h, new_c.as_deref(), i, h).ok_or_else(|| {
             anyhow!(
                 "the Loop body is not an LSTM, GRU or SimpleRNN step (Keras export): not supported"
@@ -584,6 +585,39 @@ impl Eval<'_> {
             other => bail!("op `{other}` in a recurrent cell step is not supported (LSTM, GRU and SimpleRNN with sigmoid/tanh/relu only)"),
         }
     }
+}
+
+/// The body's condition output must be a loop-bound test (`Less`/`And`/`Cast`/`Identity`
+/// of the step counters, the carried bounds and constants): a data-dependent early exit
+/// would not be a recurrent layer over the whole sequence.
+fn check_condition(body: &GraphProto, producer: &HashMap<&str, &NodeProto>) -> Result<()> {
+    let mut stack = vec![body.output[0].name.as_str()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name) {
+            continue;
+        }
+        let Some(n) = producer.get(name) else {
+            continue; // a body input, an initializer or an outer value
+        };
+        match n.op_type.as_str() {
+            "Less" | "Greater" | "And" | "Cast" | "Identity" | "Add" => {}
+            _ => bail!(
+                "{}: the loop condition depends on a computed value, not only on the step count",
+                label(n)
+            ),
+        }
+        for i in &n.input {
+            if producer
+                .get(i.as_str())
+                .is_some_and(|p| p.op_type == "Gather" || p.op_type == "MatMul")
+            {
+                bail!("{}: the loop condition reads the data", label(n));
+            }
+            stack.push(i);
+        }
+    }
+    Ok(())
 }
 
 fn split_sizes(n: &NodeProto, input: Option<&Tensor>, total: usize) -> Result<Vec<usize>> {
