@@ -1150,6 +1150,72 @@ mod tests {
         assert_eq!((m.input_size, m.layers[0].hidden_size), (3, 4));
     }
 
+    /// Weights from a map `folder/vars/i` → (shape, values).
+    struct MapWeights(std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>);
+
+    impl Weights for MapWeights {
+        fn var(&self, folder: &str, i: usize) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
+            Ok(self.0.get(&format!("{folder}/vars/{i}")).cloned())
+        }
+    }
+
+    /// `TimeDistributed(Dense)` reads its kernel where Keras 3 saves it
+    /// (`layers/time_distributed/layer/vars/`), becomes a pre-net dense layer (kernel
+    /// transposed to `[out, in]`), and a `hard_sigmoid` on it is `clip(x/6 + 1/2, 0, 1)`.
+    #[test]
+    fn time_distributed_dense_is_a_pre_net_layer() {
+        let seq = |n: usize| (0..n).map(|k| k as f32 * 0.5 - 1.0).collect::<Vec<f32>>();
+        let mut m = std::collections::HashMap::new();
+        m.insert(
+            "layers/time_distributed/layer/vars/0".to_string(),
+            (vec![3, 2], seq(6)),
+        );
+        m.insert(
+            "layers/time_distributed/layer/vars/1".to_string(),
+            (vec![2], vec![0.25, -0.5]),
+        );
+        m.insert(
+            "layers/lstm/cell/vars/0".to_string(),
+            (vec![2, 16], vec![0.0; 32]),
+        );
+        m.insert(
+            "layers/lstm/cell/vars/1".to_string(),
+            (vec![4, 16], vec![0.0; 64]),
+        );
+        m.insert(
+            "layers/lstm/cell/vars/2".to_string(),
+            (vec![16], vec![0.0; 16]),
+        );
+        let td = |act: &str| LayerConfig {
+            class: "TimeDistributed".into(),
+            name: "td".into(),
+            config: json!({"layer": {"class_name": "Dense", "config": {"units": 2, "activation": act}}}),
+            path: "layers/time_distributed".into(),
+        };
+        let input = layer("InputLayer", json!({"batch_shape": [null, null, 3]}));
+        let lstm = layer("LSTM", json!({"units": 4}));
+        let w = MapWeights(m);
+        let model = build(&[input.clone(), td("relu"), lstm.clone()], &w).unwrap();
+        let FrameOp::Dense(d) = &model.pre[0] else {
+            panic!("{:?}", model.pre)
+        };
+        assert_eq!((d.in_size, d.out_size, d.act), (3, 2, DenseAct::Relu));
+        // kernel [[-1, -0.5], [0, 0.5], [1, 1.5]] (in × out) → rows per output.
+        assert_eq!(d.weight, [-1.0, 0.0, 1.0, -0.5, 0.5, 1.5]);
+        assert_eq!(d.bias, [0.25, -0.5]);
+        let model = build(&[input, td("hard_sigmoid"), lstm], &w).unwrap();
+        let FrameOp::Dense(h) = &model.pre[0] else {
+            panic!()
+        };
+        assert_eq!(h.act, DenseAct::Clip { lo: 0.0, hi: 1.0 });
+        for x in [-4.0f64, -0.3, 0.0, 2.0, 5.0] {
+            let y = model.pre[0].apply(&[x, 0.0, 0.0]);
+            let z = -1.0 * x + 0.25;
+            let want = (z / 6.0 + 0.5).clamp(0.0, 1.0);
+            assert!((y[0] - want).abs() < 1e-7, "{x}: {} vs {want}", y[0]);
+        }
+    }
+
     #[test]
     fn snake_case_matches_keras() {
         assert_eq!(snake_case("LSTM"), "lstm");
