@@ -1210,7 +1210,7 @@ mod tests {
         assert_eq!(h.act, DenseAct::Clip { lo: 0.0, hi: 1.0 });
         for x in [-4.0f64, -0.3, 0.0, 2.0, 5.0] {
             let y = model.pre[0].apply(&[x, 0.0, 0.0]);
-            let z = -1.0 * x + 0.25;
+            let z = 0.25 - x; // kernel row 0 of output 0 is -1
             let want = (z / 6.0 + 0.5).clamp(0.0, 1.0);
             assert!((y[0] - want).abs() < 1e-7, "{x}: {} vs {want}", y[0]);
         }
