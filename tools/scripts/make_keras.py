@@ -18,9 +18,10 @@ takes the normalized features test_norm.npy, with a Dropout layer that import dr
 `lstm2` is a Functional model, the others Sequential).
 Written: NAME.keras, NAME_pred.npy (Keras's predict on the whole test set, [370, 9] float32).
 
-Negative models (refused by name): bigru (Bidirectional(GRU)), gap (LSTM(return_sequences)
--> GlobalAveragePooling1D), mlp (LSTM -> Dense(relu) -> Dense), hardsig (GRU with
-recurrent_activation="hard_sigmoid"); only the .keras files (untrained weights).
+Negative models (refused by name): bigru (Bidirectional(GRU)), hardsig (GRU with
+recurrent_activation="hard_sigmoid"); only the .keras files (untrained weights). gap and mlp
+are written untrained here and replaced by trained ones by make_keras_onnx.py (run it after
+this script: this one starts by emptying the folder).
 Legacy tf.keras 2.x `.h5` full-model files (tf_keras, the Keras 2 API, 20 epochs):
 legacy_lstm.h5 (Sequential: Normalization -> LSTM(16) -> Dense(9, softmax)), legacy_gru2.h5
 (Functional: Normalization -> GRU(16, reset_after=False, return_sequences) -> GRU(16) ->

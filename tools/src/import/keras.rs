@@ -10,12 +10,18 @@
 //! through the same layer rules ([`import_legacy_h5`]).
 //!
 //! What imports: a Sequential model, or a Functional model whose layers form one chain, made
-//! of `InputLayer`, an optional leading `Normalization` (folded into the model's input
-//! normalization), up to four `LSTM`/`GRU`/`SimpleRNN` layers (all but the last with
-//! `return_sequences=True`), `Dropout` anywhere (dropped: inference ignores it), then at most
-//! one `Dense` with a `linear`/`softmax`/`sigmoid`/`tanh` activation, optionally followed by
-//! an `Activation` layer of those kinds. Everything else is refused, naming the layer and
-//! its setting; nothing is imported on a guess.
+//! of `InputLayer`, an optional leading `Normalization` (the model's input normalization), a
+//! per-frame pre-net of `Dense`/`TimeDistributed(Dense)` and `LayerNormalization` layers, up
+//! to four `LSTM`/`GRU`/`SimpleRNN` layers (all but the last with `return_sequences=True`),
+//! an optional `GlobalAveragePooling1D`/`GlobalMaxPooling1D` after a last layer that
+//! returns sequences, then hidden `Dense`/`LayerNormalization` layers and the output `Dense`
+//! (its `softmax`/`sigmoid`/`tanh` the output activation). `Dropout` is dropped anywhere,
+//! `BatchNormalization` is folded into the adjacent `Dense` layer, an `Activation`/`ReLU`
+//! layer is merged into the `Dense` before it; dense activations `linear`, `relu`, `relu6`,
+//! `tanh`, `sigmoid`, `gelu`, `leaky_relu` and `hard_sigmoid` (exactly `clip(x/6 + 1/2, 0, 1)`
+//! in Keras 3: the 1/6 and 1/2 are folded into the layer). Everything else (`Masking`,
+//! `Bidirectional`, `go_backwards`, a `hard_sigmoid` recurrent activation…) is refused,
+//! naming the layer and its setting; nothing is imported on a guess.
 //!
 //! Gate orders: Keras LSTM kernels hold `i, f, c, o` columns (the IR's `i, f, g, o`: only a
 //! transpose); Keras GRU kernels hold `z, r, h` (the IR wants `r, z, n`: the first two blocks
@@ -26,9 +32,9 @@ use std::io::{Cursor, Read};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
-use tinyrnn::{CellKind, OutputAct, RnnAct};
+use tinyrnn::{CellKind, DenseAct, OutputAct, Pool, RnnAct};
 
-use crate::ir::{FloatDense, FloatLayer, FloatModel, Norm};
+use crate::ir::{FloatDense, FloatLayer, FloatLayerNorm, FloatModel, FrameOp, Norm};
 
 /// The zip local-file-header magic.
 pub const ZIP_MAGIC: [u8; 4] = *b"PK\x03\x04";
@@ -444,16 +450,30 @@ fn output_act(name: &str) -> Option<OutputAct> {
     })
 }
 
+/// A Keras activation name on a dense layer → the IR's activation, with an input affine map
+/// `(scale, shift)` folded into the layer for the ones that are one (`hard_sigmoid` is
+/// exactly `clip(x/6 + 1/2, 0, 1)` in Keras 3).
+fn dense_act(name: &str) -> Option<(DenseAct, f32, f32)> {
+    Some(match name {
+        "linear" => (DenseAct::Identity, 1.0, 0.0),
+        "relu" => (DenseAct::Relu, 1.0, 0.0),
+        "relu6" => (DenseAct::Clip { lo: 0.0, hi: 6.0 }, 1.0, 0.0),
+        "tanh" => (DenseAct::Tanh, 1.0, 0.0),
+        "sigmoid" => (DenseAct::Sigmoid, 1.0, 0.0),
+        "gelu" => (DenseAct::Gelu, 1.0, 0.0),
+        // keras.activations.leaky_relu's default negative_slope.
+        "leaky_relu" => (DenseAct::LeakyRelu { alpha: 0.2 }, 1.0, 0.0),
+        "hard_sigmoid" => (DenseAct::Clip { lo: 0.0, hi: 1.0 }, 1.0 / 6.0, 0.5),
+        _ => return None,
+    })
+}
+
+const DENSE_ACTS: &str = "linear, relu, relu6, tanh, sigmoid, gelu, leaky_relu, hard_sigmoid";
+
 const NOT_YET: &[&str] = &[
-    "Bidirectional",
-    "GlobalAveragePooling1D",
-    "GlobalMaxPooling1D",
     "AveragePooling1D",
     "MaxPooling1D",
-    "BatchNormalization",
-    "LayerNormalization",
     "Conv1D",
-    "TimeDistributed",
     "Flatten",
     "Reshape",
     "Concatenate",
@@ -465,28 +485,178 @@ const NOT_YET: &[&str] = &[
     "RNN",
 ];
 
+/// Where the layer walk is: before the recurrent stack (per-frame pre-net), on a recurrent
+/// layer's per-step outputs, or on one vector per sequence (last step or pooled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Pre,
+    Steps,
+    Vector,
+}
+
+/// The layers being collected.
+struct Graph {
+    norm: Option<Norm>,
+    pre: Vec<FrameOp>,
+    rec: Vec<FloatLayer>,
+    pool: Pool,
+    /// Dense/LayerNorm ops after the recurrent stack (the last dense becomes the head).
+    post: Vec<FrameOp>,
+    act: OutputAct,
+    /// A per-feature `x·s + t` (BatchNormalization) waiting for the next dense layer.
+    pending: Option<(String, Vec<f64>, Vec<f64>)>,
+    /// Input width (from the InputLayer or the first kernel).
+    input_size: Option<usize>,
+    stage: Stage,
+    notes: Vec<String>,
+}
+
+impl Graph {
+    /// Width of the tensor so far (None before anything fixed it).
+    fn width(&self) -> Option<usize> {
+        let base = match self.rec.last() {
+            Some(r) => r.hidden_size,
+            None => {
+                let mut w = self.input_size?;
+                for op in &self.pre {
+                    w = op.out_size(w);
+                }
+                return Some(w);
+            }
+        };
+        Some(self.post.iter().fold(base, |w, op| op.out_size(w)))
+    }
+
+    fn ops(&mut self) -> &mut Vec<FrameOp> {
+        match self.stage {
+            Stage::Pre => &mut self.pre,
+            _ => &mut self.post,
+        }
+    }
+}
+
+/// Reads a Keras `Dense` layer (kernel `[in, out]`, bias `[out]`) as the IR's
+/// `[out, in]` weight.
+fn read_dense(w: &dyn Weights, l: &LayerConfig, folder: &str, inp: usize) -> Result<FloatDense> {
+    let out = units(l)?;
+    let kernel = need(w, l, folder, 0, "kernel", &[inp, out])?;
+    let bias = if bool_setting(l, "use_bias", true) {
+        need(w, l, folder, 1, "bias", &[out])?
+    } else {
+        vec![0.0; out]
+    };
+    Ok(FloatDense {
+        out_size: out,
+        in_size: inp,
+        weight: transpose(&kernel, inp, out),
+        bias,
+        act: DenseAct::Identity,
+    })
+}
+
+/// `y = x·s + t` per feature folded into the dense layer that reads `x`.
+fn fold_before(d: &mut FloatDense, s: &[f64], t: &[f64]) {
+    for o in 0..d.out_size {
+        let row = &mut d.weight[o * d.in_size..(o + 1) * d.in_size];
+        let mut b = d.bias[o] as f64;
+        for (i, wv) in row.iter_mut().enumerate() {
+            b += *wv as f64 * t[i];
+            *wv = (*wv as f64 * s[i]) as f32;
+        }
+        d.bias[o] = b as f32;
+    }
+}
+
+/// `y = x·s + t` per output folded into the dense layer that produced `x` (no activation).
+fn fold_after(d: &mut FloatDense, s: &[f64], t: &[f64]) {
+    for o in 0..d.out_size {
+        for wv in &mut d.weight[o * d.in_size..(o + 1) * d.in_size] {
+            *wv = (*wv as f64 * s[o]) as f32;
+        }
+        d.bias[o] = (d.bias[o] as f64 * s[o] + t[o]) as f32;
+    }
+}
+
+/// A `BatchNormalization` layer at inference: `x·s + t` per feature.
+fn batch_norm(w: &dyn Weights, l: &LayerConfig, width: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+    let who = format!("layer `{}` ({})", l.name, l.class);
+    let axis = &l.config["axis"];
+    if !matches!(axis.as_i64(), None | Some(-1))
+        && !matches!(axis, Value::Array(a) if a.len() == 1 && a[0].as_i64() == Some(-1))
+    {
+        bail!("{who}: axis = {axis} is not supported (the feature axis, -1, only)");
+    }
+    if bool_setting(l, "renorm", false) {
+        bail!("{who}: renorm=True is not supported");
+    }
+    let eps = l.config["epsilon"].as_f64().unwrap_or(1e-3);
+    let (scale, center) = (
+        bool_setting(l, "scale", true),
+        bool_setting(l, "center", true),
+    );
+    let mut i = 0;
+    let mut next = |what: &str| -> Result<Vec<f32>> {
+        let v = need(w, l, &l.path, i, what, &[width]);
+        i += 1;
+        v
+    };
+    let gamma = if scale { Some(next("gamma")?) } else { None };
+    let beta = if center { Some(next("beta")?) } else { None };
+    let mean = next("moving mean")?;
+    let var = next("moving variance")?;
+    let mut s = Vec::with_capacity(width);
+    let mut t = Vec::with_capacity(width);
+    for k in 0..width {
+        let g = gamma.as_ref().map_or(1.0, |g| g[k] as f64);
+        let b = beta.as_ref().map_or(0.0, |b| b[k] as f64);
+        let inv = 1.0 / (var[k] as f64 + eps).sqrt();
+        if !inv.is_finite() {
+            bail!(
+                "{who}: moving variance {} with epsilon {eps} is not positive",
+                var[k]
+            );
+        }
+        s.push(g * inv);
+        t.push(b - mean[k] as f64 * g * inv);
+    }
+    Ok((s, t))
+}
+
 /// Builds the float model from the layer list and the weights.
 ///
 /// # Errors
 /// An unsupported layer or setting (named), missing or mis-shaped weights.
 pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
-    let mut norm: Option<Norm> = None;
-    let mut rec: Vec<FloatLayer> = Vec::new();
-    let mut last_seq = true; // does the tensor so far have a time axis?
-    let mut head: Option<FloatDense> = None;
-    let mut act = OutputAct::Identity;
+    let mut g = Graph {
+        norm: None,
+        pre: Vec::new(),
+        rec: Vec::new(),
+        pool: Pool::Last,
+        post: Vec::new(),
+        act: OutputAct::Identity,
+        pending: None,
+        input_size: None,
+        stage: Stage::Pre,
+        notes: Vec::new(),
+    };
     let mut act_set = false;
-    let mut input_size: Option<usize> = None;
-    let mut notes: Vec<String> = Vec::new();
     for l in layers {
         let who = format!("layer `{}` ({})", l.name, l.class);
+        if act_set && !matches!(l.class.as_str(), "Dropout" | "Activation" | "Softmax") {
+            bail!("{who}: a layer after the output activation is not supported");
+        }
+        if let Some((bn, _, _)) = &g.pending {
+            if !matches!(l.class.as_str(), "Dense" | "Dropout" | "TimeDistributed") {
+                bail!("layer `{bn}` (BatchNormalization): only folded into an adjacent Dense layer, but {who} follows it");
+            }
+        }
         match l.class.as_str() {
             "InputLayer" => {
                 let shape = l.config["batch_shape"]
                     .as_array()
                     .or_else(|| l.config["batch_input_shape"].as_array());
                 if let Some(f) = shape.and_then(|s| s.last()).and_then(|f| f.as_u64()) {
-                    input_size = Some(f as usize);
+                    g.input_size = Some(f as usize);
                 }
                 if let Some(s) = shape {
                     if s.len() != 3 {
@@ -495,14 +665,17 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
                 }
             }
             "Dropout" | "SpatialDropout1D" | "GaussianNoise" | "GaussianDropout" | "AlphaDropout" => {
-                notes.push(format!("{who} dropped (inactive at inference)"));
+                g.notes.push(format!("{who} dropped (inactive at inference)"));
             }
             "Masking" => bail!(
                 "{who}: masking is not supported (tinyrnn runs each sequence to its own length; export the model without Masking)"
             ),
+            "Bidirectional" => bail!(
+                "{who}: bidirectional layers are not supported yet (they need the window mode of issue 10)"
+            ),
             "Normalization" => {
-                if !rec.is_empty() || norm.is_some() {
-                    bail!("{who}: a Normalization after the first recurrent layer is not supported");
+                if g.stage != Stage::Pre || g.norm.is_some() || !g.pre.is_empty() {
+                    bail!("{who}: a Normalization that is not the model's first layer is not supported");
                 }
                 if bool_setting(l, "invert", false) {
                     bail!("{who}: invert=True is not supported");
@@ -530,8 +703,11 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
                 if mean.len() != var.len() || mean.iter().chain(&var).any(|x| !x.is_finite()) || var.iter().any(|&v| v < 0.0) {
                     bail!("{who}: mean/variance are not {} finite values with variance ≥ 0", mean.len());
                 }
-                notes.push(format!("{who} folded into the input normalization"));
-                norm = Some(Norm {
+                g.notes.push(format!("{who} folded into the input normalization"));
+                if g.input_size.is_none() {
+                    g.input_size = Some(mean.len());
+                }
+                g.norm = Some(Norm {
                     offset: mean,
                     scale: var
                         .iter()
@@ -540,17 +716,20 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
                 });
             }
             "LSTM" | "GRU" | "SimpleRNN" => {
-                if !last_seq {
-                    bail!("{who}: the layer before it returns only its last step (return_sequences=False): set return_sequences=True on every recurrent layer but the last");
-                }
-                if head.is_some() {
-                    bail!("{who}: a recurrent layer after a Dense layer is not supported");
+                if g.stage == Stage::Vector {
+                    bail!("{who}: the layer before it gives one vector per sequence (return_sequences=False or a pooling): set return_sequences=True on every recurrent layer but the last");
                 }
                 if bool_setting(l, "go_backwards", false) {
                     bail!("{who}: go_backwards=True is not supported (tinyrnn runs forward in time)");
                 }
                 if bool_setting(l, "return_state", false) {
                     bail!("{who}: return_state=True is not supported");
+                }
+                if bool_setting(l, "stateful", false) {
+                    bail!("{who}: stateful=True is not supported");
+                }
+                if !g.post.is_empty() {
+                    bail!("{who}: layers between recurrent layers are not supported");
                 }
                 let h = units(l)?;
                 let activation = string_setting(l, "activation", "tanh")?;
@@ -577,23 +756,21 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
                         }
                     }
                 };
-                let g = cell.gates();
+                let gates = cell.gates();
                 let folder = format!("{}/cell", l.path);
-                let input = match rec.last() {
-                    Some(p) => p.hidden_size,
-                    None => match (input_size, w.var(&folder, 0)?) {
-                        (Some(i), _) => i,
-                        (None, Some((s, _))) if s.len() == 2 => s[0],
+                let input = match g.width() {
+                    Some(i) => i,
+                    None => match w.var(&folder, 0)? {
+                        Some((s, _)) if s.len() == 2 => s[0],
                         _ => bail!("{who}: cannot tell its input width (no InputLayer shape, no kernel)"),
                     },
                 };
-                let kernel = need(w, l, &folder, 0, "kernel", &[input, g * h])?;
-                let rk = need(w, l, &folder, 1, "recurrent kernel", &[h, g * h])?;
-                let use_bias = bool_setting(l, "use_bias", true);
-                let bias = if use_bias {
+                let kernel = need(w, l, &folder, 0, "kernel", &[input, gates * h])?;
+                let rk = need(w, l, &folder, 1, "recurrent kernel", &[h, gates * h])?;
+                let bias = if bool_setting(l, "use_bias", true) {
                     let shape: Vec<usize> = match cell {
-                        CellKind::Gru { linear_before_reset: true } => vec![2, g * h],
-                        _ => vec![g * h],
+                        CellKind::Gru { linear_before_reset: true } => vec![2, gates * h],
+                        _ => vec![gates * h],
                     };
                     Some(need(w, l, &folder, 2, "bias", &shape)?)
                 } else {
@@ -602,87 +779,209 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
                     }
                     None
                 };
-                if input_size.is_none() {
-                    input_size = Some(input);
+                if g.input_size.is_none() {
+                    g.input_size = Some(input);
                 }
-                rec.push(convert_recurrent(cell, input, h, &kernel, &rk, bias.as_deref()));
-                last_seq = bool_setting(l, "return_sequences", false);
-                if rec.len() > tinyrnn::MAX_LAYERS {
+                g.rec.push(convert_recurrent(cell, input, h, &kernel, &rk, bias.as_deref()));
+                g.stage = if bool_setting(l, "return_sequences", false) {
+                    Stage::Steps
+                } else {
+                    Stage::Vector
+                };
+                if g.rec.len() > tinyrnn::MAX_LAYERS {
                     bail!("{who}: more than {} recurrent layers are not supported", tinyrnn::MAX_LAYERS);
                 }
             }
-            "Dense" => {
-                let Some(prev) = rec.last() else {
-                    bail!("{who}: a Dense layer before the recurrent layers is not supported (only a head after them)");
-                };
-                if last_seq {
-                    bail!("{who}: the recurrent layer before it returns sequences (return_sequences=True): per-step Dense outputs are not supported yet; set return_sequences=False on the last recurrent layer");
+            "GlobalAveragePooling1D" | "GlobalMaxPooling1D" => {
+                if g.stage != Stage::Steps {
+                    bail!("{who}: pooling over time needs a recurrent layer with return_sequences=True right before it");
                 }
-                if head.is_some() {
-                    bail!("{who}: a second Dense layer (an MLP head) is not supported yet (one Dense head only)");
+                if bool_setting(l, "keepdims", false) {
+                    bail!("{who}: keepdims=True is not supported");
                 }
-                let a = string_setting(l, "activation", "linear")?;
-                let Some(oa) = output_act(a) else {
-                    bail!("{who}: activation \"{a}\" is not supported on the head (linear, softmax, sigmoid or tanh; a hidden Dense layer is an MLP head, not supported yet)");
-                };
-                let out = units(l)?;
-                let inp = prev.hidden_size;
-                let kernel = need(w, l, &l.path, 0, "kernel", &[inp, out])?;
-                let bias = if bool_setting(l, "use_bias", true) {
-                    need(w, l, &l.path, 1, "bias", &[out])?
-                } else {
-                    vec![0.0; out]
-                };
-                head = Some(FloatDense {
-                    out_size: out,
-                    in_size: inp,
-                    weight: transpose(&kernel, inp, out),
-                    bias,
-                    act: tinyrnn::DenseAct::Identity,
-                });
-                act = oa;
-                act_set = oa != OutputAct::Identity;
+                if l.config["data_format"].as_str().is_some_and(|f| f != "channels_last") {
+                    bail!("{who}: data_format {} is not supported (channels_last only)", l.config["data_format"]);
+                }
+                g.pool = if l.class == "GlobalAveragePooling1D" { Pool::Mean } else { Pool::Max };
+                g.stage = Stage::Vector;
             }
-            "Activation" | "Softmax" => {
-                let a = if l.class == "Softmax" {
-                    "softmax"
+            "Dense" | "TimeDistributed" => {
+                let (dl, folder) = if l.class == "TimeDistributed" {
+                    let inner = &l.config["layer"];
+                    if inner["class_name"].as_str() != Some("Dense") {
+                        bail!("{who}: TimeDistributed({}) is not supported (Dense only)", inner["class_name"]);
+                    }
+                    if g.stage == Stage::Vector {
+                        bail!("{who}: TimeDistributed needs a sequence");
+                    }
+                    let dl = LayerConfig {
+                        class: "Dense".into(),
+                        name: l.name.clone(),
+                        config: inner["config"].clone(),
+                        path: l.path.clone(),
+                    };
+                    let folder = if w.var(&format!("{}/layer", l.path), 0)?.is_some() {
+                        format!("{}/layer", l.path)
+                    } else {
+                        l.path.clone()
+                    };
+                    (dl, folder)
                 } else {
-                    string_setting(l, "activation", "linear")?
+                    (l.clone(), l.path.clone())
                 };
-                let Some(oa) = output_act(a) else {
-                    bail!("{who}: activation \"{a}\" is not supported (linear, softmax, sigmoid or tanh on the output)");
+                if g.stage == Stage::Steps {
+                    bail!("{who}: the recurrent layer before it returns sequences (return_sequences=True): per-step outputs are not supported; set return_sequences=False or pool over time (GlobalAveragePooling1D/GlobalMaxPooling1D)");
+                }
+                let Some(inp) = g.width() else {
+                    bail!("{who}: cannot tell its input width (no InputLayer shape)");
                 };
-                if rec.is_empty() || last_seq {
-                    bail!("{who}: an activation before the end of the recurrent stack is not supported");
+                let mut d = read_dense(w, &dl, &folder, inp)?;
+                if let Some((bn, s, t)) = g.pending.take() {
+                    fold_before(&mut d, &s, &t);
+                    g.notes.push(format!("layer `{bn}` (BatchNormalization) folded into {who}"));
                 }
-                if act_set && oa != OutputAct::Identity {
-                    bail!("{who}: a second output activation is not supported");
-                }
-                if oa != OutputAct::Identity {
-                    act = oa;
+                let a = string_setting(&dl, "activation", "linear")?;
+                if a == "softmax" {
+                    if g.stage != Stage::Vector {
+                        bail!("{who}: softmax is only supported on the model's output");
+                    }
+                    // The output layer (any later layer but Dropout/Activation is refused).
+                    g.post.push(FrameOp::Dense(d));
+                    g.act = OutputAct::Softmax;
                     act_set = true;
+                    continue;
                 }
+                let Some((da, sc, sh)) = dense_act(a) else {
+                    bail!("{who}: activation \"{a}\" is not supported ({DENSE_ACTS}; softmax on the last layer)");
+                };
+                if sc != 1.0 || sh != 0.0 {
+                    let n = d.out_size;
+                    fold_after(&mut d, &vec![sc as f64; n], &vec![sh as f64; n]);
+                    g.notes.push(format!("{who}: hard_sigmoid as clip(x/6 + 1/2, 0, 1)"));
+                }
+                d.act = da;
+                g.ops().push(FrameOp::Dense(d));
+            }
+            "Activation" | "Softmax" | "ReLU" => {
+                let a = match l.class.as_str() {
+                    "Softmax" => "softmax",
+                    "ReLU" => {
+                        let c = &l.config;
+                        let plain = c["negative_slope"].as_f64().unwrap_or(0.0) == 0.0
+                            && c["threshold"].as_f64().unwrap_or(0.0) == 0.0;
+                        if !plain {
+                            bail!("{who}: negative_slope/threshold are not supported");
+                        }
+                        match c["max_value"].as_f64() {
+                            None => "relu",
+                            Some(6.0) => "relu6",
+                            Some(m) => bail!("{who}: max_value = {m} is not supported (none or 6)"),
+                        }
+                    }
+                    _ => string_setting(l, "activation", "linear")?,
+                };
+                if a == "linear" {
+                    continue;
+                }
+                let vector = g.stage == Stage::Vector;
+                let last = match g.ops().last_mut() {
+                    Some(FrameOp::Dense(d)) if d.act == DenseAct::Identity => Some(d),
+                    _ => None,
+                };
+                if vector && (a == "softmax" || (last.is_none() && output_act(a).is_some())) {
+                    let Some(oa) = output_act(a) else { unreachable!() };
+                    g.act = oa;
+                    act_set = true;
+                    continue;
+                }
+                let Some(d) = last else {
+                    bail!("{who}: an activation that does not follow a Dense layer is not supported");
+                };
+                let Some((da, sc, sh)) = dense_act(a) else {
+                    bail!("{who}: activation \"{a}\" is not supported ({DENSE_ACTS})");
+                };
+                if sc != 1.0 || sh != 0.0 {
+                    let n = d.out_size;
+                    fold_after(d, &vec![sc as f64; n], &vec![sh as f64; n]);
+                }
+                d.act = da;
+                g.notes.push(format!("{who} merged into the Dense layer before it"));
+            }
+            "BatchNormalization" => {
+                if g.stage == Stage::Steps {
+                    bail!("{who}: between recurrent layers is not supported");
+                }
+                let Some(width) = g.width() else {
+                    bail!("{who}: cannot tell its width (no InputLayer shape)");
+                };
+                let (s, t) = batch_norm(w, l, width)?;
+                match g.ops().last_mut() {
+                    Some(FrameOp::Dense(d)) if d.act == DenseAct::Identity => {
+                        fold_after(d, &s, &t);
+                        g.notes.push(format!("{who} folded into the Dense layer before it"));
+                    }
+                    _ => g.pending = Some((l.name.clone(), s, t)),
+                }
+            }
+            "LayerNormalization" => {
+                if g.stage == Stage::Steps {
+                    bail!("{who}: between recurrent layers is not supported");
+                }
+                if bool_setting(l, "rms_scaling", false) {
+                    bail!("{who}: rms_scaling=True is not supported");
+                }
+                let axis = &l.config["axis"];
+                let last = match axis {
+                    Value::Null => true,
+                    Value::Number(n) => n.as_i64() == Some(-1),
+                    Value::Array(a) => a.len() == 1 && a[0].as_i64() == Some(-1),
+                    _ => false,
+                };
+                if !last {
+                    bail!("{who}: axis = {axis} is not supported (the feature axis, -1, only)");
+                }
+                let Some(width) = g.width() else {
+                    bail!("{who}: cannot tell its width (no InputLayer shape)");
+                };
+                let mut i = 0;
+                let gamma = if bool_setting(l, "scale", true) {
+                    i += 1;
+                    need(w, l, &l.path, 0, "gamma", &[width])?
+                } else {
+                    vec![1.0; width]
+                };
+                let beta = if bool_setting(l, "center", true) {
+                    need(w, l, &l.path, i, "beta", &[width])?
+                } else {
+                    vec![0.0; width]
+                };
+                let eps = l.config["epsilon"].as_f64().unwrap_or(1e-3) as f32;
+                g.ops().push(FrameOp::LayerNorm(FloatLayerNorm { gamma, beta, eps }));
             }
             c if NOT_YET.contains(&c) => bail!("{who}: not supported yet"),
             c => bail!("{who}: layer class `{c}` is not supported"),
         }
     }
-    if rec.is_empty() {
+    if let Some((bn, _, _)) = &g.pending {
+        bail!("layer `{bn}` (BatchNormalization): no Dense layer to fold it into");
+    }
+    if g.rec.is_empty() {
         bail!("the model has no LSTM, GRU or SimpleRNN layer");
     }
-    if last_seq {
+    if g.stage == Stage::Steps {
         bail!(
-            "the last recurrent layer returns sequences (return_sequences=True) and no reduction follows: set return_sequences=False on it"
+            "the last recurrent layer returns sequences (return_sequences=True) and no reduction follows: set return_sequences=False on it or pool over time"
         );
     }
-    let input_size = input_size.unwrap_or(rec[0].input_size);
-    if input_size != rec[0].input_size {
+    let input_size = g.input_size.unwrap_or(g.rec[0].input_size);
+    let first_in = g.pre.iter().fold(input_size, |w, op| op.out_size(w));
+    if first_in != g.rec[0].input_size {
         bail!(
-            "the input has {input_size} features but the first recurrent layer's kernel takes {}",
-            rec[0].input_size
+            "the input has {first_in} features but the first recurrent layer's kernel takes {}",
+            g.rec[0].input_size
         );
     }
-    if let Some(n) = &norm {
+    if let Some(n) = &g.norm {
         if n.offset.len() != input_size {
             bail!(
                 "the Normalization layer has {} values for {input_size} input features",
@@ -690,18 +989,42 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
             );
         }
     }
-    if !notes.is_empty() {
-        eprintln!("note: {}", notes.join("; "));
+    // The last op after the recurrent stack is the head if it is a dense layer without a
+    // hidden activation (its activation, if any, is the output activation).
+    let mut head = None;
+    match g.post.last() {
+        Some(FrameOp::Dense(d)) if d.act == DenseAct::Identity => {
+            if let Some(FrameOp::Dense(d)) = g.post.pop() {
+                head = Some(d);
+            }
+        }
+        Some(FrameOp::Dense(d)) if !act_set => {
+            if let Some(oa) = match d.act {
+                DenseAct::Sigmoid => Some(OutputAct::Sigmoid),
+                DenseAct::Tanh => Some(OutputAct::Tanh),
+                _ => None,
+            } {
+                if let Some(FrameOp::Dense(mut d)) = g.post.pop() {
+                    d.act = DenseAct::Identity;
+                    head = Some(d);
+                    g.act = oa;
+                }
+            }
+        }
+        _ => {}
+    }
+    if !g.notes.is_empty() {
+        eprintln!("note: {}", g.notes.join("; "));
     }
     Ok(FloatModel {
         input_size,
-        norm,
-        pre: Vec::new(),
-        layers: rec,
-        pool: tinyrnn::Pool::Last,
-        mlp: Vec::new(),
+        norm: g.norm,
+        pre: g.pre,
+        layers: g.rec,
+        pool: g.pool,
+        mlp: g.post,
         head,
-        output_act: act,
+        output_act: g.act,
         name: String::new(),
     })
 }
@@ -784,18 +1107,18 @@ mod tests {
             (
                 vec![
                     input.clone(),
-                    layer("LayerNormalization", json!({})),
+                    layer("Bidirectional", json!({})),
                     lstm(json!({})),
                 ],
-                "(LayerNormalization): not supported yet",
+                "(Bidirectional): bidirectional layers are not supported yet",
             ),
             (
                 vec![
                     input.clone(),
-                    layer("BatchNormalization", json!({})),
                     lstm(json!({})),
+                    layer("GlobalAveragePooling1D", json!({})),
                 ],
-                "(BatchNormalization): not supported yet",
+                "(GlobalAveragePooling1D): pooling over time needs a recurrent layer with return_sequences=True",
             ),
             (
                 vec![input.clone(), layer("Conv1D", json!({})), lstm(json!({}))],
@@ -825,6 +1148,72 @@ mod tests {
         // The same stack with nothing unsupported imports (the refusals are not vacuous).
         let m = build(&[input, lstm(json!({}))], &LstmWeights { missing: false }).unwrap();
         assert_eq!((m.input_size, m.layers[0].hidden_size), (3, 4));
+    }
+
+    /// Weights from a map `folder/vars/i` → (shape, values).
+    struct MapWeights(std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>);
+
+    impl Weights for MapWeights {
+        fn var(&self, folder: &str, i: usize) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
+            Ok(self.0.get(&format!("{folder}/vars/{i}")).cloned())
+        }
+    }
+
+    /// `TimeDistributed(Dense)` reads its kernel where Keras 3 saves it
+    /// (`layers/time_distributed/layer/vars/`), becomes a pre-net dense layer (kernel
+    /// transposed to `[out, in]`), and a `hard_sigmoid` on it is `clip(x/6 + 1/2, 0, 1)`.
+    #[test]
+    fn time_distributed_dense_is_a_pre_net_layer() {
+        let seq = |n: usize| (0..n).map(|k| k as f32 * 0.5 - 1.0).collect::<Vec<f32>>();
+        let mut m = std::collections::HashMap::new();
+        m.insert(
+            "layers/time_distributed/layer/vars/0".to_string(),
+            (vec![3, 2], seq(6)),
+        );
+        m.insert(
+            "layers/time_distributed/layer/vars/1".to_string(),
+            (vec![2], vec![0.25, -0.5]),
+        );
+        m.insert(
+            "layers/lstm/cell/vars/0".to_string(),
+            (vec![2, 16], vec![0.0; 32]),
+        );
+        m.insert(
+            "layers/lstm/cell/vars/1".to_string(),
+            (vec![4, 16], vec![0.0; 64]),
+        );
+        m.insert(
+            "layers/lstm/cell/vars/2".to_string(),
+            (vec![16], vec![0.0; 16]),
+        );
+        let td = |act: &str| LayerConfig {
+            class: "TimeDistributed".into(),
+            name: "td".into(),
+            config: json!({"layer": {"class_name": "Dense", "config": {"units": 2, "activation": act}}}),
+            path: "layers/time_distributed".into(),
+        };
+        let input = layer("InputLayer", json!({"batch_shape": [null, null, 3]}));
+        let lstm = layer("LSTM", json!({"units": 4}));
+        let w = MapWeights(m);
+        let model = build(&[input.clone(), td("relu"), lstm.clone()], &w).unwrap();
+        let FrameOp::Dense(d) = &model.pre[0] else {
+            panic!("{:?}", model.pre)
+        };
+        assert_eq!((d.in_size, d.out_size, d.act), (3, 2, DenseAct::Relu));
+        // kernel [[-1, -0.5], [0, 0.5], [1, 1.5]] (in × out) → rows per output.
+        assert_eq!(d.weight, [-1.0, 0.0, 1.0, -0.5, 0.5, 1.5]);
+        assert_eq!(d.bias, [0.25, -0.5]);
+        let model = build(&[input, td("hard_sigmoid"), lstm], &w).unwrap();
+        let FrameOp::Dense(h) = &model.pre[0] else {
+            panic!()
+        };
+        assert_eq!(h.act, DenseAct::Clip { lo: 0.0, hi: 1.0 });
+        for x in [-4.0f64, -0.3, 0.0, 2.0, 5.0] {
+            let y = model.pre[0].apply(&[x, 0.0, 0.0]);
+            let z = 0.25 - x; // kernel row 0 of output 0 is -1
+            let want = (z / 6.0 + 0.5).clamp(0.0, 1.0);
+            assert!((y[0] - want).abs() < 1e-7, "{x}: {} vs {want}", y[0]);
+        }
     }
 
     #[test]

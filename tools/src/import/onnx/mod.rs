@@ -28,11 +28,13 @@
 //! * one file per op family: `recurrent.rs` (LSTM/GRU/RNN attributes, gate order),
 //!   `dense.rs` (MatMul/Gemm), `activation.rs` (Softmax/Sigmoid/Tanh), `shape.rs` (shape
 //!   glue), `fold.rs` (constants, casts and arithmetic folded into constants, the input
-//!   normalization or the head).
+//!   normalization or the head), `loops.rs` (Keras 3's `Loop` export of GRU/SimpleRNN/LSTM:
+//!   the body matched against the cell equations).
 
 mod activation;
 mod dense;
 mod fold;
+mod loops;
 mod ops;
 mod recurrent;
 mod shape;

@@ -110,9 +110,9 @@ pub(super) const OPS: &[Op] = &[
     op("Size", Family::Refused, |_, _| {
         bail!("unsupported op `Size`")
     }),
-    op("Loop", Family::Refused, |_, _| {
-        bail!("unsupported op `Loop`: {UNROLLED}")
-    }),
+    op("Less", Family::Fold, |e, n| e.loop_cond(n)),
+    op("And", Family::Fold, |e, n| e.loop_cond(n)),
+    op("Loop", Family::Refused, |e, n| e.keras_loop(n)),
     op("Scan", Family::Refused, |_, _| {
         bail!("unsupported op `Scan`: {UNROLLED}")
     }),
