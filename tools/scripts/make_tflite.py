@@ -25,9 +25,16 @@ representative dataset of 100 training sequences; float input/output, so the gra
 with QUANTIZE and ends with DEQUANTIZE). NAME_{f32,int8}_pred.npy: the TFLite interpreter's
 output on the 370 test sequences, [370, 9] float32. info.json: versions, the operators of each
 file, and the accuracy of Keras and of each interpreter run.
-Refused files (untrained): rnn.tflite (tf_keras SimpleRNN(4): the converter emits a WHILE
-loop for it, not UNIDIRECTIONAL_SEQUENCE_RNN), bidi.tflite (Bidirectional(LSTM(4)), untrained: BIDIRECTIONAL_SEQUENCE_LSTM or
-two unidirectional ones), conv.tflite (Conv1D -> LSTM, untrained: an unsupported op).
+Refused files (untrained, batch 1): rnn.tflite (tf_keras SimpleRNN(16): the converter emits a
+WHILE loop for it, not UNIDIRECTIONAL_SEQUENCE_RNN), elu.tflite (LSTM(4) -> Dense(9, elu): the
+unsupported op ELU), bidi.tflite (Bidirectional(LSTM(4)): REVERSE_V2 + two
+UNIDIRECTIONAL_SEQUENCE_LSTM + CONCATENATION). `--refusals` writes only these (the rest of the
+folder is kept).
+`--preds` only re-runs the interpreter on the existing .tflite files and rewrites the
+_pred.npy files and the interpreter accuracies (the committed ones come from it: the
+interpreter keeps the LSTM state tensors across invokes of one input shape unless
+`reset_all_variables()` is called, which the first run missed; info.json therefore lacks the
+Keras accuracies and the models' operator lists, printed by a full run).
 """
 from __future__ import annotations
 
