@@ -42,6 +42,10 @@ pub struct FloatLayer {
     pub h0: Option<Vec<f32>>,
     /// Initial cell state `[H]` (LSTM; zeros if `None`).
     pub c0: Option<Vec<f32>>,
+    /// LSTM cell-state clipping: `c` is clamped to `[−clip, clip]` after each update
+    /// (TFLite's `cell_clip`, which its converter sets to 10 for Keras LSTMs). The quantizer
+    /// refuses it until the core supports it.
+    pub cell_clip: Option<f32>,
 }
 
 /// A dense layer `y = act(W·x + b)`.
@@ -334,7 +338,10 @@ impl FloatLayer {
                         pi += p[j] as f64 * c[j];
                         pf += p[hs + j] as f64 * c[j];
                     }
-                    let cn = sigmoid(pf) * c[j] + sigmoid(pi) * pg.tanh();
+                    let mut cn = sigmoid(pf) * c[j] + sigmoid(pi) * pg.tanh();
+                    if let Some(clip) = self.cell_clip {
+                        cn = cn.clamp(-(clip as f64), clip as f64);
+                    }
                     if let Some(p) = p {
                         po += p[2 * hs + j] as f64 * cn;
                     }

@@ -207,6 +207,11 @@ pub fn check_model(model: &FloatModel) -> anyhow::Result<()> {
             );
         }
         ensure!(
+            l.cell_clip.is_none(),
+            "layer {k}: LSTM cell_clip (clamping the cell state, from a TFLite model) is not \
+             supported by the runtime yet"
+        );
+        ensure!(
             matches!(l.cell, CellKind::Lstm { peepholes: true }) == l.peephole.is_some(),
             "layer {k}: peephole weights do not match the cell kind"
         );

@@ -581,7 +581,7 @@ fn broken_keras_files_are_one_error_line() {
     // with a hint, not parsed as ONNX.
     let err = refused(&keras("lstm_while.tflite"));
     assert!(
-        err.contains("TensorFlow Lite model (.tflite) is not supported yet"),
+        err.contains("(TFLite): op 10 (WHILE)") && err.contains("import the .keras file"),
         "{err}"
     );
     // A weights-only .h5 (`model.save_weights`): no model config, refused with the hint.

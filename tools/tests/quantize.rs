@@ -39,6 +39,7 @@ fn layer(rng: &mut Lcg, cell: CellKind, i: usize, h: usize) -> FloatLayer {
         peephole: peep.then(|| rng.vec(3 * h, 0.4)),
         h0: None,
         c0: None,
+        cell_clip: None,
     }
 }
 

@@ -334,6 +334,7 @@ pub fn run(args: &Args) -> Result<()> {
                 crate::import::FileKind::Safetensors => "safetensors",
                 crate::import::FileKind::Keras => "keras",
                 crate::import::FileKind::Hdf5 => "keras-h5",
+                crate::import::FileKind::Tflite => "tflite",
                 _ => "onnx",
             };
             float_json(fm, kind)

@@ -437,6 +437,7 @@ pub fn convert_recurrent(
         peephole: None,
         h0: None,
         c0: None,
+        cell_clip: None,
     }
 }
 

@@ -4,8 +4,8 @@
 //! [`load_model`] looks at the file's content, not its name: a tinyrnn blob (`TRNN` magic)
 //! is refused with a hint, a safetensors file is recognised by its JSON header, a zip
 //! archive is read as a `.keras` file, an HDF5 file as a legacy tf.keras `.h5` model,
-//! a TensorFlow Lite flatbuffer is refused with a hint, anything else is parsed as an ONNX
-//! protobuf.
+//! a TensorFlow Lite flatbuffer (`TFL3`) as a `.tflite` model, anything else is parsed as an
+//! ONNX protobuf.
 
 pub mod keras;
 pub mod norm;
@@ -13,6 +13,8 @@ pub mod onnx;
 pub mod onnx_tensor;
 pub mod proto;
 pub mod safetensors;
+pub mod tflite;
+pub mod tflite_fb;
 
 use std::path::{Path, PathBuf};
 
@@ -152,7 +154,7 @@ pub enum FileKind {
     Safetensors,
     /// A zip archive: a Keras 3 `.keras` file.
     Keras,
-    /// A TensorFlow Lite flatbuffer (file identifier `TFL3`): refused, not supported yet.
+    /// A TensorFlow Lite flatbuffer (file identifier `TFL3`): a `.tflite` model.
     Tflite,
     /// An HDF5 file (signature `\x89HDF\r\n\x1a\n`): a legacy tf.keras `.h5` full model.
     Hdf5,
@@ -272,21 +274,20 @@ fn load_model_inner(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<F
         ),
         FileKind::Safetensors => safetensors::import(bytes, opts)
             .with_context(|| format!("{} (safetensors)", path.display()))?,
-        FileKind::Keras | FileKind::Hdf5
+        FileKind::Keras | FileKind::Hdf5 | FileKind::Tflite
             if opts.pool.is_some() || opts.output_act.is_some() || opts.rnn_activation.is_some() =>
         {
             bail!(
-                "{}: --pool/--output-activation/--rnn-activation apply to safetensors state_dicts; a Keras model records them",
+                "{}: --pool/--output-activation/--rnn-activation apply to safetensors state_dicts; a Keras or TFLite model records them",
                 path.display()
             )
         }
         FileKind::Keras => {
             keras::import(bytes).with_context(|| format!("{} (Keras)", path.display()))?
         }
-        FileKind::Tflite => bail!(
-            "{}: a TensorFlow Lite model (.tflite) is not supported yet: import the Keras model it was converted from (.keras, or a tf.keras .h5) instead",
-            path.display()
-        ),
+        FileKind::Tflite => {
+            tflite::import(bytes).with_context(|| format!("{} (TFLite)", path.display()))?
+        }
         FileKind::Hdf5 => keras::import_legacy_h5(bytes)
             .with_context(|| format!("{} (legacy Keras .h5)", path.display()))?,
         FileKind::Onnx if opts.pool.is_some() => bail!(

@@ -263,6 +263,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
                 peephole: None,
                 h0: None,
                 c0: None,
+                cell_clip: None,
             });
             for p in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] {
                 used.insert(params[&(k, p.to_string())].clone());

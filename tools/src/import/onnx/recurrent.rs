@@ -271,6 +271,7 @@ impl Eval<'_> {
             peephole: p.map(to_f32),
             h0,
             c0,
+            cell_clip: None,
         };
         if k == 0 {
             self.norm = norm;
