@@ -686,6 +686,7 @@ fn layer(cell: CellKind, i: usize, h: usize, gates: &[(&Aff, Option<&Aff>)]) -> 
         peephole: None,
         h0: None,
         c0: None,
+        cell_clip: None,
     };
     for (a, rec) in gates {
         l.w_ih.extend(t(&a.wx, i, h));
