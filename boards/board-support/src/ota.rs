@@ -41,6 +41,8 @@ use tinyrnn::{Error, Model};
 
 use crate::data::{self, INPUT, OUTPUT, SCRATCH, STATE};
 use crate::line::Line;
+use crate::source::Replay;
+use crate::stream::{self, Control, FrameClock};
 
 /// Largest envelope the boards accept (and the size of each RAM buffer the update path
 /// needs, see [`Buffers`]). A slot of the board's [`Layout`] must be at least this big.
@@ -345,6 +347,45 @@ impl<'s, F: NorFlash> Receiver<'s, F> {
         link.write(b"\n");
         self.phase = Phase::Done;
         Poll::Refused
+    }
+}
+
+/// The update firmware's main loop, the same on every board: run the model [`boot_blob`]
+/// picks on the recording (replayed over and over), receive updates on `link` while it
+/// streams, and restart on the new model after each commit (on the same one after a
+/// refusal). Never returns.
+pub fn serve<F: NorFlash, L: Link, C: FrameClock>(
+    store: &mut ModelStore<F>,
+    bufs: &mut Buffers,
+    link: &mut L,
+    clock: &mut C,
+) -> ! {
+    let mut source = Replay::new();
+    loop {
+        let (blob, origin) = boot_blob(store, &mut bufs.model, TRUSTED_KEYS);
+        let model = match Model::from_blob(blob) {
+            Ok(m) => m,
+            Err(e) => defmt::panic!("invalid model blob: {}", e),
+        };
+        defmt::info!("ota: model {} ready, {=usize} B", origin, blob.len());
+        let mut rx = Receiver::new(store, &mut bufs.verify, TRUSTED_KEYS);
+        let mut stopped = false;
+        let mut poll = |c: &mut C| match rx.poll(link, &mut || c.now_us()) {
+            Poll::Pending => Control::Continue,
+            Poll::Activated(_) | Poll::Refused => {
+                stopped = true;
+                Control::Stop
+            }
+        };
+        let cfg = tinyrnn::Config::default();
+        match stream::run_polled(&model, &mut source, clock, cfg, None, &mut poll) {
+            Ok(_) => {}
+            Err(e) => defmt::error!("stream stopped: {}", e),
+        }
+        if !stopped {
+            // The recording ended: replay it from the start.
+            source = Replay::new();
+        }
     }
 }
 
