@@ -23,12 +23,13 @@
 //! | … | | steps 2–3 until `n` bytes were sent |
 //! | 4 | board → host | `ota ok version=<v>\n`, or `ota err <reason>\n` (the old model keeps running) |
 //!
-//! The board asks for every block (`>`), so a UART with a one-byte receive register
-//! (STM32) cannot overrun while the board computes a frame: the block is read at once, in
-//! at most 64 byte times (5.6 ms at 115 200 Bd, less than a 6.4 ms frame). Bytes of step 1
+//! The board asks for every block (`>`) and then reads it at once, so a UART with a
+//! one-byte receive register (STM32, nRF UARTE) cannot overrun while the board computes a
+//! frame; the stream pauses for the host's round trip plus 64 byte times (5.6 ms at
+//! 115 200 Bd) per block, and those frames come late (counted as `late`). Bytes of step 1
 //! that arrive while the board computes may be lost: a host that gets no `>` within
 //! 100 ms sends step 1 again (the board looks for the magic). A block that does not
-//! arrive within [`BLOCK_TIMEOUT_US`] aborts the update.
+//! complete within [`BLOCK_TIMEOUT_US`] aborts the update (`ota err truncated`).
 //!
 //! The payload is a signed envelope (`tinyrnn sign`, see `tinyrnn::signed`): unsigned
 //! blobs are refused, so only a holder of a signing key in [`TRUSTED_KEYS`] can change
@@ -214,8 +215,8 @@ impl<'s, F: NorFlash> Receiver<'s, F> {
         }
     }
 
-    /// Handles what the link has: the start of a transfer, or the next block (read at
-    /// once, blocking until it is complete or [`BLOCK_TIMEOUT_US`] passed by `now_us`).
+    /// Handles what the link has: the start of a transfer (never blocks), or the next block
+    /// (blocks until it is complete or [`BLOCK_TIMEOUT_US`] passed by `now_us`).
     /// Call it whenever the board waits (between frames).
     pub fn poll<L: Link>(&mut self, link: &mut L, now_us: &mut dyn FnMut() -> u32) -> Poll {
         match &self.phase {
@@ -281,19 +282,15 @@ impl<'s, F: NorFlash> Receiver<'s, F> {
         let want = self.left.min(BLOCK);
         let mut block = [0u8; BLOCK];
         let mut got = 0;
-        let start = now_us();
+        // Once a block is asked for, wait for all of it (a UART with a one-byte register
+        // would lose bytes to a frame computed meanwhile); the stream pauses for at most
+        // BLOCK_TIMEOUT_US, usually the host's round trip plus 64 byte times.
+        let since = now_us();
         while got < want {
             if let Some(b) = link.try_read() {
                 block[got] = b;
                 got += 1;
-            } else if got == 0 {
-                // The block has not begun: keep streaming, look again at the next poll,
-                // unless the host has been silent for too long.
-                if now_us().wrapping_sub(start) > BLOCK_TIMEOUT_US {
-                    break;
-                }
-                return Poll::Pending;
-            } else if now_us().wrapping_sub(start) > BLOCK_TIMEOUT_US {
+            } else if now_us().wrapping_sub(since) > BLOCK_TIMEOUT_US {
                 break;
             }
         }

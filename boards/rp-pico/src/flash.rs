@@ -68,7 +68,7 @@ impl StoreFlash {
 
     fn check(offset: u32, len: usize, align: usize) -> Result<u32, FlashError> {
         let off = offset as usize;
-        if off % align != 0 || len % align != 0 {
+        if !off.is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(FlashError(NorFlashErrorKind::NotAligned));
         }
         if off

@@ -89,7 +89,8 @@ impl NorFlash for StoreFlash {
     const ERASE_SIZE: usize = UNIT;
 
     fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-        if from as usize % UNIT != 0 || to as usize % UNIT != 0 || to < from {
+        if !(from as usize).is_multiple_of(UNIT) || !(to as usize).is_multiple_of(UNIT) || to < from
+        {
             return Err(FlashError::Refused(NorFlashErrorKind::NotAligned));
         }
         Self::check(from, (to - from) as usize)?;
