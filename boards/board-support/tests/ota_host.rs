@@ -3,7 +3,8 @@
 //! and a scripted serial link. The board crates cannot run here (no hardware); this checks
 //! the protocol, the verification before activation and the boot choice they all share.
 //!
-//! `cd boards/board-support && cargo test --features ota --target x86_64-unknown-linux-gnu --test ota_host`
+//! `cargo xtask test ota_host`, or `cd boards/board-support && cargo test --features ota
+//! --target host-tuple --test ota_host` (the crate's `.cargo/config.toml` targets an MCU).
 
 use std::collections::VecDeque;
 
