@@ -151,5 +151,50 @@ fn embed_data(manifest: &Path, out: &Path) {
         "pub static FRAMES: &[u8] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/frames.bin\"));"
     )
     .unwrap();
+    // The update path's trusted keys (feature `ota`): `TINYRNN_OTA_PUBKEYS` names one or more
+    // `tinyrnn keygen` public key files (`tinyrnn-ed25519-public <64 hex digits>`), separated
+    // by `:`; without it the list is empty and every update is refused (`UnknownKey`).
+    println!("cargo:rerun-if-env-changed=TINYRNN_OTA_PUBKEYS");
+    let mut keys = Vec::new();
+    if let Ok(list) = env::var("TINYRNN_OTA_PUBKEYS") {
+        for path in list.split(':').filter(|p| !p.is_empty()) {
+            println!("cargo:rerun-if-changed={path}");
+            let text = fs::read_to_string(path)
+                .unwrap_or_else(|e| panic!("TINYRNN_OTA_PUBKEYS: cannot read {path}: {e}"));
+            let mut words = text.split_whitespace();
+            let (Some("tinyrnn-ed25519-public"), Some(hex), None) =
+                (words.next(), words.next(), words.next())
+            else {
+                panic!("TINYRNN_OTA_PUBKEYS: {path} is not a `tinyrnn keygen` public key file");
+            };
+            let bytes: Vec<u8> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
+                .collect::<Result<_, _>>()
+                .unwrap_or_else(|_| panic!("TINYRNN_OTA_PUBKEYS: {path}: bad hex"));
+            assert!(
+                bytes.len() == 32 && hex.len() == 64,
+                "TINYRNN_OTA_PUBKEYS: {path}: not 32 bytes"
+            );
+            keys.push(format!("[{}]", list_u8(&bytes)));
+        }
+    }
+    writeln!(
+        w,
+        "/// Ed25519 public keys trusted for model updates (`TINYRNN_OTA_PUBKEYS` at build time)."
+    )
+    .unwrap();
+    writeln!(
+        w,
+        "pub const OTA_KEYS: &[[u8; 32]] = &[{}];",
+        keys.join(", ")
+    )
+    .unwrap();
     fs::write(out.join("data.rs"), rs).unwrap();
+}
+
+fn list_u8(v: &[u8]) -> String {
+    v.iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }

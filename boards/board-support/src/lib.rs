@@ -14,17 +14,22 @@
 //! * [`stream`]: the loop: one frame per timer tick into a [`tinyrnn::Classifier`],
 //!   one `seq=<i> class=<c> logits=<v0>,<v1>,...` line per sequence.
 //! * [`line`]: the result lines, formatted without `core::fmt`.
+//! * `ota` (feature `ota`): model updates over a serial link into a
+//!   [`tinyrnn::store::ModelStore`] on the board's flash, verified (signature, version,
+//!   fit) before they are activated.
 #![no_std]
 
 pub mod data;
 pub mod line;
 #[cfg(feature = "lis3dh")]
 pub mod lis3dh;
+#[cfg(feature = "ota")]
+pub mod ota;
 pub mod source;
 pub mod stream;
 
 pub use source::{Frame, FrameSource, Replay};
-pub use stream::{run, FrameClock, Report};
+pub use stream::{run, run_polled, Control, FrameClock, Report};
 
 /// Frame period of the bundled recording, in microseconds.
 ///

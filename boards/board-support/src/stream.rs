@@ -21,6 +21,22 @@ pub trait FrameClock {
     fn now_us(&mut self) -> u32;
     /// The tick period in microseconds.
     fn period_us(&self) -> u32;
+    /// Whether the next period has begun (consuming the tick if so); never blocks. The
+    /// default blocks in [`wait_tick`](Self::wait_tick) and returns `true`, so a
+    /// [`run_polled`] poll then runs once per tick instead of all the time the board waits.
+    fn tick_ready(&mut self) -> bool {
+        self.wait_tick();
+        true
+    }
+}
+
+/// What the `poll` of [`run_polled`] tells the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub enum Control {
+    /// Keep streaming.
+    Continue,
+    /// Return now (e.g. a new model was activated); the source keeps its position.
+    Stop,
 }
 
 /// What went wrong in [`run`].
@@ -91,12 +107,41 @@ pub fn run<S: FrameSource, C: FrameClock>(
     cfg: Config,
     labels: Option<&[u16]>,
 ) -> Result<Report, RunError<S::Error>> {
+    run_polled(model, source, clock, cfg, labels, &mut |_: &mut C| {
+        Control::Continue
+    })
+}
+
+/// [`run`] that calls `poll` while it waits for the next tick (all the time it waits when
+/// the clock implements [`FrameClock::tick_ready`], else once per tick), e.g. to receive a
+/// model update ([`ota`](crate::ota)). `poll` returning [`Control::Stop`] ends the run
+/// before the next frame, with the totals so far (a partial sequence is dropped).
+///
+/// # Errors
+/// Those of [`run`].
+pub fn run_polled<S: FrameSource, C: FrameClock>(
+    model: &Model<'_>,
+    source: &mut S,
+    clock: &mut C,
+    cfg: Config,
+    labels: Option<&[u16]>,
+    poll: &mut dyn FnMut(&mut C) -> Control,
+) -> Result<Report, RunError<S::Error>> {
     let mut clf = BoardClassifier::new(model, cfg)?;
     let mut frame = [0f32; INPUT];
     let mut logits = [0i16; OUTPUT];
     let mut r = Report::default();
     loop {
-        clock.wait_tick();
+        let mut stop = false;
+        while !clock.tick_ready() {
+            if poll(clock) == Control::Stop {
+                stop = true;
+                break;
+            }
+        }
+        if stop || poll(clock) == Control::Stop {
+            break;
+        }
         let start = clock.now_us();
         let Some(kind) = source.next_frame(&mut frame).map_err(RunError::Source)? else {
             break;

@@ -47,3 +47,62 @@ impl FrameClock for EspClock {
         self.period_us
     }
 }
+
+// ---- Model updates (binary `esp32-c3-ota`) ----
+
+use esp_hal::peripherals::FLASH;
+use esp_hal::uart::Uart;
+use esp_storage::FlashStorage;
+use tinyrnn::store::Layout;
+
+/// Flash offset of the model store: the `tinyrnn` data partition of partitions.csv (which
+/// keeps the 1 MiB app partition below it, so the app image cannot overlap it).
+pub const STORE_ADDR: u32 = 0x11_0000;
+/// Bytes of the model store (the partition's size).
+pub const STORE_LEN: u32 = 48 * 1024;
+/// Two 16 KiB slots and a 16 KiB journal (4 KiB sectors), at absolute flash offsets as
+/// `FlashStorage` takes them.
+pub const STORE_LAYOUT: Layout = Layout::contiguous(STORE_ADDR, 16 * 1024, 16 * 1024);
+
+/// esp-storage's driver of the SPI flash (a `NorFlash`: 4-byte words, 4 KiB sectors; it
+/// runs its ROM calls with the cache handled and interrupts masked, as the chip needs).
+pub fn model_flash(flash: FLASH<'static>) -> FlashStorage<'static> {
+    FlashStorage::new(flash)
+}
+
+/// The update link: a blocking UART (UART1 in the binary, with a USB-serial adapter on
+/// GPIO4 = RX, GPIO5 = TX; UART0 / USB-Serial-JTAG carry the defmt log). The 128-byte RX
+/// FIFO holds a whole 64-byte block while a frame is computed.
+pub struct EspLink {
+    uart: Uart<'static, esp_hal::Blocking>,
+}
+
+impl EspLink {
+    /// Wraps a configured UART.
+    pub fn new(uart: Uart<'static, esp_hal::Blocking>) -> Self {
+        EspLink { uart }
+    }
+}
+
+impl crate::ota::Link for EspLink {
+    fn try_read(&mut self) -> Option<u8> {
+        if !self.uart.read_ready() {
+            return None;
+        }
+        let mut b = [0u8; 1];
+        match self.uart.read(&mut b) {
+            Ok(1) => Some(b[0]),
+            _ => None,
+        }
+    }
+
+    fn write(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match self.uart.write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(_) => return,
+            }
+        }
+        let _ = self.uart.flush();
+    }
+}

@@ -89,11 +89,63 @@ impl FrameClock for PicoClock {
         let _ = self.alarm.schedule_at(self.next);
     }
 
+    fn tick_ready(&mut self) -> bool {
+        if !self.alarm.finished() {
+            return false;
+        }
+        self.next += self.period;
+        let _ = self.alarm.schedule_at(self.next);
+        true
+    }
+
     fn now_us(&mut self) -> u32 {
         self.timer.get_counter_low()
     }
 
     fn period_us(&self) -> u32 {
         self.period.ticks() as u32
+    }
+}
+
+// ---- Model updates (binary `rp-pico-ota`) ----
+
+/// Offset in flash of the model store (`MODEL_STORE` in memory.x: the top 48 KiB of 2 MiB).
+pub const STORE_OFFSET: usize = 0x1F_4000;
+/// Bytes of the model store.
+pub const STORE_LEN: usize = 48 * 1024;
+/// Two 16 KiB slots and a 16 KiB journal (4 KiB sectors), offsets relative to
+/// [`STORE_OFFSET`] as [`crate::flash::StoreFlash`] takes them.
+pub const STORE_LAYOUT: tinyrnn::store::Layout =
+    tinyrnn::store::Layout::contiguous(0, 16 * 1024, 16 * 1024);
+
+/// The update link: UART0 on GP0 (TX) / GP1 (RX), 115 200 Bd, 8N1 (a USB-serial adapter, or
+/// a Debug Probe's UART pins). Its 32-byte RX FIFO is read between frames.
+pub struct PicoLink<D: rp2040_hal::uart::UartDevice, P: rp2040_hal::uart::ValidUartPinout<D>> {
+    uart: rp2040_hal::uart::UartPeripheral<rp2040_hal::uart::Enabled, D, P>,
+}
+
+impl<D: rp2040_hal::uart::UartDevice, P: rp2040_hal::uart::ValidUartPinout<D>> PicoLink<D, P> {
+    /// Wraps an enabled UART.
+    pub fn new(uart: rp2040_hal::uart::UartPeripheral<rp2040_hal::uart::Enabled, D, P>) -> Self {
+        PicoLink { uart }
+    }
+}
+
+impl<D: rp2040_hal::uart::UartDevice, P: rp2040_hal::uart::ValidUartPinout<D>> crate::ota::Link
+    for PicoLink<D, P>
+{
+    fn try_read(&mut self) -> Option<u8> {
+        if !self.uart.uart_is_readable() {
+            return None;
+        }
+        let mut b = [0u8; 1];
+        match self.uart.read_raw(&mut b) {
+            Ok(1) => Some(b[0]),
+            _ => None,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.uart.write_full_blocking(bytes);
     }
 }

@@ -52,11 +52,53 @@ impl FrameClock for BlackPillClock {
         let _ = nb::block!(self.tick.wait());
     }
 
+    fn tick_ready(&mut self) -> bool {
+        self.tick.wait().is_ok()
+    }
+
     fn now_us(&mut self) -> u32 {
         self.free.now().ticks()
     }
 
     fn period_us(&self) -> u32 {
         self.period_us
+    }
+}
+
+// ---- Model updates (binary `stm32f411-blackpill-ota`) ----
+
+/// Offset in flash of the model store (sector 1; memory.x keeps sectors 1-4 free).
+pub const STORE_OFFSET: u32 = 0x4000;
+/// Bytes of the store as the store sees them: four 16 KiB units (sectors 1, 2, 3 and the
+/// first 16 KiB of sector 4).
+pub const STORE_LEN: usize = 64 * 1024;
+/// Slot A = sector 1, slot B = sector 2, journal = sector 3 + sector 4 (offsets relative
+/// to [`STORE_OFFSET`], as [`crate::flash::StoreFlash`] takes them).
+pub const STORE_LAYOUT: tinyrnn::store::Layout =
+    tinyrnn::store::Layout::contiguous(0, 16 * 1024, 32 * 1024);
+
+/// The update link: USART1 on PA9 (TX) / PA10 (RX), 115 200 Bd, 8N1 (a USB-serial adapter).
+/// It has a one-byte receive register: the block protocol of `ota` reads each block at once.
+pub struct BlackPillLink {
+    serial: stm32f4xx_hal::serial::Serial<stm32f4xx_hal::pac::USART1>,
+}
+
+impl BlackPillLink {
+    /// Wraps a configured USART1.
+    pub fn new(serial: stm32f4xx_hal::serial::Serial<stm32f4xx_hal::pac::USART1>) -> Self {
+        BlackPillLink { serial }
+    }
+}
+
+impl crate::ota::Link for BlackPillLink {
+    fn try_read(&mut self) -> Option<u8> {
+        embedded_hal_nb::serial::Read::read(&mut self.serial).ok()
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            let _ = nb::block!(embedded_hal_nb::serial::Write::write(&mut self.serial, b));
+        }
+        let _ = nb::block!(embedded_hal_nb::serial::Write::flush(&mut self.serial));
     }
 }

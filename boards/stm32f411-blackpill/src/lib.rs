@@ -12,5 +12,6 @@
 #![no_std]
 
 pub mod board;
+pub mod flash;
 
 pub use tinyrnn_board_support::*;

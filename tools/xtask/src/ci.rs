@@ -244,6 +244,17 @@ fn steps() -> Result<Vec<Step>> {
         .env("CARGO_TARGET_DIR", root.join("target/boards-host"));
     v.push(step("cargo test boards/host-npy", c));
 
+    // The real boards' update loop (board-support's `ota` module) on the host against a
+    // simulated NOR flash (the boards themselves only build here).
+    let mut c = cargo();
+    c.args(["test", "--features", "ota", "--test", "ota_host"])
+        .args(["--target", "host-tuple"]) // the crate's .cargo/config.toml targets an MCU
+        .env("CARGO_TARGET_DIR", root.join("target/boards-host"));
+    v.push(step(
+        "cargo test boards/board-support ota_host",
+        in_dir(c, &root.join("boards/board-support")),
+    ));
+
     // The shared firmware libraries; a board's own clippy run does not lint path dependencies.
     for lib in ["board-support", "qemu-common"] {
         let mut c = cargo();
