@@ -378,8 +378,8 @@ fn rejections_name_the_problem() {
         ),
         (
             "unknown op",
-            Box::new(|m| find_node(m, "Add").op_type = "LeakyRelu".into()),
-            "unsupported ONNX op `LeakyRelu`",
+            Box::new(|m| find_node(m, "Add").op_type = "Selu".into()),
+            "unsupported ONNX op `Selu`",
         ),
         (
             "activations",

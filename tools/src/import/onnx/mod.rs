@@ -33,7 +33,9 @@
 mod activation;
 mod dense;
 mod fold;
+mod fuse;
 mod ops;
+mod pool;
 mod recurrent;
 mod shape;
 #[cfg(test)]
@@ -48,7 +50,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::onnx_tensor::{ExternalData, Tensor};
 use super::proto::{self, AttributeProto, NodeProto};
 use super::ImportOptions;
-use crate::ir::{FloatDense, FloatLayer, FloatModel, Norm};
+use crate::ir::{FloatLayer, FloatModel, FrameOp, Norm};
 use value::{sym_to_const, Ax, Dim, Seq, Stage, Val};
 
 fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
@@ -105,6 +107,11 @@ pub fn import(bytes: &[u8], opts: &ImportOptions, model_path: &Path) -> Result<F
         bail!("the graph has no output");
     }
     check_not_unrolled(graph)?;
+    let fused_graph = proto::GraphProto {
+        node: fuse::fuse(graph, &ExternalData::beside(model_path)),
+        ..graph.clone()
+    };
+    let graph = &fused_graph;
     let mut ev = Eval::new(opts, ExternalData::beside(model_path));
     for t in &graph.initializer {
         let v = Tensor::from_proto_in(t, Some(&ev.ext))
@@ -219,6 +226,8 @@ struct Eval<'o> {
     features: usize,
     /// Normalization folded from the input's affine glue.
     norm: Option<Norm>,
+    /// The per-frame pre-net before the first recurrent layer.
+    pre: Vec<FrameOp>,
     /// Role of the input's leading axes once a recurrent node has revealed it.
     free: [Option<Ax>; 2],
     /// Fixed sizes of the input's leading axes, when the graph input declares them (the
@@ -236,6 +245,7 @@ impl<'o> Eval<'o> {
             layers: Vec::new(),
             features: 0,
             norm: None,
+            pre: Vec::new(),
             free: [None, None],
             fixed: [None, None],
         }
@@ -373,13 +383,15 @@ impl<'o> Eval<'o> {
             bail!("the output `{name}` stacks the states of several layers");
         }
         let nl = self.layers.len();
-        let (head, act) = match s.parts.into_iter().next() {
+        let (pool, mlp, head, act) = match s.parts.into_iter().next() {
             Some(Stage::Rec {
                 layer,
                 cell: false,
+                pool,
+                mlp,
                 head,
                 act,
-            }) if layer + 1 == nl => (head, act),
+            }) if layer + 1 == nl => (pool, mlp, head, act),
             Some(Stage::Rec { cell: true, .. }) => {
                 bail!("the output `{name}` is an LSTM cell state (Y_c): not supported")
             }
@@ -402,21 +414,15 @@ impl<'o> Eval<'o> {
                 );
             }
         }
-        let head = head.map(|d| FloatDense {
-            out_size: d.out,
-            in_size: d.inp,
-            weight: to_f32(d.w),
-            bias: to_f32(d.b),
-            act: tinyrnn::DenseAct::Identity,
-        });
+        let head = head.map(|d| d.float(tinyrnn::DenseAct::Identity));
         let layers = std::mem::take(&mut self.layers);
         Ok(FloatModel {
             input_size: self.features,
             norm: self.norm.take(),
-            pre: Vec::new(),
+            pre: std::mem::take(&mut self.pre),
             layers,
-            pool: tinyrnn::Pool::Last,
-            mlp: Vec::new(),
+            pool,
+            mlp,
             head,
             output_act: act,
             name: String::new(),
