@@ -7,7 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{data_dir, max_abs, npy};
+use std::ffi::OsStr;
+
+use common::{cli, data_dir, max_abs, npy};
 use tinyrnn::{DenseAct, Pool};
 use tinyrnn_cli::import::{self, ImportOptions};
 use tinyrnn_cli::ir::{FloatModel, FrameOp};
@@ -181,5 +183,160 @@ fn graph_shapes_are_placed() {
             assert_eq!(b.act, DenseAct::Clip { lo: 0.0, hi: 6.0 });
         }
         other => panic!("{other:?}"),
+    }
+}
+
+fn sd_opts(flags: &[&str]) -> ImportOptions {
+    let mut o = ImportOptions::default();
+    let mut it = flags.iter();
+    while let (Some(&f), Some(&v)) = (it.next(), it.next()) {
+        match (f, v) {
+            ("--pool", "mean") => o.pool = Some(import::Pool::Mean),
+            ("--pool", "max") => o.pool = Some(import::Pool::Max),
+            ("--head-act", "relu") => o.head_act.push(DenseAct::Relu),
+            ("--pre-act", "relu") => o.pre_act.push(DenseAct::Relu),
+            other => panic!("flag {other:?}"),
+        }
+    }
+    o
+}
+
+/// The four main models' state_dicts import with the flags recorded in index.json, match
+/// PyTorch within 1e-5, equal the ONNX import's graph, and the CLI prints the assumed
+/// forward pass.
+#[test]
+fn safetensors_with_flags_match_torch() {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data_dir().join("graph/index.json")).unwrap())
+            .unwrap();
+    let want_forward = [
+        ("lstm_mlp", "y = head.2(relu(head.0(rnn(x)[0][:, -1])))"),
+        ("proj_gru", "y = head.0(rnn(relu(pre.0(x)))[0][:, -1])"),
+        ("lstm_mean", "y = head.0(rnn(x)[0].mean(dim=1))"),
+        ("lstm_max", "y = head.0(rnn(x)[0].max(dim=1).values)"),
+    ];
+    for (model, forward) in want_forward {
+        let flags: Vec<String> = index["models"][model]["safetensors_flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let file = dir(model).join("model.safetensors");
+        let m = load(&file, &sd_opts(&flags));
+        let e = max_abs(&outputs(&m), &reference(model, "y_torch.npy"));
+        println!("{model} safetensors {flags:?}: max |float - torch| {e:.2e}");
+        assert!(e <= 1e-5, "{model}: {e}");
+        let onnx = load(&dir(model).join("classic.onnx"), &ImportOptions::default());
+        assert_eq!(shape(&m), shape(&onnx), "{model}");
+        let mut args: Vec<&OsStr> = vec!["inspect".as_ref(), file.as_os_str()];
+        args.extend(flags.iter().map(|f| OsStr::new(*f)));
+        let (_, _, stderr) = cli(&args);
+        let note: Vec<&str> = stderr.lines().filter(|l| l.starts_with("note:")).collect();
+        assert_eq!(note.len(), 1, "{model}: {stderr}");
+        assert!(
+            note[0].contains(forward),
+            "{model}: {forward:?} not in {}",
+            note[0]
+        );
+    }
+}
+
+/// One `error:` line, exit 1, nothing on stdout.
+fn refused(args: &[&OsStr], wants: &[&str]) {
+    let (code, stdout, stderr) = cli(args);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error:"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for w in wants {
+        assert!(stderr.contains(w), "{w:?} not in {stderr}");
+    }
+}
+
+/// What cannot be placed is refused in one line naming it: a safetensors MLP head or
+/// pre-net without its activation flags, a bidirectional/reverse layer, an unsupported op
+/// inside a head.
+#[test]
+fn refusals_are_one_clear_line() {
+    let sd = dir("lstm_mlp").join("model.safetensors");
+    refused(
+        &["inspect".as_ref(), sd.as_os_str()],
+        &[
+            "2 dense layer(s) (`head.0` (16 -> 16), `head.2` (16 -> 4))",
+            "0 --head-act given, 1 needed",
+            "keys: head.0.bias [16]",
+        ],
+    );
+    refused(
+        &[
+            "inspect".as_ref(),
+            sd.as_os_str(),
+            "--head-act".as_ref(),
+            "relu,relu".as_ref(),
+        ],
+        &["2 --head-act given, 1 needed"],
+    );
+    let sd = dir("proj_gru").join("model.safetensors");
+    refused(
+        &["inspect".as_ref(), sd.as_os_str()],
+        &[
+            "1 dense layer(s) before the first recurrent layer (`pre.0` (6 -> 12))",
+            "--pre-act",
+        ],
+    );
+    let onnx = dir("lstm_mlp").join("classic.onnx");
+    refused(
+        &[
+            "inspect".as_ref(),
+            onnx.as_os_str(),
+            "--head-act".as_ref(),
+            "relu".as_ref(),
+        ],
+        &["--pre-act/--head-act apply to safetensors"],
+    );
+    // Bidirectional and reverse layers, and an unsupported op inside the head, in the
+    // trained model's own graph.
+    let scratch = common::scratch("graph-import-refusals");
+    for (what, edit, wants) in [
+        (
+            "bidirectional",
+            "direction",
+            &[
+                "node `/rnn/LSTM` (LSTM)",
+                "direction=bidirectional is not supported",
+                "no window mode yet",
+            ][..],
+        ),
+        (
+            "reverse",
+            "direction",
+            &[
+                "node `/rnn/LSTM` (LSTM)",
+                "direction=reverse is not supported",
+            ][..],
+        ),
+        (
+            "Selu",
+            "op",
+            &[
+                "node `/head/head.1/Relu` (Selu)",
+                "unsupported ONNX op `Selu`",
+            ][..],
+        ),
+    ] {
+        let mut m = common::load_onnx(&onnx);
+        if edit == "op" {
+            common::find_node(&mut m, "Relu").op_type = what.into();
+        } else {
+            common::find_node(&mut m, "LSTM")
+                .attribute
+                .push(common::attr_s("direction", what));
+        }
+        let f = scratch.join(format!("{what}.onnx"));
+        std::fs::write(&f, common::encode(&m)).unwrap();
+        refused(&["inspect".as_ref(), f.as_os_str()], wants);
     }
 }
