@@ -340,3 +340,27 @@ fn refusals_are_one_clear_line() {
         refused(&["inspect".as_ref(), f.as_os_str()], wants);
     }
 }
+
+/// Opset 14 has no `LayerNormalization` and no `Gelu`: the classic exporter writes them as
+/// arithmetic (ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add, Erf or Tanh), which the importer fuses
+/// back into the same graph as the opset-17 file.
+#[test]
+fn decomposed_layer_norm_and_gelu_are_fused() {
+    for model in ["gru_zoo", "lstm_zoo"] {
+        let m = load(
+            &dir(model).join("classic_op14.onnx"),
+            &ImportOptions::default(),
+        );
+        let e_torch = max_abs(&outputs(&m), &reference(model, "y_torch.npy"));
+        let e_ort = max_abs(&outputs(&m), &reference(model, "y_ort_classic_op14.npy"));
+        println!("{model} opset 14: max |float - torch| {e_torch:.2e}, |float - ort| {e_ort:.2e}");
+        assert!(
+            e_torch <= 1e-5 && e_ort <= 1e-5,
+            "{model}: {e_torch} {e_ort}"
+        );
+        let op17 = load(&dir(model).join("classic.onnx"), &ImportOptions::default());
+        assert_eq!(shape(&m), shape(&op17), "{model}");
+        assert_eq!(m.mlp, op17.mlp, "{model}");
+        assert_eq!(m.pre, op17.pre, "{model}");
+    }
+}
