@@ -26,9 +26,15 @@
 //!   unrolled-export check and the "unsupported op" message all read it);
 //! * `value.rs`: the values above;
 //! * one file per op family: `recurrent.rs` (LSTM/GRU/RNN attributes, gate order),
-//!   `dense.rs` (MatMul/Gemm), `activation.rs` (Softmax/Sigmoid/Tanh), `shape.rs` (shape
-//!   glue), `fold.rs` (constants, casts and arithmetic folded into constants, the input
-//!   normalization or the head).
+//!   `dense.rs` (MatMul/Gemm, in the pre-net or the head), `activation.rs` (output and
+//!   dense activations, LayerNorm, BatchNorm), `pool.rs` (ReduceMean/Max/Sum over time),
+//!   `shape.rs` (shape glue), `fold.rs` (constants, casts and arithmetic folded into
+//!   constants, the input normalization or a dense layer);
+//! * `fuse.rs`: decomposed GELU / LayerNorm rewritten into one node before evaluation.
+//!
+//! The sequence's stages map onto the model: the input (with its normalization), then the
+//! per-frame pre-net (`Stage::Pre`), then recurrent layers, a reduction over time, hidden
+//! head layers and the final dense layer with the output activation (`Stage::Rec`).
 
 mod activation;
 mod dense;
