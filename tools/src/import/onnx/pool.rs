@@ -65,3 +65,55 @@ fn layer_of(st: &Stage) -> usize {
         _ => usize::MAX,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{eval, int, ints, konst, node};
+    use super::super::value::Seq;
+    use super::*;
+    use crate::import::ImportOptions;
+
+    /// Layer 0's output `[batch, time, hidden]`.
+    fn y(h: usize) -> Val {
+        Val::Seq(Seq {
+            axes: vec![Ax::Batch, Ax::Time, Ax::Feat(h)],
+            parts: vec![Stage::hidden(0, false)],
+            last: false,
+        })
+    }
+
+    fn err(r: Result<Vec<Val>>) -> String {
+        format!("{:#}", r.unwrap_err())
+    }
+
+    #[test]
+    fn reductions_over_time_become_the_pool() {
+        let opts = ImportOptions::default();
+        let mut ev = eval(&opts, vec![("y", y(4)), ("w", konst(&[4, 2], &[0.0; 8]))]);
+        for (op, pool) in [
+            ("ReduceMean", Pool::Mean),
+            ("ReduceMax", Pool::Max),
+            ("ReduceSum", Pool::Sum),
+        ] {
+            let n = node(op, &["y"], vec![ints("axes", &[1]), int("keepdims", 0)]);
+            match &ev.reduce(&n, op).unwrap()[0] {
+                Val::Seq(s) => {
+                    assert_eq!(s.axes, [Ax::Batch, Ax::Feat(4)], "{op}");
+                    assert!(matches!(s.parts[..], [Stage::Rec { pool: p, .. }] if p == pool));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let feat = node("ReduceMean", &["y"], vec![ints("axes", &[-1])]);
+        assert_eq!(
+            err(ev.reduce(&feat, "ReduceMean")),
+            "ReduceMean over a Feat(4) axis: only a reduction over the time axis of a recurrent layer's output is supported"
+        );
+        // A dense layer before the reduction is refused (max does not commute with it).
+        let d = ev.matmul(&node("MatMul", &["y", "w"], vec![])).unwrap();
+        ev.vals.insert("d".into(), d[0].clone());
+        let n = node("ReduceMax", &["d"], vec![ints("axes", &[1])]);
+        assert!(err(ev.reduce(&n, "ReduceMax"))
+            .contains("a dense layer or activation before the reduction"));
+    }
+}
