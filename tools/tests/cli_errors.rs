@@ -55,7 +55,7 @@ fn bad_inputs_fail_cleanly() {
     flipped[k] ^= 0x10;
     std::fs::write(p("flipped.trnn"), &flipped).unwrap();
     let mut m = load_onnx(&onnx);
-    find_node(&mut m, "Add").op_type = "LeakyRelu".into();
+    find_node(&mut m, "Add").op_type = "Selu".into();
     std::fs::write(p("unsupported.onnx"), encode(&m)).unwrap();
     let mut m = load_onnx(&onnx);
     find_node(&mut m, "LSTM")
@@ -153,7 +153,7 @@ fn bad_inputs_fail_cleanly() {
             name: "unsupported op",
             args: run_x(&p("unsupported.onnx"), &x),
             code: 1,
-            want: "unsupported ONNX op `LeakyRelu`",
+            want: "unsupported ONNX op `Selu`",
         },
         Case {
             name: "bidirectional",

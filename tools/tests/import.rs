@@ -29,6 +29,7 @@ fn opts_for(meta: &serde_json::Value) -> ImportOptions {
             _ => None,
         },
         pool: None,
+        ..Default::default()
     }
 }
 
@@ -378,8 +379,8 @@ fn rejections_name_the_problem() {
         ),
         (
             "unknown op",
-            Box::new(|m| find_node(m, "Add").op_type = "LeakyRelu".into()),
-            "unsupported ONNX op `LeakyRelu`",
+            Box::new(|m| find_node(m, "Add").op_type = "Selu".into()),
+            "unsupported ONNX op `Selu`",
         ),
         (
             "activations",
@@ -920,40 +921,28 @@ fn safetensors_prints_assumed_forward() {
 }
 
 /// `LSTM → mean over time → Linear` has the same keys as `LSTM → Linear`. With
-/// `--pool mean` (or max / sum) it is refused, never imported as the last step; without
-/// `--pool` it imports under the printed `out[:, -1]` assumption, which for this model is
-/// not PyTorch's forward (the measured difference shows why the note is printed).
+/// `--pool mean` it imports as the mean-pooled model and matches PyTorch; without `--pool`
+/// it imports under the printed `out[:, -1]` assumption, which for this model is not
+/// PyTorch's forward (the measured difference shows why the note is printed).
 #[test]
-fn safetensors_pooling_is_refused_not_guessed() {
+fn safetensors_pooling_is_a_flag_not_a_guess() {
     let file = state_dict("lstm_mean.safetensors");
-    for pool in ["mean", "max", "sum"] {
-        let (code, stdout, stderr) = cli(&[
-            "inspect".as_ref(),
-            file.as_os_str(),
-            "--pool".as_ref(),
-            pool.as_ref(),
-        ]);
-        assert_eq!(code, 1, "{pool}: {stderr}");
-        assert!(stdout.is_empty(), "{pool}: {stdout}");
-        assert_eq!(stderr.lines().count(), 1, "{pool}: {stderr}");
-        assert!(
-            stderr.starts_with("error:")
-                && stderr.contains(&format!("--pool {pool}"))
-                && stderr.contains("does not support pooling over time yet"),
-            "{pool}: {stderr}"
-        );
-    }
-    let e = import::load_model(&file, &sd_opts(Some(import::Pool::Mean))).unwrap_err();
-    assert!(format!("{e:#}").contains("pooling over time"), "{e:#}");
+    let x = data::read_inputs(&state_dict("x.npy")).unwrap();
+    let y = npy(&state_dict("lstm_mean_y_torch.npy"));
+    let m = import::load_model(&file, &sd_opts(Some(import::Pool::Mean))).unwrap();
+    assert_eq!(m.pool, tinyrnn::Pool::Mean);
+    let out = exec::run(&Runnable::Float(Box::new(m)), &x, None, Steps::Last).unwrap();
+    let err = max_abs(&out.y, &y.data);
+    assert!(err <= TOL, "--pool mean: {err}");
     let (code, _, stderr) = cli(&["inspect".as_ref(), file.as_os_str()]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("note:") && stderr.contains("[:, -1]"),
+        stderr.contains("note:")
+            && stderr.contains("[:, -1]")
+            && stderr.contains("--pool mean|max|sum"),
         "{stderr}"
     );
     let m = import::load_model(&file, &sd_opts(None)).unwrap();
-    let x = data::read_inputs(&state_dict("x.npy")).unwrap();
-    let y = npy(&state_dict("lstm_mean_y_torch.npy"));
     let out = exec::run(&Runnable::Float(Box::new(m)), &x, None, Steps::Last).unwrap();
     let err = max_abs(&out.y, &y.data);
     println!("state_dicts/lstm_mean imported as the last step: max abs {err:.3} vs PyTorch's mean-pooled logits");
@@ -966,7 +955,12 @@ fn safetensors_refuses_unplaceable_keys() {
     let cases = [
         (
             "lstm_mlp",
-            &["an MLP head", "fc2.weight [4, 8]", "fc2.bias [4]", "`fc1`"][..],
+            &[
+                "2 dense layer(s) (`fc1` (16 -> 8), `fc2` (8 -> 4))",
+                "--head-act",
+                "fc2.weight [4, 8]",
+                "fc2.bias [4]",
+            ][..],
         ),
         (
             "gru_bidir",

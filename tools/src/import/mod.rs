@@ -19,7 +19,7 @@ pub mod tflite_fb;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use tinyrnn::{OutputAct, RnnAct};
+use tinyrnn::{DenseAct, OutputAct, RnnAct};
 
 use crate::ir::FloatModel;
 
@@ -36,9 +36,15 @@ pub struct ImportOptions {
     /// `None` = identity. For ONNX it must agree with the graph if given.
     pub output_act: Option<OutputAct>,
     /// How a safetensors state_dict's model reduces the sequence before its head (which a
-    /// state_dict does not record); `None` = `last`, with the assumption printed. Only
-    /// `last` and `hn` can be imported; refused for ONNX (the graph records it).
+    /// state_dict does not record); `None` = `last`, with the assumption printed. Refused
+    /// for ONNX (the graph records it).
     pub pool: Option<Pool>,
+    /// Activations of the dense layers before the first recurrent layer of a safetensors
+    /// state_dict (which does not record them), one per layer in order.
+    pub pre_act: Vec<DenseAct>,
+    /// Activations of the hidden dense layers of a safetensors state_dict's head (all but
+    /// the last, whose activation is `output_act`), one per layer in order.
+    pub head_act: Vec<DenseAct>,
 }
 
 /// `--pool` values: what the model's forward pass feeds its head.
@@ -46,11 +52,11 @@ pub struct ImportOptions {
 pub enum Pool {
     /// The last time step of the last layer's output, `out[:, -1]` (the default).
     Last,
-    /// The mean of the outputs over time (not supported by the runtime yet: refused).
+    /// The mean of the outputs over time, `out.mean(dim=1)`.
     Mean,
-    /// The maximum over time (not supported by the runtime yet: refused).
+    /// The maximum over time, `out.max(dim=1).values`.
     Max,
-    /// The sum over time (not supported by the runtime yet: refused).
+    /// The sum over time, `out.sum(dim=1)`.
     Sum,
     /// The last layer's final state `h_n[-1]` (equal to `out[:, -1]` for a
     /// unidirectional stack).
@@ -94,6 +100,45 @@ impl From<OutputActArg> for OutputAct {
     }
 }
 
+/// `--pre-act` / `--head-act` values: a dense layer's activation (PyTorch module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DenseActArg {
+    /// None (a plain `nn.Linear` followed by the next layer).
+    Identity,
+    /// `nn.ReLU`.
+    Relu,
+    /// `nn.ReLU6` (clip to [0, 6]).
+    Relu6,
+    /// `nn.Hardtanh()` (clip to [-1, 1]).
+    Hardtanh,
+    /// `nn.LeakyReLU()` with PyTorch's default slope 0.01.
+    LeakyRelu,
+    /// `nn.Tanh`.
+    Tanh,
+    /// `nn.Sigmoid`.
+    Sigmoid,
+    /// `nn.GELU()` (exact, erf).
+    Gelu,
+    /// `nn.GELU(approximate="tanh")`.
+    GeluTanh,
+}
+
+impl From<DenseActArg> for DenseAct {
+    fn from(a: DenseActArg) -> Self {
+        match a {
+            DenseActArg::Identity => DenseAct::Identity,
+            DenseActArg::Relu => DenseAct::Relu,
+            DenseActArg::Relu6 => DenseAct::Clip { lo: 0.0, hi: 6.0 },
+            DenseActArg::Hardtanh => DenseAct::Clip { lo: -1.0, hi: 1.0 },
+            DenseActArg::LeakyRelu => DenseAct::LeakyRelu { alpha: 0.01 },
+            DenseActArg::Tanh => DenseAct::Tanh,
+            DenseActArg::Sigmoid => DenseAct::Sigmoid,
+            DenseActArg::Gelu => DenseAct::Gelu,
+            DenseActArg::GeluTanh => DenseAct::GeluTanh,
+        }
+    }
+}
+
 /// `--rnn-activation` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RnnActArg {
@@ -126,11 +171,21 @@ pub struct ImportArgs {
     #[arg(long, value_enum, value_name = "ACT")]
     pub output_activation: Option<OutputActArg>,
     /// What a safetensors state_dict's model feeds its head (it does not say): `last`
-    /// (`fc(out[:, -1])`, the default; the assumed forward pass is printed on stderr) or `hn`
-    /// (`fc(h_n[-1])`, the same value). `mean`, `max` and `sum` (pooling over time) are
-    /// refused: this runtime does not support them yet.
+    /// (`fc(out[:, -1])`, the default; the assumed forward pass is printed on stderr), `hn`
+    /// (`fc(h_n[-1])`, the same value), or a pooling over time: `mean`, `max`, `sum`.
     #[arg(long, value_enum, value_name = "POOL")]
     pub pool: Option<Pool>,
+    /// Activation after each dense layer before the first recurrent layer of a safetensors
+    /// state_dict (it does not say): once per layer, in order (repeat the flag or separate
+    /// with commas); `identity` for none. Required when such layers exist.
+    #[arg(long, value_enum, value_name = "ACT", value_delimiter = ',')]
+    pub pre_act: Vec<DenseActArg>,
+    /// Activation after each hidden dense layer of a safetensors state_dict's head (all but
+    /// the last Linear, whose activation is --output-activation): once per hidden layer, in
+    /// order (repeat or separate with commas), e.g. `--head-act relu` for
+    /// `fc2(relu(fc1(z)))`. Required for an MLP head.
+    #[arg(long, value_enum, value_name = "ACT", value_delimiter = ',')]
+    pub head_act: Vec<DenseActArg>,
 }
 
 impl ImportArgs {
@@ -141,6 +196,8 @@ impl ImportArgs {
             normalize: self.normalize.clone(),
             output_act: self.output_activation.map(Into::into),
             pool: self.pool,
+            pre_act: self.pre_act.iter().map(|&a| a.into()).collect(),
+            head_act: self.head_act.iter().map(|&a| a.into()).collect(),
         }
     }
 }
@@ -292,6 +349,10 @@ fn load_model_inner(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<F
             .with_context(|| format!("{} (legacy Keras .h5)", path.display()))?,
         FileKind::Onnx if opts.pool.is_some() => bail!(
             "{}: --pool applies to safetensors state_dicts; an ONNX graph records its own reduction over time",
+            path.display()
+        ),
+        FileKind::Onnx if !opts.pre_act.is_empty() || !opts.head_act.is_empty() => bail!(
+            "{}: --pre-act/--head-act apply to safetensors state_dicts; an ONNX graph records its own activations",
             path.display()
         ),
         FileKind::Onnx => {

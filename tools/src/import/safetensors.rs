@@ -4,25 +4,29 @@
 //! `bias_ih_l{k}`, `bias_hh_l{k}` (any prefix, also none); the cell kind comes from the row
 //! count (`4H` LSTM, `3H` GRU, `H` RNN whose non-linearity is `--rnn-activation`, default
 //! tanh). Several modules chain in the order their widths fit (natural order of their
-//! prefixes first). A `<name>.weight` `[C, H]` + `<name>.bias` `[C]` pair whose input is
-//! the last hidden size is the head. Every key must be used: anything else (bidirectional
-//! `_reverse`, `proj_size`'s `weight_hr`, a second dense layer after the head (an MLP head),
-//! a dense layer before the recurrent layers, missing biases, two candidate heads) is an
-//! error naming the keys that cannot be placed and listing the keys found.
+//! prefixes first). Dense layers are `<name>.weight` `[out, in]` (+ `<name>.bias`): the
+//! head is the chain of them starting at the last hidden size (`fc`, or `fc1`, `fc2`, or
+//! `head.0`, `head.2` of an `nn.Sequential`; ties in width go to the first in natural key
+//! order), the pre-net the chain ending at the first recurrent layer's input width. Every
+//! key must be used: anything else (bidirectional `_reverse`, `proj_size`'s `weight_hr`,
+//! LayerNorm/BatchNorm keys, dense layers that fit no chain) is an error naming the keys
+//! that cannot be placed and listing the keys found.
 //!
 //! A state_dict does not record the forward pass: the same keys serve `fc(out[:, -1])` and
-//! `fc(out.mean(dim=1))`. The importer never guesses silently: it takes the reduction from
-//! `--pool` (default `last`), refuses the ones the runtime cannot run (`mean`, `max`,
-//! `sum`), and prints the forward pass it assumes on stderr (`note: ...`).
+//! `fc(out.mean(dim=1))`, and `fc2(fc1(z))` with or without a ReLU between. The importer
+//! never guesses silently: it takes the reduction from `--pool` (default `last`), the
+//! activations from `--pre-act` (one per pre-net layer) and `--head-act` (one per hidden
+//! head layer, required when there are any), and prints the forward pass it assumes on
+//! stderr (`note: ...`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{anyhow, bail, Result};
 use safetensors::{Dtype, SafeTensors};
-use tinyrnn::{CellKind, OutputAct, RnnAct};
+use tinyrnn::{CellKind, DenseAct, OutputAct, RnnAct};
 
 use super::{ImportOptions, Pool};
-use crate::ir::{FloatDense, FloatLayer, FloatModel};
+use crate::ir::{FloatDense, FloatLayer, FloatModel, FrameOp};
 
 struct Tensor {
     shape: Vec<usize>,
@@ -131,12 +135,6 @@ impl Module {
 /// Malformed file, unsupported or ambiguous key sets (the message lists the keys).
 pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
     let pool = opts.pool.unwrap_or(Pool::Last);
-    if matches!(pool, Pool::Mean | Pool::Max | Pool::Sum) {
-        bail!(
-            "--pool {}: this runtime does not support pooling over time yet (only the last step: --pool last, or hn); the model is refused rather than imported as if it took the last step",
-            pool.name()
-        );
-    }
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
     let mut all: BTreeMap<String, Tensor> = BTreeMap::new();
@@ -287,24 +285,11 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
     let modules = chain(modules, &listing)?;
     let last_h = modules[modules.len() - 1].output();
 
-    // Head: a `<name>.weight` [C, H] + `<name>.bias` [C] pair.
-    let mut heads = Vec::new();
-    for (key, t) in &all {
-        if used.contains(key) {
-            continue;
-        }
-        if let Some(base) =
-            key.strip_suffix(".weight")
-                .or(if key == "weight" { Some("") } else { None })
-        {
-            if t.shape.len() == 2 && t.shape[1] == last_h {
-                heads.push(base.to_string());
-            }
-        }
-    }
-    // Dense layers that cannot be placed: a second one after the head (an MLP head), or
-    // one before the first recurrent layer (an input projection).
-    let dense: Vec<(String, usize, usize)> = all
+    // Dense layers: `<base>.weight` [out, in] (+ `<base>.bias` [out]). The head chains from
+    // the last hidden size (input widths must fit; ties go to the first in natural key
+    // order, as nn.Sequential numbers its layers); the pre-net chains back from the
+    // first recurrent layer's input width (ties to the last).
+    let mut dense: Vec<(String, usize, usize)> = all
         .iter()
         .filter(|(k, t)| !used.contains(*k) && t.shape.len() == 2)
         .filter_map(|(k, t)| {
@@ -312,90 +297,118 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
             Some((base.to_string(), t.shape[0], t.shape[1]))
         })
         .collect();
-    let with_bias = |base: &str| {
-        let b = format!("{base}.bias");
-        let mut v = vec![format!("{base}.weight")];
-        if all.contains_key(&b) {
-            v.push(b);
-        }
-        v
-    };
-    for (first, out1, in1) in &dense {
-        if *in1 != last_h {
-            continue;
-        }
-        if let Some((second, _, _)) = dense.iter().find(|(b, _, i)| b != first && i == out1) {
-            let keys: Vec<String> = with_bias(second);
-            let refs: Vec<&String> = keys.iter().collect();
-            bail!(
-                "an MLP head is not supported yet: `{second}` ({}) is a second dense layer after `{first}` ({last_h} -> {out1}); only one Linear head after the recurrent layers can be placed; keys: {}",
-                named(&refs),
-                listing()
-            );
-        }
+    dense.sort_by_key(|(b, _, _)| natural_key(b));
+    let mut head_chain: Vec<(String, usize, usize)> = Vec::new();
+    let mut width = last_h;
+    while let Some(k) = dense.iter().position(|(_, _, i)| *i == width) {
+        let d = dense.remove(k);
+        width = d.1;
+        head_chain.push(d);
     }
-    let first_in = modules[0].input();
-    if let Some((pre, _, _)) = dense
+    let rivals: Vec<String> = dense
         .iter()
-        .find(|(b, o, _)| *o == first_in && !heads.contains(b))
-    {
-        let keys: Vec<String> = with_bias(pre);
-        let refs: Vec<&String> = keys.iter().collect();
+        .filter(|(_, _, i)| *i == last_h)
+        .map(|(b, _, _)| format!("{b}.weight"))
+        .collect();
+    if !rivals.is_empty() {
+        let first = head_chain.first().map_or("", |d| d.0.as_str());
         bail!(
-            "a dense layer before the first recurrent layer is not supported yet: `{pre}` ({}) outputs the recurrent input width {first_in}; keys: {}",
-            named(&refs),
+            "two or more candidate heads take the last hidden size {last_h} (`{first}.weight` and {}), and they do not chain; keys: {}",
+            rivals.join(", "),
             listing()
         );
     }
-    if heads.len() > 1 {
-        bail!(
-            "two or more candidate heads ({}) take the last hidden size {last_h}; keys: {}",
-            heads.join(", "),
-            listing()
-        );
+    let mut pre_chain: Vec<(String, usize, usize)> = Vec::new();
+    let mut width = modules[0].input();
+    while let Some(k) = dense.iter().rposition(|(_, o, _)| *o == width) {
+        let d = dense.remove(k);
+        width = d.2;
+        pre_chain.insert(0, d);
     }
-    let head_name = heads.last().cloned();
-    let head = match heads.pop() {
-        None => None,
-        Some(base) => {
-            let dot = if base.is_empty() { "" } else { "." };
-            let wkey = format!("{base}{dot}weight");
-            let bkey = format!("{base}{dot}bias");
-            let w = &all[&wkey];
-            let b = all.get(&bkey).ok_or_else(|| {
-                anyhow!(
-                    "head `{wkey}` has no `{bkey}` (a bias is required); keys: {}",
-                    listing()
-                )
-            })?;
-            let c = w.shape[0];
-            if b.shape != [c] {
-                bail!(
-                    "head bias `{bkey}` has shape {} but `{wkey}` has {c} rows",
-                    crate::data::fmt_shape(&b.shape)
-                );
-            }
-            used.insert(wkey);
-            used.insert(bkey);
-            Some(FloatDense {
-                out_size: c,
-                in_size: last_h,
-                weight: w.data.clone(),
-                bias: b.data.clone(),
-                act: tinyrnn::DenseAct::Identity,
-            })
-        }
+    let mut take = |base: &str| -> Result<(Vec<f32>, Vec<f32>, usize, usize)> {
+        let wkey = format!("{base}.weight");
+        let bkey = format!("{base}.bias");
+        let w = &all[&wkey];
+        let (out, inp) = (w.shape[0], w.shape[1]);
+        let bias = match all.get(&bkey) {
+            Some(b) if b.shape == [out] => b.data.clone(),
+            Some(b) => bail!(
+                "bias `{bkey}` has shape {} but `{wkey}` has {out} rows",
+                crate::data::fmt_shape(&b.shape)
+            ),
+            None => bail!(
+                "dense layer `{wkey}` has no `{bkey}` (a bias is required); keys: {}",
+                listing()
+            ),
+        };
+        used.insert(wkey);
+        used.insert(bkey);
+        Ok((w.data.clone(), bias, out, inp))
     };
+    let names = |c: &[(String, usize, usize)]| {
+        c.iter()
+            .map(|(b, o, i)| format!("`{b}` ({i} -> {o})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let hidden = head_chain.len().saturating_sub(1);
+    if opts.head_act.len() != hidden {
+        bail!(
+            "the head after the recurrent layers has {} dense layer(s) ({}): {} --head-act given, {hidden} needed (one per hidden layer, in order; the last layer's activation is --output-activation); keys: {}",
+            head_chain.len(),
+            names(&head_chain),
+            opts.head_act.len(),
+            listing()
+        );
+    }
+    if opts.pre_act.len() != pre_chain.len() {
+        bail!(
+            "{} dense layer(s) before the first recurrent layer ({}): {} --pre-act given, {} needed (one per layer, in order; `identity` for none); keys: {}",
+            pre_chain.len(),
+            names(&pre_chain),
+            opts.pre_act.len(),
+            pre_chain.len(),
+            listing()
+        );
+    }
+    let mut pre = Vec::new();
+    for ((base, _, _), &act) in pre_chain.iter().zip(&opts.pre_act) {
+        let (weight, bias, out_size, in_size) = take(base)?;
+        pre.push(FrameOp::Dense(FloatDense {
+            out_size,
+            in_size,
+            weight,
+            bias,
+            act,
+        }));
+    }
+    let mut mlp = Vec::new();
+    let mut head = None;
+    for (k, (base, _, _)) in head_chain.iter().enumerate() {
+        let (weight, bias, out_size, in_size) = take(base)?;
+        let d = FloatDense {
+            out_size,
+            in_size,
+            weight,
+            bias,
+            act: opts.head_act.get(k).copied().unwrap_or(DenseAct::Identity),
+        };
+        if k + 1 == head_chain.len() {
+            head = Some(d);
+        } else {
+            mlp.push(FrameOp::Dense(d));
+        }
+    }
     let unused: Vec<&String> = all.keys().filter(|k| !used.contains(*k)).collect();
     if !unused.is_empty() {
         let u: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
         bail!(
-            "unsupported keys {} (only recurrent layers and one Linear head are supported); keys: {}",
+            "unsupported keys {} (only recurrent layers and chains of Linear layers before and after them can be placed); keys: {}",
             u.join(", "),
             listing()
         );
     }
-    let note = assumed_forward(&modules, head_name.as_deref(), pool, opts);
+    let note = assumed_forward(&modules, &pre_chain, &head_chain, pool, opts);
     let layers: Vec<FloatLayer> = modules.into_iter().flat_map(|m| m.layers).collect();
     if layers.len() > tinyrnn::MAX_LAYERS {
         bail!(
@@ -406,12 +419,17 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
     }
     eprintln!("note: {note}");
     Ok(FloatModel {
-        input_size: layers[0].input_size,
+        input_size: pre_chain.first().map_or(layers[0].input_size, |d| d.2),
         norm: None,
-        pre: Vec::new(),
+        pre,
         layers,
-        pool: tinyrnn::Pool::Last,
-        mlp: Vec::new(),
+        pool: match pool {
+            Pool::Last | Pool::Hn => tinyrnn::Pool::Last,
+            Pool::Mean => tinyrnn::Pool::Mean,
+            Pool::Max => tinyrnn::Pool::Max,
+            Pool::Sum => tinyrnn::Pool::Sum,
+        },
+        mlp,
         head,
         output_act: opts.output_act.unwrap_or(OutputAct::Identity),
         name: String::new(),
@@ -422,7 +440,8 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
 /// state_dict does not record it).
 fn assumed_forward(
     modules: &[Module],
-    head: Option<&str>,
+    pre: &[(String, usize, usize)],
+    head: &[(String, usize, usize)],
     pool: Pool,
     opts: &ImportOptions,
 ) -> String {
@@ -431,7 +450,19 @@ fn assumed_forward(
         CellKind::Gru { .. } => "GRU",
         CellKind::Rnn(_) => "RNN",
     };
+    let apply = |name: &str, act: DenseAct, x: String| {
+        let name = if name.is_empty() { "linear" } else { name };
+        match act {
+            DenseAct::Identity => format!("{name}({x})"),
+            DenseAct::Clip { lo, hi } => format!("hardtanh({name}({x}), {lo}, {hi})"),
+            DenseAct::LeakyRelu { alpha } => format!("leaky_relu({name}({x}), {alpha})"),
+            a => format!("{}({name}({x}))", a.name()),
+        }
+    };
     let mut out = "x".to_string();
+    for ((b, _, _), &act) in pre.iter().zip(&opts.pre_act) {
+        out = apply(b, act, out);
+    }
     let mut parts = Vec::new();
     for m in modules {
         let name = if m.prefix.is_empty() {
@@ -453,13 +484,16 @@ fn assumed_forward(
     }
     let z = match pool {
         Pool::Hn => "h_n[-1]".to_string(),
-        _ => format!("{out}[:, -1]"),
+        Pool::Last => format!("{out}[:, -1]"),
+        Pool::Mean => format!("{out}.mean(dim=1)"),
+        Pool::Max => format!("{out}.max(dim=1).values"),
+        Pool::Sum => format!("{out}.sum(dim=1)"),
     };
-    let y = match head {
-        Some("") => format!("linear({z})"),
-        Some(h) => format!("{h}({z})"),
-        None => z,
-    };
+    let mut y = z;
+    for (k, (b, _, _)) in head.iter().enumerate() {
+        let act = opts.head_act.get(k).copied().unwrap_or(DenseAct::Identity);
+        y = apply(b, act, y);
+    }
     let y = match opts.output_act.unwrap_or(OutputAct::Identity) {
         OutputAct::Identity => y,
         OutputAct::Sigmoid => format!("sigmoid({y})"),
@@ -478,9 +512,21 @@ fn assumed_forward(
         ""
     };
     let how = match (opts.pool, pool) {
-        (None, _) => "--pool last, the default; a model that pools over time (mean/max/sum) is not supported yet",
+        (None, _) => {
+            "--pool last, the default; give --pool mean|max|sum for a model that pools over time"
+        }
         (Some(_), Pool::Hn) => "--pool hn: h_n[-1] equals out[:, -1] for a unidirectional stack",
-        _ => "--pool last",
+        (Some(_), p) => match p {
+            Pool::Mean => "--pool mean",
+            Pool::Max => "--pool max",
+            Pool::Sum => "--pool sum",
+            _ => "--pool last",
+        },
+    };
+    let how = if head.len() > 1 || !pre.is_empty() {
+        format!("{how}; dense activations from --pre-act/--head-act")
+    } else {
+        how.to_string()
     };
     format!(
         "a state_dict does not record the forward pass; assuming y = {y} ({how}), {}{rnn}",

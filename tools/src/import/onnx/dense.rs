@@ -1,15 +1,77 @@
-//! Dense layers: `MatMul` and `Gemm` with a constant weight, applied to a recurrent
-//! layer's state (consecutive dense maps are composed into one).
+//! Dense layers: `MatMul` and `Gemm` with a constant weight, applied to the input (the
+//! per-frame pre-net) or to a recurrent layer's (pooled) state (the head); consecutive
+//! dense maps with nothing in between are composed into one.
 
 use anyhow::{bail, Result};
-use tinyrnn::OutputAct;
+use tinyrnn::{DenseAct, OutputAct};
 
 use super::super::onnx_tensor::Tensor;
 use super::super::proto::NodeProto;
 use super::value::{Ax, Dense, Seq, Stage, Val};
 use super::{attr_f, attr_i, Eval};
+use crate::ir::FrameOp;
+
+/// `W·(prev) + b` after the open dense map `prev` (two dense maps with nothing in between
+/// compose into one), or a new open map.
+fn compose(open: &mut Option<Dense>, w: Vec<f64>, out: usize, inp: usize, b: Vec<f64>) {
+    *open = Some(match open.take() {
+        None => Dense { out, inp, w, b },
+        Some(d) => {
+            let mut cw = vec![0.0; out * d.inp];
+            let mut cb = b;
+            for r in 0..out {
+                for k in 0..inp {
+                    let wk = w[r * inp + k];
+                    cb[r] += wk * d.b[k];
+                    for j in 0..d.inp {
+                        cw[r * d.inp + j] += wk * d.w[k * d.inp + j];
+                    }
+                }
+            }
+            Dense {
+                out,
+                inp: d.inp,
+                w: cw,
+                b: cb,
+            }
+        }
+    });
+}
+
+/// A layer follows the head's tentative output activation: a `Sigmoid`/`Tanh` becomes the
+/// activation of the open dense map (or of an identity map of width `width`), closed into
+/// `mlp`; after a `Softmax` nothing may follow.
+pub(super) fn settle(
+    mlp: &mut Vec<FrameOp>,
+    head: &mut Option<Dense>,
+    act: &mut OutputAct,
+    width: usize,
+) -> Result<()> {
+    let hidden = match *act {
+        OutputAct::Identity => return Ok(()),
+        OutputAct::Sigmoid => DenseAct::Sigmoid,
+        OutputAct::Tanh => DenseAct::Tanh,
+        OutputAct::Softmax => {
+            bail!("a layer after Softmax is not supported (Softmax must be the output activation)")
+        }
+    };
+    let d = head.take().unwrap_or_else(|| Dense::identity(width));
+    mlp.push(d.close(hidden));
+    *act = OutputAct::Identity;
+    Ok(())
+}
 
 impl Eval<'_> {
+    /// The width of the sequence's last (feature) axis.
+    pub(super) fn width(&self, s: &Seq, what: &str) -> Result<usize> {
+        match s.axes.last().map(|&a| self.ax(a)) {
+            Some(Ax::Feat(w)) => Ok(w),
+            other => bail!("{what} on a {other:?} axis (not the features)"),
+        }
+    }
+
+    /// Applies the dense map `[out, inp]` to the sequence: in the pre-net, in the head, or
+    /// composed with the open dense map before it.
     pub(super) fn dense_on(
         &self,
         s: Seq,
@@ -28,46 +90,46 @@ impl Eval<'_> {
             other => bail!("a dense layer of input width {inp} on a {other:?} axis"),
         }
         let stage = match s.parts.pop() {
+            Some(Stage::Input { a, b: nb }) => Stage::Pre {
+                a,
+                b: nb,
+                ops: Vec::new(),
+                dense: Some(Dense { out, inp, w, b }),
+            },
+            Some(Stage::Pre {
+                a,
+                b: nb,
+                ops,
+                mut dense,
+            }) => {
+                compose(&mut dense, w, out, inp, b);
+                Stage::Pre {
+                    a,
+                    b: nb,
+                    ops,
+                    dense,
+                }
+            }
             Some(Stage::Rec {
                 layer,
                 cell,
-                head,
-                act: OutputAct::Identity,
+                pool,
+                mut mlp,
+                mut head,
+                mut act,
             }) => {
-                let head = match head {
-                    None => Dense { out, inp, w, b },
-                    Some(d) => {
-                        // Two dense maps with nothing in between: compose them.
-                        let mut cw = vec![0.0; out * d.inp];
-                        let mut cb = b.clone();
-                        for r in 0..out {
-                            for k in 0..inp {
-                                let wk = w[r * inp + k];
-                                cb[r] += wk * d.b[k];
-                                for j in 0..d.inp {
-                                    cw[r * d.inp + j] += wk * d.w[k * d.inp + j];
-                                }
-                            }
-                        }
-                        Dense {
-                            out,
-                            inp: d.inp,
-                            w: cw,
-                            b: cb,
-                        }
-                    }
-                };
+                settle(&mut mlp, &mut head, &mut act, inp)?;
+                compose(&mut head, w, out, inp, b);
                 Stage::Rec {
                     layer,
                     cell,
-                    head: Some(head),
-                    act: OutputAct::Identity,
+                    pool,
+                    mlp,
+                    head,
+                    act,
                 }
             }
-            Some(Stage::Input { .. }) => bail!(
-                "a dense layer (MatMul/Gemm) before the first recurrent layer is not supported"
-            ),
-            _ => bail!("a dense layer after an output activation is not supported"),
+            None => bail!("a dense layer on an empty value"),
         };
         s.parts.push(stage);
         s.axes[last] = Ax::Feat(out);
@@ -224,8 +286,9 @@ mod tests {
         assert_eq!(axes, [Ax::Batch, Ax::Feat(1)]);
     }
 
+    /// A dense map on the input starts the pre-net; an activation closes it.
     #[test]
-    fn dense_before_the_first_layer_is_refused() {
+    fn dense_on_the_input_is_the_pre_net() {
         let opts = ImportOptions::default();
         let x = Val::Seq(Seq {
             axes: vec![Ax::Free(0), Ax::Free(1), Ax::Feat(2)],
@@ -235,14 +298,41 @@ mod tests {
             }],
             last: false,
         });
-        let mut ev = eval(&opts, vec![("x", x), ("B", konst(&[2, 3], &[0.0; 6]))]);
-        assert_eq!(
-            format!(
-                "{:#}",
-                ev.matmul(&node("MatMul", &["x", "B"], vec![])).unwrap_err()
-            ),
-            "a dense layer (MatMul/Gemm) before the first recurrent layer is not supported"
+        let mut ev = eval(
+            &opts,
+            vec![
+                ("x", x),
+                ("B", konst(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])),
+            ],
         );
+        let y = ev.matmul(&node("MatMul", &["x", "B"], vec![])).unwrap();
+        let s = match &y[0] {
+            Val::Seq(s) => s.clone(),
+            other => panic!("{other:?}"),
+        };
+        match &s.parts[..] {
+            [Stage::Pre {
+                ops,
+                dense: Some(d),
+                ..
+            }] => {
+                assert!(ops.is_empty());
+                assert_eq!((d.out, d.inp), (3, 2));
+                assert_eq!(d.w, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.axes[2], Ax::Feat(3));
+        let r = ev.dense_act_on(s, DenseAct::Relu).unwrap();
+        match &r.parts[..] {
+            [Stage::Pre {
+                ops, dense: None, ..
+            }] => match &ops[..] {
+                [FrameOp::Dense(d)] => assert_eq!(d.act, DenseAct::Relu),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
         ev.vals.insert("h".into(), state(3));
         assert_eq!(
             format!(

@@ -8,7 +8,7 @@ use tinyrnn::OutputAct;
 
 use super::super::onnx_tensor::Tensor;
 use super::super::proto::{self, NodeProto};
-use super::value::{make_sym, to_sym, Ax, Dim, Seq, Stage, Val};
+use super::value::{make_sym, to_sym, Ax, Dense, Dim, Seq, Stage, Val};
 use super::{attr, attr_i, attr_ints, Eval};
 
 impl Eval<'_> {
@@ -205,40 +205,68 @@ impl Eval<'_> {
                 }
                 Stage::Input { a, b }
             }
+            Stage::Pre {
+                a,
+                b,
+                ops,
+                dense: Some(mut d),
+            } => {
+                fold_rows(&mut d, &cv, op, rev)?;
+                Stage::Pre {
+                    a,
+                    b,
+                    ops,
+                    dense: Some(d),
+                }
+            }
+            Stage::Pre { .. } => bail!(
+                "{op} on the pre-net's output after an activation or LayerNorm is not supported"
+            ),
             Stage::Rec {
                 layer,
                 cell,
+                pool,
+                mlp,
                 head: Some(mut d),
                 act: OutputAct::Identity,
             } => {
-                for (r, &k) in cv.iter().enumerate() {
-                    match (op, rev) {
-                        ("Add", _) => d.b[r] += k,
-                        ("Sub", false) => d.b[r] -= k,
-                        ("Mul", _) | ("Div", false) => {
-                            let m = if op == "Mul" { k } else { 1.0 / k };
-                            d.b[r] *= m;
-                            for w in &mut d.w[r * d.inp..(r + 1) * d.inp] {
-                                *w *= m;
-                            }
-                        }
-                        _ => bail!("{op} with the head output as the second operand is not supported"),
-                    }
-                }
+                fold_rows(&mut d, &cv, op, rev)?;
                 Stage::Rec {
                     layer,
                     cell,
+                    pool,
+                    mlp,
                     head: Some(d),
                     act: OutputAct::Identity,
                 }
             }
-            Stage::Rec { .. } => bail!(
-                "{op} on a recurrent layer's state (or after the output activation) is not supported"
-            ),
+            Stage::Rec { .. } => {
+                bail!("{op} on a recurrent layer's state (or after an activation) is not supported")
+            }
         };
         s.parts.push(stage);
         Ok(s)
     }
+}
+
+/// `dense op c` per output row: folds an `Add`/`Sub`/`Mul`/`Div` by a per-feature constant
+/// into the dense map's weights and bias.
+fn fold_rows(d: &mut Dense, cv: &[f64], op: &str, rev: bool) -> Result<()> {
+    for (r, &k) in cv.iter().enumerate() {
+        match (op, rev) {
+            ("Add", _) => d.b[r] += k,
+            ("Sub", false) => d.b[r] -= k,
+            ("Mul", _) | ("Div", false) => {
+                let m = if op == "Mul" { k } else { 1.0 / k };
+                d.b[r] *= m;
+                for w in &mut d.w[r * d.inp..(r + 1) * d.inp] {
+                    *w *= m;
+                }
+            }
+            _ => bail!("{op} with the dense layer's output as the second operand is not supported"),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use tinyrnn::{CellKind, OutputAct, RnnAct};
+use tinyrnn::{CellKind, DenseAct, RnnAct};
 
 use super::super::onnx_tensor::{resolve_slice, Tensor};
 use super::super::proto::{GraphProto, NodeProto};
@@ -286,12 +286,7 @@ impl Eval<'_> {
         let rec = |cell: bool, last: bool, axes: Vec<Ax>| {
             Val::Seq(Seq {
                 axes,
-                parts: vec![Stage::Rec {
-                    layer: k,
-                    cell,
-                    head: None,
-                    act: OutputAct::Identity,
-                }],
+                parts: vec![Stage::hidden(k, cell)],
                 last,
             })
         };
@@ -340,12 +335,24 @@ impl Eval<'_> {
                     });
                 }
             }
-            Stage::Rec {
-                layer,
-                cell: false,
-                head: None,
-                act: OutputAct::Identity,
-            } if *layer + 1 == k => {}
+            Stage::Pre { a, b, ops, dense } => {
+                if k != 0 {
+                    bail!("a second recurrent stack reading the raw input");
+                }
+                if a.iter().any(|&v| v != 1.0) || b.iter().any(|&v| v != 0.0) {
+                    if let Some(j) = a.iter().position(|&v| v == 0.0) {
+                        bail!("the input normalization multiplies feature {j} by 0");
+                    }
+                    self.norm = Some(Norm {
+                        offset: a.iter().zip(b).map(|(&a, &b)| (-b / a) as f32).collect(),
+                        scale: a.iter().map(|&a| a as f32).collect(),
+                    });
+                }
+                self.pre.clone_from(ops);
+                self.pre
+                    .extend(dense.clone().map(|d| d.close(DenseAct::Identity)));
+            }
+            s if k > 0 && s.is_plain_state(k - 1) => {}
             Stage::Rec { .. } => {
                 bail!("the Loop's input is not the hidden state of the previous recurrent layer")
             }

@@ -26,16 +26,24 @@
 //!   unrolled-export check and the "unsupported op" message all read it);
 //! * `value.rs`: the values above;
 //! * one file per op family: `recurrent.rs` (LSTM/GRU/RNN attributes, gate order),
-//!   `dense.rs` (MatMul/Gemm), `activation.rs` (Softmax/Sigmoid/Tanh), `shape.rs` (shape
-//!   glue), `fold.rs` (constants, casts and arithmetic folded into constants, the input
-//!   normalization or the head), `loops.rs` (Keras 3's `Loop` export of GRU/SimpleRNN/LSTM:
-//!   the body matched against the cell equations).
+//!   `dense.rs` (MatMul/Gemm, in the pre-net or the head), `activation.rs` (output and
+//!   dense activations, LayerNorm, BatchNorm), `pool.rs` (ReduceMean/Max/Sum over time),
+//!   `shape.rs` (shape glue), `fold.rs` (constants, casts and arithmetic folded into
+//!   constants, the input normalization or a dense layer), `loops.rs` (Keras 3's `Loop`
+//!   export of GRU/SimpleRNN/LSTM: the body matched against the cell equations);
+//! * `fuse.rs`: decomposed GELU / LayerNorm rewritten into one node before evaluation.
+//!
+//! The sequence's stages map onto the model: the input (with its normalization), then the
+//! per-frame pre-net (`Stage::Pre`), then recurrent layers, a reduction over time, hidden
+//! head layers and the final dense layer with the output activation (`Stage::Rec`).
 
 mod activation;
 mod dense;
 mod fold;
+mod fuse;
 mod loops;
 mod ops;
+mod pool;
 mod recurrent;
 mod shape;
 #[cfg(test)]
@@ -50,7 +58,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::onnx_tensor::{ExternalData, Tensor};
 use super::proto::{self, AttributeProto, NodeProto};
 use super::ImportOptions;
-use crate::ir::{FloatDense, FloatLayer, FloatModel, Norm};
+use crate::ir::{FloatLayer, FloatModel, FrameOp, Norm};
 use value::{sym_to_const, Ax, Dim, Seq, Stage, Val};
 
 fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
@@ -107,6 +115,11 @@ pub fn import(bytes: &[u8], opts: &ImportOptions, model_path: &Path) -> Result<F
         bail!("the graph has no output");
     }
     check_not_unrolled(graph)?;
+    let fused_graph = proto::GraphProto {
+        node: fuse::fuse(graph, &ExternalData::beside(model_path)),
+        ..graph.clone()
+    };
+    let graph = &fused_graph;
     let mut ev = Eval::new(opts, ExternalData::beside(model_path));
     for t in &graph.initializer {
         let v = Tensor::from_proto_in(t, Some(&ev.ext))
@@ -221,6 +234,8 @@ struct Eval<'o> {
     features: usize,
     /// Normalization folded from the input's affine glue.
     norm: Option<Norm>,
+    /// The per-frame pre-net before the first recurrent layer.
+    pre: Vec<FrameOp>,
     /// Role of the input's leading axes once a recurrent node has revealed it.
     free: [Option<Ax>; 2],
     /// Fixed sizes of the input's leading axes, when the graph input declares them (the
@@ -238,6 +253,7 @@ impl<'o> Eval<'o> {
             layers: Vec::new(),
             features: 0,
             norm: None,
+            pre: Vec::new(),
             free: [None, None],
             fixed: [None, None],
         }
@@ -375,13 +391,15 @@ impl<'o> Eval<'o> {
             bail!("the output `{name}` stacks the states of several layers");
         }
         let nl = self.layers.len();
-        let (head, act) = match s.parts.into_iter().next() {
+        let (pool, mlp, head, act) = match s.parts.into_iter().next() {
             Some(Stage::Rec {
                 layer,
                 cell: false,
+                pool,
+                mlp,
                 head,
                 act,
-            }) if layer + 1 == nl => (head, act),
+            }) if layer + 1 == nl => (pool, mlp, head, act),
             Some(Stage::Rec { cell: true, .. }) => {
                 bail!("the output `{name}` is an LSTM cell state (Y_c): not supported")
             }
@@ -404,21 +422,15 @@ impl<'o> Eval<'o> {
                 );
             }
         }
-        let head = head.map(|d| FloatDense {
-            out_size: d.out,
-            in_size: d.inp,
-            weight: to_f32(d.w),
-            bias: to_f32(d.b),
-            act: tinyrnn::DenseAct::Identity,
-        });
+        let head = head.map(|d| d.float(tinyrnn::DenseAct::Identity));
         let layers = std::mem::take(&mut self.layers);
         Ok(FloatModel {
             input_size: self.features,
             norm: self.norm.take(),
-            pre: Vec::new(),
+            pre: std::mem::take(&mut self.pre),
             layers,
-            pool: tinyrnn::Pool::Last,
-            mlp: Vec::new(),
+            pool,
+            mlp,
             head,
             output_act: act,
             name: String::new(),

@@ -16,8 +16,12 @@ pub(super) enum Family {
     Recurrent,
     /// `dense.rs`: a dense map on a layer's state.
     Dense,
-    /// `activation.rs`: the output activation.
+    /// `activation.rs`: output and dense activations.
     Activation,
+    /// `activation.rs`: LayerNorm, and BatchNorm folded into the dense layer before it.
+    Norm,
+    /// `pool.rs`: reductions over time.
+    Pool,
     /// `shape.rs`: reshaping glue, constant/symbolic shapes, picking the last step.
     Shape,
     /// `fold.rs`: constants, casts and arithmetic folded into constants, the input
@@ -34,6 +38,8 @@ impl Family {
             Family::Recurrent => "recurrent",
             Family::Dense => "dense",
             Family::Activation => "activation",
+            Family::Norm => "norm",
+            Family::Pool => "pooling over time",
             Family::Shape => "shape glue",
             Family::Fold => "constant glue",
             Family::Refused => "refused",
@@ -41,10 +47,12 @@ impl Family {
     }
 
     /// Every family, in the order the "unsupported op" message lists them.
-    const ALL: [Family; 6] = [
+    const ALL: [Family; 8] = [
         Family::Recurrent,
         Family::Dense,
         Family::Activation,
+        Family::Norm,
+        Family::Pool,
         Family::Shape,
         Family::Fold,
         Family::Refused,
@@ -82,6 +90,23 @@ pub(super) const OPS: &[Op] = &[
         e.activation(n, "Sigmoid")
     }),
     op("Tanh", Family::Activation, |e, n| e.activation(n, "Tanh")),
+    op("Relu", Family::Activation, |e, n| {
+        e.dense_activation(n, "Relu")
+    }),
+    op("LeakyRelu", Family::Activation, |e, n| {
+        e.dense_activation(n, "LeakyRelu")
+    }),
+    op("Clip", Family::Activation, |e, n| {
+        e.dense_activation(n, "Clip")
+    }),
+    op("Gelu", Family::Activation, |e, n| {
+        e.dense_activation(n, "Gelu")
+    }),
+    op("LayerNormalization", Family::Norm, |e, n| e.layer_norm(n)),
+    op("BatchNormalization", Family::Norm, |e, n| e.batch_norm(n)),
+    op("ReduceMean", Family::Pool, |e, n| e.reduce(n, "ReduceMean")),
+    op("ReduceMax", Family::Pool, |e, n| e.reduce(n, "ReduceMax")),
+    op("ReduceSum", Family::Pool, |e, n| e.reduce(n, "ReduceSum")),
     op("Shape", Family::Shape, |e, n| e.shape(n)),
     op("ConstantOfShape", Family::Shape, |e, n| {
         e.constant_of_shape(n)
@@ -163,7 +188,7 @@ mod tests {
             );
             assert_eq!(lookup(o.name).map(|r| r.name), Some(o.name));
         }
-        assert!(lookup("Relu").is_none());
+        assert!(lookup("Selu").is_none());
         assert!(lookup("lstm").is_none(), "op types are case-sensitive");
     }
 
@@ -187,8 +212,8 @@ mod tests {
 
     #[test]
     fn unsupported_message_lists_the_table() {
-        let m = unsupported("LeakyRelu");
-        assert!(m.starts_with("unsupported ONNX op `LeakyRelu` (supported: recurrent: LSTM GRU RNN; dense: Gemm MatMul; activation: Softmax Sigmoid Tanh; shape glue: Shape "), "{m}");
+        let m = unsupported("Selu");
+        assert!(m.starts_with("unsupported ONNX op `Selu` (supported: recurrent: LSTM GRU RNN; dense: Gemm MatMul; activation: Softmax Sigmoid Tanh Relu LeakyRelu Clip Gelu; norm: LayerNormalization BatchNormalization; pooling over time: ReduceMean ReduceMax ReduceSum; shape glue: Shape "), "{m}");
         for o in OPS {
             assert_eq!(
                 m.contains(&format!(" {}", o.name)),

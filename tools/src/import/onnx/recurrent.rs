@@ -2,7 +2,7 @@
 //! weights converted from ONNX gate order to the IR's (PyTorch's) gate order.
 
 use anyhow::{bail, Result};
-use tinyrnn::{CellKind, OutputAct, RnnAct};
+use tinyrnn::{CellKind, DenseAct, Pool, RnnAct};
 
 use super::super::proto::NodeProto;
 use super::value::{Ax, Seq, Stage, Val};
@@ -36,7 +36,9 @@ impl RecAttrs {
         }
         let direction = attr_s(n, "direction").unwrap_or_else(|| "forward".into());
         if direction != "forward" {
-            bail!("direction={direction} is not supported (only forward recurrent layers)");
+            bail!(
+                "direction={direction} is not supported: reverse and bidirectional layers need the whole window, and the runtime has no window mode yet (only forward recurrent layers)"
+            );
         }
         let layout = attr_i(n, "layout").unwrap_or(0);
         if layout != 0 && layout != 1 {
@@ -187,27 +189,34 @@ impl Eval<'_> {
         // Which stage feeds this layer.
         let k = self.layers.len();
         let mut norm = None;
-        match &x.parts[0] {
-            Stage::Input { a, b } => {
-                if k != 0 {
-                    bail!("a second recurrent stack reading the raw input");
-                }
-                if a.iter().any(|&v| v != 1.0) || b.iter().any(|&v| v != 0.0) {
-                    if let Some(j) = a.iter().position(|&v| v == 0.0) {
-                        bail!("the input normalization multiplies feature {j} by 0");
-                    }
-                    norm = Some(Norm {
-                        offset: a.iter().zip(b).map(|(&a, &b)| (-b / a) as f32).collect(),
-                        scale: a.iter().map(|&a| a as f32).collect(),
-                    });
-                }
+        let mut pre = Vec::new();
+        let to_norm = |a: &[f64], b: &[f64]| -> Result<Option<Norm>> {
+            if a.iter().all(|&v| v == 1.0) && b.iter().all(|&v| v == 0.0) {
+                return Ok(None);
             }
-            Stage::Rec {
-                layer,
-                cell: false,
-                head: None,
-                act: OutputAct::Identity,
-            } if *layer + 1 == k => {}
+            if let Some(j) = a.iter().position(|&v| v == 0.0) {
+                bail!("the input normalization multiplies feature {j} by 0");
+            }
+            Ok(Some(Norm {
+                offset: a.iter().zip(b).map(|(&a, &b)| (-b / a) as f32).collect(),
+                scale: a.iter().map(|&a| a as f32).collect(),
+            }))
+        };
+        match &x.parts[0] {
+            Stage::Input { .. } | Stage::Pre { .. } if k != 0 => {
+                bail!("a second recurrent stack reading the raw input")
+            }
+            Stage::Input { a, b } => norm = to_norm(a, b)?,
+            Stage::Pre { a, b, ops, dense } => {
+                norm = to_norm(a, b)?;
+                pre.clone_from(ops);
+                pre.extend(dense.clone().map(|d| d.close(DenseAct::Identity)));
+            }
+            st if st.is_plain_state(k.wrapping_sub(1)) => {}
+            Stage::Rec { pool, .. } if *pool != Pool::Last => bail!(
+                "input X is reduced over time ({}): a recurrent layer must read every step of the layer below",
+                pool.name()
+            ),
             Stage::Rec { .. } => bail!(
                 "input X is not the hidden state of the previous recurrent layer (dense layers, activations or cell states between recurrent layers are not supported)"
             ),
@@ -275,14 +284,10 @@ impl Eval<'_> {
         };
         if k == 0 {
             self.norm = norm;
+            self.pre = pre;
         }
         self.layers.push(layer);
-        let rec = |cell: bool| Stage::Rec {
-            layer: k,
-            cell,
-            head: None,
-            act: OutputAct::Identity,
-        };
+        let rec = |cell: bool| Stage::hidden(k, cell);
         let y_axes = if layout == 0 {
             vec![Ax::Time, Ax::Unit, Ax::Batch, Ax::Feat(h)]
         } else {
@@ -401,11 +406,11 @@ mod tests {
         let lstm = |a| parse(&node("LSTM", &[], vec![a]));
         assert_eq!(
             err(lstm(string("direction", "reverse"))),
-            "direction=reverse is not supported (only forward recurrent layers)"
+            "direction=reverse is not supported: reverse and bidirectional layers need the whole window, and the runtime has no window mode yet (only forward recurrent layers)"
         );
         assert_eq!(
             err(lstm(string("direction", "bidirectional"))),
-            "direction=bidirectional is not supported (only forward recurrent layers)"
+            "direction=bidirectional is not supported: reverse and bidirectional layers need the whole window, and the runtime has no window mode yet (only forward recurrent layers)"
         );
         assert_eq!(err(lstm(int("layout", 2))), "layout=2");
         assert_eq!(

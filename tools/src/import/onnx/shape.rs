@@ -713,19 +713,13 @@ mod tests {
     use super::super::value::Stage;
     use super::*;
     use crate::import::ImportOptions;
-    use tinyrnn::OutputAct;
 
     /// Recurrent layer 0's output `Y` with `layout=1` after the num_directions squeeze:
     /// `[batch, time, hidden]`.
     fn y(h: usize) -> Val {
         Val::Seq(Seq {
             axes: vec![Ax::Batch, Ax::Time, Ax::Feat(h)],
-            parts: vec![Stage::Rec {
-                layer: 0,
-                cell: false,
-                head: None,
-                act: OutputAct::Identity,
-            }],
+            parts: vec![Stage::hidden(0, false)],
             last: false,
         })
     }

@@ -8,7 +8,6 @@ use super::super::proto::{attr_type, AttributeProto, NodeProto};
 use super::super::ImportOptions;
 use super::value::{Ax, Seq, Stage, Val};
 use super::Eval;
-use tinyrnn::OutputAct;
 
 /// A default-domain node `op(inputs) -> out` with these attributes.
 pub(super) fn node(op: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
@@ -73,12 +72,7 @@ pub(super) fn konst(dims: &[usize], data: &[f64]) -> Val {
 pub(super) fn state(width: usize) -> Val {
     Val::Seq(Seq {
         axes: vec![Ax::Batch, Ax::Feat(width)],
-        parts: vec![Stage::Rec {
-            layer: 0,
-            cell: false,
-            head: None,
-            act: OutputAct::Identity,
-        }],
+        parts: vec![Stage::hidden(0, false)],
         last: true,
     })
 }

@@ -1,9 +1,10 @@
 //! The evaluator's values: constants, symbolic shapes, zeros and the data sequence.
 
 use anyhow::{bail, Result};
-use tinyrnn::OutputAct;
+use tinyrnn::{DenseAct, OutputAct, Pool};
 
 use super::super::onnx_tensor::Tensor;
+use crate::ir::{FloatDense, FrameOp};
 
 /// A dimension that may be symbolic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,19 +47,81 @@ pub(super) struct Dense {
     pub(super) b: Vec<f64>,
 }
 
+impl Dense {
+    /// The identity map of this width (carries an activation that follows no dense layer).
+    pub(super) fn identity(width: usize) -> Dense {
+        let mut w = vec![0.0; width * width];
+        (0..width).for_each(|i| w[i * width + i] = 1.0);
+        Dense {
+            out: width,
+            inp: width,
+            w,
+            b: vec![0.0; width],
+        }
+    }
+
+    /// The finished layer with activation `act`.
+    pub(super) fn float(self, act: DenseAct) -> FloatDense {
+        FloatDense {
+            out_size: self.out,
+            in_size: self.inp,
+            weight: self.w.into_iter().map(|x| x as f32).collect(),
+            bias: self.b.into_iter().map(|x| x as f32).collect(),
+            act,
+        }
+    }
+
+    /// The finished layer with activation `act`, as a frame op.
+    pub(super) fn close(self, act: DenseAct) -> FrameOp {
+        FrameOp::Dense(self.float(act))
+    }
+}
+
 /// What the sequence holds.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Stage {
     /// The graph input after `x·a + b` per feature.
     Input { a: Vec<f64>, b: Vec<f64> },
-    /// State of recurrent layer `layer` (`h`, or `c` if `cell`), then an optional dense
-    /// map, then an output activation.
+    /// The graph input after `x·a + b` per feature (the normalization), then the per-frame
+    /// pre-net `ops`, then an open dense map `dense` (no activation yet: a following
+    /// `Add`/`Mul` folds into it, an activation closes it into `ops`).
+    Pre {
+        a: Vec<f64>,
+        b: Vec<f64>,
+        ops: Vec<FrameOp>,
+        dense: Option<Dense>,
+    },
+    /// State of recurrent layer `layer` (`h`, or `c` if `cell`), reduced over time by
+    /// `pool`, then the finished hidden head layers `mlp`, then an optional open dense map
+    /// `head`, then an output activation (a `Sigmoid`/`Tanh` that a dense layer follows
+    /// becomes that layer's predecessor's activation).
     Rec {
         layer: usize,
         cell: bool,
+        pool: Pool,
+        mlp: Vec<FrameOp>,
         head: Option<Dense>,
         act: OutputAct,
     },
+}
+
+impl Stage {
+    /// Recurrent layer `layer`'s hidden state, nothing applied.
+    pub(super) fn hidden(layer: usize, cell: bool) -> Stage {
+        Stage::Rec {
+            layer,
+            cell,
+            pool: Pool::Last,
+            mlp: Vec::new(),
+            head: None,
+            act: OutputAct::Identity,
+        }
+    }
+
+    /// Whether this is a recurrent layer's plain state (what a recurrent layer above reads).
+    pub(super) fn is_plain_state(&self, want_layer: usize) -> bool {
+        matches!(self, Stage::Rec { layer, cell: false, pool: Pool::Last, mlp, head: None, act: OutputAct::Identity } if *layer == want_layer && mlp.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
