@@ -540,7 +540,11 @@ pub fn blob(m: &FModel, p: Precision, calib: &[Vec<f32>]) -> Vec<u8> {
             offset: o,
             scale: s,
         }),
+        pre: heapless::Vec::new(),
         layers: heapless::Vec::new(),
+        pool: tinyrnn::Pool::Last,
+        pool_frac: 0,
+        mlp: heapless::Vec::new(),
         head: head.as_ref().map(|(out, ins, w, b, rq)| DenseDesc {
             out_size: *out,
             in_size: *ins,
