@@ -457,3 +457,163 @@ fn onnx_and_safetensors_quantize_identically() {
         assert_eq!(descs[0], descs[1], "{cell}");
     }
 }
+
+/// A format-2 graph: pre-net dense (5→6, `act`), a GRU 6→8, `pool`, a hidden head dense
+/// (8→7, `act`), the final head 7→4 with a softmax.
+fn graph_model(act: tinyrnn::DenseAct, pool: tinyrnn::Pool) -> FloatModel {
+    use tinyrnn_cli::ir::FrameOp;
+    let mut rng = Lcg(99);
+    let mut m = model(
+        &[CellKind::Gru {
+            linear_before_reset: true,
+        }],
+        &[6, 8],
+        None,
+        OutputAct::Softmax,
+    );
+    let dense = |rng: &mut Lcg, o: usize, i: usize, act| FloatDense {
+        out_size: o,
+        in_size: i,
+        weight: rng.vec(o * i, 0.9),
+        bias: rng.vec(o, 0.3),
+        act,
+    };
+    m.input_size = 5;
+    m.pre = vec![FrameOp::Dense(dense(&mut rng, 6, 5, act))];
+    m.pool = pool;
+    m.mlp = vec![FrameOp::Dense(dense(&mut rng, 7, 8, act))];
+    m.head = Some(dense(&mut rng, 4, 7, tinyrnn::DenseAct::Identity));
+    m.validate().unwrap();
+    m
+}
+
+/// Runs a blob over `seq` (frames of 5), returning the output after every step.
+fn run_blob(blob: &[u8], seq: &[&[f32]]) -> Vec<Vec<f32>> {
+    let model = Model::from_blob(blob).unwrap();
+    let mut s = tinyrnn::Session::<'_, 256, 256>::new(&model).unwrap();
+    s.set_f32_math(tinyrnn::F32Math::Accurate).unwrap();
+    seq.iter()
+        .map(|f| {
+            s.step(f).unwrap();
+            let mut out = vec![0f32; model.output_size()];
+            s.output(&mut out).unwrap();
+            out
+        })
+        .collect()
+}
+
+#[test]
+fn graph_models_run_in_every_precision() {
+    use tinyrnn::{DenseAct, Pool};
+    let acts = [
+        DenseAct::Identity,
+        DenseAct::Relu,
+        DenseAct::Clip { lo: -0.5, hi: 1.0 },
+        DenseAct::LeakyRelu { alpha: 0.1 },
+        DenseAct::Tanh,
+        DenseAct::Sigmoid,
+    ];
+    let (n, t) = (6, 20);
+    let x = data(n, t, 5, 1.5);
+    let batch = Batch {
+        data: &x,
+        n,
+        t,
+        f: 5,
+        lengths: None,
+    };
+    for act in acts {
+        for pool in [Pool::Last, Pool::Mean, Pool::Max, Pool::Sum] {
+            let fm = graph_model(act, pool);
+            let stats = calibrate(&fm, &batch, || {}).unwrap();
+            let mut worst = [0f64; 3];
+            let (mut agree, mut total) = ([0usize; 3], 0usize);
+            for p in [Precision::F32, Precision::Int16, Precision::Int8] {
+                let q = quantize(&fm, Some(&stats), &QuantOptions::new(p)).unwrap();
+                let pi = p as usize;
+                for i in 0..n {
+                    let seq: Vec<&[f32]> = (0..t).map(|j| &x[(i * t + j) * 5..][..5]).collect();
+                    let want = fm.run(&seq, &mut ());
+                    let got = run_blob(&q.blob, &seq);
+                    for (w, g) in want.iter().zip(&got) {
+                        let argmax = |v: &mut dyn Iterator<Item = f64>| {
+                            v.enumerate()
+                                .fold((0, f64::MIN), |b, (k, y)| if y > b.1 { (k, y) } else { b })
+                                .0
+                        };
+                        let e = w
+                            .iter()
+                            .zip(g)
+                            .map(|(a, b)| (a - *b as f64).abs())
+                            .fold(0.0, f64::max);
+                        worst[pi] = worst[pi].max(e);
+                        agree[pi] += (argmax(&mut w.iter().copied())
+                            == argmax(&mut g.iter().map(|&v| v as f64)))
+                            as usize;
+                        if p == Precision::F32 {
+                            total += 1;
+                        }
+                    }
+                }
+            }
+            println!(
+                "{:>10} {:>4}: max |prob error| f32 {:.2e} int16 {:.2e} int8 {:.2e}; argmax \
+                 agreement int16 {}/{total} int8 {}/{total}",
+                act.name(),
+                pool.name(),
+                worst[2],
+                worst[1],
+                worst[0],
+                agree[1],
+                agree[0]
+            );
+            assert!(worst[2] <= 1e-5, "{act:?} {pool:?}: f32 {}", worst[2]);
+            assert!(worst[1] <= 2e-3, "{act:?} {pool:?}: int16 {}", worst[1]);
+            assert!(worst[0] <= 0.1, "{act:?} {pool:?}: int8 {}", worst[0]);
+            assert!(
+                agree[1] * 100 >= total * 97,
+                "{act:?} {pool:?}: int16 argmax"
+            );
+            assert!(
+                agree[0] * 100 >= total * 85,
+                "{act:?} {pool:?}: int8 argmax"
+            );
+        }
+    }
+}
+
+#[test]
+fn graph_ops_without_a_kernel_are_refused_by_name() {
+    use tinyrnn::{DenseAct, Pool};
+    let x = data(2, 5, 5, 1.0);
+    let batch = Batch {
+        data: &x,
+        n: 2,
+        t: 5,
+        f: 5,
+        lengths: None,
+    };
+    let fm = graph_model(DenseAct::Gelu, Pool::Mean);
+    let stats = calibrate(&fm, &batch, || {}).unwrap();
+    for p in [Precision::F32, Precision::Int8] {
+        let e = quantize(&fm, Some(&stats), &QuantOptions::new(p)).unwrap_err();
+        assert!(format!("{e:#}").contains("exact GELU"), "{e:#}");
+    }
+    let fm = graph_model(DenseAct::GeluTanh, Pool::Mean);
+    let stats = calibrate(&fm, &batch, || {}).unwrap();
+    let e = quantize(&fm, Some(&stats), &QuantOptions::new(Precision::Int16)).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("gelu(tanh) has no integer kernel"),
+        "{e:#}"
+    );
+    // the tanh form runs in f32, matching the reference
+    let q = quantize(&fm, Some(&stats), &QuantOptions::new(Precision::F32)).unwrap();
+    let seq: Vec<&[f32]> = (0..5).map(|j| &x[j * 5..][..5]).collect();
+    let want = fm.run(&seq, &mut ());
+    let got = run_blob(&q.blob, &seq);
+    for (w, g) in want.iter().zip(&got) {
+        for (a, b) in w.iter().zip(g) {
+            assert!((a - *b as f64).abs() <= 1e-5, "{a} vs {b}");
+        }
+    }
+}
