@@ -27,7 +27,11 @@
 //! | `precision` | enum [`Precision`] (varint) | `0` int8, `1` int16, `2` f32 |
 //! | `input_size` | `u16` (varint) | features per frame |
 //! | `norm` | `Option<`[`NormDesc`]`>` | per-feature input normalization |
+//! | `pre` | seq of [`OpDesc`] (0..=[`MAX_OPS`]) | per-frame pre-net before layer 0; a count above [`MAX_OPS`] is [`Error::TooManyOps`] |
 //! | `layers` | seq of [`LayerDesc`] (1..=[`MAX_LAYERS`]) | the recurrent stack, input first; a count above [`MAX_LAYERS`] is [`Error::TooManyLayers`] |
+//! | `pool` | enum [`Pool`] | reduction of the last layer's `h` over time |
+//! | `pool_frac` | `u8` | int paths with `Sum`: fractional bits of the pooled sum (≤ the last `h_frac`); else 0 |
+//! | `mlp` | seq of [`OpDesc`] (0..=[`MAX_OPS`]) | hidden head ops on the pooled vector |
 //! | `head` | `Option<`[`DenseDesc`]`>` | dense output layer |
 //! | `output_act` | enum [`OutputAct`] | activation on the final output |
 //! | `output_frac` | `u8` | int paths: fractional bits of the final output |
@@ -56,6 +60,13 @@
 //! | `h0` | bytes | `H` values in `h` format, or empty (zeros) |
 //! | `c0` | bytes | LSTM: `H` values (int: `i32` Q16.15, f32: `f32`), or empty (zeros) |
 //!
+//! | field of [`DenseOpDesc`] (inside [`OpDesc`]`::Dense`) | postcard type | meaning |
+//! |---|---|---|
+//! | `act` | enum [`DenseAct`] | activation (indices below; `Clip` and `LeakyRelu` carry `f32` LE fields) |
+//! | `x_frac` | `u8` | int paths: fractional bits of the input (the previous op's `y_frac`, the pooled format, or the quantized input for pre-net op 0); f32: 0 |
+//! | `y_frac` | `u8` | int paths: fractional bits of the output (15 after tanh/sigmoid); f32: 0 |
+//! | `dense` | [`DenseDesc`] | weights, biases, requant records (to `y_frac`, or Q19.12 before tanh/sigmoid) |
+//!
 //! | field of [`DenseDesc`] | postcard type | meaning |
 //! |---|---|---|
 //! | `out_size` | `u16` (varint) | output width `C` |
@@ -77,6 +88,9 @@
 //! | [`CellKind`] | `0` `Rnn` then an [`RnnAct`]; `1` `Gru` then `linear_before_reset: bool`; `2` `Lstm` then `peepholes: bool` |
 //! | [`RnnAct`] | `0` `Tanh`, `1` `Relu` |
 //! | [`OutputAct`] | `0` `Identity`, `1` `Sigmoid`, `2` `Tanh`, `3` `Softmax` |
+//! | [`OpDesc`] | `0` `Dense` then a [`DenseOpDesc`] |
+//! | [`DenseAct`] | `0` `Identity`, `1` `Relu`, `2` `Clip` then `lo: f32`, `hi: f32`; `3` `LeakyRelu` then `alpha: f32`; `4` `Tanh`, `5` `Sigmoid`, `6` `Gelu`, `7` `GeluTanh` (loaded only on f32; `Gelu` not yet) |
+//! | [`Pool`] | `0` `Last`, `1` `Mean`, `2` `Max`, `3` `Sum` |
 //! | `Option` | `0` `None`, `1` `Some` then the value |
 //!
 //! So a layer's `cell` is two bytes: `00 00` RNN tanh, `00 01` RNN ReLU, `01 01` GRU with
@@ -102,9 +116,23 @@
 //! # Stability
 //!
 //! The header layout is fixed for all versions. Any change to the payload bumps
-//! [`FORMAT_VERSION`], and a runtime reads exactly one version: blobs are produced by the
-//! host tool of the same release, and [`Model::from_blob`] rejects any other version with
-//! [`Error::UnsupportedVersion`] instead of guessing.
+//! [`FORMAT_VERSION`]. The host tool writes format 2; [`Model::from_blob`] reads formats
+//! [`MIN_FORMAT_VERSION`] (1) to [`FORMAT_VERSION`] (2) and rejects any other version with
+//! [`Error::UnsupportedVersion`] instead of guessing. A format-1 payload is the format-2
+//! one without `pre`, `pool`, `pool_frac` and `mlp`; it is decoded as such and converted
+//! (no pre-net, `Last`, no hidden head ops).
+//!
+//! # The graph and its integer formats (format 2)
+//!
+//! ```text
+//! x = norm(raw), quantized to pre[0].x_frac (else layers[0].x_frac)
+//! x = pre[i](x)            per frame; op i reads pre[i−1].y_frac; layer 0 reads the last y_frac
+//! h = layers(x)
+//! acc = pool(acc, h_last)  per frame, in the session state (Session docs: words, rounding)
+//! v = pooled(acc)          Last/Mean/Max: h_last's format; Sum: pool_frac
+//! v = mlp[i](v)            at output time only; op 0 reads the pooled format
+//! y = head(v), output_act  head requant from the last format
+//! ```
 //!
 //! # What loading checks
 //!

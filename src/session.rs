@@ -8,9 +8,18 @@
 //!
 //! * State, per layer in order: `h[H]` then, for an LSTM, `c[H]`. Integer models: `h` is the
 //!   `i16` value in an `i32` word, `c` is Q16.15. f32 models: `f32::to_bits`.
+//! * Then the pooling accumulators ([`Model::pool_words`]): `Max` one word per element
+//!   (integer: the `i16` max, initially `i16::MIN`; f32: bits, initially `−∞`); `Sum` two
+//!   words per element (`lo`, `hi` of an `i64` sum of the `i16` values, saturating — no
+//!   overflow before 2^48 frames; f32: an `f64` sum); `Mean` the same plus a `u64` frame
+//!   count (two words, saturating). The pooled vector is computed at output time: `Mean`
+//!   `round(sum / n)` (ties up; exact for any length), `Sum` `sum` shifted to `pool_frac`
+//!   (round to nearest, ties up) and saturated to `i16`; 0 before the first frame.
 //! * Scratch, reused by every layer: the layer input `x` then `h_{t−1}`, each padded to a
 //!   multiple of 4 elements (two `i16` per word on the integer paths, one `f32` per word on
-//!   the f32 path), then `r ⊙ h` for a reset-before GRU.
+//!   the f32 path), then `r ⊙ h` for a reset-before GRU. A pre-net / hidden head op reads
+//!   its input at the start of the scratch, writes its output after it, and moves it to
+//!   the start (the next op's or layer 0's input, or the head's).
 //!
 //! # Input conversion (integer models)
 //!
