@@ -617,3 +617,64 @@ fn graph_ops_without_a_kernel_are_refused_by_name() {
         }
     }
 }
+
+#[path = "../../src/testutil.rs"]
+mod testutil;
+
+/// The integer sessions of graph models follow the spec simulator bit for bit: outputs and
+/// state words (pooling accumulators included) after every frame.
+#[test]
+fn graph_models_match_the_spec_simulator_bit_for_bit() {
+    use tinyrnn::{DenseAct, Pool};
+    let (n, t) = (4, 30);
+    let x = data(n, t, 5, 1.5);
+    let batch = Batch {
+        data: &x,
+        n,
+        t,
+        f: 5,
+        lengths: None,
+    };
+    let acts = [
+        DenseAct::Identity,
+        DenseAct::Relu,
+        DenseAct::Clip { lo: -0.5, hi: 1.0 },
+        DenseAct::LeakyRelu { alpha: 0.1 },
+        DenseAct::Tanh,
+        DenseAct::Sigmoid,
+    ];
+    let mut checked = 0;
+    for (i, act) in acts.into_iter().enumerate() {
+        for pool in [Pool::Last, Pool::Mean, Pool::Max, Pool::Sum] {
+            let fm = graph_model(act, pool);
+            let stats = calibrate(&fm, &batch, || {}).unwrap();
+            for p in [Precision::Int8, Precision::Int16] {
+                let q = quantize(&fm, Some(&stats), &QuantOptions::new(p)).unwrap();
+                let model = Model::from_blob(&q.blob).unwrap();
+                let mut s = tinyrnn::Session::<'_, 256, 256>::new(&model).unwrap();
+                let mut spec = testutil::spec::State::new(&model);
+                // a different sequence per case
+                let seq = (i * 4 + pool as usize) % n;
+                for j in 0..t {
+                    let frame = &x[(seq * t + j) * 5..][..5];
+                    s.step(frame).unwrap();
+                    let xq: Vec<i16> = frame
+                        .iter()
+                        .map(|&v| tinyrnn::fxp::quantize_f32(v, model.input_frac() as u32))
+                        .collect();
+                    spec.step(&model, &xq);
+                    let mut out = vec![0i16; model.output_size()];
+                    s.output_q(&mut out).unwrap();
+                    assert_eq!(out, spec.output(&model), "{act:?} {pool:?} {p:?} frame {j}");
+                    assert_eq!(
+                        s.state(),
+                        spec.words(&model),
+                        "{act:?} {pool:?} {p:?} frame {j}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 6 * 4 * 2 * t);
+}
