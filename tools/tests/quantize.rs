@@ -678,3 +678,67 @@ fn graph_models_match_the_spec_simulator_bit_for_bit() {
     }
     assert_eq!(checked, 6 * 4 * 2 * t);
 }
+
+/// Resealed single-bit flips of a format-2 graph blob (pre-net, pooling, head ops): every
+/// one is rejected with a typed error or loads and runs without panicking; a pooled
+/// session's state survives save/restore and a flipped saved state is refused.
+#[test]
+fn graph_blob_bit_flips_and_saved_state() {
+    use tinyrnn::model::{crc32, HEADER_LEN};
+    use tinyrnn::{DenseAct, Pool};
+    let x = data(2, 8, 5, 1.0);
+    let batch = Batch {
+        data: &x,
+        n: 2,
+        t: 8,
+        f: 5,
+        lengths: None,
+    };
+    let fm = graph_model(DenseAct::LeakyRelu { alpha: 0.2 }, Pool::Mean);
+    let stats = calibrate(&fm, &batch, || {}).unwrap();
+    let blob = quantize(&fm, Some(&stats), &QuantOptions::new(Precision::Int8))
+        .unwrap()
+        .blob;
+    let (mut rejected, mut accepted) = (0, 0);
+    let mut payload = blob[HEADER_LEN..].to_vec();
+    for i in 0..payload.len() {
+        for bit in 0..8 {
+            payload[i] ^= 1 << bit;
+            let mut b = blob[..HEADER_LEN].to_vec();
+            b[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+            b[12..16].copy_from_slice(&crc32(&payload).to_le_bytes());
+            b.extend_from_slice(&payload);
+            match Model::from_blob(&b) {
+                Ok(m) => {
+                    accepted += 1;
+                    if let Ok(mut s) = tinyrnn::Session::<'_, 2048, 1024>::new(&m) {
+                        let _ = s.step(&[0.3; 5]);
+                        let _ = s.classify();
+                    }
+                }
+                Err(_) => rejected += 1,
+            }
+            payload[i] ^= 1 << bit;
+        }
+    }
+    assert!(rejected > 0 && accepted > 0, "{rejected} {accepted}");
+    // saved state with the pooling accumulators
+    let model = Model::from_blob(&blob).unwrap();
+    let mut s = tinyrnn::Session::<'_, 256, 256>::new(&model).unwrap();
+    for j in 0..5 {
+        s.step(&x[j * 5..][..5]).unwrap();
+    }
+    let mut saved = vec![0u8; s.saved_len()];
+    s.save_state(&mut saved).unwrap();
+    let mut before = vec![0i16; 4];
+    s.output_q(&mut before).unwrap();
+    s.reset();
+    s.restore_state(&saved).unwrap();
+    let mut after = vec![0i16; 4];
+    s.output_q(&mut after).unwrap();
+    assert_eq!(before, after);
+    let mut bad = saved.clone();
+    let n = bad.len();
+    bad[n - 8] ^= 1; // the frame count
+    assert_eq!(s.restore_state(&bad), Err(tinyrnn::Error::BadState));
+}
