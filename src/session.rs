@@ -273,7 +273,13 @@ fn run_ops(
                 return Err(Error::FeatureDisabled("dense-net"));
             }
         }
-        scratch.copy_within(a..a + b, 0);
+        // move the output to the front (a checked copy: `copy_within` links a panic path)
+        for k in 0..b {
+            let v = scratch.get(a + k).copied().unwrap_or(0);
+            if let Some(d) = scratch.get_mut(k) {
+                *d = v;
+            }
+        }
     }
     Ok(())
 }
@@ -361,9 +367,14 @@ fn pool_update(model: &Model<'_>, state: &mut [i32]) {
     }
 }
 
-/// `round(s / n)` (ties up), for `n > 0`.
+/// `round(s / n)` (ties up), for `n > 0` (0 otherwise).
 fn round_div(s: i64, n: i64) -> i64 {
-    let (q, r) = (s.div_euclid(n), s.rem_euclid(n));
+    if n <= 0 {
+        return 0;
+    }
+    let (Some(q), Some(r)) = (s.checked_div_euclid(n), s.checked_rem_euclid(n)) else {
+        return 0;
+    };
     if r >= n - r {
         q + 1
     } else {
