@@ -590,3 +590,27 @@ fn op_record_bytes() {
     d.pool_frac = 3; // only a sum may drop bits
     assert_eq!(Model::from_blob(&blob_of(&d)), Err(Error::BadQuantization));
 }
+
+/// The committed format-1 blobs (tests/data/blobs_v1, written by the previous release)
+/// load, and decode to exactly the description the current quantizer writes as format 2
+/// (tests/data/blobs, re-blessed from the same float models and calibration data).
+#[test]
+fn committed_format_1_blobs_load_as_their_format_2_twins() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let mut n = 0;
+    for cell in ["rnn", "gru", "lstm"] {
+        for p in ["int8", "int16", "float32"] {
+            let name = format!("vowels_{cell}_{p}.trnn");
+            let v1 = std::fs::read(format!("{dir}/blobs_v1/{name}")).unwrap();
+            let v2 = std::fs::read(format!("{dir}/blobs/{name}")).unwrap();
+            assert_eq!((v1[4], v2[4]), (1, 2), "{name}");
+            let (a, b) = (
+                Model::from_blob(&v1).unwrap(),
+                Model::from_blob(&v2).unwrap(),
+            );
+            assert_eq!(a.desc(), b.desc(), "{name}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 9);
+}
