@@ -236,6 +236,62 @@ pub fn sigmoid_q(x: i32) -> i16 {
     }
 }
 
+/// The Q0.15 multiplier of a LeakyReLU slope `alpha ∈ [0, 1]`: `round(alpha · 2^15)` (ties
+/// away from zero), in `0..=32768`. IEEE basic operations only (exact power-of-two
+/// scaling, one addition, a saturating `as`), so bit-identical on every target.
+#[inline]
+pub fn alpha_q15(alpha: f32) -> i32 {
+    let r = (alpha * 32768.0 + 0.5) as i32; // `as` saturates, NaN → 0
+    r.clamp(0, 32768)
+}
+
+/// Integer LeakyReLU: `v` for `v ≥ 0`, else `round(v · a / 2^15)` (ties up) with
+/// `a = `[`alpha_q15`]`(alpha)`. `v` and the result share one Q format (any).
+///
+/// Domain: every `i16` `v`, every `a` in `0..=32768` (`alpha ∈ [0, 1]`, what the loader
+/// accepts). Max error vs the exact `alpha·v`: **1 LSB**: the final rounding adds ≤ 0.5, and
+/// `|a/2^15 − alpha| ≤ 2^−16` times `|v| ≤ 2^15` adds ≤ 0.5. `v·a ≥ −2^30` fits `i32`; the
+/// result lies in `[v, 0]`, so no saturation. Checked exhaustively over every `i16` for
+/// several slopes (test `leaky_relu_exhaustive`).
+#[inline]
+pub fn leaky_relu_q(v: i16, a: i32) -> i16 {
+    if v >= 0 {
+        v
+    } else {
+        crate::fxp::sat_i16(crate::fxp::round_shr(v as i32 * a, 15))
+    }
+}
+
+/// The integer activation of a pre-net / hidden head dense op on one requantized row `y`,
+/// output `i16` in `y_frac` fractional bits (see [`DenseOpDesc`](crate::model::DenseOpDesc)):
+///
+/// | act | input `y` | output |
+/// |---|---|---|
+/// | Identity | `y_frac` | `sat_i16(y)` (exact) |
+/// | ReLU | `y_frac` | `max(sat_i16(y), 0)` (exact) |
+/// | Clip `{lo, hi}` | `y_frac` | `sat_i16(y)` clamped to `[q(lo), q(hi)]`, `q` = [`quantize_f32`](crate::fxp::quantize_f32)`(·, y_frac)`: bounds within 0.5 LSB |
+/// | LeakyReLU `{alpha}` | `y_frac` | [`leaky_relu_q`] (≤ 1 LSB) |
+/// | Tanh / Sigmoid | Q19.12 | [`tanh_q`] / [`sigmoid_q`], Q0.15 (≤ 1.08 / 0.80 LSB) |
+///
+/// GELU has no integer formula yet (the loader refuses it on the integer paths); it maps to
+/// the identity here.
+#[inline]
+pub fn dense_act_q(act: crate::model::DenseAct, y: i32, y_frac: u32) -> i16 {
+    use crate::fxp::{quantize_f32, sat_i16};
+    use crate::model::DenseAct;
+    match act {
+        DenseAct::Identity | DenseAct::Gelu | DenseAct::GeluTanh => sat_i16(y),
+        DenseAct::Relu => sat_i16(y).max(0),
+        DenseAct::Clip { lo, hi } => {
+            let (l, h) = (quantize_f32(lo, y_frac), quantize_f32(hi, y_frac));
+            sat_i16(y).max(l).min(h)
+        }
+        DenseAct::LeakyRelu { alpha } => leaky_relu_q(sat_i16(y), alpha_q15(alpha)),
+        DenseAct::Tanh => tanh_q(y),
+        DenseAct::Sigmoid => sigmoid_q(y),
+    }
+}
+
 /// `e^x` for `x ≤ 0` in Q19.12, as Q2.30 (`1 << 30` is 1.0). Positive `x` is treated as 0;
 /// `x < −16` returns `e^−16` rounded (≤ 121 units), which is negligible for a Q0.15 softmax.
 ///
@@ -451,6 +507,49 @@ mod tests {
         // just below the table end
         assert_eq!(tanh_q(TANH_SAT as i32 - 1), ACT_ONE);
         assert_eq!(tanh_q(-(TANH_SAT as i32) + 1), -ACT_ONE);
+    }
+
+    #[test]
+    fn leaky_relu_exhaustive() {
+        for alpha in [0.0f32, 0.01, 0.1, 0.2, 0.3, 0.5, 0.999, 1.0] {
+            let a = alpha_q15(alpha);
+            let mut worst = 0.0f64;
+            for v in i16::MIN..=i16::MAX {
+                let q = leaky_relu_q(v, a);
+                let exact = if v >= 0 {
+                    v as f64
+                } else {
+                    alpha as f64 * v as f64
+                };
+                worst = worst.max((q as f64 - exact).abs());
+                assert!(v >= 0 && q == v || v < 0 && (v..=0).contains(&q), "{v} {q}");
+            }
+            assert!(worst <= 1.0, "alpha {alpha}: {worst} LSB");
+        }
+        assert_eq!(alpha_q15(1.0), 32768);
+        assert_eq!(alpha_q15(0.01), 328);
+        assert_eq!(leaky_relu_q(-32768, 32768), -32768);
+        assert_eq!(leaky_relu_q(-100, 328), -1);
+        assert_eq!(leaky_relu_q(1234, 328), 1234);
+    }
+
+    #[test]
+    fn dense_act_q_examples() {
+        use crate::model::DenseAct;
+        assert_eq!(dense_act_q(DenseAct::Relu, -5, 10), 0);
+        assert_eq!(dense_act_q(DenseAct::Relu, 70000, 10), 32767);
+        // ReLU6 in Q5.10: 6.0 = 6144
+        let c = DenseAct::Clip { lo: 0.0, hi: 6.0 };
+        assert_eq!(dense_act_q(c, 7000, 10), 6144);
+        assert_eq!(dense_act_q(c, -7, 10), 0);
+        assert_eq!(dense_act_q(c, 3000, 10), 3000);
+        assert_eq!(dense_act_q(DenseAct::Identity, -40000, 3), -32768);
+        assert_eq!(dense_act_q(DenseAct::Tanh, 4096, 15), 24956);
+        assert_eq!(dense_act_q(DenseAct::Sigmoid, 0, 15), 16384);
+        assert_eq!(
+            dense_act_q(DenseAct::LeakyRelu { alpha: 0.5 }, -1001, 8),
+            -500
+        );
     }
 
     #[test]

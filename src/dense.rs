@@ -54,6 +54,55 @@ pub(crate) fn f32_logits<'a>(
         .map(move |(w, b)| pre_f32(w, x, le_f32(b)))
 }
 
+/// One pre-net / hidden head dense op on an integer model: `x` packed `i16` in `x_frac`,
+/// `y` packed `i16` in `y_frac` (see [`dense_act_q`](crate::activation::dense_act_q)).
+#[cfg(all(feature = "dense-net", any(feature = "int8", feature = "int16")))]
+pub(crate) fn op_int<K: IntKernel>(d: &crate::model::DenseOpDesc<'_>, x: &[u32], y: &mut [u32]) {
+    let f = d.y_frac as u32;
+    let act = d.act;
+    crate::kernel::pack_i16(
+        y,
+        int_logits::<K>(&d.dense, x).map(|v| crate::activation::dense_act_q(act, v, f)),
+    );
+}
+
+/// A dense activation in `f32`.
+#[cfg(all(feature = "dense-net", feature = "f32"))]
+#[inline]
+pub(crate) fn act_f32<M: Math>(act: crate::model::DenseAct, y: f32) -> f32 {
+    use crate::model::DenseAct;
+    match act {
+        // exact GELU: refused by the loader
+        DenseAct::Identity | DenseAct::Gelu => y,
+        DenseAct::Relu => y.max(0.0),
+        DenseAct::Clip { lo, hi } => y.max(lo).min(hi),
+        DenseAct::LeakyRelu { alpha } => {
+            if y >= 0.0 {
+                y
+            } else {
+                alpha * y
+            }
+        }
+        DenseAct::Tanh => M::tanh(y),
+        DenseAct::Sigmoid => M::sigmoid(y),
+        DenseAct::GeluTanh => {
+            // √(2/π)
+            const K: f32 = 0.797_884_6;
+            0.5 * y * (1.0 + M::tanh(K * (y + 0.044_715 * y * y * y)))
+        }
+    }
+}
+
+/// One pre-net / hidden head dense op on an f32 model (one `f32` per word).
+#[cfg(all(feature = "dense-net", feature = "f32"))]
+pub(crate) fn op_f32<M: Math>(d: &crate::model::DenseOpDesc<'_>, x: &[u32], y: &mut [u32]) {
+    let act = d.act;
+    crate::kernel::copy_words(
+        y,
+        f32_logits(&d.dense, x).map(|v| act_f32::<M>(act, v).to_bits()),
+    );
+}
+
 /// Applies the integer output activation to `logits` and emits every output (Q0.15, or
 /// `output_frac` for Identity).
 #[cfg(any(feature = "int8", feature = "int16"))]

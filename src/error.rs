@@ -31,6 +31,8 @@ pub enum Error {
     Unsupported,
     /// The payload declares more layers than [`MAX_LAYERS`](crate::MAX_LAYERS).
     TooManyLayers,
+    /// The payload's pre-net declares more ops than [`MAX_OPS`](crate::model::MAX_OPS).
+    TooManyOps,
     /// One of a [`Session`](crate::Session)'s buffers is smaller than the model needs.
     TooLarge {
         /// The buffer that is short: the `STATE` or the `SCRATCH` const parameter.
@@ -62,8 +64,8 @@ pub enum Error {
     /// A saved state does not belong to this model (wrong length or tag).
     BadState,
     /// The blob is valid but needs code this build of tinyrnn leaves out: the cargo feature
-    /// named here (`"rnn"`, `"gru"`, `"lstm"`, `"lstm-peephole"`, `"int8"`, `"int16"` or
-    /// `"f32"`) is disabled. Only [`Model::from_blob`](crate::Model::from_blob) and
+    /// named here (`"rnn"`, `"gru"`, `"lstm"`, `"lstm-peephole"`, `"dense-net"`, `"pool"`,
+    /// `"int8"`, `"int16"` or `"f32"`) is disabled. Only [`Model::from_blob`](crate::Model::from_blob) and
     /// [`Model::from_desc`](crate::Model::from_desc) return it, after every format check.
     FeatureDisabled(&'static str),
     /// A signed envelope (module `signed`, feature `signed`) has a wrong magic,
@@ -143,6 +145,11 @@ impl fmt::Display for Error {
                 f,
                 "the model has more layers than MAX_LAYERS = {}",
                 crate::MAX_LAYERS
+            ),
+            Error::TooManyOps => write!(
+                f,
+                "the model's pre-net has more ops than MAX_OPS = {}",
+                crate::model::MAX_OPS
             ),
             Error::TooLarge {
                 buffer,

@@ -26,6 +26,8 @@
 //! | `gru` | GRU layers, both reset variants | ✓ |
 //! | `lstm` | LSTM layers without peepholes (PyTorch `nn.LSTM`) | ✓ |
 //! | `lstm-peephole` | LSTM layers with ONNX peepholes `P` (implies `lstm`) | ✓ |
+//! | `dense-net` | blob format 2's dense ops: the per-frame pre-net and the hidden head layers | ✓ |
+//! | `pool` | blob format 2's pooling over time: mean, max, sum (streamed in O(1) state) | ✓ |
 //! | `int8` | int8 models (int8 weights, i32 accumulators; the Cortex-M DSP kernels) | ✓ |
 //! | `int16` | int16 models (int16 weights, i64 accumulators) | ✓ |
 //! | `f32` | f32 models, with micromath (optional dependency) | ✓ |

@@ -27,7 +27,11 @@
 //! | `precision` | enum [`Precision`] (varint) | `0` int8, `1` int16, `2` f32 |
 //! | `input_size` | `u16` (varint) | features per frame |
 //! | `norm` | `Option<`[`NormDesc`]`>` | per-feature input normalization |
+//! | `pre` | seq of [`OpDesc`] (0..=[`MAX_OPS`]) | per-frame pre-net before layer 0; a count above [`MAX_OPS`] is [`Error::TooManyOps`] |
 //! | `layers` | seq of [`LayerDesc`] (1..=[`MAX_LAYERS`]) | the recurrent stack, input first; a count above [`MAX_LAYERS`] is [`Error::TooManyLayers`] |
+//! | `pool` | enum [`Pool`] | reduction of the last layer's `h` over time |
+//! | `pool_frac` | `u8` | int paths with `Sum`: fractional bits of the pooled sum (≤ the last `h_frac`); else 0 |
+//! | `mlp` | seq of [`OpDesc`] (0..=[`MAX_OPS`]) | hidden head ops on the pooled vector |
 //! | `head` | `Option<`[`DenseDesc`]`>` | dense output layer |
 //! | `output_act` | enum [`OutputAct`] | activation on the final output |
 //! | `output_frac` | `u8` | int paths: fractional bits of the final output |
@@ -56,6 +60,13 @@
 //! | `h0` | bytes | `H` values in `h` format, or empty (zeros) |
 //! | `c0` | bytes | LSTM: `H` values (int: `i32` Q16.15, f32: `f32`), or empty (zeros) |
 //!
+//! | field of [`DenseOpDesc`] (inside [`OpDesc`]`::Dense`) | postcard type | meaning |
+//! |---|---|---|
+//! | `act` | enum [`DenseAct`] | activation (indices below; `Clip` and `LeakyRelu` carry `f32` LE fields) |
+//! | `x_frac` | `u8` | int paths: fractional bits of the input (the previous op's `y_frac`, the pooled format, or the quantized input for pre-net op 0); f32: 0 |
+//! | `y_frac` | `u8` | int paths: fractional bits of the output (15 after tanh/sigmoid); f32: 0 |
+//! | `dense` | [`DenseDesc`] | weights, biases, requant records (to `y_frac`, or Q19.12 before tanh/sigmoid) |
+//!
 //! | field of [`DenseDesc`] | postcard type | meaning |
 //! |---|---|---|
 //! | `out_size` | `u16` (varint) | output width `C` |
@@ -77,6 +88,9 @@
 //! | [`CellKind`] | `0` `Rnn` then an [`RnnAct`]; `1` `Gru` then `linear_before_reset: bool`; `2` `Lstm` then `peepholes: bool` |
 //! | [`RnnAct`] | `0` `Tanh`, `1` `Relu` |
 //! | [`OutputAct`] | `0` `Identity`, `1` `Sigmoid`, `2` `Tanh`, `3` `Softmax` |
+//! | [`OpDesc`] | `0` `Dense` then a [`DenseOpDesc`] |
+//! | [`DenseAct`] | `0` `Identity`, `1` `Relu`, `2` `Clip` then `lo: f32`, `hi: f32`; `3` `LeakyRelu` then `alpha: f32`; `4` `Tanh`, `5` `Sigmoid`, `6` `Gelu`, `7` `GeluTanh` (loaded only on f32; `Gelu` not yet) |
+//! | [`Pool`] | `0` `Last`, `1` `Mean`, `2` `Max`, `3` `Sum` |
 //! | `Option` | `0` `None`, `1` `Some` then the value |
 //!
 //! So a layer's `cell` is two bytes: `00 00` RNN tanh, `00 01` RNN ReLU, `01 01` GRU with
@@ -102,9 +116,23 @@
 //! # Stability
 //!
 //! The header layout is fixed for all versions. Any change to the payload bumps
-//! [`FORMAT_VERSION`], and a runtime reads exactly one version: blobs are produced by the
-//! host tool of the same release, and [`Model::from_blob`] rejects any other version with
-//! [`Error::UnsupportedVersion`] instead of guessing.
+//! [`FORMAT_VERSION`]. The host tool writes format 2; [`Model::from_blob`] reads formats
+//! [`MIN_FORMAT_VERSION`] (1) to [`FORMAT_VERSION`] (2) and rejects any other version with
+//! [`Error::UnsupportedVersion`] instead of guessing. A format-1 payload is the format-2
+//! one without `pre`, `pool`, `pool_frac` and `mlp`; it is decoded as such and converted
+//! (no pre-net, `Last`, no hidden head ops).
+//!
+//! # The graph and its integer formats (format 2)
+//!
+//! ```text
+//! x = norm(raw), quantized to pre[0].x_frac (else layers[0].x_frac)
+//! x = pre[i](x)            per frame; op i reads pre[i−1].y_frac; layer 0 reads the last y_frac
+//! h = layers(x)
+//! acc = pool(acc, h_last)  per frame, in the session state (Session docs: words, rounding)
+//! v = pooled(acc)          Last/Mean/Max: h_last's format; Sum: pool_frac
+//! v = mlp[i](v)            at output time only; op 0 reads the pooled format
+//! y = head(v), output_act  head requant from the last format
+//! ```
 //!
 //! # What loading checks
 //!
@@ -135,7 +163,12 @@ use crate::{MAX_DIM, MAX_LAYERS};
 /// The four bytes every blob starts with.
 pub const MAGIC: [u8; 4] = *b"TRNN";
 /// The payload format version this build reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest payload format version this build still reads (decoded and converted to a
+/// format-2 [`ModelDesc`]: no pre-net, [`Pool::Last`], no hidden head ops).
+pub const MIN_FORMAT_VERSION: u16 = 1;
+/// Most dense ops in the per-frame pre-net, and most hidden ops in the head.
+pub const MAX_OPS: usize = 4;
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 16;
 /// Longest `name` accepted.
@@ -330,7 +363,7 @@ pub enum OutputAct {
 
 /// Activation after a dense layer of the per-frame pre-net or of the head (blob format 2).
 ///
-/// The variant order will be the blob format (see [Enum indices](crate::model#enum-indices)):
+/// The variant order is the blob format (see [Enum indices](crate::model#enum-indices)):
 /// never reorder or insert variants without a new [`FORMAT_VERSION`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -380,7 +413,7 @@ impl DenseAct {
 
 /// How the recurrent output sequence becomes one vector for the head (blob format 2).
 ///
-/// The variant order will be the blob format (see [Enum indices](crate::model#enum-indices)):
+/// The variant order is the blob format (see [Enum indices](crate::model#enum-indices)):
 /// never reorder or insert variants without a new [`FORMAT_VERSION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -483,6 +516,130 @@ pub struct DenseDesc<'a> {
     pub rq: &'a [u8],
 }
 
+/// A dense layer of the per-frame pre-net or of the hidden head (format 2):
+/// `y = act(W·x + b)`.
+///
+/// Integer paths: the input is `i16` in `x_frac` fractional bits, the output `i16` in
+/// `y_frac`. The requant records of `dense` target `y_frac` (then the activation acts on the
+/// saturated `i16`) for Identity / ReLU / Clip / LeakyReLU, and Q19.12 for Tanh / Sigmoid,
+/// whose output is Q0.15 (`y_frac` = 15). See `src/DESIGN.md`, "Dense ops".
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DenseOpDesc<'a> {
+    /// Activation on the result.
+    pub act: DenseAct,
+    /// Int paths: fractional bits of the input; f32: 0.
+    pub x_frac: u8,
+    /// Int paths: fractional bits of the output; f32: 0.
+    pub y_frac: u8,
+    /// Weights, biases and requant records (`out_size` rows × `pad4(in_size)`).
+    #[serde(borrow)]
+    pub dense: DenseDesc<'a>,
+}
+
+/// One per-frame op of the pre-net or of the hidden head (format 2).
+///
+/// The variant order is the blob format (see [Enum indices](crate::model#enum-indices)): never
+/// reorder or insert variants without a new [`FORMAT_VERSION`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum OpDesc<'a> {
+    /// A dense layer with its activation.
+    #[serde(borrow)]
+    Dense(DenseOpDesc<'a>),
+}
+
+impl<'a> OpDesc<'a> {
+    /// Output width.
+    pub fn out_size(&self) -> usize {
+        match self {
+            OpDesc::Dense(d) => d.dense.out_size as usize,
+        }
+    }
+    /// Input width.
+    pub fn in_size(&self) -> usize {
+        match self {
+            OpDesc::Dense(d) => d.dense.in_size as usize,
+        }
+    }
+    /// Int paths: fractional bits of the input.
+    pub fn x_frac(&self) -> u8 {
+        match self {
+            OpDesc::Dense(d) => d.x_frac,
+        }
+    }
+    /// Int paths: fractional bits of the output.
+    pub fn y_frac(&self) -> u8 {
+        match self {
+            OpDesc::Dense(d) => d.y_frac,
+        }
+    }
+    /// Bytes of flash of its tensors.
+    pub fn weight_bytes(&self) -> usize {
+        match self {
+            OpDesc::Dense(d) => d.dense.weight.len() + d.dense.bias.len() + d.dense.rq.len(),
+        }
+    }
+    /// Parameters (weights and biases, unpadded).
+    pub fn params(&self) -> usize {
+        match self {
+            OpDesc::Dense(d) => {
+                let (o, i) = (d.dense.out_size as usize, d.dense.in_size as usize);
+                o * i + o
+            }
+        }
+    }
+    /// The op in words, as tools print it: `"dense(relu)"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OpDesc::Dense(d) => match d.act {
+                DenseAct::Identity => "dense",
+                DenseAct::Relu => "dense(relu)",
+                DenseAct::Clip { .. } => "dense(clip)",
+                DenseAct::LeakyRelu { .. } => "dense(leaky_relu)",
+                DenseAct::Tanh => "dense(tanh)",
+                DenseAct::Sigmoid => "dense(sigmoid)",
+                DenseAct::Gelu => "dense(gelu)",
+                DenseAct::GeluTanh => "dense(gelu(tanh))",
+            },
+        }
+    }
+}
+
+/// The payload of a format-1 blob (decoded and converted by [`Model::from_blob`]).
+#[derive(Deserialize)]
+struct ModelDescV1<'a> {
+    precision: Precision,
+    input_size: u16,
+    #[serde(borrow)]
+    norm: Option<NormDesc<'a>>,
+    #[serde(borrow)]
+    layers: heapless::Vec<LayerDesc<'a>, MAX_LAYERS>,
+    #[serde(borrow)]
+    head: Option<DenseDesc<'a>>,
+    output_act: OutputAct,
+    output_frac: u8,
+    #[serde(borrow)]
+    name: &'a str,
+}
+
+impl<'a> From<ModelDescV1<'a>> for ModelDesc<'a> {
+    fn from(v: ModelDescV1<'a>) -> Self {
+        ModelDesc {
+            precision: v.precision,
+            input_size: v.input_size,
+            norm: v.norm,
+            pre: heapless::Vec::new(),
+            layers: v.layers,
+            pool: Pool::Last,
+            pool_frac: 0,
+            mlp: heapless::Vec::new(),
+            head: v.head,
+            output_act: v.output_act,
+            output_frac: v.output_frac,
+            name: v.name,
+        }
+    }
+}
+
 /// The whole model description (the blob's payload).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelDesc<'a> {
@@ -493,9 +650,20 @@ pub struct ModelDesc<'a> {
     /// Optional input normalization.
     #[serde(borrow)]
     pub norm: Option<NormDesc<'a>>,
+    /// The per-frame pre-net between the (normalized) input and layer 0 (format 2).
+    #[serde(borrow)]
+    pub pre: heapless::Vec<OpDesc<'a>, MAX_OPS>,
     /// The recurrent layers, input first.
     #[serde(borrow)]
     pub layers: heapless::Vec<LayerDesc<'a>, MAX_LAYERS>,
+    /// Reduction of the last layer's `h` over time (format 2).
+    pub pool: Pool,
+    /// Int paths with [`Pool::Sum`]: fractional bits of the pooled sum (≤ the last layer's
+    /// `h_frac`); 0 otherwise (the pooled vector keeps `h`'s format).
+    pub pool_frac: u8,
+    /// Hidden head ops between the pooled vector and `head` (format 2).
+    #[serde(borrow)]
+    pub mlp: heapless::Vec<OpDesc<'a>, MAX_OPS>,
     /// Optional dense head.
     #[serde(borrow)]
     pub head: Option<DenseDesc<'a>>,
@@ -510,11 +678,13 @@ pub struct ModelDesc<'a> {
 
 /// Every cargo feature that selects model code, in the order
 /// [`ModelDesc::required_features`] lists them.
-pub const MODEL_FEATURES: [&str; 7] = [
+pub const MODEL_FEATURES: [&str; 9] = [
     "rnn",
     "gru",
     "lstm",
     "lstm-peephole",
+    "dense-net",
+    "pool",
     "int8",
     "int16",
     "f32",
@@ -522,7 +692,9 @@ pub const MODEL_FEATURES: [&str; 7] = [
 
 impl ModelDesc<'_> {
     /// The cargo features of this crate a build needs to run this model: the cells of its
-    /// layers (`"lstm-peephole"` comes with `"lstm"`, which it implies), then its precision,
+    /// layers (`"lstm-peephole"` comes with `"lstm"`, which it implies), `"dense-net"` if it
+    /// has pre-net or hidden head ops, `"pool"` if it pools over time (mean/max/sum), then
+    /// its precision,
     /// in the order of [`MODEL_FEATURES`], each once. A build without one of them rejects
     /// the blob in [`Model::from_blob`] with [`Error::FeatureDisabled`].
     ///
@@ -533,8 +705,8 @@ impl ModelDesc<'_> {
     /// let features = model.desc().required_features(); // e.g. ["lstm", "int8"]
     /// # let _ = features; Ok(()) }
     /// ```
-    pub fn required_features(&self) -> heapless::Vec<&'static str, 7> {
-        let mut need = [false; 7];
+    pub fn required_features(&self) -> heapless::Vec<&'static str, 9> {
+        let mut need = [false; 9];
         for l in self.layers.iter() {
             match l.cell {
                 CellKind::Rnn(_) => need[0] = true,
@@ -545,14 +717,16 @@ impl ModelDesc<'_> {
                 }
             }
         }
+        need[4] = !self.pre.is_empty() || !self.mlp.is_empty();
+        need[5] = self.pool != Pool::Last;
         match self.precision {
-            Precision::Int8 => need[4] = true,
-            Precision::Int16 => need[5] = true,
-            Precision::F32 => need[6] = true,
+            Precision::Int8 => need[6] = true,
+            Precision::Int16 => need[7] = true,
+            Precision::F32 => need[8] = true,
         }
         let mut out = heapless::Vec::new();
         for (&f, _) in MODEL_FEATURES.iter().zip(need).filter(|(_, n)| *n) {
-            // at most 7 entries: never full
+            // at most 9 entries: never full
             let _ = out.push(f);
         }
         out
@@ -631,10 +805,10 @@ fn check_f32s(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The fields of a [`ModelDesc`] payload up to the layer count, which postcard writes
-/// before the layers: a sequence length is a varint, encoded as a `u64` is.
+/// The fields of a format-1 payload up to the layer count, which postcard writes before
+/// the layers: a sequence length is a varint, encoded as a `u64` is.
 #[derive(Deserialize)]
-struct LayerCount<'a> {
+struct LayerCountV1<'a> {
     _precision: Precision,
     _input_size: u16,
     #[serde(borrow)]
@@ -642,15 +816,107 @@ struct LayerCount<'a> {
     layers: u64,
 }
 
+/// The fields of a format-2 payload up to the pre-net op count.
+#[derive(Deserialize)]
+struct OpCount<'a> {
+    _precision: Precision,
+    _input_size: u16,
+    #[serde(borrow)]
+    _norm: Option<NormDesc<'a>>,
+    pre: u64,
+}
+
+/// The fields of a format-2 payload up to the layer count (the pre-net decoded).
+#[derive(Deserialize)]
+struct LayerCountV2<'a> {
+    _precision: Precision,
+    _input_size: u16,
+    #[serde(borrow)]
+    _norm: Option<NormDesc<'a>>,
+    #[serde(borrow)]
+    _pre: heapless::Vec<OpDesc<'a>, MAX_OPS>,
+    layers: u64,
+}
+
 /// Why `payload` did not decode: [`Error::TooManyLayers`] if it declares more than
-/// [`MAX_LAYERS`] layers (the bounded `layers` vector refuses the fifth one, which postcard
-/// reports as an anonymous serde error), else [`Error::Decode`] with `e`.
+/// [`MAX_LAYERS`] layers, [`Error::TooManyOps`] if its pre-net declares more than
+/// [`MAX_OPS`] ops (a bounded vector refuses the extra element, which postcard reports as
+/// an anonymous serde error), else [`Error::Decode`] with `e`. (A head with too many ops is
+/// reported as [`Error::Decode`].)
 #[cold]
 #[inline(never)]
-fn decode_error(payload: &[u8], e: postcard::Error) -> Error {
-    match postcard::take_from_bytes::<LayerCount<'_>>(payload) {
+fn decode_error(payload: &[u8], version: u16, e: postcard::Error) -> Error {
+    if version == 1 {
+        return match postcard::take_from_bytes::<LayerCountV1<'_>>(payload) {
+            Ok((prefix, _)) if prefix.layers > MAX_LAYERS as u64 => Error::TooManyLayers,
+            _ => Error::Decode(e),
+        };
+    }
+    if let Ok((prefix, _)) = postcard::take_from_bytes::<OpCount<'_>>(payload) {
+        if prefix.pre > MAX_OPS as u64 {
+            return Error::TooManyOps;
+        }
+    }
+    match postcard::take_from_bytes::<LayerCountV2<'_>>(payload) {
         Ok((prefix, _)) if prefix.layers > MAX_LAYERS as u64 => Error::TooManyLayers,
         _ => Error::Decode(e),
+    }
+}
+
+/// Checks one pre-net / head op reading `width` values in `frac` fractional bits; returns
+/// its output width and format.
+fn check_op(
+    op: &OpDesc<'_>,
+    p: Precision,
+    width: usize,
+    frac: Option<u8>,
+    max_shift: u8,
+) -> Result<(usize, u8)> {
+    match op {
+        OpDesc::Dense(d) => {
+            let c = check_dim(d.dense.out_size)?;
+            let i = check_dim(d.dense.in_size)?;
+            if i != width {
+                return Err(Error::BadDimension);
+            }
+            check_len(d.dense.weight, c * pad4(i), p.weight_bytes())?;
+            check_len(d.dense.bias, c, p.bias_bytes())?;
+            match d.act {
+                DenseAct::Clip { lo, hi } if !(lo.is_finite() && hi.is_finite() && lo <= hi) => {
+                    return Err(Error::Unsupported);
+                }
+                DenseAct::LeakyRelu { alpha } => {
+                    let ok = if p.is_int() {
+                        (0.0..=1.0).contains(&alpha)
+                    } else {
+                        alpha.is_finite()
+                    };
+                    if !ok {
+                        return Err(Error::Unsupported);
+                    }
+                }
+                // no integer formula yet; exact GELU needs erf, not in the f32 math either
+                DenseAct::Gelu => return Err(Error::Unsupported),
+                DenseAct::GeluTanh if p.is_int() => return Err(Error::Unsupported),
+                _ => {}
+            }
+            if p.is_int() {
+                check_requant(d.dense.rq, c, max_shift)?;
+                if d.x_frac > 15 || frac.is_some_and(|f| f != d.x_frac) || d.y_frac > 15 {
+                    return Err(Error::BadQuantization);
+                }
+                if matches!(d.act, DenseAct::Tanh | DenseAct::Sigmoid)
+                    && d.y_frac as u32 != ACT_FRAC
+                {
+                    return Err(Error::BadQuantization);
+                }
+            } else {
+                check_len(d.dense.rq, 0, 1)?;
+                check_f32s(d.dense.weight)?;
+                check_f32s(d.dense.bias)?;
+            }
+            Ok((c, d.y_frac))
+        }
     }
 }
 
@@ -668,7 +934,7 @@ impl<'a> Model<'a> {
             return Err(Error::BadMagic);
         }
         let version = le_u16(&blob[4..6]);
-        if version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion(version));
         }
         if le_u16(&blob[6..8]) != 0 {
@@ -685,8 +951,13 @@ impl<'a> Model<'a> {
         if crc32(payload) != le_u32(&blob[12..16]) {
             return Err(Error::BadChecksum);
         }
-        let (desc, rest): (ModelDesc<'a>, _) =
-            postcard::take_from_bytes(payload).map_err(|e| decode_error(payload, e))?;
+        let (desc, rest): (ModelDesc<'a>, _) = if version == 1 {
+            let (v1, rest): (ModelDescV1<'a>, _) = postcard::take_from_bytes(payload)
+                .map_err(|e| decode_error(payload, version, e))?;
+            (v1.into(), rest)
+        } else {
+            postcard::take_from_bytes(payload).map_err(|e| decode_error(payload, version, e))?
+        };
         if !rest.is_empty() {
             return Err(Error::TrailingBytes);
         }
@@ -717,6 +988,11 @@ impl<'a> Model<'a> {
         let max_shift = if p == Precision::Int16 { 94 } else { 62 };
         let mut prev = input;
         let mut prev_frac = None::<u8>;
+        for op in desc.pre.iter() {
+            let (w, f) = check_op(op, p, prev, prev_frac, max_shift)?;
+            prev = w;
+            prev_frac = p.is_int().then_some(f);
+        }
         for l in desc.layers.iter() {
             let i = check_dim(l.input_size)?;
             let h = check_dim(l.hidden_size)?;
@@ -765,6 +1041,22 @@ impl<'a> Model<'a> {
             }
             prev = h;
         }
+        // the pooled vector: the last layer's h format, fewer bits for a sum
+        match (p.is_int(), desc.pool) {
+            (true, Pool::Sum) => {
+                if desc.pool_frac > prev_frac.unwrap_or(0) {
+                    return Err(Error::BadQuantization);
+                }
+                prev_frac = Some(desc.pool_frac);
+            }
+            _ if desc.pool_frac != 0 => return Err(Error::BadQuantization),
+            _ => {}
+        }
+        for op in desc.mlp.iter() {
+            let (w, f) = check_op(op, p, prev, prev_frac, max_shift)?;
+            prev = w;
+            prev_frac = p.is_int().then_some(f);
+        }
         if let Some(head) = &desc.head {
             let c = check_dim(head.out_size)?;
             let i = check_dim(head.in_size)?;
@@ -793,11 +1085,8 @@ impl<'a> Model<'a> {
             if desc.head.is_none() && desc.output_act != OutputAct::Identity {
                 return Err(Error::Unsupported);
             }
-            if desc.head.is_none() {
-                let last = desc.layers.last().map(|l| l.h_frac);
-                if last != Some(desc.output_frac) {
-                    return Err(Error::BadQuantization);
-                }
+            if desc.head.is_none() && prev_frac != Some(desc.output_frac) {
+                return Err(Error::BadQuantization);
             }
         }
         // Last, so that only a valid blob gets this error: its cells and precision must be
@@ -809,6 +1098,13 @@ impl<'a> Model<'a> {
             if !l.cell.enabled() {
                 return Err(Error::FeatureDisabled(l.cell.feature()));
             }
+        }
+        let dense_net = !(desc.pre.is_empty() && desc.mlp.is_empty());
+        if dense_net && !cfg!(feature = "dense-net") {
+            return Err(Error::FeatureDisabled("dense-net"));
+        }
+        if desc.pool != Pool::Last && !cfg!(feature = "pool") {
+            return Err(Error::FeatureDisabled("pool"));
         }
         Ok(Model { desc })
     }
@@ -825,42 +1121,90 @@ impl<'a> Model<'a> {
     pub fn input_size(&self) -> usize {
         self.desc.input_size as usize
     }
-    /// Width of the output vector: the head's `C`, or the last layer's `H` without a head.
+    /// Width of the output vector: the head's `C`, else the last hidden head op's width,
+    /// else the last layer's `H`.
     pub fn output_size(&self) -> usize {
         match &self.desc.head {
             Some(h) => h.out_size as usize,
-            None => self
-                .desc
-                .layers
-                .last()
-                .map_or(0, |l| l.hidden_size as usize),
+            None => match self.desc.mlp.last() {
+                Some(op) => op.out_size(),
+                None => self.pooled_size(),
+            },
+        }
+    }
+    /// Width of the pooled vector (the last layer's `H`).
+    pub fn pooled_size(&self) -> usize {
+        self.desc
+            .layers
+            .last()
+            .map_or(0, |l| l.hidden_size as usize)
+    }
+    /// Int paths: fractional bits of the (normalized) input frame that [`Session::step_q`]
+    /// takes: the first pre-net op's `x_frac`, else layer 0's.
+    ///
+    /// [`Session::step_q`]: crate::Session::step_q
+    pub fn input_frac(&self) -> u8 {
+        match self.desc.pre.first() {
+            Some(op) => op.x_frac(),
+            None => self.desc.layers.first().map_or(0, |l| l.x_frac),
+        }
+    }
+    /// The per-frame pre-net ops.
+    pub fn pre(&self) -> &[OpDesc<'a>] {
+        &self.desc.pre
+    }
+    /// The hidden head ops.
+    pub fn mlp(&self) -> &[OpDesc<'a>] {
+        &self.desc.mlp
+    }
+    /// The reduction over time.
+    pub fn pool(&self) -> Pool {
+        self.desc.pool
+    }
+    /// State words of the pooling accumulators (after the layers' words): `Max` one per
+    /// element, `Sum` two (`i64` / `f64`), `Mean` two per element plus two for the frame
+    /// count (`u64`); `Last` none.
+    pub fn pool_words(&self) -> usize {
+        let w = self.pooled_size();
+        match self.desc.pool {
+            Pool::Last => 0,
+            Pool::Max => w,
+            Pool::Sum => 2 * w,
+            Pool::Mean => 2 * w + 2,
         }
     }
     /// The recurrent layers.
     pub fn layers(&self) -> &[LayerDesc<'a>] {
         &self.desc.layers
     }
-    /// `i32` words of recurrent state: `Σ H` (+ `H` more per LSTM layer for `c`).
+    /// `i32` words of recurrent state: `Σ H` (+ `H` more per LSTM layer for `c`), plus the
+    /// pooling accumulators ([`pool_words`](Self::pool_words)).
     pub fn state_len(&self) -> usize {
-        self.desc
-            .layers
-            .iter()
-            .map(|l| {
-                let h = l.hidden_size as usize;
-                if matches!(l.cell, CellKind::Lstm { .. }) {
-                    2 * h
-                } else {
-                    h
-                }
-            })
-            .sum()
+        self.pool_words()
+            + self
+                .desc
+                .layers
+                .iter()
+                .map(|l| {
+                    let h = l.hidden_size as usize;
+                    if matches!(l.cell, CellKind::Lstm { .. }) {
+                        2 * h
+                    } else {
+                        h
+                    }
+                })
+                .sum::<usize>()
     }
     /// `u32` words of scratch a step needs: the packed layer input `[x; h]` (two `i16` per
     /// word on the int paths, one `f32` per word on the f32 path), plus `r ⊙ h` for a
-    /// reset-before GRU.
+    /// reset-before GRU; for each pre-net / hidden head op its input and output
+    /// (`pad4(in) + pad4(out)` values); the pooled vector.
     pub fn scratch_len(&self) -> usize {
         let per_word = if self.desc.precision.is_int() { 2 } else { 1 };
-        let mut need = 0;
+        let mut need = pad4(self.pooled_size()) / per_word;
+        for op in self.desc.pre.iter().chain(self.desc.mlp.iter()) {
+            need = need.max((pad4(op.in_size()) + pad4(op.out_size())) / per_word);
+        }
         for l in self.desc.layers.iter() {
             let (i, h) = (pad4(l.input_size as usize), pad4(l.hidden_size as usize));
             let mut n = (i + h) / per_word;
@@ -885,6 +1229,9 @@ impl<'a> Model<'a> {
         }
         if let Some(h) = &self.desc.head {
             n += h.weight.len() + h.bias.len() + h.rq.len();
+        }
+        for op in self.desc.pre.iter().chain(self.desc.mlp.iter()) {
+            n += op.weight_bytes();
         }
         n
     }

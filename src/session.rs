@@ -8,9 +8,18 @@
 //!
 //! * State, per layer in order: `h[H]` then, for an LSTM, `c[H]`. Integer models: `h` is the
 //!   `i16` value in an `i32` word, `c` is Q16.15. f32 models: `f32::to_bits`.
+//! * Then the pooling accumulators ([`Model::pool_words`]): `Max` one word per element
+//!   (integer: the `i16` max, initially `i16::MIN`; f32: bits, initially `−∞`); `Sum` two
+//!   words per element (`lo`, `hi` of an `i64` sum of the `i16` values, saturating — no
+//!   overflow before 2^48 frames; f32: an `f64` sum); `Mean` the same plus a `u64` frame
+//!   count (two words, saturating). The pooled vector is computed at output time: `Mean`
+//!   `round(sum / n)` (ties up; exact for any length), `Sum` `sum` shifted to `pool_frac`
+//!   (round to nearest, ties up) and saturated to `i16`; 0 before the first frame.
 //! * Scratch, reused by every layer: the layer input `x` then `h_{t−1}`, each padded to a
 //!   multiple of 4 elements (two `i16` per word on the integer paths, one `f32` per word on
-//!   the f32 path), then `r ⊙ h` for a reset-before GRU.
+//!   the f32 path), then `r ⊙ h` for a reset-before GRU. A pre-net / hidden head op reads
+//!   its input at the start of the scratch, writes its output after it, and moves it to
+//!   the start (the next op's or layer 0's input, or the head's).
 //!
 //! # Input conversion (integer models)
 //!
@@ -45,7 +54,7 @@ use crate::kernel::Int16;
 #[cfg(feature = "int8")]
 use crate::kernel::Int8;
 use crate::kernel::{copy_words, le_i16, le_i32, pack_i16};
-use crate::model::{pad4, CellKind, LayerDesc, Model, NormDesc, Precision, RnnAct};
+use crate::model::{pad4, CellKind, LayerDesc, Model, NormDesc, OpDesc, Pool, Precision, RnnAct};
 use crate::stream::Decision;
 
 const STATE_CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
@@ -197,6 +206,266 @@ fn step_other(p: Precision, l: &LayerDesc<'_>, io: Io<'_>) {
     }
 }
 
+/// [`Error::TooLarge`] for a scratch of `capacity` words (out of line).
+#[cold]
+#[inline(never)]
+fn scratch_short(model: &Model<'_>, capacity: usize) -> Error {
+    Error::TooLarge {
+        buffer: Buffer::Scratch,
+        needed: model.scratch_len(),
+        capacity,
+    }
+}
+
+/// One dense op on packed vectors (`x` → `y`) in the model's precision.
+#[cfg(feature = "dense-net")]
+#[allow(unused_variables)]
+fn dense_op(
+    p: Precision,
+    math: F32Math,
+    d: &crate::model::DenseOpDesc<'_>,
+    x: &[u32],
+    y: &mut [u32],
+) {
+    #[allow(unreachable_patterns)]
+    match p {
+        #[cfg(feature = "int8")]
+        Precision::Int8 => dense::op_int::<Int8>(d, x, y),
+        #[cfg(feature = "int16")]
+        Precision::Int16 => dense::op_int::<Int16>(d, x, y),
+        #[cfg(feature = "f32")]
+        Precision::F32 => match math {
+            #[cfg(feature = "libm")]
+            F32Math::Accurate => dense::op_f32::<crate::activation::AccurateMath>(d, x, y),
+            _ => dense::op_f32::<FastMath>(d, x, y),
+        },
+        // a disabled precision: never loaded
+        _ => {}
+    }
+}
+
+/// Runs `ops` in order on the vector at the start of `scratch` (packed in the model's
+/// precision), leaving the result there: each op writes its output after its input, which
+/// is then moved to the front.
+#[inline(never)]
+fn run_ops(
+    model: &Model<'_>,
+    ops: &[OpDesc<'_>],
+    scratch: &mut [u32],
+    math: F32Math,
+) -> Result<()> {
+    let pw = per_word(model.precision());
+    let cap = scratch.len();
+    for op in ops {
+        let (a, b) = (pad4(op.in_size()) / pw, pad4(op.out_size()) / pw);
+        let Some((x, rest)) = scratch.split_at_mut_checked(a) else {
+            return Err(scratch_short(model, cap));
+        };
+        let Some(y) = rest.get_mut(..b) else {
+            return Err(scratch_short(model, cap));
+        };
+        match op {
+            #[cfg(feature = "dense-net")]
+            OpDesc::Dense(d) => dense_op(model.precision(), math, d, x, y),
+            #[cfg(not(feature = "dense-net"))]
+            OpDesc::Dense(_) => {
+                let _ = (x, y, math);
+                return Err(Error::FeatureDisabled("dense-net"));
+            }
+        }
+        // move the output to the front (a checked copy: `copy_within` links a panic path)
+        for k in 0..b {
+            let v = scratch.get(a + k).copied().unwrap_or(0);
+            if let Some(d) = scratch.get_mut(k) {
+                *d = v;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// State words of the recurrent layers (the pooling accumulators follow).
+fn layers_words(model: &Model<'_>) -> usize {
+    model.layers().iter().map(layer_words).sum()
+}
+
+/// Offset of the last layer's `h` in the state.
+fn last_h_offset(model: &Model<'_>) -> usize {
+    match model.layers().split_last() {
+        Some((_, below)) => below.iter().map(layer_words).sum(),
+        None => 0,
+    }
+}
+
+/// A two-word (`lo`, `hi`) 64-bit state value.
+fn get64(w: &[i32], i: usize) -> u64 {
+    let lo = w.get(2 * i).map_or(0, |&v| v as u32 as u64);
+    let hi = w.get(2 * i + 1).map_or(0, |&v| v as u32 as u64);
+    lo | hi << 32
+}
+
+fn set64(w: &mut [i32], i: usize, v: u64) {
+    if let Some(lo) = w.get_mut(2 * i) {
+        *lo = v as u32 as i32;
+    }
+    if let Some(hi) = w.get_mut(2 * i + 1) {
+        *hi = (v >> 32) as u32 as i32;
+    }
+}
+
+/// The pooling accumulators' initial values (after `reset`): `Max` the lowest value
+/// (`i16::MIN`, or `−∞` on the f32 path), sums and the count 0.
+fn pool_reset(model: &Model<'_>, acc: &mut [i32]) {
+    acc.fill(0);
+    if model.pool() == Pool::Max {
+        let low = if model.precision().is_int() {
+            i16::MIN as i32
+        } else {
+            f32::NEG_INFINITY.to_bits() as i32
+        };
+        acc.fill(low);
+    }
+}
+
+/// Folds the last layer's new `h` into the pooling accumulators (after every step):
+/// `Max` element-wise maximum; `Sum`/`Mean` a saturating `i64` sum of the `i16` values (an
+/// `f64` sum on the f32 path; exact for any length below 2^48 frames on the integer paths)
+/// and, for `Mean`, a saturating `u64` frame count.
+#[inline(never)]
+fn pool_update(model: &Model<'_>, state: &mut [i32]) {
+    let (off, w) = (last_h_offset(model), model.pooled_size());
+    let int = model.precision().is_int();
+    let (left, acc) = state.split_at_mut(layers_words(model).min(state.len()));
+    let h = left.get(off..).unwrap_or(&[]);
+    let h = h.get(..w).unwrap_or(&[]);
+    match model.pool() {
+        Pool::Last => {}
+        Pool::Max => {
+            for (a, &v) in acc.iter_mut().zip(h) {
+                if int {
+                    *a = (*a).max(v);
+                } else if f32::from_bits(v as u32) > f32::from_bits(*a as u32) {
+                    *a = v;
+                }
+            }
+        }
+        Pool::Sum | Pool::Mean => {
+            for (j, &v) in h.iter().enumerate() {
+                let s = get64(acc, j);
+                let n = if int {
+                    (s as i64).saturating_add(v as i64) as u64
+                } else {
+                    (f64::from_bits(s) + f32::from_bits(v as u32) as f64).to_bits()
+                };
+                set64(acc, j, n);
+            }
+            if model.pool() == Pool::Mean {
+                let c = get64(acc, w).saturating_add(1);
+                set64(acc, w, c);
+            }
+        }
+    }
+}
+
+/// `round(s / n)` (ties up), for `n > 0` (0 otherwise).
+fn round_div(s: i64, n: i64) -> i64 {
+    if n <= 0 {
+        return 0;
+    }
+    let (Some(q), Some(r)) = (s.checked_div_euclid(n), s.checked_rem_euclid(n)) else {
+        return 0;
+    };
+    if r >= n - r {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// The pooled vector's values on the integer paths (`pool_frac`).
+fn pooled_int<'s>(model: &'s Model<'_>, state: &'s [i32]) -> impl Iterator<Item = i16> + 's {
+    let (off, w) = (last_h_offset(model), model.pooled_size());
+    let h = state.get(off..).and_then(|s| s.get(..w)).unwrap_or(&[]);
+    let acc = state.get(layers_words(model)..).unwrap_or(&[]);
+    let hf = model.layers().last().map_or(0, |l| l.h_frac as u32);
+    let shift = hf.saturating_sub(model.desc().pool_frac as u32).min(62);
+    // `pool_frac` is only used by a sum
+    let shift = if model.pool() == Pool::Sum { shift } else { 0 };
+    let n = get64(acc, w).min(i64::MAX as u64) as i64;
+    (0..w).map(move |j| match model.pool() {
+        Pool::Last => h.get(j).map_or(0, |&v| v as i16),
+        Pool::Max => acc.get(j).map_or(0, |&v| sat_i16(v)),
+        Pool::Mean => {
+            if n == 0 {
+                0
+            } else {
+                sat_i16(
+                    round_div(get64(acc, j) as i64, n).clamp(i32::MIN as i64, i32::MAX as i64)
+                        as i32,
+                )
+            }
+        }
+        Pool::Sum => {
+            let s = get64(acc, j) as i64;
+            let v = if shift == 0 {
+                s
+            } else {
+                (s >> shift) + ((s >> (shift - 1)) & 1)
+            };
+            sat_i16(v.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
+        }
+    })
+}
+
+/// The pooled vector's values on the f32 path.
+fn pooled_f32<'s>(model: &'s Model<'_>, state: &'s [i32]) -> impl Iterator<Item = f32> + 's {
+    let (off, w) = (last_h_offset(model), model.pooled_size());
+    let h = state.get(off..).and_then(|s| s.get(..w)).unwrap_or(&[]);
+    let acc = state.get(layers_words(model)..).unwrap_or(&[]);
+    let n = get64(acc, w);
+    (0..w).map(move |j| match model.pool() {
+        Pool::Last => h.get(j).map_or(0.0, |&v| f32::from_bits(v as u32)),
+        Pool::Max => acc.get(j).map_or(0.0, |&v| f32::from_bits(v as u32)),
+        Pool::Mean => {
+            if n == 0 {
+                0.0
+            } else {
+                (f64::from_bits(get64(acc, j)) / n as f64) as f32
+            }
+        }
+        Pool::Sum => f64::from_bits(get64(acc, j)) as f32,
+    })
+}
+
+/// Writes the head's input for the current state to the start of `scratch` (the pooled
+/// vector, then every hidden head op) and returns its width.
+#[inline(never)]
+fn head_input(
+    model: &Model<'_>,
+    state: &[i32],
+    scratch: &mut [u32],
+    math: F32Math,
+) -> Result<usize> {
+    let p = model.precision();
+    let w = model.pooled_size();
+    let cap = scratch.len();
+    let xw = scratch
+        .get_mut(..pad4(w) / per_word(p))
+        .ok_or_else(|| scratch_short(model, cap))?;
+    if p.is_int() {
+        pack_i16(xw, pooled_int(model, state));
+    } else {
+        copy_words(xw, pooled_f32(model, state).map(f32::to_bits));
+    }
+    run_ops(model, model.mlp(), scratch, math)?;
+    Ok(model.mlp().last().map_or(w, |op| op.out_size()))
+}
+
+/// Whether a model is format 1's shape at output time (last step, no hidden head ops).
+fn plain_output(model: &Model<'_>) -> bool {
+    model.pool() == Pool::Last && model.mlp().is_empty()
+}
+
 /// One model's recurrent state plus the scratch memory a step needs.
 ///
 /// `STATE` and `SCRATCH` are capacities in 32-bit words; [`new`](Self::new) checks them
@@ -275,6 +544,9 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 *w = le_i32(b);
             }
         }
+        let model = self.model;
+        let acc = self.state.get_mut(layers_words(model)..self.state_len);
+        pool_reset(model, acc.unwrap_or(&mut []));
     }
 
     /// Selects the `f32` transcendental functions of the f32 path (ignored by integer
@@ -341,7 +613,8 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     }
 
     /// One time step on an already quantized frame (integer models): `frame` in
-    /// `layers[0].x_frac` fractional bits, no normalization.
+    /// [`Model::input_frac`] fractional bits (the first pre-net op's `x_frac`, else
+    /// `layers[0].x_frac`), no normalization.
     ///
     /// # Errors
     /// [`Error::PrecisionMismatch`] for an f32 model; [`Error::LengthMismatch`].
@@ -372,7 +645,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         }
         if model.precision().is_int() {
             let of = model.desc().output_frac as u32;
-            let xf = model.layers().first().map_or(0, |l| l.x_frac as u32);
+            let xf = model.input_frac() as u32;
             let nx = pad4(model.input_size()) / 2;
             let xw = self.scratch.get_mut(..nx).ok_or(Error::TooLarge {
                 buffer: Buffer::Scratch,
@@ -400,7 +673,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         let err = self.too_small();
         let xw = self.scratch.get_mut(..nx).ok_or(err)?;
         if p.is_int() {
-            let xf = model.layers().first().map_or(0, |l| l.x_frac as u32);
+            let xf = model.input_frac() as u32;
             pack_i16(xw, values.map(|v| quantize_f32(v, xf)));
         } else {
             copy_words(xw, values.map(f32::to_bits));
@@ -408,13 +681,28 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         Ok(())
     }
 
-    /// Runs every layer; layer 0's input is already in the scratch. A thin wrapper: the
+    /// Runs the pre-net, every layer and the pooling update; the (quantized) input frame is
+    /// already in the scratch. A thin wrapper: the
     /// work of an integer model is in the non-generic [`run_layers_int`] (one copy for every
     /// `STATE`/`SCRATCH`).
     /// A precision whose feature is disabled gives [`Error::FeatureDisabled`] (never for a
     /// loaded model: the loader rejects it first).
     #[inline(always)]
     fn run_layers(&mut self) -> Result<()> {
+        let model = self.model;
+        if !model.pre().is_empty() {
+            run_ops(model, model.pre(), &mut self.scratch, self.math)?;
+        }
+        self.run_stack()?;
+        if model.pool() != Pool::Last {
+            pool_update(model, &mut self.state);
+        }
+        Ok(())
+    }
+
+    /// The recurrent layers of [`run_layers`](Self::run_layers).
+    #[inline(always)]
+    fn run_stack(&mut self) -> Result<()> {
         if self.model.precision().is_int() {
             #[cfg(any(feature = "int8", feature = "int16"))]
             return run_layers_int(self.model, &mut self.state, &mut self.scratch);
@@ -489,6 +777,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             model,
             state,
             scratch,
+            math,
             ..
         } = self;
         let model: &Model<'_> = model;
@@ -496,33 +785,45 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         if !p.is_int() {
             return Err(Error::PrecisionMismatch);
         }
-        let h = Self::last_h(model, state).ok_or(err.clone())?;
         let desc = model.desc();
-        match &desc.head {
-            None => h.iter().map(|&v| v as i16).for_each(emit),
-            Some(d) => {
-                let xw = scratch.get_mut(..pad4(h.len()) / 2).ok_or(err)?;
-                pack_i16(xw, h.iter().map(|&v| v as i16));
-                let xw: &[u32] = xw;
-                match p {
-                    #[cfg(feature = "int8")]
-                    Precision::Int8 => {
-                        dense::emit_int(dense::int_logits::<Int8>(d, xw), desc.output_act, emit)
-                    }
-                    #[cfg(all(feature = "int16", not(feature = "f32")))]
-                    Precision::Int16 => {
-                        dense::emit_int(dense::int_logits::<Int16>(d, xw), desc.output_act, emit)
-                    }
-                    #[cfg(all(feature = "int16", feature = "f32"))]
-                    _ => dense::emit_int(dense::int_logits::<Int16>(d, xw), desc.output_act, emit),
-                    // a disabled precision: never loaded
-                    #[cfg(not(all(feature = "int16", feature = "f32")))]
-                    _ => {
-                        let _ = (d, xw, emit);
-                        return Err(Error::FeatureDisabled(p.feature()));
-                    }
-                }
+        let n = if plain_output(model) {
+            let h = Self::last_h(model, state).ok_or(err.clone())?;
+            if desc.head.is_none() {
+                h.iter().map(|&v| v as i16).for_each(emit);
+                return Ok(());
             }
+            let xw = scratch.get_mut(..pad4(h.len()) / 2).ok_or(err.clone())?;
+            pack_i16(xw, h.iter().map(|&v| v as i16));
+            h.len()
+        } else {
+            head_input(model, state, scratch, *math)?
+        };
+        let xw: &[u32] = scratch.get(..pad4(n) / 2).ok_or(err)?;
+        match &desc.head {
+            None => (0..n)
+                .map(|j| {
+                    let w = xw.get(j / 2).copied().unwrap_or(0);
+                    (w >> (16 * (j % 2))) as u16 as i16
+                })
+                .for_each(emit),
+            Some(d) => match p {
+                #[cfg(feature = "int8")]
+                Precision::Int8 => {
+                    dense::emit_int(dense::int_logits::<Int8>(d, xw), desc.output_act, emit)
+                }
+                #[cfg(all(feature = "int16", not(feature = "f32")))]
+                Precision::Int16 => {
+                    dense::emit_int(dense::int_logits::<Int16>(d, xw), desc.output_act, emit)
+                }
+                #[cfg(all(feature = "int16", feature = "f32"))]
+                _ => dense::emit_int(dense::int_logits::<Int16>(d, xw), desc.output_act, emit),
+                // a disabled precision: never loaded
+                #[cfg(not(all(feature = "int16", feature = "f32")))]
+                _ => {
+                    let _ = (d, xw, emit);
+                    return Err(Error::FeatureDisabled(p.feature()));
+                }
+            },
         }
         Ok(())
     }
@@ -535,22 +836,31 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             model,
             state,
             scratch,
+            math,
             ..
         } = self;
         let model: &Model<'_> = model;
-        let h = Self::last_h(model, state).ok_or(err.clone())?;
         let desc = model.desc();
+        let n = if plain_output(model) {
+            let h = Self::last_h(model, state).ok_or(err.clone())?;
+            if desc.head.is_none() {
+                let h = h.iter().map(|&v| f32::from_bits(v as u32));
+                dense::emit_f32::<M>(h, desc.output_act, emit);
+                return Ok(());
+            }
+            let xw = scratch.get_mut(..pad4(h.len())).ok_or(err.clone())?;
+            copy_words(xw, h.iter().map(|&v| v as u32));
+            h.len()
+        } else {
+            head_input(model, state, scratch, *math)?
+        };
+        let xw: &[u32] = scratch.get(..pad4(n)).ok_or(err)?;
         match &desc.head {
             None => {
-                let h = h.iter().map(|&v| f32::from_bits(v as u32));
-                dense::emit_f32::<M>(h, desc.output_act, emit)
+                let y = xw.iter().take(n).map(|&v| f32::from_bits(v));
+                dense::emit_f32::<M>(y, desc.output_act, emit)
             }
-            Some(d) => {
-                let xw = scratch.get_mut(..pad4(h.len())).ok_or(err)?;
-                copy_words(xw, h.iter().map(|&v| v as u32));
-                let xw: &[u32] = xw;
-                dense::emit_f32::<M>(dense::f32_logits(d, xw), desc.output_act, emit)
-            }
+            Some(d) => dense::emit_f32::<M>(dense::f32_logits(d, xw), desc.output_act, emit),
         }
         Ok(())
     }
@@ -694,6 +1004,15 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             d.update(&l.input_size.to_le_bytes());
             d.update(&l.hidden_size.to_le_bytes());
         }
+        let pool = match m.pool() {
+            Pool::Last => 0u8,
+            Pool::Mean => 1,
+            Pool::Max => 2,
+            Pool::Sum => 3,
+        };
+        if pool != 0 {
+            d.update(&[pool, m.desc().pool_frac]);
+        }
         for b in state_bytes {
             d.update(&b);
         }
@@ -711,6 +1030,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     /// | 1 | precision: `0` int8, `1` int16, `2` f32 |
     /// | 2 | the model's `input_size`, `u16` LE |
     /// | 7 per layer | cell (`0` RNN tanh, `1` RNN ReLU, `2` GRU `linear_before_reset`, `3` GRU reset before the product, `4` LSTM, `5` LSTM with peepholes), `x_frac`, `h_frac`, `input_size` `u16` LE, `hidden_size` `u16` LE |
+    /// | 2 if pooling over time | pool (`1` mean, `2` max, `3` sum), `pool_frac`; absent for the last step (so a format-1 model's tag is unchanged) |
     /// | 4 per state word | the state words as written, `i32` LE |
     ///
     /// These numbers are the saved-state format: they are fixed here, not taken from the
@@ -767,6 +1087,26 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                     return Err(Error::BadState);
                 }
             }
+        }
+        // pooling accumulators: an integer max within i16, f32 max not NaN, f64 sums finite
+        let pw = self.model.pooled_size();
+        let acc_ok = match self.model.pool() {
+            Pool::Last => true,
+            Pool::Max => w.by_ref().take(pw).all(|v| {
+                if int {
+                    (i16::MIN as i32..=i16::MAX as i32).contains(&v)
+                } else {
+                    !f32::from_bits(v as u32).is_nan()
+                }
+            }),
+            Pool::Sum | Pool::Mean => (0..pw).all(|_| {
+                let lo = w.next().unwrap_or(0) as u32 as u64;
+                let hi = w.next().unwrap_or(0) as u32 as u64;
+                int || f64::from_bits(lo | hi << 32).is_finite()
+            }),
+        };
+        if !acc_ok {
+            return Err(Error::BadState);
         }
         let n = self.state_len;
         for (dst, v) in self.state.iter_mut().take(n).zip(words()) {

@@ -540,7 +540,11 @@ pub fn blob(m: &FModel, p: Precision, calib: &[Vec<f32>]) -> Vec<u8> {
             offset: o,
             scale: s,
         }),
+        pre: heapless::Vec::new(),
         layers: heapless::Vec::new(),
+        pool: tinyrnn::Pool::Last,
+        pool_frac: 0,
+        mlp: heapless::Vec::new(),
         head: head.as_ref().map(|(out, ins, w, b, rq)| DenseDesc {
             out_size: *out,
             in_size: *ins,
@@ -826,14 +830,51 @@ pub mod spec {
         }
     }
 
-    /// Spec state: per layer h and c.
+    /// One pre-net / hidden head dense op (format 2) on `x`.
+    pub fn op_step(op: &tinyrnn::model::OpDesc<'_>, p: Precision, x: &[i16]) -> Vec<i16> {
+        use tinyrnn::model::{DenseAct, OpDesc};
+        let OpDesc::Dense(d) = op;
+        let n = d.dense.in_size as usize;
+        let f = d.y_frac as u32;
+        (0..d.dense.out_size as usize)
+            .map(|r| {
+                let y = pre(d.dense.weight, d.dense.bias, d.dense.rq, p, n, r, x);
+                match d.act {
+                    DenseAct::Relu => sat_i16(y).max(0),
+                    DenseAct::Clip { lo, hi } => {
+                        let q = |v: f32| tinyrnn::fxp::quantize_f32(v, f);
+                        sat_i16(y).clamp(q(lo), q(hi))
+                    }
+                    DenseAct::LeakyRelu { alpha } => {
+                        let v = sat_i16(y) as i64;
+                        if v >= 0 {
+                            v as i16
+                        } else {
+                            let a = (alpha as f64 * 32768.0).round() as i64;
+                            round_div(v * a, 15) as i16
+                        }
+                    }
+                    DenseAct::Tanh => tanh_q(y),
+                    DenseAct::Sigmoid => sigmoid_q(y),
+                    _ => sat_i16(y),
+                }
+            })
+            .collect()
+    }
+
+    /// Spec state: per layer h and c, and the pooling accumulators.
     pub struct State {
         pub h: Vec<Vec<i16>>,
         pub c: Vec<Vec<i32>>,
+        /// Max: the maxima; Sum/Mean: the sums.
+        pub acc: Vec<i64>,
+        /// Frames pooled.
+        pub n: u64,
     }
 
     impl State {
         pub fn new(m: &Model<'_>) -> State {
+            let w = m.pooled_size();
             State {
                 h: m.layers()
                     .iter()
@@ -861,15 +902,32 @@ pub mod spec {
                         }
                     })
                     .collect(),
+                acc: match m.pool() {
+                    tinyrnn::Pool::Max => vec![i16::MIN as i64; w],
+                    _ => vec![0; w],
+                },
+                n: 0,
             }
         }
 
+        /// One frame `x` (quantized to `m.input_frac()`): pre-net, layers, pooling.
         pub fn step(&mut self, m: &Model<'_>, x: &[i16]) {
             let mut x = x.to_vec();
+            for op in m.pre() {
+                x = op_step(op, m.precision(), &x);
+            }
             for (k, l) in m.layers().iter().enumerate() {
                 layer_step(l, m.precision(), &x, &mut self.h[k], &mut self.c[k]);
                 x = self.h[k].clone();
             }
+            for (a, &v) in self.acc.iter_mut().zip(&x) {
+                match m.pool() {
+                    tinyrnn::Pool::Max => *a = (*a).max(v as i64),
+                    tinyrnn::Pool::Last => {}
+                    _ => *a += v as i64,
+                }
+            }
+            self.n += 1;
         }
 
         /// The session's state words.
@@ -881,11 +939,58 @@ pub mod spec {
                     v.extend(&self.c[k]);
                 }
             }
+            match m.pool() {
+                tinyrnn::Pool::Last => {}
+                tinyrnn::Pool::Max => v.extend(self.acc.iter().map(|&a| a as i32)),
+                pool => {
+                    for &a in &self.acc {
+                        v.push(a as i32);
+                        v.push((a >> 32) as i32);
+                    }
+                    if pool == tinyrnn::Pool::Mean {
+                        v.push(self.n as i32);
+                        v.push((self.n >> 32) as i32);
+                    }
+                }
+            }
+            v
+        }
+
+        /// The pooled vector, then every hidden head op.
+        pub fn head_input(&self, m: &Model<'_>) -> Vec<i16> {
+            let hf = m.layers().last().unwrap().h_frac as u32;
+            let mut v: Vec<i16> = match m.pool() {
+                tinyrnn::Pool::Last => self.h.last().unwrap().clone(),
+                tinyrnn::Pool::Max => self.acc.iter().map(|&a| a as i16).collect(),
+                tinyrnn::Pool::Mean => self
+                    .acc
+                    .iter()
+                    .map(|&a| {
+                        let n = self.n as i128;
+                        // floor((2a + n) / 2n): round half up
+                        let q = (2 * a as i128 + n).div_euclid(2 * n);
+                        q.clamp(i16::MIN as i128, i16::MAX as i128) as i16
+                    })
+                    .collect(),
+                tinyrnn::Pool::Sum => {
+                    let s = hf - m.desc().pool_frac as u32;
+                    self.acc
+                        .iter()
+                        .map(|&a| {
+                            let q = if s == 0 { a } else { round_div(a, s) };
+                            q.clamp(i16::MIN as i64, i16::MAX as i64) as i16
+                        })
+                        .collect()
+                }
+            };
+            for op in m.mlp() {
+                v = op_step(op, m.precision(), &v);
+            }
             v
         }
 
         pub fn output(&self, m: &Model<'_>) -> Vec<i16> {
-            let h = self.h.last().unwrap();
+            let h = &self.head_input(m);
             let d = m.desc();
             let Some(head) = &d.head else {
                 return h.clone();

@@ -4,14 +4,46 @@
 //! Python's `zlib.crc32` (CRC-32/ISO-HDLC):
 //!
 //! ```python
-//! import zlib; zlib.crc32(bytes(PAYLOAD))  # 0xce9865bc
+//! import zlib; zlib.crc32(bytes(PAYLOAD))     # 0xe3fa8380
+//! import zlib; zlib.crc32(bytes(PAYLOAD_V1))  # 0xce9865bc
 //! ```
 
 use tinyrnn::model::{write_blob, CellKind, LayerDesc, ModelDesc, OutputAct, Precision, RnnAct};
 use tinyrnn::{Error, Model, Session};
 
-/// The payload of `tiny()`, field by field.
-const PAYLOAD: [u8; 51] = [
+/// The payload of `tiny()`, field by field (format 2).
+const PAYLOAD: [u8; 55] = [
+    0x00, // precision: Int8 (variant 0)
+    0x01, // input_size: 1 (varint)
+    0x00, // norm: None
+    0x00, // pre: no ops
+    0x01, // layers: 1 element
+    0x00, 0x00, // cell: Rnn (variant 0) (Tanh (variant 0))
+    0x01, // input_size 1
+    0x01, // hidden_size 1
+    0x0C, // x_frac 12
+    0x0F, // h_frac 15
+    0x04, 0x05, 0x00, 0x00, 0x00, // w_ih: 4 bytes (1 row padded to 4 columns): 5
+    0x04, 0xFD, 0x00, 0x00, 0x00, // w_hh: -3
+    0x04, 0x64, 0x00, 0x00, 0x00, // b_ih: i32 100
+    0x04, 0xFF, 0xFF, 0xFF, 0xFF, // b_hh: i32 -1
+    0x05, 0x00, 0x00, 0x00, 0x40, 0x21, // rq_ih: mult 2^30, shift 33 (factor 1/8)
+    0x05, 0x00, 0x00, 0x00, 0x40, 0x21, // rq_hh: same
+    0x00, // peephole: empty
+    0x00, // p_frac 0
+    0x00, // h0: empty
+    0x00, // c0: empty
+    0x00, // pool: Last (variant 0)
+    0x00, // pool_frac 0
+    0x00, // mlp: no ops
+    0x00, // head: None
+    0x00, // output_act: Identity
+    0x0F, // output_frac 15
+    0x01, 0x74, // name: "t"
+];
+
+/// The same model as a format-1 payload (no pre-net, pool or head ops), field by field.
+const PAYLOAD_V1: [u8; 51] = [
     0x00, // precision: Int8 (variant 0)
     0x01, // input_size: 1 (varint)
     0x00, // norm: None
@@ -38,6 +70,14 @@ const PAYLOAD: [u8; 51] = [
 ];
 
 const HEADER: [u8; 16] = [
+    b'T', b'R', b'N', b'N', // magic
+    0x02, 0x00, // format version 2
+    0x00, 0x00, // flags
+    55, 0x00, 0x00, 0x00, // payload length
+    0x80, 0x83, 0xfa, 0xe3, // CRC-32 of the payload, little-endian
+];
+
+const HEADER_V1: [u8; 16] = [
     b'T', b'R', b'N', b'N', // magic
     0x01, 0x00, // format version 1
     0x00, 0x00, // flags
@@ -74,7 +114,11 @@ fn tiny<'a>() -> ModelDesc<'a> {
         precision: Precision::Int8,
         input_size: 1,
         norm: None,
+        pre: heapless::Vec::new(),
         layers,
+        pool: tinyrnn::Pool::Last,
+        pool_frac: 0,
+        mlp: heapless::Vec::new(),
         head: None,
         output_act: OutputAct::Identity,
         output_frac: 15,
@@ -103,7 +147,30 @@ fn writer_produces_the_specified_bytes() {
     let blob = blob_of(&tiny());
     assert_eq!(&blob[..16], &HEADER);
     assert_eq!(&blob[16..], &PAYLOAD);
-    assert_eq!(tinyrnn::model::crc32(&PAYLOAD), 0xce98_65bc);
+    assert_eq!(tinyrnn::model::crc32(&PAYLOAD), 0xe3fa_8380);
+    assert_eq!(tinyrnn::model::crc32(&PAYLOAD_V1), 0xce98_65bc);
+}
+
+#[test]
+fn format_1_blob_loads_as_format_2() {
+    let mut blob = HEADER_V1.to_vec();
+    blob.extend_from_slice(&PAYLOAD_V1);
+    let model = Model::from_blob(&blob).unwrap();
+    assert_eq!(model.desc(), &tiny());
+    // a format-1 payload under a format-2 header does not decode, and the other way round
+    let mut b = HEADER_V1.to_vec();
+    b.extend_from_slice(&PAYLOAD);
+    b[8] = 55;
+    b[12..16].copy_from_slice(&tinyrnn::model::crc32(&PAYLOAD).to_le_bytes());
+    assert!(matches!(
+        Model::from_blob(&b),
+        Err(Error::Decode(_) | Error::TrailingBytes)
+    ));
+    let mut b = HEADER.to_vec();
+    b.extend_from_slice(&PAYLOAD_V1);
+    b[8] = 51;
+    b[12..16].copy_from_slice(&tinyrnn::model::crc32(&PAYLOAD_V1).to_le_bytes());
+    assert!(Model::from_blob(&b).is_err());
 }
 
 #[test]
@@ -134,8 +201,11 @@ fn header_errors() {
     b[0] = b'X';
     assert_eq!(Model::from_blob(&b), Err(Error::BadMagic));
     let mut b = good.clone();
-    b[4] = 2;
-    assert_eq!(Model::from_blob(&b), Err(Error::UnsupportedVersion(2)));
+    b[4] = 3;
+    assert_eq!(Model::from_blob(&b), Err(Error::UnsupportedVersion(3)));
+    let mut b = good.clone();
+    b[4] = 0;
+    assert_eq!(Model::from_blob(&b), Err(Error::UnsupportedVersion(0)));
     let mut b = good.clone();
     b[6] = 1;
     assert_eq!(Model::from_blob(&b), Err(Error::Unsupported));
@@ -223,18 +293,18 @@ fn description_errors() {
 /// `PAYLOAD` with its one layer repeated `n` times and the count `n`: 1×1 layers chain,
 /// and every layer after the first reads its input in the `h_frac` (15) of the one below.
 fn payload_with_layers(n: u8) -> Vec<u8> {
-    // bytes 4..46 are the layer, from `cell` to `c0` (x_frac at 8); 46.. are head, ...
-    assert_eq!((PAYLOAD[3], PAYLOAD[8], PAYLOAD[46]), (1, 12, 0x00));
-    let mut p = PAYLOAD[..3].to_vec();
+    // bytes 5..47 are the layer, from `cell` to `c0` (x_frac at 9); 47.. are pool, ...
+    assert_eq!((PAYLOAD[4], PAYLOAD[9], PAYLOAD[47]), (1, 12, 0x00));
+    let mut p = PAYLOAD[..4].to_vec();
     p.push(n);
     for k in 0..n {
-        p.extend_from_slice(&PAYLOAD[4..46]);
+        p.extend_from_slice(&PAYLOAD[5..47]);
         if k > 0 {
             let x_frac = p.len() - 42 + 4;
             p[x_frac] = 15;
         }
     }
-    p.extend_from_slice(&PAYLOAD[46..]);
+    p.extend_from_slice(&PAYLOAD[47..]);
     p
 }
 
@@ -252,17 +322,21 @@ fn more_than_max_layers_is_too_many_layers() {
     );
     // a count of 5 followed by a single layer: still the count
     let mut p = PAYLOAD.to_vec();
-    p[3] = 5;
+    p[4] = 5;
     assert_eq!(Model::from_blob(&wrap(&p)), Err(Error::TooManyLayers));
+    // a pre-net op count of 5: the count alone decides
+    let mut p = PAYLOAD.to_vec();
+    p[3] = 5;
+    assert_eq!(Model::from_blob(&wrap(&p)), Err(Error::TooManyOps));
     // a count of 2 with only one layer present is a decoding error, not a layer count one
     let mut p = PAYLOAD.to_vec();
-    p[3] = 2;
+    p[4] = 2;
     assert!(matches!(Model::from_blob(&wrap(&p)), Err(Error::Decode(_))));
 }
 
 /// `value` encoded alone, as it is inside a payload.
 fn encoded<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    let mut buf = [0u8; 8];
+    let mut buf = [0u8; 64];
     postcard::to_slice(value, &mut buf).unwrap().to_vec()
 }
 
@@ -317,6 +391,41 @@ fn enum_indices_are_pinned() {
         assert_eq!(encoded(&o), bytes, "{o:?}");
         assert_eq!(postcard::from_bytes::<OutputAct>(&bytes), Ok(o));
     }
+    let pools = [
+        (tinyrnn::Pool::Last, [0x00]),
+        (tinyrnn::Pool::Mean, [0x01]),
+        (tinyrnn::Pool::Max, [0x02]),
+        (tinyrnn::Pool::Sum, [0x03]),
+    ];
+    for (o, bytes) in pools {
+        assert_eq!(encoded(&o), bytes, "{o:?}");
+        assert_eq!(postcard::from_bytes::<tinyrnn::Pool>(&bytes), Ok(o));
+    }
+    use tinyrnn::DenseAct;
+    let acts: [(DenseAct, &[u8]); 8] = [
+        (DenseAct::Identity, &[0x00]),
+        (DenseAct::Relu, &[0x01]),
+        // lo, hi: f32 LE each (0.0, 6.0)
+        (
+            DenseAct::Clip { lo: 0.0, hi: 6.0 },
+            &[0x02, 0, 0, 0, 0, 0x00, 0x00, 0xC0, 0x40],
+        ),
+        // alpha 0.5
+        (
+            DenseAct::LeakyRelu { alpha: 0.5 },
+            &[0x03, 0x00, 0x00, 0x00, 0x3F],
+        ),
+        (DenseAct::Tanh, &[0x04]),
+        (DenseAct::Sigmoid, &[0x05]),
+        (DenseAct::Gelu, &[0x06]),
+        (DenseAct::GeluTanh, &[0x07]),
+    ];
+    for (a, bytes) in acts {
+        assert_eq!(encoded(&a), bytes, "{a:?}");
+        assert_eq!(postcard::from_bytes::<DenseAct>(bytes), Ok(a));
+    }
+    assert!(postcard::from_bytes::<tinyrnn::Pool>(&[0x04]).is_err());
+    assert!(postcard::from_bytes::<DenseAct>(&[0x08]).is_err());
     // one past the last index of each enum does not decode: the lists above are complete
     assert!(postcard::from_bytes::<Precision>(&[0x03]).is_err());
     assert!(postcard::from_bytes::<RnnAct>(&[0x02]).is_err());
@@ -325,7 +434,7 @@ fn enum_indices_are_pinned() {
     // and in place: PAYLOAD's cell (bytes 4 and 5) set to each one decodes to that cell
     for (c, bytes) in cells {
         let mut p = PAYLOAD.to_vec();
-        p[4..6].copy_from_slice(&bytes);
+        p[5..7].copy_from_slice(&bytes);
         let desc: ModelDesc<'_> = postcard::from_bytes(&p).unwrap();
         assert_eq!(desc.layers[0].cell, c);
     }
@@ -424,4 +533,84 @@ fn saved_state_tag_numbering_is_pinned() {
         let m = Model::from_desc(d).unwrap();
         check_tag(&m, &tag_prefix(2, id, 0, 0), &format!("{cell:?}"));
     }
+}
+
+#[test]
+fn op_record_bytes() {
+    use tinyrnn::model::{DenseDesc, DenseOpDesc, OpDesc};
+    let op = OpDesc::Dense(DenseOpDesc {
+        act: tinyrnn::DenseAct::Relu,
+        x_frac: 12,
+        y_frac: 10,
+        dense: DenseDesc {
+            out_size: 1,
+            in_size: 1,
+            weight: &[5, 0, 0, 0],
+            bias: &[0x64, 0, 0, 0],
+            rq: &RQ,
+        },
+    });
+    let want = [
+        0x00, // OpDesc::Dense
+        0x01, // act: Relu
+        0x0C, // x_frac 12
+        0x0A, // y_frac 10
+        0x01, 0x01, // out_size, in_size
+        0x04, 0x05, 0x00, 0x00, 0x00, // weight
+        0x04, 0x64, 0x00, 0x00, 0x00, // bias i32 100
+        0x05, 0x00, 0x00, 0x00, 0x40, 0x21, // rq
+    ];
+    assert_eq!(encoded(&op), want);
+    assert_eq!(postcard::from_bytes::<OpDesc<'_>>(&want), Ok(op));
+    assert!(postcard::from_bytes::<OpDesc<'_>>(&[0x01]).is_err());
+    // in a model: pre-net op before the layer (x_frac 12 → layer x_frac 10)
+    let mut d = tiny();
+    d.pre.push(op).unwrap();
+    d.layers[0].x_frac = 10;
+    let b = blob_of(&d);
+    let model = Model::from_blob(&b).unwrap();
+    assert_eq!(model.input_frac(), 12);
+    assert_eq!(
+        model.desc().required_features().as_slice(),
+        ["rnn", "dense-net", "int8"]
+    );
+    // a broken frac chain is refused
+    d.layers[0].x_frac = 12;
+    assert_eq!(Model::from_blob(&blob_of(&d)), Err(Error::BadQuantization));
+    // pooling: state words and features
+    let mut d = tiny();
+    d.pool = tinyrnn::Pool::Mean;
+    let b = blob_of(&d);
+    let model = Model::from_blob(&b).unwrap();
+    assert_eq!((model.state_len(), model.pool_words()), (1 + 4, 4));
+    assert_eq!(
+        model.desc().required_features().as_slice(),
+        ["rnn", "pool", "int8"]
+    );
+    d.pool_frac = 3; // only a sum may drop bits
+    assert_eq!(Model::from_blob(&blob_of(&d)), Err(Error::BadQuantization));
+}
+
+/// The committed format-1 blobs (tests/data/blobs_v1, written by the previous release)
+/// load, and decode to exactly the description the current quantizer writes as format 2
+/// (tests/data/blobs, re-blessed from the same float models and calibration data).
+#[test]
+fn committed_format_1_blobs_load_as_their_format_2_twins() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let mut n = 0;
+    for cell in ["rnn", "gru", "lstm"] {
+        for p in ["int8", "int16", "float32"] {
+            let name = format!("vowels_{cell}_{p}.trnn");
+            let v1 = std::fs::read(format!("{dir}/blobs_v1/{name}")).unwrap();
+            let v2 = std::fs::read(format!("{dir}/blobs/{name}")).unwrap();
+            assert_eq!((v1[4], v2[4]), (1, 2), "{name}");
+            let (a, b) = (
+                Model::from_blob(&v1).unwrap(),
+                Model::from_blob(&v2).unwrap(),
+            );
+            assert_eq!(a.desc(), b.desc(), "{name}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 9);
 }

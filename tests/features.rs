@@ -164,6 +164,7 @@ fn peephole_lstm_needs_its_feature() {
         precision: Precision::Int8,
         input_size: 1,
         norm: None,
+        pre: heapless::Vec::new(),
         layers: heapless::Vec::from_slice(&[LayerDesc {
             cell: CellKind::Lstm { peepholes: true },
             input_size: 1,
@@ -182,6 +183,9 @@ fn peephole_lstm_needs_its_feature() {
             c0: &[],
         }])
         .unwrap(),
+        pool: tinyrnn::Pool::Last,
+        pool_frac: 0,
+        mlp: heapless::Vec::new(),
         head: None,
         output_act: OutputAct::Identity,
         output_frac: 15,

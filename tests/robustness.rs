@@ -55,8 +55,12 @@ const BLOBS: [&str; 9] = [
     "vowels_lstm_float32",
 ];
 
+/// A committed (format-1) blob, re-encoded in the current format, so that flips and
+/// patches hit the payload layout this build writes.
 fn real_blob(name: &str) -> Vec<u8> {
-    std::fs::read(data(&format!("blobs/{name}.trnn"))).expect("committed blob")
+    let v1 = std::fs::read(data(&format!("blobs/{name}.trnn"))).expect("committed blob");
+    let m = Model::from_blob(&v1).expect("a committed blob loads");
+    write(m.desc())
 }
 
 /// Largest session any valid model fits in.
@@ -293,7 +297,7 @@ fn impossible_header_fields_are_rejected() {
         Model::from_blob(&b).err()
     };
     assert_eq!(patch(0, b"TRNM"), Some(Error::BadMagic));
-    for v in [0u16, 2, u16::MAX] {
+    for v in [0u16, 3, u16::MAX] {
         assert_eq!(
             patch(4, &v.to_le_bytes()),
             Some(Error::UnsupportedVersion(v))
@@ -370,8 +374,16 @@ fn out_of_range_ids_and_lengths_fail_to_decode() {
     let at = diff_at(&rb, &d);
     decode_err(splice(&rnn, at, 1, &[2]), "rnn act 2");
     // more than MAX_LAYERS (4) layers: the count varint follows precision, input_size
-    // (12: one byte) and the norm (Some: tag, two 48-byte slices)
-    let at = HEADER_LEN + 1 + 1 + 1 + 2 * (1 + 48);
+    // (12: one byte), the norm (Some: tag, two 48-byte slices) and the pre-net (0 ops)
+    let at = HEADER_LEN + 1 + 1 + 1 + 2 * (1 + 48) + 1;
+    assert_eq!(int[at - 1], 0, "pre-net op count");
+    for (count, varint) in [(5u64, &[5][..]), (300, &[0xAC, 0x02])] {
+        assert_eq!(
+            Model::from_blob(&splice(&int, at - 1, 1, varint)).err(),
+            Some(Error::TooManyOps),
+            "{count} pre-net ops"
+        );
+    }
     assert_eq!(int[at], 1, "layer count");
     for (count, varint) in [
         (5, &[5][..]),
@@ -892,7 +904,11 @@ impl Extreme {
             precision: p,
             input_size: self.input as u16,
             norm: None,
+            pre: heapless::Vec::new(),
             layers,
+            pool: tinyrnn::Pool::Last,
+            pool_frac: 0,
+            mlp: heapless::Vec::new(),
             head: Some(DenseDesc {
                 out_size: classes as u16,
                 in_size: self.hidden as u16,
@@ -1040,7 +1056,11 @@ fn lstm_cell_state_stays_bounded_at_the_rails() {
                     precision: p,
                     input_size: 1,
                     norm: None,
+                    pre: heapless::Vec::new(),
                     layers,
+                    pool: tinyrnn::Pool::Last,
+                    pool_frac: 0,
+                    mlp: heapless::Vec::new(),
                     head: None,
                     output_act: OutputAct::Identity,
                     output_frac: 15,

@@ -30,10 +30,12 @@ pub mod tensor;
 use anyhow::{bail, ensure, Context};
 use serde::Serialize;
 use tinyrnn::fxp::{CELL_FRAC, PRE_FRAC};
-use tinyrnn::model::{write_blob, DenseDesc, LayerDesc, ModelDesc, NormDesc, MAX_NAME};
-use tinyrnn::{CellKind, Model, OutputAct, Precision, MAX_DIM, MAX_LAYERS};
+use tinyrnn::model::{
+    write_blob, DenseDesc, DenseOpDesc, LayerDesc, ModelDesc, NormDesc, OpDesc, MAX_NAME, MAX_OPS,
+};
+use tinyrnn::{CellKind, DenseAct, Model, OutputAct, Pool, Precision, MAX_DIM, MAX_LAYERS};
 
-use crate::ir::{FloatModel, Probe};
+use crate::ir::{FloatModel, FrameOp, Probe};
 use calib::{CalibStats, Range};
 use tensor::{
     choose_frac, f32_bytes, i16_bytes, i32_bytes, pack_f32, pack_i16, pack_i8, pow2, q_i16, q_i32,
@@ -217,10 +219,42 @@ pub fn check_model(model: &FloatModel) -> anyhow::Result<()> {
         );
     }
     ensure!(
-        model.is_plain(),
-        "this model has a per-frame pre-net, pooling over time or hidden head layers; blob \
-         format 1 holds only recurrent layers, the last step and one dense head"
+        model.pre.len() <= MAX_OPS && model.mlp.len() <= MAX_OPS,
+        "the model has {} pre-net and {} hidden head ops; the runtime supports at most \
+         {MAX_OPS} each",
+        model.pre.len(),
+        model.mlp.len()
     );
+    for (what, ops) in [("pre-net", &model.pre), ("head", &model.mlp)] {
+        for (i, op) in ops.iter().enumerate() {
+            match op {
+                FrameOp::LayerNorm(_) => bail!(
+                    "{what} op {i} is a LayerNorm, which the runtime does not run yet (no \
+                     integer or f32 kernel)"
+                ),
+                FrameOp::Dense(d) => {
+                    dims.push(("dense op output size", d.out_size));
+                    check_finite(&format!("{what} op {i} weight"), &d.weight)?;
+                    check_finite(&format!("{what} op {i} bias"), &d.bias)?;
+                    match d.act {
+                        DenseAct::Gelu => bail!(
+                            "{what} op {i} uses the exact GELU (erf), which the runtime does \
+                             not run yet; export with GELU's tanh approximation for float32"
+                        ),
+                        DenseAct::LeakyRelu { alpha } if !(0.0..=1.0).contains(&alpha) => {
+                            bail!("{what} op {i}: LeakyReLU slope {alpha} is outside [0, 1]")
+                        }
+                        DenseAct::Clip { lo, hi }
+                            if !(lo.is_finite() && hi.is_finite() && lo <= hi) =>
+                        {
+                            bail!("{what} op {i}: clip bounds [{lo}, {hi}] are not finite and ordered")
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
     if let Some(h) = &model.head {
         dims.push(("head output size", h.out_size));
         check_finite("head weight", &h.weight)?;
@@ -360,6 +394,112 @@ fn int_matrix(
 
 /// Adds a calibrated tensor to the report. `frac` is the integer format (if any) and
 /// `limit` the magnitude at which it saturates.
+/// One quantized pre-net / head dense op: act, x_frac, y_frac, [weight, bias, rq].
+type OwnedOp = (DenseAct, u8, u8, u16, u16, [Vec<u8>; 3]);
+
+/// Quantizes `ops` reading values in `frac` (int paths); returns the ops and the output
+/// format.
+#[allow(clippy::too_many_arguments)]
+fn quantize_ops(
+    ops: &[FrameOp],
+    what: &str,
+    p: Precision,
+    stats: &CalibStats,
+    headroom: f64,
+    mut frac: u8,
+    tensors: &mut Vec<TensorReport>,
+    weights: &mut Vec<WeightReport>,
+) -> anyhow::Result<(Vec<OwnedOp>, u8)> {
+    let (post, lin) = if what == "pre" {
+        (Probe::PreNet, Probe::PreNetLinear)
+    } else {
+        (Probe::Mlp, Probe::MlpLinear)
+    };
+    let mut out = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let FrameOp::Dense(d) = op else {
+            bail!("{what} op {i}: LayerNorm is not supported by the runtime yet");
+        };
+        let (o, n) = (d.out_size, d.in_size);
+        if !p.is_int() {
+            ensure!(
+                d.act != DenseAct::Gelu,
+                "{what} op {i}: the exact GELU is not supported by the runtime yet"
+            );
+            out.push((
+                d.act,
+                0,
+                0,
+                o as u16,
+                n as u16,
+                [pack_f32(&d.weight, o, n), f32_bytes(&d.bias), Vec::new()],
+            ));
+            continue;
+        }
+        let (y_frac, target) = match d.act {
+            DenseAct::Tanh | DenseAct::Sigmoid => {
+                tensors.push(tensor_report(
+                    format!("{what}{i}.pre"),
+                    &stats.op_range(i, lin),
+                    Some(PRE_FRAC as u8),
+                    16.0,
+                ));
+                (15, PRE_FRAC as u8)
+            }
+            DenseAct::Gelu | DenseAct::GeluTanh => bail!(
+                "{what} op {i}: {} has no integer kernel yet; quantize to float32 (GELU tanh \
+                 form) or use another activation",
+                d.act.name()
+            ),
+            act => {
+                // ReLU / Clip saturate after the activation; identity / leaky need the
+                // linear range
+                let r = match act {
+                    DenseAct::Relu | DenseAct::Clip { .. } => stats.op_range(i, post),
+                    _ => stats.op_range(i, lin),
+                };
+                let f = choose_frac(r.maxabs(), headroom);
+                tensors.push(tensor_report(
+                    format!("{what}{i}.out"),
+                    &r,
+                    Some(f),
+                    i16_limit(f),
+                ));
+                (f, f)
+            }
+        };
+        let (t, r) = int_matrix(
+            IntSpec::new(p),
+            format!("{what}{i}.weight"),
+            &d.weight,
+            &d.bias,
+            o,
+            n,
+            frac,
+            target,
+        )?;
+        weights.push(r);
+        out.push((d.act, frac, y_frac, o as u16, n as u16, t));
+        frac = y_frac;
+    }
+    Ok((out, frac))
+}
+
+fn op_desc(o: &OwnedOp) -> OpDesc<'_> {
+    OpDesc::Dense(DenseOpDesc {
+        act: o.0,
+        x_frac: o.1,
+        y_frac: o.2,
+        dense: DenseDesc {
+            out_size: o.3,
+            in_size: o.4,
+            weight: &o.5[0],
+            bias: &o.5[1],
+            rq: &o.5[2],
+        },
+    })
+}
+
 fn tensor_report(name: String, r: &Range, frac: Option<u8>, limit: f64) -> TensorReport {
     TensorReport {
         name,
@@ -402,6 +542,9 @@ pub fn quantize(
         sequences: 0,
         frames: 0,
         layers: vec![Default::default(); nl + 1],
+        input: Default::default(),
+        pre: Vec::new(),
+        mlp: Vec::new(),
     };
     let stats = match (p.is_int(), stats) {
         (true, None) => bail!(
@@ -423,6 +566,24 @@ pub fn quantize(
     } else {
         0
     };
+    let in_frac = if p.is_int() {
+        choose_frac(stats.input.maxabs(), opts.headroom)
+    } else {
+        0
+    };
+    let (pre_ops, pre_frac) = quantize_ops(
+        &model.pre,
+        "pre",
+        p,
+        stats,
+        opts.headroom,
+        in_frac,
+        &mut tensors,
+        &mut weights,
+    )?;
+    if !pre_ops.is_empty() {
+        x_frac = pre_frac;
+    }
     for (k, l) in model.layers.iter().enumerate() {
         let (i, h, g) = (l.input_size, l.hidden_size, l.gates());
         let rows = g * h;
@@ -558,7 +719,30 @@ pub fn quantize(
     }
 
     // ---- head and output format
-    let last_frac = x_frac;
+    // pooling over time: a sum may need fewer fractional bits than h
+    let pool_frac = match (p.is_int(), model.pool) {
+        (true, Pool::Sum) => {
+            let r = stats.range(nl, Probe::Pooled);
+            let f = choose_frac(r.maxabs(), opts.headroom).min(x_frac);
+            tensors.push(tensor_report("pool.sum".into(), r, Some(f), i16_limit(f)));
+            f
+        }
+        _ => 0,
+    };
+    if model.pool == Pool::Sum && p.is_int() {
+        x_frac = pool_frac;
+    }
+    let (mlp_ops, mlp_frac) = quantize_ops(
+        &model.mlp,
+        "mlp",
+        p,
+        stats,
+        opts.headroom,
+        x_frac,
+        &mut tensors,
+        &mut weights,
+    )?;
+    let last_frac = if p.is_int() { mlp_frac } else { 0 };
     let (output_frac, head): (u8, Option<OwnedHead>) = match (&model.head, p) {
         (None, Precision::F32) => (0, None),
         (None, _) => {
@@ -632,7 +816,11 @@ pub fn quantize(
             offset: o,
             scale: s,
         }),
+        pre: pre_ops.iter().map(op_desc).collect(),
         layers: heapless::Vec::new(),
+        pool: model.pool,
+        pool_frac,
+        mlp: mlp_ops.iter().map(op_desc).collect(),
         head: head.as_ref().map(|(c, i, t)| DenseDesc {
             out_size: *c,
             in_size: *i,
@@ -654,8 +842,14 @@ pub fn quantize(
         .flat_map(|l| l.t.iter().map(Vec::len))
         .sum::<usize>()
         + head.as_ref().map_or(0, |h| h.2.iter().map(Vec::len).sum())
-        + norm.as_ref().map_or(0, |n| n.0.len() + n.1.len());
-    let mut buf = vec![0u8; tensor_bytes + 64 * (nl + 2) + name.len() + 256];
+        + norm.as_ref().map_or(0, |n| n.0.len() + n.1.len())
+        + pre_ops
+            .iter()
+            .chain(&mlp_ops)
+            .map(|o| o.5.iter().map(Vec::len).sum::<usize>())
+            .sum::<usize>();
+    let nops = pre_ops.len() + mlp_ops.len();
+    let mut buf = vec![0u8; tensor_bytes + 64 * (nl + nops + 2) + name.len() + 256];
     let n = write_blob(&desc, &mut buf).context("serializing the blob")?;
     buf.truncate(n);
     let weight_bytes = Model::from_blob(&buf)

@@ -458,3 +458,288 @@ fn onnx_and_safetensors_quantize_identically() {
         assert_eq!(descs[0], descs[1], "{cell}");
     }
 }
+
+/// A format-2 graph: pre-net dense (5→6, `act`), a GRU 6→8, `pool`, a hidden head dense
+/// (8→7, `act`), the final head 7→4 with a softmax.
+fn graph_model(act: tinyrnn::DenseAct, pool: tinyrnn::Pool) -> FloatModel {
+    use tinyrnn_cli::ir::FrameOp;
+    let mut rng = Lcg(99);
+    let mut m = model(
+        &[CellKind::Gru {
+            linear_before_reset: true,
+        }],
+        &[6, 8],
+        None,
+        OutputAct::Softmax,
+    );
+    let dense = |rng: &mut Lcg, o: usize, i: usize, act| FloatDense {
+        out_size: o,
+        in_size: i,
+        weight: rng.vec(o * i, 0.9),
+        bias: rng.vec(o, 0.3),
+        act,
+    };
+    m.input_size = 5;
+    m.pre = vec![FrameOp::Dense(dense(&mut rng, 6, 5, act))];
+    m.pool = pool;
+    m.mlp = vec![FrameOp::Dense(dense(&mut rng, 7, 8, act))];
+    m.head = Some(dense(&mut rng, 4, 7, tinyrnn::DenseAct::Identity));
+    m.validate().unwrap();
+    m
+}
+
+/// Runs a blob over `seq` (frames of 5), returning the output after every step.
+fn run_blob(blob: &[u8], seq: &[&[f32]]) -> Vec<Vec<f32>> {
+    let model = Model::from_blob(blob).unwrap();
+    let mut s = tinyrnn::Session::<'_, 256, 256>::new(&model).unwrap();
+    s.set_f32_math(tinyrnn::F32Math::Accurate).unwrap();
+    seq.iter()
+        .map(|f| {
+            s.step(f).unwrap();
+            let mut out = vec![0f32; model.output_size()];
+            s.output(&mut out).unwrap();
+            out
+        })
+        .collect()
+}
+
+#[test]
+fn graph_models_run_in_every_precision() {
+    use tinyrnn::{DenseAct, Pool};
+    let acts = [
+        DenseAct::Identity,
+        DenseAct::Relu,
+        DenseAct::Clip { lo: -0.5, hi: 1.0 },
+        DenseAct::LeakyRelu { alpha: 0.1 },
+        DenseAct::Tanh,
+        DenseAct::Sigmoid,
+    ];
+    let (n, t) = (6, 20);
+    let x = data(n, t, 5, 1.5);
+    let batch = Batch {
+        data: &x,
+        n,
+        t,
+        f: 5,
+        lengths: None,
+    };
+    for act in acts {
+        for pool in [Pool::Last, Pool::Mean, Pool::Max, Pool::Sum] {
+            let fm = graph_model(act, pool);
+            let stats = calibrate(&fm, &batch, || {}).unwrap();
+            let mut worst = [0f64; 3];
+            let (mut agree, mut total) = ([0usize; 3], 0usize);
+            for p in [Precision::F32, Precision::Int16, Precision::Int8] {
+                let q = quantize(&fm, Some(&stats), &QuantOptions::new(p)).unwrap();
+                let pi = p as usize;
+                for i in 0..n {
+                    let seq: Vec<&[f32]> = (0..t).map(|j| &x[(i * t + j) * 5..][..5]).collect();
+                    let want = fm.run(&seq, &mut ());
+                    let got = run_blob(&q.blob, &seq);
+                    for (w, g) in want.iter().zip(&got) {
+                        let argmax = |v: &mut dyn Iterator<Item = f64>| {
+                            v.enumerate()
+                                .fold((0, f64::MIN), |b, (k, y)| if y > b.1 { (k, y) } else { b })
+                                .0
+                        };
+                        let e = w
+                            .iter()
+                            .zip(g)
+                            .map(|(a, b)| (a - *b as f64).abs())
+                            .fold(0.0, f64::max);
+                        worst[pi] = worst[pi].max(e);
+                        agree[pi] += (argmax(&mut w.iter().copied())
+                            == argmax(&mut g.iter().map(|&v| v as f64)))
+                            as usize;
+                        if p == Precision::F32 {
+                            total += 1;
+                        }
+                    }
+                }
+            }
+            println!(
+                "{:>10} {:>4}: max |prob error| f32 {:.2e} int16 {:.2e} int8 {:.2e}; argmax \
+                 agreement int16 {}/{total} int8 {}/{total}",
+                act.name(),
+                pool.name(),
+                worst[2],
+                worst[1],
+                worst[0],
+                agree[1],
+                agree[0]
+            );
+            assert!(worst[2] <= 1e-5, "{act:?} {pool:?}: f32 {}", worst[2]);
+            assert!(worst[1] <= 2e-3, "{act:?} {pool:?}: int16 {}", worst[1]);
+            assert!(worst[0] <= 0.1, "{act:?} {pool:?}: int8 {}", worst[0]);
+            assert!(
+                agree[1] * 100 >= total * 97,
+                "{act:?} {pool:?}: int16 argmax"
+            );
+            assert!(
+                agree[0] * 100 >= total * 85,
+                "{act:?} {pool:?}: int8 argmax"
+            );
+        }
+    }
+}
+
+#[test]
+fn graph_ops_without_a_kernel_are_refused_by_name() {
+    use tinyrnn::{DenseAct, Pool};
+    let x = data(2, 5, 5, 1.0);
+    let batch = Batch {
+        data: &x,
+        n: 2,
+        t: 5,
+        f: 5,
+        lengths: None,
+    };
+    let fm = graph_model(DenseAct::Gelu, Pool::Mean);
+    let stats = calibrate(&fm, &batch, || {}).unwrap();
+    for p in [Precision::F32, Precision::Int8] {
+        let e = quantize(&fm, Some(&stats), &QuantOptions::new(p)).unwrap_err();
+        assert!(format!("{e:#}").contains("exact GELU"), "{e:#}");
+    }
+    let fm = graph_model(DenseAct::GeluTanh, Pool::Mean);
+    let stats = calibrate(&fm, &batch, || {}).unwrap();
+    let e = quantize(&fm, Some(&stats), &QuantOptions::new(Precision::Int16)).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("gelu(tanh) has no integer kernel"),
+        "{e:#}"
+    );
+    // the tanh form runs in f32, matching the reference
+    let q = quantize(&fm, Some(&stats), &QuantOptions::new(Precision::F32)).unwrap();
+    let seq: Vec<&[f32]> = (0..5).map(|j| &x[j * 5..][..5]).collect();
+    let want = fm.run(&seq, &mut ());
+    let got = run_blob(&q.blob, &seq);
+    for (w, g) in want.iter().zip(&got) {
+        for (a, b) in w.iter().zip(g) {
+            assert!((a - *b as f64).abs() <= 1e-5, "{a} vs {b}");
+        }
+    }
+}
+
+#[path = "../../src/testutil.rs"]
+mod testutil;
+
+/// The integer sessions of graph models follow the spec simulator bit for bit: outputs and
+/// state words (pooling accumulators included) after every frame.
+#[test]
+fn graph_models_match_the_spec_simulator_bit_for_bit() {
+    use tinyrnn::{DenseAct, Pool};
+    let (n, t) = (4, 30);
+    let x = data(n, t, 5, 1.5);
+    let batch = Batch {
+        data: &x,
+        n,
+        t,
+        f: 5,
+        lengths: None,
+    };
+    let acts = [
+        DenseAct::Identity,
+        DenseAct::Relu,
+        DenseAct::Clip { lo: -0.5, hi: 1.0 },
+        DenseAct::LeakyRelu { alpha: 0.1 },
+        DenseAct::Tanh,
+        DenseAct::Sigmoid,
+    ];
+    let mut checked = 0;
+    for (i, act) in acts.into_iter().enumerate() {
+        for pool in [Pool::Last, Pool::Mean, Pool::Max, Pool::Sum] {
+            let fm = graph_model(act, pool);
+            let stats = calibrate(&fm, &batch, || {}).unwrap();
+            for p in [Precision::Int8, Precision::Int16] {
+                let q = quantize(&fm, Some(&stats), &QuantOptions::new(p)).unwrap();
+                let model = Model::from_blob(&q.blob).unwrap();
+                let mut s = tinyrnn::Session::<'_, 256, 256>::new(&model).unwrap();
+                let mut spec = testutil::spec::State::new(&model);
+                // a different sequence per case
+                let seq = (i * 4 + pool as usize) % n;
+                for j in 0..t {
+                    let frame = &x[(seq * t + j) * 5..][..5];
+                    s.step(frame).unwrap();
+                    let xq: Vec<i16> = frame
+                        .iter()
+                        .map(|&v| tinyrnn::fxp::quantize_f32(v, model.input_frac() as u32))
+                        .collect();
+                    spec.step(&model, &xq);
+                    let mut out = vec![0i16; model.output_size()];
+                    s.output_q(&mut out).unwrap();
+                    assert_eq!(out, spec.output(&model), "{act:?} {pool:?} {p:?} frame {j}");
+                    assert_eq!(
+                        s.state(),
+                        spec.words(&model),
+                        "{act:?} {pool:?} {p:?} frame {j}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 6 * 4 * 2 * t);
+}
+
+/// Resealed single-bit flips of a format-2 graph blob (pre-net, pooling, head ops): every
+/// one is rejected with a typed error or loads and runs without panicking; a pooled
+/// session's state survives save/restore and a flipped saved state is refused.
+#[test]
+fn graph_blob_bit_flips_and_saved_state() {
+    use tinyrnn::model::{crc32, HEADER_LEN};
+    use tinyrnn::{DenseAct, Pool};
+    let x = data(2, 8, 5, 1.0);
+    let batch = Batch {
+        data: &x,
+        n: 2,
+        t: 8,
+        f: 5,
+        lengths: None,
+    };
+    let fm = graph_model(DenseAct::LeakyRelu { alpha: 0.2 }, Pool::Mean);
+    let stats = calibrate(&fm, &batch, || {}).unwrap();
+    let blob = quantize(&fm, Some(&stats), &QuantOptions::new(Precision::Int8))
+        .unwrap()
+        .blob;
+    let (mut rejected, mut accepted) = (0, 0);
+    let mut payload = blob[HEADER_LEN..].to_vec();
+    for i in 0..payload.len() {
+        for bit in 0..8 {
+            payload[i] ^= 1 << bit;
+            let mut b = blob[..HEADER_LEN].to_vec();
+            b[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+            b[12..16].copy_from_slice(&crc32(&payload).to_le_bytes());
+            b.extend_from_slice(&payload);
+            match Model::from_blob(&b) {
+                Ok(m) => {
+                    accepted += 1;
+                    if let Ok(mut s) = tinyrnn::Session::<'_, 2048, 1024>::new(&m) {
+                        let _ = s.step(&[0.3; 5]);
+                        let _ = s.classify();
+                    }
+                }
+                Err(_) => rejected += 1,
+            }
+            payload[i] ^= 1 << bit;
+        }
+    }
+    assert!(rejected > 0 && accepted > 0, "{rejected} {accepted}");
+    // saved state with the pooling accumulators
+    let model = Model::from_blob(&blob).unwrap();
+    let mut s = tinyrnn::Session::<'_, 256, 256>::new(&model).unwrap();
+    for j in 0..5 {
+        s.step(&x[j * 5..][..5]).unwrap();
+    }
+    let mut saved = vec![0u8; s.saved_len()];
+    s.save_state(&mut saved).unwrap();
+    let mut before = vec![0i16; 4];
+    s.output_q(&mut before).unwrap();
+    s.reset();
+    s.restore_state(&saved).unwrap();
+    let mut after = vec![0i16; 4];
+    s.output_q(&mut after).unwrap();
+    assert_eq!(before, after);
+    let mut bad = saved.clone();
+    let n = bad.len();
+    bad[n - 8] ^= 1; // the frame count
+    assert_eq!(s.restore_state(&bad), Err(tinyrnn::Error::BadState));
+}

@@ -760,7 +760,11 @@ impl ModelSpec {
                 offset: o,
                 scale: s,
             }),
+            pre: heapless::Vec::new(),
             layers,
+            pool: tinyrnn::Pool::Last,
+            pool_frac: 0,
+            mlp: heapless::Vec::new(),
             head: self.head.as_ref().map(|(c, i, w, b, rq)| DenseDesc {
                 out_size: *c,
                 in_size: *i,

@@ -168,6 +168,27 @@ pub fn blob_json(m: &Model<'_>, blob_len: usize) -> Value {
             v
         })
         .collect();
+    let ops = |ops: &[tinyrnn::model::OpDesc<'_>], params: &mut usize| -> Vec<Value> {
+        ops.iter()
+            .map(|op| {
+                *params += op.params();
+                let mut v = json!({
+                    "op": op.name(),
+                    "in_size": op.in_size(),
+                    "out_size": op.out_size(),
+                    "params": op.params(),
+                    "weight_bytes": op.weight_bytes(),
+                });
+                if p.is_int() {
+                    v["x_format"] = json!(format!("Q{}.{}", 15 - op.x_frac() as i32, op.x_frac()));
+                    v["y_format"] = json!(format!("Q{}.{}", 15 - op.y_frac() as i32, op.y_frac()));
+                }
+                v
+            })
+            .collect()
+    };
+    let pre = ops(&d.pre, &mut params);
+    let mlp = ops(&d.mlp, &mut params);
     let head = d.head.as_ref().map(|hd| {
         let n = hd.out_size as usize * (hd.in_size as usize + 1);
         params += n;
@@ -185,7 +206,11 @@ pub fn blob_json(m: &Model<'_>, blob_len: usize) -> Value {
         "input_size": m.input_size(),
         "output_size": m.output_size(),
         "normalization": d.norm.is_some(),
+        "pre": pre,
         "layers": layers,
+        "pool": d.pool.name(),
+        "pool_state_words": m.pool_words(),
+        "mlp": mlp,
         "head": head,
         "output_activation": act_name(d.output_act),
         "params": params,
@@ -228,6 +253,25 @@ fn text(v: &Value) -> String {
         show(g("output_size")),
         show(g("output_activation"))
     );
+    let op_lines = |s: &mut String, key: &str, what: &str| {
+        if let Some(ops) = v.get(key).and_then(|l| l.as_array()) {
+            for (k, o) in ops.iter().enumerate() {
+                *s += &format!(
+                    "{what} {k}: {} {} -> {}, {} params, {} bytes",
+                    show(o["op"].clone()),
+                    show(o["in_size"].clone()),
+                    show(o["out_size"].clone()),
+                    show(o["params"].clone()),
+                    show(o["weight_bytes"].clone())
+                );
+                if let Some(x) = o.get("x_format") {
+                    *s += &format!(", x {}, y {}", show(x.clone()), show(o["y_format"].clone()));
+                }
+                s.push('\n');
+            }
+        }
+    };
+    op_lines(&mut s, "pre", "pre-net op");
     if let Some(layers) = v.get("layers").and_then(|l| l.as_array()) {
         for (k, l) in layers.iter().enumerate() {
             let mut line = format!(
@@ -253,6 +297,16 @@ fn text(v: &Value) -> String {
             s.push('\n');
         }
     }
+    if let Some(pool) = v.get("pool") {
+        if pool != "last" {
+            s += &format!(
+                "pool over time: {} ({} state words)\n",
+                show(pool.clone()),
+                show(g("pool_state_words"))
+            );
+        }
+    }
+    op_lines(&mut s, "head op", "head op");
     match v.get("head") {
         Some(h) if !h.is_null() => {
             s += &format!(

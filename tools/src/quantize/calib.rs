@@ -133,14 +133,31 @@ pub struct CalibStats {
     pub sequences: usize,
     /// Frames (steps) run.
     pub frames: usize,
-    /// `layers.len() + 1` entries; the last one holds `HeadPre` and `Output`.
+    /// `layers.len() + 1` entries; the last one holds `HeadPre`, `Output` and `Pooled`.
     pub layers: Vec<LayerRanges>,
+    /// The normalized input frames (what the first pre-net op or layer 0 reads).
+    pub input: Range,
+    /// Per pre-net op `k`: `PreNet` and `PreNetLinear` (grown as observed).
+    pub pre: Vec<LayerRanges>,
+    /// Per hidden head op `k`: `Mlp` and `MlpLinear` (grown as observed).
+    pub mlp: Vec<LayerRanges>,
 }
 
 impl CalibStats {
     /// Range of `probe` at layer `k`.
     pub fn range(&self, k: usize, probe: Probe) -> &Range {
         &self.layers[k].probes[probe_index(probe)]
+    }
+    /// Range of `probe` of pre-net op `k` (`PreNet*` probes) or hidden head op `k` (`Mlp*`);
+    /// an empty range if never observed.
+    pub fn op_range(&self, k: usize, probe: Probe) -> Range {
+        let ops = match probe {
+            Probe::PreNet | Probe::PreNetLinear => &self.pre,
+            _ => &self.mlp,
+        };
+        ops.get(k)
+            .map(|r| r.probes[probe_index(probe)].clone())
+            .unwrap_or_default()
     }
 }
 
@@ -161,6 +178,9 @@ impl RangeObserver {
                 sequences: 0,
                 frames: 0,
                 layers: vec![LayerRanges::default(); layers + 1],
+                input: Range::default(),
+                pre: Vec::new(),
+                mlp: Vec::new(),
             },
             non_finite: None,
         }
@@ -172,7 +192,16 @@ impl Observer for RangeObserver {
         if self.non_finite.is_none() && values.iter().any(|v| !v.is_finite()) {
             self.non_finite = Some((k, probe));
         }
-        self.stats.layers[k].probes[probe_index(probe)].add(values);
+        // pre-net and hidden head ops are numbered by op, not by layer: their own tables
+        let table = match probe {
+            Probe::PreNet | Probe::PreNetLinear => &mut self.stats.pre,
+            Probe::Mlp | Probe::MlpLinear => &mut self.stats.mlp,
+            _ => &mut self.stats.layers,
+        };
+        if table.len() <= k {
+            table.resize(k + 1, LayerRanges::default());
+        }
+        table[k].probes[probe_index(probe)].add(values);
     }
 }
 
@@ -274,6 +303,9 @@ pub fn calibrate(
     let mut obs = RangeObserver::new(model.layers.len());
     for i in 0..batch.n {
         let frames = batch.frames(i);
+        for f in &frames {
+            obs.stats.input.add(&model.normalize(f));
+        }
         model.run(&frames, &mut obs);
         obs.stats.sequences += 1;
         obs.stats.frames += frames.len();

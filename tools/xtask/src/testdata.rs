@@ -129,7 +129,11 @@ pub fn make(dir: &Path) -> Result<()> {
             offset: &offset,
             scale: &scale,
         }),
+        pre: heapless::Vec::new(),
         layers,
+        pool: tinyrnn::Pool::Last,
+        pool_frac: 0,
+        mlp: heapless::Vec::new(),
         head: Some(DenseDesc {
             out_size: CLASSES as u16,
             in_size: HIDDEN as u16,
