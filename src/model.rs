@@ -974,6 +974,25 @@ impl<'a> Model<'a> {
         if desc.name.len() > MAX_NAME {
             return Err(Error::Unsupported);
         }
+        // Ops and reductions this build has no code for: refused before anything else, so
+        // that below (and in `pre`/`mlp`/`pool`) the compiler can drop their checks.
+        let dense_net = !(desc.pre.is_empty() && desc.mlp.is_empty());
+        if dense_net && !cfg!(feature = "dense-net") {
+            return Err(Error::FeatureDisabled("dense-net"));
+        }
+        if desc.pool != Pool::Last && !cfg!(feature = "pool") {
+            return Err(Error::FeatureDisabled("pool"));
+        }
+        let (pre, mlp): (&[OpDesc<'a>], &[OpDesc<'a>]) = if cfg!(feature = "dense-net") {
+            (&desc.pre, &desc.mlp)
+        } else {
+            (&[], &[])
+        };
+        let pool = if cfg!(feature = "pool") {
+            desc.pool
+        } else {
+            Pool::Last
+        };
         let input = check_dim(desc.input_size)?;
         if let Some(norm) = &desc.norm {
             check_len(norm.offset, input, 4)?;
@@ -988,7 +1007,7 @@ impl<'a> Model<'a> {
         let max_shift = if p == Precision::Int16 { 94 } else { 62 };
         let mut prev = input;
         let mut prev_frac = None::<u8>;
-        for op in desc.pre.iter() {
+        for op in pre {
             let (w, f) = check_op(op, p, prev, prev_frac, max_shift)?;
             prev = w;
             prev_frac = p.is_int().then_some(f);
@@ -1042,7 +1061,7 @@ impl<'a> Model<'a> {
             prev = h;
         }
         // the pooled vector: the last layer's h format, fewer bits for a sum
-        match (p.is_int(), desc.pool) {
+        match (p.is_int(), pool) {
             (true, Pool::Sum) => {
                 if desc.pool_frac > prev_frac.unwrap_or(0) {
                     return Err(Error::BadQuantization);
@@ -1052,7 +1071,7 @@ impl<'a> Model<'a> {
             _ if desc.pool_frac != 0 => return Err(Error::BadQuantization),
             _ => {}
         }
-        for op in desc.mlp.iter() {
+        for op in mlp {
             let (w, f) = check_op(op, p, prev, prev_frac, max_shift)?;
             prev = w;
             prev_frac = p.is_int().then_some(f);
@@ -1099,13 +1118,6 @@ impl<'a> Model<'a> {
                 return Err(Error::FeatureDisabled(l.cell.feature()));
             }
         }
-        let dense_net = !(desc.pre.is_empty() && desc.mlp.is_empty());
-        if dense_net && !cfg!(feature = "dense-net") {
-            return Err(Error::FeatureDisabled("dense-net"));
-        }
-        if desc.pool != Pool::Last && !cfg!(feature = "pool") {
-            return Err(Error::FeatureDisabled("pool"));
-        }
         Ok(Model { desc })
     }
 
@@ -1150,23 +1162,43 @@ impl<'a> Model<'a> {
         }
     }
     /// The per-frame pre-net ops.
+    ///
+    /// Empty in a build without the `dense-net` feature: [`from_desc`](Self::from_desc)
+    /// refuses a model with ops there, so the compiler can drop the ops' code.
     pub fn pre(&self) -> &[OpDesc<'a>] {
-        &self.desc.pre
+        if cfg!(feature = "dense-net") {
+            &self.desc.pre
+        } else {
+            &[]
+        }
     }
-    /// The hidden head ops.
+    /// The hidden head ops (empty without the `dense-net` feature, as [`pre`](Self::pre)).
     pub fn mlp(&self) -> &[OpDesc<'a>] {
-        &self.desc.mlp
+        if cfg!(feature = "dense-net") {
+            &self.desc.mlp
+        } else {
+            &[]
+        }
     }
     /// The reduction over time.
+    ///
+    /// Always [`Pool::Last`] in a build without the `pool` feature:
+    /// [`from_desc`](Self::from_desc) refuses any other mode there, so the compiler can drop
+    /// the reductions (and their 64-bit and soft-float arithmetic) from firmware that does
+    /// not need them.
     pub fn pool(&self) -> Pool {
-        self.desc.pool
+        if cfg!(feature = "pool") {
+            self.desc.pool
+        } else {
+            Pool::Last
+        }
     }
     /// State words of the pooling accumulators (after the layers' words): `Max` one per
     /// element, `Sum` two (`i64` / `f64`), `Mean` two per element plus two for the frame
     /// count (`u64`); `Last` none.
     pub fn pool_words(&self) -> usize {
         let w = self.pooled_size();
-        match self.desc.pool {
+        match self.pool() {
             Pool::Last => 0,
             Pool::Max => w,
             Pool::Sum => 2 * w,
@@ -1202,7 +1234,7 @@ impl<'a> Model<'a> {
     pub fn scratch_len(&self) -> usize {
         let per_word = if self.desc.precision.is_int() { 2 } else { 1 };
         let mut need = pad4(self.pooled_size()) / per_word;
-        for op in self.desc.pre.iter().chain(self.desc.mlp.iter()) {
+        for op in self.pre().iter().chain(self.mlp()) {
             need = need.max((pad4(op.in_size()) + pad4(op.out_size())) / per_word);
         }
         for l in self.desc.layers.iter() {

@@ -247,6 +247,7 @@ fn dense_op(
 /// Runs `ops` in order on the vector at the start of `scratch` (packed in the model's
 /// precision), leaving the result there: each op writes its output after its input, which
 /// is then moved to the front.
+#[cfg(feature = "dense-net")]
 #[inline(never)]
 fn run_ops(
     model: &Model<'_>,
@@ -265,13 +266,7 @@ fn run_ops(
             return Err(scratch_short(model, cap));
         };
         match op {
-            #[cfg(feature = "dense-net")]
             OpDesc::Dense(d) => dense_op(model.precision(), math, d, x, y),
-            #[cfg(not(feature = "dense-net"))]
-            OpDesc::Dense(_) => {
-                let _ = (x, y, math);
-                return Err(Error::FeatureDisabled("dense-net"));
-            }
         }
         // move the output to the front (a checked copy: `copy_within` links a panic path)
         for k in 0..b {
@@ -282,6 +277,21 @@ fn run_ops(
         }
     }
     Ok(())
+}
+
+/// Without the `dense-net` feature the loader refuses models with ops (and
+/// [`Model::pre`]/[`Model::mlp`] are empty), so there is nothing to run.
+#[cfg(not(feature = "dense-net"))]
+fn run_ops(
+    _model: &Model<'_>,
+    ops: &[OpDesc<'_>],
+    _scratch: &mut [u32],
+    _math: F32Math,
+) -> Result<()> {
+    match ops.first() {
+        None => Ok(()),
+        Some(_) => Err(Error::FeatureDisabled("dense-net")),
+    }
 }
 
 /// State words of the recurrent layers (the pooling accumulators follow).
