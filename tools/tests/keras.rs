@@ -676,3 +676,35 @@ fn cli_quantize_and_eval_a_keras_file() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["agreement"].as_f64().unwrap() >= 0.99, "{v}");
 }
+
+/// `inspect` shows the whole graph of an imported model (pre-net, pooling, hidden head ops),
+/// and counts the pooling accumulators in the state as the runtime does.
+#[test]
+fn inspect_shows_the_graph_of_imported_models() {
+    let text = |f: &str| {
+        let (code, out, err) = cli(&["inspect".as_ref(), keras(f).as_os_str()]);
+        assert_eq!(code, 0, "{f}: {err}");
+        out
+    };
+    let mlp = text("mlp.onnx");
+    assert!(
+        mlp.contains("head op 0: dense(relu) 16 -> 16, 272 params"),
+        "{mlp}"
+    );
+    let graph = text("graph.keras");
+    for line in [
+        "pre-net op 0: dense(tanh) 12 -> 16",
+        "pre-net op 1: layer_norm 16 -> 16",
+        "pool over time: max (16 state words)",
+        "head op 0: dense(relu) 16 -> 16",
+    ] {
+        assert!(graph.contains(line), "{line}: {graph}");
+    }
+    // GRU(16) + mean: 16 words of h, 2·16 of i64 sums and 2 of the u64 frame count
+    let gap = text("gap.keras");
+    assert!(
+        gap.contains("pool over time: mean (34 state words)"),
+        "{gap}"
+    );
+    assert!(gap.contains("RAM: state 50 words"), "{gap}");
+}

@@ -13,7 +13,7 @@ use tinyrnn::{CellKind, Model, OutputAct};
 
 use crate::exec::{self, Runnable};
 use crate::import::ImportArgs;
-use crate::ir::FloatModel;
+use crate::ir::{FloatModel, FrameOp};
 
 /// Arguments of `tinyrnn inspect`.
 #[derive(Debug, Clone, clap::Args)]
@@ -89,12 +89,45 @@ pub fn float_json(m: &FloatModel, source: &str) -> Value {
             "initial_c": l.c0.is_some(),
         }));
     }
+    let ops = |ops: &[FrameOp], params: &mut usize| -> Vec<Value> {
+        ops.iter()
+            .map(|op| {
+                let (name, i, o, n) = match op {
+                    FrameOp::Dense(d) => (
+                        format!("dense({})", d.act.name()).replace("(identity)", ""),
+                        d.in_size,
+                        d.out_size,
+                        d.weight.len() + d.bias.len(),
+                    ),
+                    FrameOp::LayerNorm(l) => (
+                        "layer_norm".to_string(),
+                        l.gamma.len(),
+                        l.gamma.len(),
+                        2 * l.gamma.len(),
+                    ),
+                };
+                *params += n;
+                json!({"op": name, "in_size": i, "out_size": o, "params": n,
+                       "weight_bytes": n * 4})
+            })
+            .collect()
+    };
+    let pre = ops(&m.pre, &mut params);
+    let mlp = ops(&m.mlp, &mut params);
+    // as `Model::pool_words` counts them
+    let w = m.layers.last().map_or(0, |l| l.hidden_size);
+    let pool_words = match m.pool {
+        tinyrnn::Pool::Last => 0,
+        tinyrnn::Pool::Max => w,
+        tinyrnn::Pool::Sum => 2 * w,
+        tinyrnn::Pool::Mean => 2 * w + 2,
+    };
     let head = m.head.as_ref().map(|d| {
         params += d.weight.len() + d.bias.len();
         json!({"in_size": d.in_size, "out_size": d.out_size, "params": d.weight.len() + d.bias.len(),
                "max_abs_weight": max_abs(&d.weight)})
     });
-    let state = state_words(m.layers.iter().map(|l| (l.cell, l.hidden_size)));
+    let state = state_words(m.layers.iter().map(|l| (l.cell, l.hidden_size))) + pool_words;
     json!({
         "file_kind": source,
         "precision": "float (imported)",
@@ -102,7 +135,11 @@ pub fn float_json(m: &FloatModel, source: &str) -> Value {
         "input_size": m.input_size,
         "output_size": m.output_size(),
         "normalization": m.norm.is_some(),
+        "pre": pre,
         "layers": layers,
+        "pool": m.pool.name(),
+        "pool_state_words": pool_words,
+        "mlp": mlp,
         "head": head,
         "output_activation": act_name(m.output_act),
         "params": params,
@@ -306,7 +343,7 @@ fn text(v: &Value) -> String {
             );
         }
     }
-    op_lines(&mut s, "head op", "head op");
+    op_lines(&mut s, "mlp", "head op");
     match v.get("head") {
         Some(h) if !h.is_null() => {
             s += &format!(
@@ -315,6 +352,16 @@ fn text(v: &Value) -> String {
                 show(h["out_size"].clone()),
                 show(h["params"].clone())
             );
+        }
+        _ if v
+            .get("mlp")
+            .and_then(|m| m.as_array())
+            .is_some_and(|m| !m.is_empty()) =>
+        {
+            s += "head: none (output = the last head op's)\n"
+        }
+        _ if v.get("pool").is_some_and(|p| p != "last") => {
+            s += "head: none (output = the pooled vector)\n"
         }
         _ => s += "head: none (output = last layer's h)\n",
     }
