@@ -137,6 +137,45 @@ fn le_u32(b: &[u8], at: usize) -> Result<u32> {
     Ok(u32::from_le_bytes(a))
 }
 
+/// Checks an envelope's fixed header (its first [`HEADER_LEN`] bytes) before the rest has
+/// arrived: the layout, a key id among `trusted`, and a declared blob length that makes the
+/// envelope exactly `total_len` bytes. Returns the model version the header declares, **not
+/// authenticated**: compare it with the version running to refuse a rolled-back update early,
+/// but activate only what [`verify`] (the signature over every byte) accepts.
+///
+/// Firmware that stores an update as it arrives calls this on the first bytes, so that an
+/// envelope that can never verify (unknown key, wrong length, an older version) is refused
+/// before anything is erased.
+///
+/// # Errors
+/// [`Error::Truncated`] (fewer than [`HEADER_LEN`] bytes in `head`, or `total_len` shorter
+/// than the header declares), [`Error::BadEnvelope`] (layout, or `total_len` longer),
+/// [`Error::UnknownKey`].
+pub fn check_header(head: &[u8], trusted: &[PublicKey], total_len: usize) -> Result<u32> {
+    let head = head.get(..HEADER_LEN).ok_or(Error::Truncated)?;
+    if head[0..4] != MAGIC || head[4..6] != ENVELOPE_VERSION.to_le_bytes() || head[6..8] != [0, 0] {
+        return Err(Error::BadEnvelope);
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&head[8..16]);
+    let version = le_u32(head, 16)?;
+    let n = usize::try_from(le_u32(head, 20)?).map_err(|_| Error::BadEnvelope)?;
+    let total = HEADER_LEN
+        .checked_add(n)
+        .and_then(|e| e.checked_add(SIGNATURE_LEN))
+        .ok_or(Error::BadEnvelope)?;
+    if total_len < total {
+        return Err(Error::Truncated);
+    }
+    if total_len > total {
+        return Err(Error::BadEnvelope);
+    }
+    if !trusted.iter().any(|k| key_id(k) == id) {
+        return Err(Error::UnknownKey { key_id: id });
+    }
+    Ok(version)
+}
+
 /// Splits an envelope into its fields after checking its layout (step 1 of [`verify`]),
 /// without any cryptography: for tools that display an envelope. Nothing it returns is
 /// authenticated.

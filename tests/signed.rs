@@ -345,3 +345,55 @@ fn streaming_verification_agrees_with_the_slice_verifier() {
     v.absorb(&env[HEADER_LEN..HEADER_LEN + n - 1]).unwrap();
     assert_eq!(v.finish(), Err(Error::Truncated));
 }
+
+#[test]
+fn header_check_refuses_what_can_never_verify_before_the_body_arrives() {
+    let kp = keypair(7);
+    let blob = real_blob("vowels_lstm_int8");
+    let env = sign(&kp, 42, &blob);
+    let trusted = [public(&keypair(1)), public(&kp)];
+    let n = env.len();
+    // the header alone is enough; the version is reported, unauthenticated
+    assert_eq!(
+        signed::check_header(&env[..HEADER_LEN], &trusted, n),
+        Ok(42)
+    );
+    assert_eq!(signed::check_header(&env, &trusted, n), Ok(42));
+    assert_eq!(
+        signed::check_header(&env[..HEADER_LEN - 1], &trusted, n),
+        Err(Error::Truncated)
+    );
+    // a transfer shorter or longer than the header declares
+    assert_eq!(
+        signed::check_header(&env, &trusted, n - 100),
+        Err(Error::Truncated)
+    );
+    assert_eq!(
+        signed::check_header(&env, &trusted, n + 1),
+        Err(Error::BadEnvelope)
+    );
+    // a key the firmware does not trust
+    let other = [public(&keypair(1))];
+    assert!(matches!(
+        signed::check_header(&env, &other, n),
+        Err(Error::UnknownKey { .. })
+    ));
+    // every corrupted header byte of the fixed layout is refused
+    for i in [0, 3, 4, 5, 6, 7] {
+        let mut bad = env.clone();
+        bad[i] ^= 0x40;
+        assert_eq!(
+            signed::check_header(&bad, &trusted, n),
+            Err(Error::BadEnvelope),
+            "byte {i}"
+        );
+    }
+    // what the header check passes, `verify` still decides on: a flipped body bit
+    let mut forged = env.clone();
+    forged[HEADER_LEN + 5] ^= 1;
+    assert_eq!(signed::check_header(&forged, &trusted, n), Ok(42));
+    assert_eq!(
+        signed::verify(&forged, &trusted, 0).unwrap_err(),
+        Error::BadSignature
+    );
+}

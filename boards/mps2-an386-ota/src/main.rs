@@ -230,6 +230,7 @@ fn receive(
     }
     let n = u32::from_le_bytes(len) as usize;
     say!("ota: receiving {} bytes", n);
+    let current = store.active().map(|a| a.version);
     let mut up = store.begin_update(n);
     let mut failed: Option<Error> = None;
     let mut chunk = [0u8; CHUNK];
@@ -249,7 +250,22 @@ fn receive(
             }
         }
         if fill == CHUNK || got + fill == n {
-            if let Ok(u) = up.as_mut() {
+            if got == 0 {
+                // The envelope header is in the first chunk: refuse what can never verify
+                // (layout, length, unknown key, not newer than what runs) before anything
+                // is written, so a refused blob does not erase the spare slot.
+                match signed::check_header(&chunk[..fill], &model::TRUSTED_KEYS, n) {
+                    Err(e) => {
+                        failed.get_or_insert(StoreError::Rejected(e));
+                    }
+                    Ok(version) => {
+                        if let Some(current) = current.filter(|&c| version <= c) {
+                            failed.get_or_insert(StoreError::RolledBack { version, current });
+                        }
+                    }
+                }
+            }
+            if let (Ok(u), None) = (up.as_mut(), failed.as_ref()) {
                 if let Err(e) = u.write_chunk(&chunk[..fill]) {
                     failed.get_or_insert(e);
                 }

@@ -214,14 +214,23 @@ pub fn run(timeout: u64) -> Result<bool> {
         Ok(fs::read(&out)?)
     };
     let good = sign(&update, &key, UPDATE_VERSION, "update-v2.trnn")?;
-    let mut forged = good.clone();
-    forged[24 + 1000] ^= 0x01;
     let v3 = sign(&update, &key, 3, "update-v3.trnn")?;
+    // A newer version, so that its header passes the firmware's early check and the
+    // signature is what refuses it.
+    let mut forged = v3.clone();
+    forged[24 + 1000] ^= 0x01;
     let bad = vec![
         Bad {
-            what: "forged (one weight bit flipped after signing)",
+            what: "forged (version 3, one weight bit flipped after signing)",
             bytes: forged,
             refusal: "ota: refused Rejected(BadSignature)".into(),
+        },
+        Bad {
+            what: "replayed (the accepted version 2 sent again)",
+            bytes: good.clone(),
+            refusal: format!(
+                "ota: refused RolledBack {{ version: {UPDATE_VERSION}, current: {UPDATE_VERSION} }}"
+            ),
         },
         Bad {
             what: "signed by an untrusted key",
