@@ -195,6 +195,8 @@ pub struct Receiver<'s, F: NorFlash> {
     header: [u8; 8],
     header_len: usize,
     left: usize,
+    /// Version of the active model when the transfer started (`None`: nothing stored).
+    current: Option<u32>,
 }
 
 impl<'s, F: NorFlash> Receiver<'s, F> {
@@ -212,6 +214,7 @@ impl<'s, F: NorFlash> Receiver<'s, F> {
             header: [0; 8],
             header_len: 0,
             left: 0,
+            current: None,
         }
     }
 
@@ -266,6 +269,7 @@ impl<'s, F: NorFlash> Receiver<'s, F> {
             self.phase = Phase::Idle(store);
             return Poll::Pending;
         }
+        self.current = store.active().map(|a| a.version);
         match store.begin_update(n) {
             Ok(up) => {
                 defmt::info!("ota: receiving {=usize} bytes into slot {}", n, up.slot());
@@ -305,6 +309,22 @@ impl<'s, F: NorFlash> Receiver<'s, F> {
             };
             self.phase = Phase::Done;
             return self.refuse(link, &e);
+        }
+        if up.received() == 0 {
+            // The envelope header is in the first block: refuse what can never verify
+            // (layout, length, unknown key, not newer than what runs) before anything is
+            // written, so such a blob does not erase the spare slot.
+            let early = match tinyrnn::signed::check_header(&block[..got], self.keys, self.left) {
+                Err(e) => Some(StoreError::Rejected(e)),
+                Ok(version) => self
+                    .current
+                    .filter(|&c| version <= c)
+                    .map(|current| StoreError::RolledBack { version, current }),
+            };
+            if let Some(e) = early {
+                self.phase = Phase::Done;
+                return self.refuse(link, &e);
+            }
         }
         if let Err(e) = up.write_chunk(&block[..got]) {
             self.phase = Phase::Done;

@@ -172,40 +172,64 @@ fn update_verify_activate_and_refusals() {
 
     // Forged (one byte of the model flipped), unknown key, rolled back, truncated, too big,
     // unsigned: each refused with its reason; the version-3 model stays active.
-    let mut forged = good.clone();
+    // (a newer version: its header passes the early check, the signature refuses it)
+    let v4 = sign(&kp, 4, data::BLOB);
+    let mut forged = v4.clone();
     forged[signed::HEADER_LEN + 100] ^= 0x01;
     let stranger = sign(&keypair(9), 4, data::BLOB);
     let old = sign(&kp, 2, data::BLOB);
     let same = sign(&kp, 3, data::BLOB);
-    let cases: [(&[u8], Option<usize>, u32, &str); 6] = [
+    // The last field: refused from the envelope header, before anything is written.
+    let cases: [(&[u8], Option<usize>, u32, &str, bool); 6] = [
         (
             &forged,
             None,
             forged.len() as u32,
             "ota err bad signature\n",
+            false,
         ),
         (
             &stranger,
             None,
             stranger.len() as u32,
             "ota err unknown key\n",
+            true,
         ),
-        (&old, None, old.len() as u32, "ota err rolled back\n"),
-        (&same, None, same.len() as u32, "ota err rolled back\n"),
-        (&good, Some(1000), good.len() as u32, "ota err truncated\n"),
+        (&old, None, old.len() as u32, "ota err rolled back\n", true),
+        (
+            &same,
+            None,
+            same.len() as u32,
+            "ota err rolled back\n",
+            true,
+        ),
+        (
+            &v4,
+            Some(1000),
+            v4.len() as u32,
+            "ota err truncated\n",
+            false,
+        ),
         (
             data::BLOB,
             None,
             data::BLOB.len() as u32,
             "ota err not a signed envelope\n",
+            true,
         ),
     ];
-    for (payload, cut, announced, want) in cases {
+    for (payload, cut, announced, want, early) in cases {
+        let before = store.flash().0.clone();
         let mut host = Host::new(payload, announced);
         host.cut_at = cut;
         let (p, _) = transfer(&mut store, &keys, &mut host);
         assert_eq!(p, Poll::Refused, "{want}");
         assert_eq!(host.reply(), want);
+        assert_eq!(
+            store.flash().0 == before,
+            early,
+            "{want}: flash untouched iff refused from the header"
+        );
         let active = store.active().unwrap();
         assert_eq!(active.version, 3, "{want}: the good model must stay active");
     }
