@@ -31,9 +31,9 @@ use tinyrnn::{CellKind, DenseAct, RnnAct};
 
 use super::super::onnx_tensor::{resolve_slice, Tensor};
 use super::super::proto::{GraphProto, NodeProto};
-use super::value::{Ax, Seq, Stage, Val};
+use super::value::{input_norm, Ax, Seq, Stage, Val};
 use super::{attr, attr_i, attr_ints, Eval};
-use crate::ir::{FloatLayer, Norm};
+use crate::ir::FloatLayer;
 
 /// `x·wx + h·wh + b` over `n` columns (`wx` is `[I, n]`, `wh` is `[H, n]`, row-major).
 #[derive(Debug, Clone, PartialEq)]
@@ -321,33 +321,12 @@ impl Eval<'_> {
         }
         let k = self.layers.len();
         match &x.parts[0] {
-            Stage::Input { a, b } => {
-                if k != 0 {
-                    bail!("a second recurrent stack reading the raw input");
-                }
-                if a.iter().any(|&v| v != 1.0) || b.iter().any(|&v| v != 0.0) {
-                    if let Some(j) = a.iter().position(|&v| v == 0.0) {
-                        bail!("the input normalization multiplies feature {j} by 0");
-                    }
-                    self.norm = Some(Norm {
-                        offset: a.iter().zip(b).map(|(&a, &b)| (-b / a) as f32).collect(),
-                        scale: a.iter().map(|&a| a as f32).collect(),
-                    });
-                }
+            Stage::Input { .. } | Stage::Pre { .. } if k != 0 => {
+                bail!("a second recurrent stack reading the raw input")
             }
+            Stage::Input { a, b } => self.norm = input_norm(a, b)?,
             Stage::Pre { a, b, ops, dense } => {
-                if k != 0 {
-                    bail!("a second recurrent stack reading the raw input");
-                }
-                if a.iter().any(|&v| v != 1.0) || b.iter().any(|&v| v != 0.0) {
-                    if let Some(j) = a.iter().position(|&v| v == 0.0) {
-                        bail!("the input normalization multiplies feature {j} by 0");
-                    }
-                    self.norm = Some(Norm {
-                        offset: a.iter().zip(b).map(|(&a, &b)| (-b / a) as f32).collect(),
-                        scale: a.iter().map(|&a| a as f32).collect(),
-                    });
-                }
+                self.norm = input_norm(a, b)?;
                 self.pre.clone_from(ops);
                 self.pre
                     .extend(dense.clone().map(|d| d.close(DenseAct::Identity)));

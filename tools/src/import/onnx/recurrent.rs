@@ -5,9 +5,9 @@ use anyhow::{bail, Result};
 use tinyrnn::{CellKind, DenseAct, Pool, RnnAct};
 
 use super::super::proto::NodeProto;
-use super::value::{Ax, Seq, Stage, Val};
+use super::value::{input_norm, Ax, Seq, Stage, Val};
 use super::{attr, attr_i, attr_s, attr_strs, to_f32, Eval};
-use crate::ir::{FloatLayer, Norm};
+use crate::ir::FloatLayer;
 
 /// The attributes of a recurrent node, checked against what the IR can hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,25 +190,13 @@ impl Eval<'_> {
         let k = self.layers.len();
         let mut norm = None;
         let mut pre = Vec::new();
-        let to_norm = |a: &[f64], b: &[f64]| -> Result<Option<Norm>> {
-            if a.iter().all(|&v| v == 1.0) && b.iter().all(|&v| v == 0.0) {
-                return Ok(None);
-            }
-            if let Some(j) = a.iter().position(|&v| v == 0.0) {
-                bail!("the input normalization multiplies feature {j} by 0");
-            }
-            Ok(Some(Norm {
-                offset: a.iter().zip(b).map(|(&a, &b)| (-b / a) as f32).collect(),
-                scale: a.iter().map(|&a| a as f32).collect(),
-            }))
-        };
         match &x.parts[0] {
             Stage::Input { .. } | Stage::Pre { .. } if k != 0 => {
                 bail!("a second recurrent stack reading the raw input")
             }
-            Stage::Input { a, b } => norm = to_norm(a, b)?,
+            Stage::Input { a, b } => norm = input_norm(a, b)?,
             Stage::Pre { a, b, ops, dense } => {
-                norm = to_norm(a, b)?;
+                norm = input_norm(a, b)?;
                 pre.clone_from(ops);
                 pre.extend(dense.clone().map(|d| d.close(DenseAct::Identity)));
             }

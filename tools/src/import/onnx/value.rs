@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use tinyrnn::{DenseAct, OutputAct, Pool};
 
 use super::super::onnx_tensor::Tensor;
-use crate::ir::{FloatDense, FrameOp};
+use crate::ir::{FloatDense, FrameOp, Norm};
 
 /// A dimension that may be symbolic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +146,21 @@ pub(super) enum Val {
     Seq(Seq),
     /// An omitted optional input / unused output.
     Absent,
+}
+
+/// The input normalization a `Stage::Input`/`Stage::Pre` carries (`x·a + b` per feature) as
+/// the model's `(x − offset)·scale`, or `None` for the identity.
+pub(super) fn input_norm(a: &[f64], b: &[f64]) -> Result<Option<Norm>> {
+    if a.iter().all(|&v| v == 1.0) && b.iter().all(|&v| v == 0.0) {
+        return Ok(None);
+    }
+    if let Some(j) = a.iter().position(|&v| v == 0.0) {
+        bail!("the input normalization multiplies feature {j} by 0");
+    }
+    Ok(Some(Norm {
+        offset: a.iter().zip(b).map(|(&a, &b)| (-b / a) as f32).collect(),
+        scale: a.iter().map(|&a| a as f32).collect(),
+    }))
 }
 
 pub(super) fn make_sym(v: Vec<Dim>, scalar: bool) -> Val {
