@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 
 use super::super::onnx_tensor::{broadcast, resolve_slice, Tensor};
 use super::super::proto::NodeProto;
-use super::value::{make_sym, sym_to_const, Ax, Dim, Seq, Val};
+use super::value::{make_sym, sym_to_const, Ax, Dim, Seq, Stage, Val};
 use super::{attr, attr_i, attr_ints, norm_axis, Eval};
 
 impl Eval<'_> {
@@ -174,6 +174,9 @@ impl Eval<'_> {
             Ax::Time | Ax::Free(_) if i == -1 => {
                 if matches!(self.ax(s.axes[a]), Ax::Free(_)) {
                     bail!("selects step -1 of an input axis before any recurrent layer");
+                }
+                if let Some(Stage::Dir { layer, .. }) = s.parts.first() {
+                    return Err(Stage::one_direction(*layer, "selecting the last step"));
                 }
                 s.last = true;
                 if keep {
@@ -519,12 +522,33 @@ impl Eval<'_> {
             }
             match self.ax(s.axes[a]) {
                 Ax::Unit | Ax::Stack(_) => parts.extend(s.parts.iter().cloned()),
+                Ax::Feat(_) if seqs.len() == 2 && s.parts.len() == 1 => {
+                    parts.extend(s.parts.iter().cloned())
+                }
                 other => bail!(
-                    "Concat along a {other:?} axis of the data sequence (only stacking layer states is supported)"
+                    "Concat along a {other:?} axis of the data sequence (only stacking layer states, or the two directions of a bidirectional layer on the feature axis, is supported)"
                 ),
             }
         }
         let mut out = seqs[0].clone();
+        if let Ax::Feat(_) = self.ax(out.axes[a]) {
+            // [fwd; bwd] of a bidirectional layer: its output, or cat(h_n[-2], h_n[-1]).
+            let joined = Stage::join_directions(&parts, out.last).ok_or_else(|| {
+                anyhow!(
+                    "Concat on the feature axis of values other than the forward and the reverse direction of one bidirectional layer, in that order"
+                )
+            })?;
+            let width: usize = seqs
+                .iter()
+                .map(|s| match self.ax(s.axes[a]) {
+                    Ax::Feat(w) => w,
+                    _ => 0,
+                })
+                .sum();
+            out.axes[a] = Ax::Feat(width);
+            out.parts = vec![joined];
+            return Ok(vec![Val::Seq(out)]);
+        }
         out.axes[a] = Ax::Stack(parts.len());
         out.parts = parts;
         Ok(vec![Val::Seq(out)])
@@ -625,17 +649,30 @@ impl Eval<'_> {
         }
     }
 
-    /// Reshape of the sequence that only adds or removes size-1 axes.
+    /// Reshape of the sequence that only adds or removes size-1 axes, or merges a
+    /// bidirectional layer's direction axis into the feature axis that follows it
+    /// (`[.., 2, .., H]` → `[.., 2H]`: its output `[fwd; bwd]`).
     pub(super) fn regroup(&self, mut s: Seq, target: &[Dim]) -> Result<Seq> {
-        let big: Vec<Ax> = s
+        let mut big: Vec<Ax> = s
             .axes
             .iter()
             .map(|&a| self.ax(a))
             .filter(|a| !matches!(a, Ax::Unit | Ax::TimeLast))
             .collect();
+        let wanted = target.iter().filter(|d| **d != Dim::K(1)).count();
+        if wanted + 1 == big.len() {
+            let at = big
+                .windows(2)
+                .position(|w| matches!(w, [Ax::Stack(2), Ax::Feat(_)]));
+            if let (Some(i), Some(joined)) = (at, Stage::join_directions(&s.parts, s.last)) {
+                if let Ax::Feat(h) = big[i + 1] {
+                    big.splice(i..i + 2, [Ax::Feat(2 * h)]);
+                    s.parts = vec![joined];
+                }
+            }
+        }
         let mut out = Vec::new();
         let mut it = big.iter();
-        let wanted = target.iter().filter(|d| **d != Dim::K(1)).count();
         if wanted != big.len() {
             bail!(
                 "Reshape of the data sequence to {:?} regroups its axes {:?} (only adding/removing size-1 axes is supported)",
