@@ -340,3 +340,66 @@ fn earlier_refused_state_dicts_match_torch() {
         assert!(e <= 1e-5, "{case}: {e}");
     }
 }
+
+/// Keras (tests/data/keras_bidir/, tools/scripts/make_keras_bidir.py, JapaneseVowels raw
+/// features with each sequence's own length): `Bidirectional(GRU)` (final state of each
+/// direction), `Bidirectional(LSTM, return_sequences=True)` + `GlobalAveragePooling1D`, and
+/// `GRU(go_backwards=True)`, as `.keras`: `tinyrnn run`'s float outputs match Keras's
+/// `model.predict` within 1e-5 on all 370 test sequences.
+#[test]
+fn keras_bidirectional_and_go_backwards_match_predict() {
+    let kb = data_dir().join("keras_bidir");
+    let v = data_dir().join("vowels");
+    for (name, dirs, pool) in [
+        ("bigru", vec![Direction::Bidirectional], Pool::FinalStates),
+        ("bilstm_gap", vec![Direction::Bidirectional], Pool::Mean),
+        ("gru_back", vec![Direction::Reverse], Pool::FinalStates),
+    ] {
+        let model = kb.join(format!("{name}.keras"));
+        let m = load(&model, &ImportOptions::default());
+        assert_eq!(shape(&m), (dirs, pool), "{name}");
+        let out = scratch(&format!("bidir-keras-{name}")).join("y.npy");
+        let (code, _, err) = cli(&[
+            OsStr::new("run"),
+            s(&model),
+            OsStr::new("--input"),
+            s(&v.join("test_raw.npy")),
+            OsStr::new("--lengths"),
+            s(&v.join("test_lengths.npy")),
+            OsStr::new("--output"),
+            s(&out),
+        ]);
+        assert_eq!(code, 0, "{name}: {err}");
+        let got = npy(&out).data;
+        let want = npy(&kb.join(format!("{name}_pred.npy"))).data;
+        assert_eq!(got.len(), 370 * 9);
+        let e = max_abs(&got, &want);
+        println!("keras_bidir/{name}.keras: max |float - keras predict| {e:.2e}");
+        assert!(e <= 1e-5, "{name}: {e}");
+    }
+}
+
+/// Keras models tinyrnn cannot run, refused with one `error:` line naming the layer.
+#[test]
+fn keras_refusals_name_the_layer() {
+    let kb = data_dir().join("keras_bidir");
+    for (file, want) in [
+        (
+            "bigru_sum.keras",
+            "(Bidirectional): merge_mode=\"sum\" is not supported (\"concat\" only: [forward; backward])",
+        ),
+        (
+            "gru_back_seq.keras",
+            "(GRU): the layer before it has go_backwards=True and return_sequences=True, so Keras hands it the sequence in reversed time order",
+        ),
+        (
+            "bigru.onnx",
+            "(ReverseSequence): a time-reversed input, as Keras's ONNX export writes for Bidirectional and go_backwards=True layers (a Loop over the reversed sequence), is not supported; import the .keras file instead",
+        ),
+    ] {
+        let (code, out, err) = cli(&[OsStr::new("inspect"), s(&kb.join(file))]);
+        assert_eq!(code, 1, "{file}: {out}{err}");
+        assert_eq!(err.lines().count(), 1, "{file}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(want), "{file}: {err}");
+    }
+}

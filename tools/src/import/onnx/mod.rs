@@ -115,6 +115,12 @@ pub fn import(bytes: &[u8], opts: &ImportOptions, model_path: &Path) -> Result<F
         bail!("the graph has no output");
     }
     check_not_unrolled(graph)?;
+    if let Some(n) = graph.node.iter().find(|n| n.op_type == "ReverseSequence") {
+        bail!(
+            "node `{}` (ReverseSequence): a time-reversed input, as Keras's ONNX export writes for Bidirectional and go_backwards=True layers (a Loop over the reversed sequence), is not supported; import the .keras file instead",
+            n.name
+        );
+    }
     let fused_graph = proto::GraphProto {
         node: fuse::fuse(graph, &ExternalData::beside(model_path)),
         ..graph.clone()
