@@ -20,6 +20,8 @@ tests/data/bidir/
                                  here with onnx.helper: one GRU node, direction=reverse, the
                                  trained weights; y_torch is PyTorch's nn.GRU on x.flip(1)
     y_torch.npy, y_ort.npy
+  bigru_last/                    nn.GRU(6, 10, bidirectional=True), logits = fc(out[:, -1])
+                                 (the reverse direction after one frame): as bigru_hn
   lstm_proj/                     nn.LSTM(6, 12, proj_size=6), logits = fc(out[:, -1])
     model.safetensors, y_torch.npy   (index.json: what each torch exporter does with it)
     dynamo_invalid.onnx(.data)   the default exporter's graph: an LSTM node whose R is
@@ -92,11 +94,23 @@ def build():
             out, _ = self.rnn(x)
             return self.fc(out[:, -1])
 
+    class BiGruLast(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(F, H, batch_first=True, bidirectional=True)
+            self.fc = nn.Linear(2 * H, C)
+
+        def forward(self, x):
+            out, _ = self.rnn(x)
+            return self.fc(out[:, -1])
+
     return {
         "bigru_hn": (BiGruHn, "logits = fc(cat(h_n[-2], h_n[-1]))", ["--pool", "hn"]),
         "bilstm_mean": (BiLstmMean, "logits = fc(out.mean(dim=1))", ["--pool", "mean"]),
         "revgru_hn": (RevGru, "logits = fc(gru(x.flip(1)).h_n[-1])", None),
         "lstm_proj": (LstmProj, "logits = fc(out[:, -1])", []),
+        "bigru_last": (BiGruLast, "logits = fc(out[:, -1]) = fc([fwd_{T-1}; bwd_{T-1}])",
+                       ["--pool", "last"]),
     }
 
 

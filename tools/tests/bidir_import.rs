@@ -68,7 +68,19 @@ fn shape(m: &FloatModel) -> Shape {
 #[test]
 fn onnx_models_match_torch_and_ort() {
     let bi = Direction::Bidirectional;
-    let cases: [(&str, &str, &str, Shape); 5] = [
+    let cases: [(&str, &str, &str, Shape); 7] = [
+        (
+            "bigru_last",
+            "classic.onnx",
+            "y_ort_classic.npy",
+            (vec![bi], Pool::Last),
+        ),
+        (
+            "bigru_last",
+            "dynamo.onnx",
+            "y_ort_dynamo.npy",
+            (vec![bi], Pool::Last),
+        ),
         (
             "bigru_hn",
             "classic.onnx",
@@ -113,13 +125,13 @@ fn onnx_models_match_torch_and_ort() {
         assert!(e_ort <= 1e-5, "{model}/{file}: {e_ort} vs ort");
     }
     // Both exporters and the state_dict give the same weights, reverse directions included.
-    for model in ["bigru_hn", "bilstm_mean"] {
+    for model in ["bigru_hn", "bilstm_mean", "bigru_last"] {
         let a = load(&dir(model).join("classic.onnx"), &ImportOptions::default());
         let b = load(&dir(model).join("dynamo.onnx"), &ImportOptions::default());
-        let pool = if model == "bigru_hn" {
-            import::Pool::Hn
-        } else {
-            import::Pool::Mean
+        let pool = match model {
+            "bigru_hn" => import::Pool::Hn,
+            "bigru_last" => import::Pool::Last,
+            _ => import::Pool::Mean,
         };
         let c = load(
             &dir(model).join("model.safetensors"),
@@ -143,6 +155,7 @@ fn safetensors_match_torch() {
         ("bigru_hn", &["--pool", "hn"][..]),
         ("bilstm_mean", &["--pool", "mean"][..]),
         ("lstm_proj", &[][..]),
+        ("bigru_last", &["--pool", "last"][..]),
     ] {
         let path = dir(model).join("model.safetensors");
         let y = run_cli(&path, flags);
