@@ -871,4 +871,84 @@ mod tests {
         let wt = ev.transpose(&node("Transpose", &["w"], vec![])).unwrap();
         assert_eq!(wt, [konst(&[3, 2], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0])]);
     }
+
+    /// A bidirectional layer's `Y` `[T, 2, B, H]` (layout 0): `Transpose(0, 2, 1, 3)` then
+    /// `Reshape([0, 0, -1])` merges its direction axis into the features, `[fwd; bwd]`
+    /// (every step, `Pool::Last`); `Y_h` `[2, B, H]`: `Gather(-2)`, `Gather(-1)` and a
+    /// `Concat` on the features give the final states (`Pool::FinalStates`); the other
+    /// order, or one direction alone, is refused.
+    #[test]
+    fn bidirectional_directions_join() {
+        let opts = ImportOptions::default();
+        let dirs = |last: bool, axes: Vec<Ax>| {
+            Val::Seq(Seq {
+                axes,
+                parts: (0..2)
+                    .map(|dir| Stage::Dir {
+                        layer: 0,
+                        dir,
+                        cell: false,
+                    })
+                    .collect(),
+                last,
+            })
+        };
+        let mut ev = eval(
+            &opts,
+            vec![
+                (
+                    "y",
+                    dirs(false, vec![Ax::Time, Ax::Stack(2), Ax::Batch, Ax::Feat(4)]),
+                ),
+                ("yh", dirs(true, vec![Ax::Stack(2), Ax::Batch, Ax::Feat(4)])),
+                ("shape", Val::Const(Tensor::ints(&[0, 0, -1]))),
+                ("m1", Val::Const(Tensor::new(vec![], vec![-1.0], true))),
+                ("m2", Val::Const(Tensor::new(vec![], vec![-2.0], true))),
+            ],
+        );
+        let t = ev
+            .transpose(&node(
+                "Transpose",
+                &["y"],
+                vec![ints("perm", &[0, 2, 1, 3])],
+            ))
+            .unwrap();
+        ev.vals.insert("t".into(), t[0].clone());
+        let r = ev
+            .reshape(&node("Reshape", &["t", "shape"], vec![]))
+            .unwrap();
+        assert_eq!(seq(&r[0]).axes, [Ax::Time, Ax::Batch, Ax::Feat(8)]);
+        assert_eq!(seq(&r[0]).parts, [Stage::hidden(0, false)]);
+        let f = ev.gather(&node("Gather", &["yh", "m2"], vec![])).unwrap();
+        let b = ev.gather(&node("Gather", &["yh", "m1"], vec![])).unwrap();
+        ev.vals.insert("f".into(), f[0].clone());
+        ev.vals.insert("b".into(), b[0].clone());
+        let c = ev
+            .concat(&node("Concat", &["f", "b"], vec![int("axis", 1)]))
+            .unwrap();
+        assert_eq!(seq(&c[0]).axes, [Ax::Batch, Ax::Feat(8)]);
+        assert!(matches!(
+            seq(&c[0]).parts[..],
+            [Stage::Rec {
+                layer: 0,
+                cell: false,
+                pool: tinyrnn::Pool::FinalStates,
+                ..
+            }]
+        ));
+        assert_eq!(
+            err(ev.concat(&node("Concat", &["b", "f"], vec![int("axis", 1)]))),
+            "Concat on the feature axis of values other than the forward and the reverse direction of one bidirectional layer, in that order"
+        );
+        let z = Val::Const(Tensor::new(vec![], vec![0.0], true));
+        ev.vals.insert("zero".into(), z);
+        let fy = ev
+            .gather(&node("Gather", &["y", "zero"], vec![int("axis", 1)]))
+            .unwrap();
+        ev.vals.insert("fy".into(), fy[0].clone());
+        assert_eq!(
+            err(ev.gather(&node("Gather", &["fy", "m1"], vec![int("axis", 0)]))),
+            "selecting the last step on one direction of bidirectional recurrent layer 0 alone: only both directions concatenated ([forward; reverse] on the feature axis) are supported"
+        );
+    }
 }
