@@ -306,16 +306,7 @@ fn refusals_are_one_clear_line() {
             "direction",
             &[
                 "node `/rnn/LSTM` (LSTM)",
-                "direction=bidirectional is not supported",
-                "no window mode yet",
-            ][..],
-        ),
-        (
-            "reverse",
-            "direction",
-            &[
-                "node `/rnn/LSTM` (LSTM)",
-                "direction=reverse is not supported",
+                "expected [2, G·H, I] / [2, G·H, H] (direction=bidirectional)",
             ][..],
         ),
         (

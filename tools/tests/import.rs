@@ -355,15 +355,6 @@ fn rejections_name_the_problem() {
             "direction=bidirectional",
         ),
         (
-            "reverse",
-            Box::new(|m| {
-                find_node(m, "LSTM")
-                    .attribute
-                    .push(attr_s("direction", "reverse"))
-            }),
-            "direction=reverse",
-        ),
-        (
             "clip",
             Box::new(|m| find_node(m, "LSTM").attribute.push(attr_f("clip", 3.0))),
             "`clip`",
@@ -952,28 +943,15 @@ fn safetensors_pooling_is_a_flag_not_a_guess() {
 /// Keys that imply layers the runtime cannot place are refused by name (and the keys listed).
 #[test]
 fn safetensors_refuses_unplaceable_keys() {
-    let cases = [
-        (
-            "lstm_mlp",
-            &[
-                "2 dense layer(s) (`fc1` (16 -> 8), `fc2` (8 -> 4))",
-                "--head-act",
-                "fc2.weight [4, 8]",
-                "fc2.bias [4]",
-            ][..],
-        ),
-        (
-            "gru_bidir",
-            &[
-                "bidirectional",
-                "rnn.weight_ih_l0_reverse [48, 6]",
-                "rnn.weight_hh_l0_reverse [48, 16]",
-                "rnn.bias_ih_l0_reverse [48]",
-                "rnn.bias_hh_l0_reverse [48]",
-            ][..],
-        ),
-        ("lstm_proj", &["proj_size", "rnn.weight_hr_l0 [8, 16]"][..]),
-    ];
+    let cases = [(
+        "lstm_mlp",
+        &[
+            "2 dense layer(s) (`fc1` (16 -> 8), `fc2` (8 -> 4))",
+            "--head-act",
+            "fc2.weight [4, 8]",
+            "fc2.bias [4]",
+        ][..],
+    )];
     for (case, wants) in cases {
         let file = state_dict(&format!("{case}.safetensors"));
         let (code, stdout, stderr) = cli(&["inspect".as_ref(), file.as_os_str()]);

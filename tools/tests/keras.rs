@@ -548,10 +548,6 @@ fn refused(path: &Path) -> String {
 fn unsupported_layers_are_refused_by_name() {
     for (file, want) in [
         (
-            "bigru.keras",
-            "(Bidirectional): bidirectional layers are not supported yet",
-        ),
-        (
             "hardsig.keras",
             "(GRU): recurrent_activation \"hard_sigmoid\"",
         ),

@@ -63,11 +63,16 @@ pub fn float_json(m: &FloatModel, source: &str) -> Value {
     let mut layers = Vec::new();
     let mut scratch = 0usize;
     for l in &m.layers {
-        let n = l.w_ih.len()
-            + l.w_hh.len()
-            + l.b_ih.len()
-            + l.b_hh.len()
-            + l.peephole.as_ref().map_or(0, |p| p.len());
+        let count = |l: &crate::ir::FloatLayer| {
+            l.w_ih.len()
+                + l.w_hh.len()
+                + l.b_ih.len()
+                + l.b_hh.len()
+                + l.peephole.as_ref().map_or(0, |p| p.len())
+                + l.w_hr.as_ref().map_or(0, |w| w.len())
+        };
+        // Both directions of a bidirectional layer.
+        let n = count(l) + l.backward.as_deref().map_or(0, count);
         params += n;
         let mut s = pad4(l.input_size) + pad4(l.hidden_size);
         if l.cell
@@ -87,6 +92,9 @@ pub fn float_json(m: &FloatModel, source: &str) -> Value {
             "max_abs_bias": max_abs(&l.b_ih).max(max_abs(&l.b_hh)),
             "initial_h": l.h0.is_some(),
             "initial_c": l.c0.is_some(),
+            "direction": l.direction.name(),
+            "proj_size": l.w_hr.as_ref().map(|_| l.dir_out_size()),
+            "output_size": l.out_size(),
         }));
     }
     let ops = |ops: &[FrameOp], params: &mut usize| -> Vec<Value> {
@@ -329,6 +337,19 @@ fn text(v: &Value) -> String {
             }
             if l.get("initial_c") == Some(&Value::Bool(true)) {
                 line += ", initial c";
+            }
+            if let Some(d) = l.get("direction").and_then(Value::as_str) {
+                if d != "forward" {
+                    line += &format!(", {d}");
+                }
+            }
+            if let Some(p) = l.get("proj_size").and_then(Value::as_u64) {
+                line += &format!(", projection to {p}");
+            }
+            if let Some(o) = l.get("output_size").and_then(Value::as_u64) {
+                if Some(o) != l.get("hidden_size").and_then(Value::as_u64) {
+                    line += &format!(" (output {o} wide)");
+                }
             }
             s += &line;
             s.push('\n');

@@ -12,7 +12,11 @@
 //! What imports: a Sequential model, or a Functional model whose layers form one chain, made
 //! of `InputLayer`, an optional leading `Normalization` (the model's input normalization), a
 //! per-frame pre-net of `Dense`/`TimeDistributed(Dense)` and `LayerNormalization` layers, up
-//! to four `LSTM`/`GRU`/`SimpleRNN` layers (all but the last with `return_sequences=True`),
+//! to four `LSTM`/`GRU`/`SimpleRNN` layers (all but the last with `return_sequences=True`;
+//! `go_backwards=True` makes a reverse layer, `Bidirectional(...)` with merge_mode `concat` a
+//! bidirectional one, output `[forward; backward]` — Keras re-reverses the backward
+//! sequence, and without `return_sequences` gives each direction's final state, the IR's
+//! `Pool::FinalStates`; `.keras` files only),
 //! an optional `GlobalAveragePooling1D`/`GlobalMaxPooling1D` after a last layer that
 //! returns sequences, then hidden `Dense`/`LayerNormalization` layers and the output `Dense`
 //! (its `softmax`/`sigmoid`/`tanh` the output activation). `Dropout` is dropped anywhere,
@@ -20,7 +24,8 @@
 //! layer is merged into the `Dense` before it; dense activations `linear`, `relu`, `relu6`,
 //! `tanh`, `sigmoid`, `gelu`, `leaky_relu` and `hard_sigmoid` (exactly `clip(x/6 + 1/2, 0, 1)`
 //! in Keras 3: the 1/6 and 1/2 are folded into the layer). Everything else (`Masking`,
-//! `Bidirectional`, `go_backwards`, a `hard_sigmoid` recurrent activation…) is refused,
+//! a `Bidirectional` merge_mode other than `concat`, a `go_backwards=True` layer's reversed
+//! sequence read by another recurrent layer, a `hard_sigmoid` recurrent activation…) is refused,
 //! naming the layer and its setting; nothing is imported on a guess.
 //!
 //! Gate orders: Keras LSTM kernels hold `i, f, c, o` columns (the IR's `i, f, g, o`: only a
@@ -132,6 +137,10 @@ impl Weights for LegacyWeights {
             return Ok(None);
         };
         read_f32(&self.file, &format!("{folder}/{name}"))
+    }
+
+    fn legacy(&self) -> bool {
+        true
     }
 }
 
@@ -290,6 +299,11 @@ pub trait Weights {
     /// # Errors
     /// A dataset that exists but cannot be read as float32.
     fn var(&self, folder: &str, i: usize) -> Result<Option<(Vec<usize>, Vec<f32>)>>;
+
+    /// Whether this is a legacy tf.keras 2.x `.h5` (weights found by `weight_names`).
+    fn legacy(&self) -> bool {
+        false
+    }
 }
 
 struct H5Weights {
@@ -512,6 +526,10 @@ struct Graph {
     /// Input width (from the InputLayer or the first kernel).
     input_size: Option<usize>,
     stage: Stage,
+    /// The last recurrent layer is a `go_backwards=True` one returning sequences: Keras
+    /// returns them in reversed time order (output `t` is the state after frames
+    /// `T−1 … T−1−t`), which only an order-free pooling may read.
+    reversed_steps: bool,
     notes: Vec<String>,
 }
 
@@ -519,7 +537,7 @@ impl Graph {
     /// Width of the tensor so far (None before anything fixed it).
     fn width(&self) -> Option<usize> {
         let base = match self.rec.last() {
-            Some(r) => r.hidden_size,
+            Some(r) => r.out_size(),
             None => {
                 let mut w = self.input_size?;
                 for op in &self.pre {
@@ -626,6 +644,76 @@ fn batch_norm(w: &dyn Weights, l: &LayerConfig, width: usize) -> Result<(Vec<f64
     Ok((s, t))
 }
 
+/// Reads one `LSTM`/`GRU`/`SimpleRNN` layer (settings and weights under `<path>/cell`) as
+/// a forward layer; `input` is the width it reads, if known.
+fn read_recurrent(w: &dyn Weights, l: &LayerConfig, input: Option<usize>) -> Result<FloatLayer> {
+    let who = format!("layer `{}` ({})", l.name, l.class);
+    if bool_setting(l, "return_state", false) {
+        bail!("{who}: return_state=True is not supported");
+    }
+    if bool_setting(l, "stateful", false) {
+        bail!("{who}: stateful=True is not supported");
+    }
+    let h = units(l)?;
+    let activation = string_setting(l, "activation", "tanh")?;
+    let cell = match l.class.as_str() {
+        "SimpleRNN" => CellKind::Rnn(match activation {
+            "tanh" => RnnAct::Tanh,
+            "relu" => RnnAct::Relu,
+            a => bail!("{who}: activation \"{a}\" is not supported (tanh or relu)"),
+        }),
+        class => {
+            if activation != "tanh" {
+                bail!("{who}: activation \"{activation}\" is not supported (tanh only)");
+            }
+            let ra = string_setting(l, "recurrent_activation", "sigmoid")?;
+            if ra != "sigmoid" {
+                bail!("{who}: recurrent_activation \"{ra}\" is not supported (sigmoid only; retrain with recurrent_activation=\"sigmoid\")");
+            }
+            if class == "LSTM" {
+                CellKind::Lstm { peepholes: false }
+            } else {
+                CellKind::Gru {
+                    linear_before_reset: bool_setting(l, "reset_after", true),
+                }
+            }
+        }
+    };
+    let gates = cell.gates();
+    let folder = format!("{}/cell", l.path);
+    let input = match input {
+        Some(i) => i,
+        None => match w.var(&folder, 0)? {
+            Some((s, _)) if s.len() == 2 => s[0],
+            _ => bail!("{who}: cannot tell its input width (no InputLayer shape, no kernel)"),
+        },
+    };
+    let kernel = need(w, l, &folder, 0, "kernel", &[input, gates * h])?;
+    let rk = need(w, l, &folder, 1, "recurrent kernel", &[h, gates * h])?;
+    let bias = if bool_setting(l, "use_bias", true) {
+        let shape: Vec<usize> = match cell {
+            CellKind::Gru {
+                linear_before_reset: true,
+            } => vec![2, gates * h],
+            _ => vec![gates * h],
+        };
+        Some(need(w, l, &folder, 2, "bias", &shape)?)
+    } else {
+        if w.var(&folder, 2)?.is_some() {
+            bail!("{who}: use_bias=False but model.weights.h5 holds a bias");
+        }
+        None
+    };
+    Ok(convert_recurrent(
+        cell,
+        input,
+        h,
+        &kernel,
+        &rk,
+        bias.as_deref(),
+    ))
+}
+
 /// Builds the float model from the layer list and the weights.
 ///
 /// # Errors
@@ -642,6 +730,7 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
         input_size: None,
         stage: Stage::Pre,
         notes: Vec::new(),
+        reversed_steps: false,
     };
     let mut act_set = false;
     for l in layers {
@@ -673,9 +762,6 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
             }
             "Masking" => bail!(
                 "{who}: masking is not supported (tinyrnn runs each sequence to its own length; export the model without Masking)"
-            ),
-            "Bidirectional" => bail!(
-                "{who}: bidirectional layers are not supported yet (they need the window mode of issue 10)"
             ),
             "Normalization" => {
                 if g.stage != Stage::Pre || g.norm.is_some() || !g.pre.is_empty() {
@@ -719,79 +805,88 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
                         .collect(),
                 });
             }
-            "LSTM" | "GRU" | "SimpleRNN" => {
+            "LSTM" | "GRU" | "SimpleRNN" | "Bidirectional" => {
                 if g.stage == Stage::Vector {
                     bail!("{who}: the layer before it gives one vector per sequence (return_sequences=False or a pooling): set return_sequences=True on every recurrent layer but the last");
                 }
-                if bool_setting(l, "go_backwards", false) {
-                    bail!("{who}: go_backwards=True is not supported (tinyrnn runs forward in time)");
-                }
-                if bool_setting(l, "return_state", false) {
-                    bail!("{who}: return_state=True is not supported");
-                }
-                if bool_setting(l, "stateful", false) {
-                    bail!("{who}: stateful=True is not supported");
+                if g.reversed_steps {
+                    bail!("{who}: the layer before it has go_backwards=True and return_sequences=True, so Keras hands it the sequence in reversed time order; only a GlobalAveragePooling1D/GlobalMaxPooling1D may follow such a layer");
                 }
                 if !g.post.is_empty() {
                     bail!("{who}: layers between recurrent layers are not supported");
                 }
-                let h = units(l)?;
-                let activation = string_setting(l, "activation", "tanh")?;
-                let cell = match l.class.as_str() {
-                    "SimpleRNN" => CellKind::Rnn(match activation {
-                        "tanh" => RnnAct::Tanh,
-                        "relu" => RnnAct::Relu,
-                        a => bail!("{who}: activation \"{a}\" is not supported (tanh or relu)"),
-                    }),
-                    class => {
-                        if activation != "tanh" {
-                            bail!("{who}: activation \"{activation}\" is not supported (tanh only)");
-                        }
-                        let ra = string_setting(l, "recurrent_activation", "sigmoid")?;
-                        if ra != "sigmoid" {
-                            bail!("{who}: recurrent_activation \"{ra}\" is not supported (sigmoid only; retrain with recurrent_activation=\"sigmoid\")");
-                        }
-                        if class == "LSTM" {
-                            CellKind::Lstm { peepholes: false }
-                        } else {
-                            CellKind::Gru {
-                                linear_before_reset: bool_setting(l, "reset_after", true),
-                            }
-                        }
+                let input_hint = g.width();
+                let (layer, return_sequences) = if l.class == "Bidirectional" {
+                    let merge = l.config["merge_mode"].as_str().unwrap_or("concat");
+                    if merge != "concat" {
+                        bail!("{who}: merge_mode=\"{merge}\" is not supported (\"concat\" only: [forward; backward])");
                     }
-                };
-                let gates = cell.gates();
-                let folder = format!("{}/cell", l.path);
-                let input = match g.width() {
-                    Some(i) => i,
-                    None => match w.var(&folder, 0)? {
-                        Some((s, _)) if s.len() == 2 => s[0],
-                        _ => bail!("{who}: cannot tell its input width (no InputLayer shape, no kernel)"),
-                    },
-                };
-                let kernel = need(w, l, &folder, 0, "kernel", &[input, gates * h])?;
-                let rk = need(w, l, &folder, 1, "recurrent kernel", &[h, gates * h])?;
-                let bias = if bool_setting(l, "use_bias", true) {
-                    let shape: Vec<usize> = match cell {
-                        CellKind::Gru { linear_before_reset: true } => vec![2, gates * h],
-                        _ => vec![gates * h],
+                    if w.legacy() {
+                        bail!("{who}: Bidirectional in a legacy .h5 file is not supported; save the model as .keras (model.save(\"model.keras\")) and import that");
+                    }
+                    let inner = |key: &str, folder: &str| -> Option<LayerConfig> {
+                        let v = &l.config[key];
+                        Some(LayerConfig {
+                            class: v["class_name"].as_str()?.to_string(),
+                            name: format!("{}/{}", l.name, v["config"]["name"].as_str().unwrap_or(key)),
+                            config: v["config"].clone(),
+                            path: format!("{}/{folder}", l.path),
+                        })
                     };
-                    Some(need(w, l, &folder, 2, "bias", &shape)?)
-                } else {
-                    if w.var(&folder, 2)?.is_some() {
-                        bail!("{who}: use_bias=False but model.weights.h5 holds a bias");
+                    let Some(fwd) = inner("layer", "forward_layer") else {
+                        bail!("{who}: its config has no wrapped `layer`");
+                    };
+                    // Keras builds the backward layer from the same config with go_backwards
+                    // flipped, unless a `backward_layer` is given.
+                    let bwd = inner("backward_layer", "backward_layer").unwrap_or_else(|| {
+                        let mut b = fwd.clone();
+                        b.config["go_backwards"] = Value::Bool(!bool_setting(&fwd, "go_backwards", false));
+                        b.path = format!("{}/backward_layer", l.path);
+                        b
+                    });
+                    if !matches!(fwd.class.as_str(), "LSTM" | "GRU" | "SimpleRNN") || bwd.class != fwd.class {
+                        bail!("{who}: Bidirectional({}, backward {}) is not supported (LSTM, GRU or SimpleRNN in both directions)", fwd.class, bwd.class);
                     }
-                    None
+                    if bool_setting(&fwd, "go_backwards", false) || !bool_setting(&bwd, "go_backwards", false) {
+                        bail!("{who}: a forward layer with go_backwards=True or a backward layer without it is not supported");
+                    }
+                    let rs = bool_setting(&fwd, "return_sequences", false);
+                    if bool_setting(&bwd, "return_sequences", false) != rs {
+                        bail!("{who}: the two directions disagree on return_sequences");
+                    }
+                    let mut f = read_recurrent(w, &fwd, input_hint)?;
+                    let b = read_recurrent(w, &bwd, input_hint)?;
+                    if (b.cell, b.input_size, b.hidden_size) != (f.cell, f.input_size, f.hidden_size) {
+                        bail!("{who}: the backward layer's cell or sizes differ from the forward layer's");
+                    }
+                    f.direction = tinyrnn::Direction::Bidirectional;
+                    f.backward = Some(Box::new(b));
+                    g.notes.push(format!("{who}: merge_mode \"concat\", output [forward; backward]"));
+                    (f, rs)
+                } else {
+                    let rs = bool_setting(l, "return_sequences", false);
+                    let mut f = read_recurrent(w, l, input_hint)?;
+                    if bool_setting(l, "go_backwards", false) {
+                        f.direction = tinyrnn::Direction::Reverse;
+                        g.reversed_steps = rs;
+                    }
+                    (f, rs)
                 };
                 if g.input_size.is_none() {
-                    g.input_size = Some(input);
+                    g.input_size = Some(layer.input_size);
                 }
-                g.rec.push(convert_recurrent(cell, input, h, &kernel, &rk, bias.as_deref()));
-                g.stage = if bool_setting(l, "return_sequences", false) {
-                    Stage::Steps
+                let dir = layer.direction;
+                g.rec.push(layer);
+                if return_sequences {
+                    g.stage = Stage::Steps;
                 } else {
-                    Stage::Vector
-                };
+                    g.stage = Stage::Vector;
+                    // The layer's final state: a backward layer's is its state after frame 0
+                    // (a bidirectional one's, [forward final; backward final]).
+                    if dir != tinyrnn::Direction::Forward {
+                        g.pool = Pool::FinalStates;
+                    }
+                }
                 if g.rec.len() > tinyrnn::MAX_LAYERS {
                     bail!("{who}: more than {} recurrent layers are not supported", tinyrnn::MAX_LAYERS);
                 }
@@ -808,6 +903,7 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
                 }
                 g.pool = if l.class == "GlobalAveragePooling1D" { Pool::Mean } else { Pool::Max };
                 g.stage = Stage::Vector;
+                g.reversed_steps = false;
             }
             "Dense" | "TimeDistributed" => {
                 let (dl, folder) = if l.class == "TimeDistributed" {
@@ -1086,8 +1182,12 @@ mod tests {
                 "layer `my_masking` (Masking): masking is not supported",
             ),
             (
-                vec![input.clone(), lstm(json!({"go_backwards": true}))],
-                "(LSTM): go_backwards=True is not supported",
+                vec![
+                    input.clone(),
+                    lstm(json!({"go_backwards": true, "return_sequences": true})),
+                    lstm(json!({})),
+                ],
+                "(LSTM): the layer before it has go_backwards=True and return_sequences=True, so Keras hands it the sequence in reversed time order",
             ),
             (
                 vec![
@@ -1111,10 +1211,9 @@ mod tests {
             (
                 vec![
                     input.clone(),
-                    layer("Bidirectional", json!({})),
-                    lstm(json!({})),
+                    layer("Bidirectional", json!({"merge_mode": "mul"})),
                 ],
-                "(Bidirectional): bidirectional layers are not supported yet",
+                "(Bidirectional): merge_mode=\"mul\" is not supported (\"concat\" only",
             ),
             (
                 vec![

@@ -59,7 +59,8 @@ pub enum Pool {
     /// The sum over time, `out.sum(dim=1)`.
     Sum,
     /// The last layer's final state `h_n[-1]` (equal to `out[:, -1]` for a
-    /// unidirectional stack).
+    /// unidirectional stack); for a bidirectional last layer `cat(h_n[-2], h_n[-1])`, the
+    /// final state of each direction.
     Hn,
 }
 
@@ -172,7 +173,9 @@ pub struct ImportArgs {
     pub output_activation: Option<OutputActArg>,
     /// What a safetensors state_dict's model feeds its head (it does not say): `last`
     /// (`fc(out[:, -1])`, the default; the assumed forward pass is printed on stderr), `hn`
-    /// (`fc(h_n[-1])`, the same value), or a pooling over time: `mean`, `max`, `sum`.
+    /// (`fc(h_n[-1])`, the same value; for a bidirectional last layer
+    /// `fc(cat(h_n[-2], h_n[-1]))`, each direction's final state), or a pooling over time:
+    /// `mean`, `max`, `sum`.
     #[arg(long, value_enum, value_name = "POOL")]
     pub pool: Option<Pool>,
     /// Activation after each dense layer before the first recurrent layer of a safetensors

@@ -7,14 +7,18 @@
 //! prefixes first). Dense layers are `<name>.weight` `[out, in]` (+ `<name>.bias`): the
 //! head is the chain of them starting at the last hidden size (`fc`, or `fc1`, `fc2`, or
 //! `head.0`, `head.2` of an `nn.Sequential`; ties in width go to the first in natural key
-//! order), the pre-net the chain ending at the first recurrent layer's input width. Every
-//! key must be used: anything else (bidirectional `_reverse`, `proj_size`'s `weight_hr`,
-//! LayerNorm/BatchNorm keys, dense layers that fit no chain) is an error naming the keys
+//! order), the pre-net the chain ending at the first recurrent layer's input width.
+//! `<param>_l{k}_reverse` keys make layer `k` bidirectional (its output `[fwd; bwd]`, `2H`
+//! or `2P` wide: every layer of the module needs them, as `bidirectional=True` gives), and
+//! `weight_hr_l{k}` (`[P, H]`, with `weight_hh` `[4H, P]`) an LSTM with projection
+//! (`proj_size=P`). Every key must be used: anything else (LayerNorm/BatchNorm keys, dense
+//! layers that fit no chain, a `weight_hr` that fits no LSTM) is an error naming the keys
 //! that cannot be placed and listing the keys found.
 //!
 //! A state_dict does not record the forward pass: the same keys serve `fc(out[:, -1])` and
 //! `fc(out.mean(dim=1))`, and `fc2(fc1(z))` with or without a ReLU between. The importer
-//! never guesses silently: it takes the reduction from `--pool` (default `last`), the
+//! never guesses silently: it takes the reduction from `--pool` (default `last`; `hn` is
+//! `h_n[-1]`, for a bidirectional last layer `cat(h_n[-2], h_n[-1])`), the
 //! activations from `--pre-act` (one per pre-net layer) and `--head-act` (one per hidden
 //! head layer, required when there are any), and prints the forward pass it assumes on
 //! stderr (`note: ...`).
@@ -23,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{anyhow, bail, Result};
 use safetensors::{Dtype, SafeTensors};
-use tinyrnn::{CellKind, DenseAct, OutputAct, RnnAct};
+use tinyrnn::{CellKind, DenseAct, Direction, OutputAct, RnnAct};
 
 use super::{ImportOptions, Pool};
 use crate::ir::{FloatDense, FloatLayer, FloatModel, FrameOp};
@@ -125,7 +129,7 @@ impl Module {
         self.layers[0].input_size
     }
     fn output(&self) -> usize {
-        self.layers[self.layers.len() - 1].hidden_size
+        self.layers[self.layers.len() - 1].out_size()
     }
 }
 
@@ -155,36 +159,13 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
 
     // Group recurrent keys by prefix.
     let mut groups: BTreeMap<String, BTreeMap<(usize, String), String>> = BTreeMap::new();
-    let named = |keys: &[&String]| {
-        keys.iter()
-            .map(|k| format!("{k} {}", crate::data::fmt_shape(&all[k.as_str()].shape)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let reverse: Vec<&String> = all
-        .keys()
-        .filter(|k| split_rnn_key(k).is_some_and(|(_, _, _, r)| r))
-        .collect();
-    if !reverse.is_empty() {
-        bail!(
-            "bidirectional recurrent layers are not supported yet: the `_reverse` keys ({}) hold the backward direction of a bidirectional=True module; keys: {}",
-            named(&reverse),
-            listing()
-        );
-    }
-    let proj: Vec<&String> = all
-        .keys()
-        .filter(|k| split_rnn_key(k).is_some_and(|(_, p, _, _)| p == "weight_hr"))
-        .collect();
-    if !proj.is_empty() {
-        bail!(
-            "LSTM proj_size is not supported yet: the `weight_hr` keys ({}) hold the projection of nn.LSTM(proj_size=...); keys: {}",
-            named(&proj),
-            listing()
-        );
-    }
     for key in all.keys() {
-        if let Some((prefix, param, k, _)) = split_rnn_key(key) {
+        if let Some((prefix, param, k, rev)) = split_rnn_key(key) {
+            let param = if rev {
+                format!("{param}_reverse")
+            } else {
+                param
+            };
             groups
                 .entry(prefix)
                 .or_default()
@@ -202,80 +183,141 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
     let mut modules = Vec::new();
     for (prefix, params) in &groups {
         let nlayers = params.keys().map(|(k, _)| k + 1).max().unwrap_or(0);
+        let has = |k: usize, p: &str| params.contains_key(&(k, p.to_string()));
+        let bidir = (0..nlayers).any(|k| {
+            params
+                .keys()
+                .any(|(kk, p)| *kk == k && p.ends_with("_reverse"))
+        });
+        let proj = (0..nlayers).any(|k| has(k, "weight_hr"));
         let mut layers = Vec::new();
         for k in 0..nlayers {
-            let get = |p: &str| -> Result<&Tensor> {
-                let key = params.get(&(k, p.to_string())).ok_or_else(|| {
-                    let dot = if prefix.is_empty() { "" } else { "." };
+            let one = |sfx: &str| -> Result<FloatLayer> {
+                let get = |p: &str| -> Result<&Tensor> {
+                    let key = params.get(&(k, format!("{p}{sfx}"))).ok_or_else(|| {
+                        let dot = if prefix.is_empty() { "" } else { "." };
+                        let why = if sfx.is_empty() {
+                            ""
+                        } else {
+                            " (the reverse direction of a bidirectional=True module needs all of its `_reverse` keys)"
+                        };
+                        anyhow!(
+                            "missing `{prefix}{dot}{p}_l{k}{sfx}` (biases are required){why}; keys: {}",
+                            listing()
+                        )
+                    })?;
+                    Ok(&all[key])
+                };
+                let (wih, whh, bih, bhh) = (
+                    get("weight_ih")?,
+                    get("weight_hh")?,
+                    get("bias_ih")?,
+                    get("bias_hh")?,
+                );
+                let whr = if proj { Some(get("weight_hr")?) } else { None };
+                let bad = || {
                     anyhow!(
-                        "missing `{prefix}{dot}{p}_l{k}` (biases are required); keys: {}",
-                        listing()
+                        "`{prefix}` layer {k}{sfx}: inconsistent shapes weight_ih {}, weight_hh {}, bias_ih {}, bias_hh {}{}",
+                        crate::data::fmt_shape(&wih.shape),
+                        crate::data::fmt_shape(&whh.shape),
+                        crate::data::fmt_shape(&bih.shape),
+                        crate::data::fmt_shape(&bhh.shape),
+                        whr.map_or(String::new(), |t| format!(
+                            ", weight_hr {}",
+                            crate::data::fmt_shape(&t.shape)
+                        ))
                     )
-                })?;
-                Ok(&all[key])
+                };
+                if wih.shape.len() != 2 || whh.shape.len() != 2 {
+                    return Err(bad());
+                }
+                let (rows, input) = (wih.shape[0], wih.shape[1]);
+                // With a projection W_hr [P, H], weight_hh is [4H, P] and H = W_hr's columns.
+                let h = match whr {
+                    Some(t) if t.shape.len() == 2 => t.shape[1],
+                    Some(_) => return Err(bad()),
+                    None => whh.shape[1],
+                };
+                if h == 0 || input == 0 || whh.shape[0] != rows || rows % h != 0 {
+                    return Err(bad());
+                }
+                if let Some(t) = whr {
+                    if rows != 4 * h || t.shape[0] == 0 || whh.shape[1] != t.shape[0] {
+                        bail!(
+                            "`{prefix}` layer {k}{sfx}: weight_hr {} (a projection, nn.LSTM(proj_size=...)) does not fit weight_hh {} (an LSTM with projection has weight_hh [4H, P] and weight_hr [P, H]); keys: {}",
+                            crate::data::fmt_shape(&t.shape),
+                            crate::data::fmt_shape(&whh.shape),
+                            listing()
+                        );
+                    }
+                }
+                if bih.shape != [rows] || bhh.shape != [rows] {
+                    return Err(bad());
+                }
+                let cell = match rows / h {
+                    1 => CellKind::Rnn(act),
+                    3 => CellKind::Gru {
+                        linear_before_reset: true,
+                    },
+                    4 => CellKind::Lstm { peepholes: false },
+                    g => bail!(
+                        "`{prefix}` layer {k}: weight_hh has {rows} rows for hidden size {h} ({g}·H: not an RNN, GRU or LSTM)"
+                    ),
+                };
+                Ok(FloatLayer {
+                    cell,
+                    input_size: input,
+                    hidden_size: h,
+                    w_ih: wih.data.clone(),
+                    w_hh: whh.data.clone(),
+                    b_ih: bih.data.clone(),
+                    b_hh: bhh.data.clone(),
+                    peephole: None,
+                    h0: None,
+                    c0: None,
+                    cell_clip: None,
+                    direction: tinyrnn::Direction::Forward,
+                    backward: None,
+                    w_hr: whr.map(|t| t.data.clone()),
+                })
             };
-            let (wih, whh, bih, bhh) = (
-                get("weight_ih")?,
-                get("weight_hh")?,
-                get("bias_ih")?,
-                get("bias_hh")?,
-            );
-            let bad = || {
-                anyhow!(
-                    "`{prefix}` layer {k}: inconsistent shapes weight_ih {}, weight_hh {}, bias_ih {}, bias_hh {}",
-                    crate::data::fmt_shape(&wih.shape),
-                    crate::data::fmt_shape(&whh.shape),
-                    crate::data::fmt_shape(&bih.shape),
-                    crate::data::fmt_shape(&bhh.shape)
-                )
-            };
-            if wih.shape.len() != 2 || whh.shape.len() != 2 {
-                return Err(bad());
+            let mut layer = one("")?;
+            if bidir {
+                let b = one("_reverse")?;
+                if b.input_size != layer.input_size
+                    || b.hidden_size != layer.hidden_size
+                    || b.cell != layer.cell
+                    || b.dir_out_size() != layer.dir_out_size()
+                {
+                    bail!(
+                        "`{prefix}` layer {k}: the `_reverse` weights do not have the forward direction's shapes; keys: {}",
+                        listing()
+                    );
+                }
+                layer.direction = tinyrnn::Direction::Bidirectional;
+                layer.backward = Some(Box::new(b));
             }
-            let (rows, input) = (wih.shape[0], wih.shape[1]);
-            let h = whh.shape[1];
-            if h == 0 || input == 0 || whh.shape[0] != rows || rows % h != 0 {
-                return Err(bad());
+            let mut names = vec!["weight_ih", "weight_hh", "bias_ih", "bias_hh"];
+            if proj {
+                names.push("weight_hr");
             }
-            if bih.shape != [rows] || bhh.shape != [rows] {
-                return Err(bad());
+            for sfx in if bidir {
+                &["", "_reverse"][..]
+            } else {
+                &[""][..]
+            } {
+                for p in &names {
+                    used.insert(params[&(k, format!("{p}{sfx}"))].clone());
+                }
             }
-            let cell = match rows / h {
-                1 => CellKind::Rnn(act),
-                3 => CellKind::Gru {
-                    linear_before_reset: true,
-                },
-                4 => CellKind::Lstm { peepholes: false },
-                g => bail!(
-                    "`{prefix}` layer {k}: weight_hh has {rows} rows for hidden size {h} ({g}·H: not an RNN, GRU or LSTM)"
-                ),
-            };
-            layers.push(FloatLayer {
-                cell,
-                input_size: input,
-                hidden_size: h,
-                w_ih: wih.data.clone(),
-                w_hh: whh.data.clone(),
-                b_ih: bih.data.clone(),
-                b_hh: bhh.data.clone(),
-                peephole: None,
-                h0: None,
-                c0: None,
-                cell_clip: None,
-                direction: tinyrnn::Direction::Forward,
-                backward: None,
-                w_hr: None,
-            });
-            for p in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] {
-                used.insert(params[&(k, p.to_string())].clone());
-            }
+            layers.push(layer);
         }
         for w in layers.windows(2) {
-            if w[1].input_size != w[0].hidden_size {
+            if w[1].input_size != w[0].out_size() {
                 bail!(
-                    "`{prefix}`: layer input {} does not match the hidden size {} below it; keys: {}",
+                    "`{prefix}`: layer input {} does not match the output width {} of the layer below; keys: {}",
                     w[1].input_size,
-                    w[0].hidden_size,
+                    w[0].out_size(),
                     listing()
                 );
             }
@@ -421,12 +463,18 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
         );
     }
     eprintln!("note: {note}");
+    let last_dir = layers.last().map(|l| l.direction);
     Ok(FloatModel {
         input_size: pre_chain.first().map_or(layers[0].input_size, |d| d.2),
         norm: None,
         pre,
         layers,
         pool: match pool {
+            // h_n of a forward stack is its last step; of a bidirectional (or reverse) last
+            // layer, each direction's final state: cat(h_n[-2], h_n[-1]).
+            Pool::Hn if last_dir.is_some_and(|d| d != Direction::Forward) => {
+                tinyrnn::Pool::FinalStates
+            }
             Pool::Last | Pool::Hn => tinyrnn::Pool::Last,
             Pool::Mean => tinyrnn::Pool::Mean,
             Pool::Max => tinyrnn::Pool::Max,
@@ -475,17 +523,34 @@ fn assumed_forward(
         };
         out = format!("{name}({out})[0]");
         let widths: Vec<String> = std::iter::once(m.input())
-            .chain(m.layers.iter().map(|l| l.hidden_size))
+            .chain(m.layers.iter().map(FloatLayer::out_size))
             .map(|w| w.to_string())
             .collect();
+        let l0 = &m.layers[0];
+        let mut extra = String::new();
+        if l0.direction == Direction::Bidirectional {
+            extra.push_str(", bidirectional=True");
+        }
+        if l0.w_hr.is_some() {
+            extra.push_str(&format!(
+                ", hidden_size={}, proj_size={}",
+                l0.hidden_size,
+                l0.dir_out_size()
+            ));
+        }
         parts.push(format!(
-            "{name} = {}(num_layers={}) {}",
-            cell(&m.layers[0]),
+            "{name} = {}(num_layers={}{extra}) {}",
+            cell(l0),
             m.layers.len(),
             widths.join("->")
         ));
     }
+    let bidir_last = modules
+        .last()
+        .and_then(|m| m.layers.last())
+        .is_some_and(|l| l.direction == Direction::Bidirectional);
     let z = match pool {
+        Pool::Hn if bidir_last => "cat(h_n[-2], h_n[-1])".to_string(),
         Pool::Hn => "h_n[-1]".to_string(),
         Pool::Last => format!("{out}[:, -1]"),
         Pool::Mean => format!("{out}.mean(dim=1)"),
@@ -517,6 +582,9 @@ fn assumed_forward(
     let how = match (opts.pool, pool) {
         (None, _) => {
             "--pool last, the default; give --pool mean|max|sum for a model that pools over time"
+        }
+        (Some(_), Pool::Hn) if bidir_last => {
+            "--pool hn: the final state of each direction of the last layer, forward then reverse"
         }
         (Some(_), Pool::Hn) => "--pool hn: h_n[-1] equals out[:, -1] for a unidirectional stack",
         (Some(_), p) => match p {

@@ -47,6 +47,9 @@ impl Eval<'_> {
             };
             return self.dense_act_on(s, act).map(|s| vec![Val::Seq(s)]);
         }
+        if let Stage::Dir { layer, .. } = s.parts[0] {
+            return Err(Stage::one_direction(layer, op));
+        }
         let width = self.width(&s, op)?;
         if let Some(Stage::Rec { mlp, head, act, .. }) = s.parts.last_mut() {
             settle(mlp, head, act, width)?;
@@ -148,6 +151,7 @@ impl Eval<'_> {
                     act: out_act,
                 }
             }
+            Some(Stage::Dir { layer, .. }) => return Err(Stage::one_direction(layer, act.name())),
             None => bail!("an activation on an empty value"),
         };
         s.parts.push(stage);
@@ -232,6 +236,9 @@ impl Eval<'_> {
                     head: None,
                     act,
                 }
+            }
+            Some(Stage::Dir { layer, .. }) => {
+                return Err(Stage::one_direction(layer, "LayerNormalization"))
             }
             None => bail!("LayerNormalization on an empty value"),
         };

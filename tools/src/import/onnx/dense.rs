@@ -129,6 +129,9 @@ impl Eval<'_> {
                     act,
                 }
             }
+            Some(Stage::Dir { layer, .. }) => {
+                return Err(Stage::one_direction(layer, "a dense layer"))
+            }
             None => bail!("a dense layer on an empty value"),
         };
         s.parts.push(stage);

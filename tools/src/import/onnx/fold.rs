@@ -243,6 +243,7 @@ impl Eval<'_> {
             Stage::Rec { .. } => {
                 bail!("{op} on a recurrent layer's state (or after an activation) is not supported")
             }
+            Stage::Dir { layer, .. } => return Err(Stage::one_direction(layer, op)),
         };
         s.parts.push(stage);
         Ok(s)

@@ -332,7 +332,7 @@ impl Eval<'_> {
                     .extend(dense.clone().map(|d| d.close(DenseAct::Identity)));
             }
             s if k > 0 && s.is_plain_state(k - 1) => {}
-            Stage::Rec { .. } => {
+            Stage::Rec { .. } | Stage::Dir { .. } => {
                 bail!("the Loop's input is not the hidden state of the previous recurrent layer")
             }
         }

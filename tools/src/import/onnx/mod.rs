@@ -115,6 +115,12 @@ pub fn import(bytes: &[u8], opts: &ImportOptions, model_path: &Path) -> Result<F
         bail!("the graph has no output");
     }
     check_not_unrolled(graph)?;
+    if let Some(n) = graph.node.iter().find(|n| n.op_type == "ReverseSequence") {
+        bail!(
+            "node `{}` (ReverseSequence): a time-reversed input, as Keras's ONNX export writes for Bidirectional and go_backwards=True layers (a Loop over the reversed sequence), is not supported; import the .keras file instead",
+            n.name
+        );
+    }
     let fused_graph = proto::GraphProto {
         node: fuse::fuse(graph, &ExternalData::beside(model_path)),
         ..graph.clone()
@@ -383,10 +389,28 @@ impl<'o> Eval<'o> {
     }
 
     fn finish(mut self, out: Val, name: &str) -> Result<FloatModel> {
-        let s = match out {
+        let mut s = match out {
             Val::Seq(s) => s,
             _ => bail!("the output `{name}` does not depend on the input"),
         };
+        // A bidirectional layer's `Y_h` as the output ([2, batch, H]): per sequence its
+        // final states `[fwd; bwd]`, as `cat(h_n[-2], h_n[-1])`.
+        if let Some(joined) = Stage::join_directions(&s.parts, s.last) {
+            let dir = s.axes.iter().position(|&a| self.ax(a) == Ax::Stack(2));
+            let feat = s
+                .axes
+                .iter()
+                .position(|&a| matches!(self.ax(a), Ax::Feat(_)));
+            match (dir, feat) {
+                (Some(d), Some(f)) if d < f => {
+                    s.axes[d] = Ax::Unit;
+                    s.parts = vec![joined];
+                }
+                _ => bail!(
+                    "the output `{name}` holds the two directions of a bidirectional layer in an order other than [forward; reverse] per sequence"
+                ),
+            }
+        }
         if s.parts.len() != 1 {
             bail!("the output `{name}` stacks the states of several layers");
         }
@@ -407,6 +431,9 @@ impl<'o> Eval<'o> {
                 "the output `{name}` comes from recurrent layer {layer}, not from the last one ({})",
                 nl - 1
             ),
+            Some(Stage::Dir { layer, .. }) => {
+                return Err(Stage::one_direction(layer, "the graph output"))
+            }
             _ => bail!("the output `{name}` does not go through a recurrent layer"),
         };
         for &a in &s.axes {

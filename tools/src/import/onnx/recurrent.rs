@@ -2,7 +2,7 @@
 //! weights converted from ONNX gate order to the IR's (PyTorch's) gate order.
 
 use anyhow::{bail, Result};
-use tinyrnn::{CellKind, DenseAct, Pool, RnnAct};
+use tinyrnn::{CellKind, DenseAct, Direction, Pool, RnnAct};
 
 use super::super::proto::NodeProto;
 use super::value::{input_norm, Ax, Seq, Stage, Val};
@@ -20,6 +20,8 @@ struct RecAttrs {
     layout: i64,
     /// The `hidden_size` attribute, if given (checked against `R`'s shape).
     hidden_size: Option<i64>,
+    /// The `direction` attribute.
+    direction: Direction,
 }
 
 impl RecAttrs {
@@ -34,12 +36,12 @@ impl RecAttrs {
         if attr_i(n, "input_forget").unwrap_or(0) != 0 {
             bail!("attribute `input_forget`=1 is not supported");
         }
-        let direction = attr_s(n, "direction").unwrap_or_else(|| "forward".into());
-        if direction != "forward" {
-            bail!(
-                "direction={direction} is not supported: reverse and bidirectional layers need the whole window, and the runtime has no window mode yet (only forward recurrent layers)"
-            );
-        }
+        let direction = match attr_s(n, "direction").as_deref() {
+            None | Some("forward") => Direction::Forward,
+            Some("reverse") => Direction::Reverse,
+            Some("bidirectional") => Direction::Bidirectional,
+            Some(d) => bail!("direction={d} (expected forward, reverse or bidirectional)"),
+        };
         let layout = attr_i(n, "layout").unwrap_or(0);
         if layout != 0 && layout != 1 {
             bail!("layout={layout}");
@@ -91,6 +93,7 @@ impl RecAttrs {
             gates,
             layout,
             hidden_size: attr_i(n, "hidden_size"),
+            direction,
         })
     }
 }
@@ -117,23 +120,32 @@ impl Eval<'_> {
             gates,
             layout,
             hidden_size,
+            direction,
         } = RecAttrs::parse(n, op, self.opts.rnn_activation)?;
+        let nd = direction.count();
         let x = match self.input(n, 0)? {
             Val::Seq(s) => s,
             _ => bail!("input X is not the data sequence"),
         };
         let w = self.konst(n, 1, "W")?;
         let r = self.konst(n, 2, "R")?;
-        if w.dims.len() != 3 || r.dims.len() != 3 || w.dims[0] != 1 || r.dims[0] != 1 {
+        if w.dims.len() != 3 || r.dims.len() != 3 || w.dims[0] != nd || r.dims[0] != nd {
             bail!(
-                "W {:?} / R {:?}: expected [1, G·H, I] / [1, G·H, H]",
+                "W {:?} / R {:?}: expected [{nd}, G·H, I] / [{nd}, G·H, H] (direction={})",
                 w.dims,
-                r.dims
+                r.dims,
+                direction.name()
             );
         }
         let h = r.dims[2];
         if let Some(hs) = hidden_size {
             if hs as usize != h {
+                if r.dims[1] == gates * hs as usize && op == "LSTM" {
+                    bail!(
+                        "R has shape {:?}: [4·hidden_size, {h}] with {h} ≠ hidden_size={hs} is an LSTM with projection (PyTorch proj_size={h}), which the ONNX LSTM op cannot express (onnxruntime rejects this graph too); import the model's state_dict as safetensors instead",
+                        r.dims
+                    );
+                }
                 bail!("hidden_size={hs} but R has shape {:?}", r.dims);
             }
         }
@@ -146,11 +158,15 @@ impl Eval<'_> {
             );
         }
         let b = match self.input(n, 3)? {
-            Val::Absent | Val::Zeros(_) => vec![0.0; 2 * gates * h],
+            Val::Absent | Val::Zeros(_) => vec![0.0; nd * 2 * gates * h],
             _ => {
                 let b = self.konst(n, 3, "B")?;
-                if b.len() != 2 * gates * h {
-                    bail!("B has shape {:?}, expected [1, {}]", b.dims, 2 * gates * h);
+                if b.len() != nd * 2 * gates * h {
+                    bail!(
+                        "B has shape {:?}, expected [{nd}, {}]",
+                        b.dims,
+                        2 * gates * h
+                    );
                 }
                 b.data
             }
@@ -208,24 +224,38 @@ impl Eval<'_> {
             Stage::Rec { .. } => bail!(
                 "input X is not the hidden state of the previous recurrent layer (dense layers, activations or cell states between recurrent layers are not supported)"
             ),
+            Stage::Dir { layer, .. } => {
+                return Err(Stage::one_direction(*layer, "a recurrent layer"))
+            }
         }
-        let init = |v: Val, what: &str| -> Result<Option<Vec<f32>>> {
+        // initial_h / initial_c: [num_directions, batch, H]; per direction, None if zero.
+        let init = |v: Val, what: &str| -> Result<Vec<Option<Vec<f32>>>> {
             match v {
-                Val::Absent | Val::Zeros(_) => Ok(None),
+                Val::Absent | Val::Zeros(_) => Ok(vec![None; nd]),
                 Val::Const(t) => {
                     let d = &t.dims;
-                    if d.len() != 3 || d[2] != h || d[0] * d[1] == 0 || t.len() % h != 0 {
-                        bail!("{what} has shape {d:?}, expected [1, batch, {h}]");
+                    if what == "initial_c" && d.len() == 3 && d[2] > h {
+                        bail!(
+                            "initial_c has shape {d:?}: a cell state wider than the hidden state ({h}) is an LSTM with projection (PyTorch proj_size={h}), which the ONNX LSTM op cannot express (torch's exporter drops the projection and keeps {h} of the {} cell units); import the model's state_dict as safetensors instead",
+                            d[2]
+                        );
                     }
-                    let rows: Vec<&[f64]> = t.data.chunks_exact(h).collect();
-                    if rows.iter().any(|r| *r != rows[0]) {
-                        bail!("{what} differs between sequences of the batch: per-sequence initial states are not supported");
+                    if d.len() != 3 || d[0] != nd || d[2] != h || d[1] == 0 {
+                        bail!("{what} has shape {d:?}, expected [{nd}, batch, {h}]");
                     }
-                    if rows[0].iter().all(|&v| v == 0.0) {
-                        Ok(None)
-                    } else {
-                        Ok(Some(rows[0].iter().map(|&v| v as f32).collect()))
+                    let mut out = Vec::with_capacity(nd);
+                    for dir in t.data.chunks_exact(d[1] * h) {
+                        let rows: Vec<&[f64]> = dir.chunks_exact(h).collect();
+                        if rows.iter().any(|r| *r != rows[0]) {
+                            bail!("{what} differs between sequences of the batch: per-sequence initial states are not supported");
+                        }
+                        out.push(if rows[0].iter().all(|&v| v == 0.0) {
+                            None
+                        } else {
+                            Some(rows[0].iter().map(|&v| v as f32).collect())
+                        });
                     }
+                    Ok(out)
                 }
                 Val::Seq(_) => bail!("{what} computed from the input is not supported"),
                 Val::Sym { .. } => bail!("{what} is a shape value"),
@@ -238,18 +268,18 @@ impl Eval<'_> {
                 Val::Absent | Val::Zeros(_) => None,
                 _ => {
                     let p = self.konst(n, 7, "P")?;
-                    if p.len() != 3 * h {
-                        bail!("P has shape {:?}, expected [1, {}]", p.dims, 3 * h);
+                    if p.len() != nd * 3 * h {
+                        bail!("P has shape {:?}, expected [{nd}, {}]", p.dims, 3 * h);
                     }
-                    Some(reorder(&p.data, h, 1, &PEEPHOLE_ORDER))
+                    Some(p.data)
                 }
             };
             (c0, p)
         } else {
-            (None, None)
+            (vec![None; nd], None)
         };
-        let order = gate_order(cell);
-        let gh = gates * h;
+        // Peepholes are kept if any direction has a non-zero one (both directions of a
+        // bidirectional layer then carry them).
         let p = p.filter(|v| v.iter().any(|&x| x != 0.0));
         let cell = match cell {
             CellKind::Lstm { .. } => CellKind::Lstm {
@@ -257,54 +287,98 @@ impl Eval<'_> {
             },
             c => c,
         };
-        let layer = FloatLayer {
+        let order = gate_order(cell);
+        let gh = gates * h;
+        let one = |d: usize| FloatLayer {
             cell,
             input_size,
             hidden_size: h,
-            w_ih: to_f32(reorder(&w.data, h, input_size, order)),
-            w_hh: to_f32(reorder(&r.data, h, h, order)),
-            b_ih: to_f32(reorder(&b[..gh], h, 1, order)),
-            b_hh: to_f32(reorder(&b[gh..], h, 1, order)),
-            peephole: p.map(to_f32),
-            h0,
-            c0,
+            w_ih: to_f32(reorder(
+                &w.data[d * gh * input_size..(d + 1) * gh * input_size],
+                h,
+                input_size,
+                order,
+            )),
+            w_hh: to_f32(reorder(&r.data[d * gh * h..(d + 1) * gh * h], h, h, order)),
+            b_ih: to_f32(reorder(&b[2 * d * gh..(2 * d + 1) * gh], h, 1, order)),
+            b_hh: to_f32(reorder(&b[(2 * d + 1) * gh..(2 * d + 2) * gh], h, 1, order)),
+            peephole: p.as_ref().map(|p| {
+                to_f32(reorder(
+                    &p[3 * d * h..3 * (d + 1) * h],
+                    h,
+                    1,
+                    &PEEPHOLE_ORDER,
+                ))
+            }),
+            h0: h0[d].clone(),
+            c0: c0[d].clone(),
             cell_clip: None,
-            direction: tinyrnn::Direction::Forward,
+            direction: Direction::Forward,
             backward: None,
             w_hr: None,
         };
+        let mut layer = one(0);
+        layer.direction = direction;
+        if direction == Direction::Bidirectional {
+            layer.backward = Some(Box::new(one(1)));
+        }
         if k == 0 {
             self.norm = norm;
             self.pre = pre;
         }
         self.layers.push(layer);
-        let rec = |cell: bool| Stage::hidden(k, cell);
+        // Y is [T, num_directions, B, H] (layout 0) or [B, T, num_directions, H] (layout 1);
+        // Y_h / Y_c are [num_directions, B, H] or [B, num_directions, H]. A forward or
+        // reverse layer's num_directions axis has size 1; a bidirectional layer's holds its
+        // two directions (a `Stack(2)` of `Stage::Dir`). A reverse layer's final state is
+        // its state after frame 0 (`Pool::FinalStates`), a forward layer's the last step.
+        let dir_ax = if nd == 2 { Ax::Stack(2) } else { Ax::Unit };
         let y_axes = if layout == 0 {
-            vec![Ax::Time, Ax::Unit, Ax::Batch, Ax::Feat(h)]
+            vec![Ax::Time, dir_ax, Ax::Batch, Ax::Feat(h)]
         } else {
-            vec![Ax::Batch, Ax::Time, Ax::Unit, Ax::Feat(h)]
+            vec![Ax::Batch, Ax::Time, dir_ax, Ax::Feat(h)]
         };
         let yh_axes = if layout == 0 {
-            vec![Ax::Unit, Ax::Batch, Ax::Feat(h)]
+            vec![dir_ax, Ax::Batch, Ax::Feat(h)]
         } else {
-            vec![Ax::Batch, Ax::Unit, Ax::Feat(h)]
+            vec![Ax::Batch, dir_ax, Ax::Feat(h)]
+        };
+        let parts = |cell: bool, last: bool| -> Vec<Stage> {
+            match direction {
+                Direction::Bidirectional => (0..2)
+                    .map(|dir| Stage::Dir {
+                        layer: k,
+                        dir,
+                        cell,
+                    })
+                    .collect(),
+                Direction::Reverse if last => vec![Stage::Rec {
+                    layer: k,
+                    cell,
+                    pool: Pool::FinalStates,
+                    mlp: Vec::new(),
+                    head: None,
+                    act: tinyrnn::OutputAct::Identity,
+                }],
+                _ => vec![Stage::hidden(k, cell)],
+            }
         };
         let mut outs = vec![
             Val::Seq(Seq {
                 axes: y_axes,
-                parts: vec![rec(false)],
+                parts: parts(false, false),
                 last: false,
             }),
             Val::Seq(Seq {
                 axes: yh_axes.clone(),
-                parts: vec![rec(false)],
+                parts: parts(false, true),
                 last: true,
             }),
         ];
         if op == "LSTM" {
             outs.push(Val::Seq(Seq {
                 axes: yh_axes,
-                parts: vec![rec(true)],
+                parts: parts(true, true),
                 last: true,
             }));
         }
@@ -345,7 +419,8 @@ mod tests {
                 cell: CellKind::Lstm { peepholes: false },
                 gates: 4,
                 layout: 0,
-                hidden_size: None
+                hidden_size: None,
+                direction: Direction::Forward,
             }
         );
         assert_eq!(
@@ -377,7 +452,8 @@ mod tests {
                 },
                 gates: 3,
                 layout: 1,
-                hidden_size: Some(8)
+                hidden_size: Some(8),
+                direction: Direction::Forward,
             }
         );
         let relu = node("RNN", &[], vec![strings("activations", &["Relu"])]);
@@ -396,12 +472,18 @@ mod tests {
     fn attributes_refused() {
         let lstm = |a| parse(&node("LSTM", &[], vec![a]));
         assert_eq!(
-            err(lstm(string("direction", "reverse"))),
-            "direction=reverse is not supported: reverse and bidirectional layers need the whole window, and the runtime has no window mode yet (only forward recurrent layers)"
+            lstm(string("direction", "reverse")).unwrap().direction,
+            Direction::Reverse
         );
         assert_eq!(
-            err(lstm(string("direction", "bidirectional"))),
-            "direction=bidirectional is not supported: reverse and bidirectional layers need the whole window, and the runtime has no window mode yet (only forward recurrent layers)"
+            lstm(string("direction", "bidirectional"))
+                .unwrap()
+                .direction,
+            Direction::Bidirectional
+        );
+        assert_eq!(
+            err(lstm(string("direction", "sideways"))),
+            "direction=sideways (expected forward, reverse or bidirectional)"
         );
         assert_eq!(err(lstm(int("layout", 2))), "layout=2");
         assert_eq!(

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 
 use super::super::onnx_tensor::{broadcast, resolve_slice, Tensor};
 use super::super::proto::NodeProto;
-use super::value::{make_sym, sym_to_const, Ax, Dim, Seq, Val};
+use super::value::{make_sym, sym_to_const, Ax, Dim, Seq, Stage, Val};
 use super::{attr, attr_i, attr_ints, norm_axis, Eval};
 
 impl Eval<'_> {
@@ -174,6 +174,9 @@ impl Eval<'_> {
             Ax::Time | Ax::Free(_) if i == -1 => {
                 if matches!(self.ax(s.axes[a]), Ax::Free(_)) {
                     bail!("selects step -1 of an input axis before any recurrent layer");
+                }
+                if let Some(Stage::Dir { layer, .. }) = s.parts.first() {
+                    return Err(Stage::one_direction(*layer, "selecting the last step"));
                 }
                 s.last = true;
                 if keep {
@@ -519,12 +522,33 @@ impl Eval<'_> {
             }
             match self.ax(s.axes[a]) {
                 Ax::Unit | Ax::Stack(_) => parts.extend(s.parts.iter().cloned()),
+                Ax::Feat(_) if seqs.len() == 2 && s.parts.len() == 1 => {
+                    parts.extend(s.parts.iter().cloned())
+                }
                 other => bail!(
-                    "Concat along a {other:?} axis of the data sequence (only stacking layer states is supported)"
+                    "Concat along a {other:?} axis of the data sequence (only stacking layer states, or the two directions of a bidirectional layer on the feature axis, is supported)"
                 ),
             }
         }
         let mut out = seqs[0].clone();
+        if let Ax::Feat(_) = self.ax(out.axes[a]) {
+            // [fwd; bwd] of a bidirectional layer: its output, or cat(h_n[-2], h_n[-1]).
+            let joined = Stage::join_directions(&parts, out.last).ok_or_else(|| {
+                anyhow!(
+                    "Concat on the feature axis of values other than the forward and the reverse direction of one bidirectional layer, in that order"
+                )
+            })?;
+            let width: usize = seqs
+                .iter()
+                .map(|s| match self.ax(s.axes[a]) {
+                    Ax::Feat(w) => w,
+                    _ => 0,
+                })
+                .sum();
+            out.axes[a] = Ax::Feat(width);
+            out.parts = vec![joined];
+            return Ok(vec![Val::Seq(out)]);
+        }
         out.axes[a] = Ax::Stack(parts.len());
         out.parts = parts;
         Ok(vec![Val::Seq(out)])
@@ -625,17 +649,30 @@ impl Eval<'_> {
         }
     }
 
-    /// Reshape of the sequence that only adds or removes size-1 axes.
+    /// Reshape of the sequence that only adds or removes size-1 axes, or merges a
+    /// bidirectional layer's direction axis into the feature axis that follows it
+    /// (`[.., 2, .., H]` → `[.., 2H]`: its output `[fwd; bwd]`).
     pub(super) fn regroup(&self, mut s: Seq, target: &[Dim]) -> Result<Seq> {
-        let big: Vec<Ax> = s
+        let mut big: Vec<Ax> = s
             .axes
             .iter()
             .map(|&a| self.ax(a))
             .filter(|a| !matches!(a, Ax::Unit | Ax::TimeLast))
             .collect();
+        let wanted = target.iter().filter(|d| **d != Dim::K(1)).count();
+        if wanted + 1 == big.len() {
+            let at = big
+                .windows(2)
+                .position(|w| matches!(w, [Ax::Stack(2), Ax::Feat(_)]));
+            if let (Some(i), Some(joined)) = (at, Stage::join_directions(&s.parts, s.last)) {
+                if let Ax::Feat(h) = big[i + 1] {
+                    big.splice(i..i + 2, [Ax::Feat(2 * h)]);
+                    s.parts = vec![joined];
+                }
+            }
+        }
         let mut out = Vec::new();
         let mut it = big.iter();
-        let wanted = target.iter().filter(|d| **d != Dim::K(1)).count();
         if wanted != big.len() {
             bail!(
                 "Reshape of the data sequence to {:?} regroups its axes {:?} (only adding/removing size-1 axes is supported)",
@@ -833,5 +870,85 @@ mod tests {
         // Transpose of a constant is folded.
         let wt = ev.transpose(&node("Transpose", &["w"], vec![])).unwrap();
         assert_eq!(wt, [konst(&[3, 2], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0])]);
+    }
+
+    /// A bidirectional layer's `Y` `[T, 2, B, H]` (layout 0): `Transpose(0, 2, 1, 3)` then
+    /// `Reshape([0, 0, -1])` merges its direction axis into the features, `[fwd; bwd]`
+    /// (every step, `Pool::Last`); `Y_h` `[2, B, H]`: `Gather(-2)`, `Gather(-1)` and a
+    /// `Concat` on the features give the final states (`Pool::FinalStates`); the other
+    /// order, or one direction alone, is refused.
+    #[test]
+    fn bidirectional_directions_join() {
+        let opts = ImportOptions::default();
+        let dirs = |last: bool, axes: Vec<Ax>| {
+            Val::Seq(Seq {
+                axes,
+                parts: (0..2)
+                    .map(|dir| Stage::Dir {
+                        layer: 0,
+                        dir,
+                        cell: false,
+                    })
+                    .collect(),
+                last,
+            })
+        };
+        let mut ev = eval(
+            &opts,
+            vec![
+                (
+                    "y",
+                    dirs(false, vec![Ax::Time, Ax::Stack(2), Ax::Batch, Ax::Feat(4)]),
+                ),
+                ("yh", dirs(true, vec![Ax::Stack(2), Ax::Batch, Ax::Feat(4)])),
+                ("shape", Val::Const(Tensor::ints(&[0, 0, -1]))),
+                ("m1", Val::Const(Tensor::new(vec![], vec![-1.0], true))),
+                ("m2", Val::Const(Tensor::new(vec![], vec![-2.0], true))),
+            ],
+        );
+        let t = ev
+            .transpose(&node(
+                "Transpose",
+                &["y"],
+                vec![ints("perm", &[0, 2, 1, 3])],
+            ))
+            .unwrap();
+        ev.vals.insert("t".into(), t[0].clone());
+        let r = ev
+            .reshape(&node("Reshape", &["t", "shape"], vec![]))
+            .unwrap();
+        assert_eq!(seq(&r[0]).axes, [Ax::Time, Ax::Batch, Ax::Feat(8)]);
+        assert_eq!(seq(&r[0]).parts, [Stage::hidden(0, false)]);
+        let f = ev.gather(&node("Gather", &["yh", "m2"], vec![])).unwrap();
+        let b = ev.gather(&node("Gather", &["yh", "m1"], vec![])).unwrap();
+        ev.vals.insert("f".into(), f[0].clone());
+        ev.vals.insert("b".into(), b[0].clone());
+        let c = ev
+            .concat(&node("Concat", &["f", "b"], vec![int("axis", 1)]))
+            .unwrap();
+        assert_eq!(seq(&c[0]).axes, [Ax::Batch, Ax::Feat(8)]);
+        assert!(matches!(
+            seq(&c[0]).parts[..],
+            [Stage::Rec {
+                layer: 0,
+                cell: false,
+                pool: tinyrnn::Pool::FinalStates,
+                ..
+            }]
+        ));
+        assert_eq!(
+            err(ev.concat(&node("Concat", &["b", "f"], vec![int("axis", 1)]))),
+            "Concat on the feature axis of values other than the forward and the reverse direction of one bidirectional layer, in that order"
+        );
+        let z = Val::Const(Tensor::new(vec![], vec![0.0], true));
+        ev.vals.insert("zero".into(), z);
+        let fy = ev
+            .gather(&node("Gather", &["y", "zero"], vec![int("axis", 1)]))
+            .unwrap();
+        ev.vals.insert("fy".into(), fy[0].clone());
+        assert_eq!(
+            err(ev.gather(&node("Gather", &["fy", "m1"], vec![int("axis", 0)]))),
+            "selecting the last step on one direction of bidirectional recurrent layer 0 alone: only both directions concatenated ([forward; reverse] on the feature axis) are supported"
+        );
     }
 }

@@ -103,9 +103,47 @@ pub(super) enum Stage {
         head: Option<Dense>,
         act: OutputAct,
     },
+    /// One direction (`dir` 0: forward, 1: reverse) of bidirectional recurrent layer
+    /// `layer`: `h` (or `c` if `cell`) at every step, or its final state if the sequence is
+    /// `last`. Only both directions together, concatenated `[fwd; bwd]` on the feature axis
+    /// (see [`Stage::join_directions`]), mean anything to the model.
+    Dir { layer: usize, dir: u8, cell: bool },
 }
 
 impl Stage {
+    /// `[fwd; bwd]` of bidirectional layer `layer` on the feature axis, if `parts` are its
+    /// two directions in that order: every step (`Rec` with `Pool::Last`, what `Y` is after
+    /// merging its direction axis) or, for final states (`last`), `Pool::FinalStates`
+    /// (`cat(h_n[-2], h_n[-1])`).
+    pub(super) fn join_directions(parts: &[Stage], last: bool) -> Option<Stage> {
+        match parts {
+            [Stage::Dir {
+                layer: l0,
+                dir: 0,
+                cell: c0,
+            }, Stage::Dir {
+                layer: l1,
+                dir: 1,
+                cell: c1,
+            }] if l0 == l1 && c0 == c1 => Some(Stage::Rec {
+                layer: *l0,
+                cell: *c0,
+                pool: if last { Pool::FinalStates } else { Pool::Last },
+                mlp: Vec::new(),
+                head: None,
+                act: OutputAct::Identity,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The refusal for an op applied to one direction of a bidirectional layer alone.
+    pub(super) fn one_direction(layer: usize, what: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{what} on one direction of bidirectional recurrent layer {layer} alone: only both directions concatenated ([forward; reverse] on the feature axis) are supported"
+        )
+    }
+
     /// Recurrent layer `layer`'s hidden state, nothing applied.
     pub(super) fn hidden(layer: usize, cell: bool) -> Stage {
         Stage::Rec {
