@@ -178,6 +178,20 @@ fn tflite_refusals() {
         // Bidirectional(LSTM) with batch 1: REVERSE_V2 + two UNIDIRECTIONAL_SEQUENCE_LSTM
         (tfl("bidi.tflite"), "op 0 (REVERSE_V2) is not supported"),
         (tfl("elu.tflite"), "op 3 (ELU) is not supported"),
+        // Keras 3 LSTM / GRU / SimpleRNN(unroll=True), fixed length 8: no WHILE, the time
+        // steps split by UNPACK, one copy of the cell per step (make_keras.py `unrolled`).
+        (
+            data_dir().join("keras/lstm_unroll.tflite"),
+            "op 1 (UNPACK) is not supported: it splits the sequence into time steps, as an unrolled recurrent layer does (Keras `unroll=True`",
+        ),
+        (
+            data_dir().join("keras/gru_unroll.tflite"),
+            "op 1 (UNPACK) is not supported: it splits the sequence into time steps",
+        ),
+        (
+            data_dir().join("keras/rnn_unroll.tflite"),
+            "import the .keras file itself or its ONNX export",
+        ),
     ] {
         refused(&f, &["inspect"], want);
     }

@@ -19,7 +19,8 @@
 //! | `SOFTMAX` (beta 1) at the end | softmax output |
 //! | `RESHAPE` / `SQUEEZE` / `EXPAND_DIMS` that keep the values | dropped |
 //!
-//! Refused by name: a `WHILE` loop (what Keras 3 RNN layers convert to), bidirectional
+//! Refused by name: a `WHILE` loop (what Keras 3 RNN layers convert to), the unrolled form
+//! of `unroll=True` layers (`UNPACK` of the time steps, one copy of the cell per step), bidirectional
 //! sequence ops, LSTM projection clipping, CIFG, projection and layer-norm LSTMs,
 //! time-major sequence ops, integer model inputs/outputs, and any other operator (one error
 //! naming the operator and its index).
@@ -720,7 +721,7 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
         if !supported {
             let hint = match op.name.as_str() {
                 "UNPACK" | "SPLIT" | "SPLIT_V" | "SLICE" | "GATHER" => {
-                    ": it splits the sequence into time steps, as in an unrolled recurrent layer (`unroll=True`), which tinyrnn does not match; convert a tf_keras model without unroll (fused UNIDIRECTIONAL_SEQUENCE_LSTM/RNN) or import the .keras file"
+                    ": it splits the sequence into time steps, as an unrolled recurrent layer does (Keras `unroll=True`: one copy of the cell per time step, for a fixed length), which tinyrnn does not import; import the .keras file itself or its ONNX export (`model.export(path, format=\"onnx\")`), or convert a tf_keras (Keras 2) LSTM without unroll, which becomes UNIDIRECTIONAL_SEQUENCE_LSTM"
                 }
                 "VAR_HANDLE" | "READ_VARIABLE" | "ASSIGN_VARIABLE" | "CALL_ONCE" => {
                     ": resource variables belong to a WHILE-loop graph; import the .keras file or a tf_keras conversion instead"
