@@ -1,0 +1,58 @@
+//! Inputs the fuzz targets of `tests/fuzz` (`import_keras`, `import_h5`, `import_tflite`,
+//! `import_onnx`) found crashing an importer, kept in `tests/data/fuzz/TARGET/`: each must
+//! now give an error (one line through the CLI), never a panic.
+//!
+//! | file | was |
+//! |---|---|
+//! | `import_onnx/loop_slice_axes.onnx` | a Keras GRU `Loop` export with one bit flipped: a `Slice` in the loop body with fewer `axes` than `starts` indexed past the axes (`shape.rs`, index out of bounds) |
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use tinyrnn_cli::import::{self, ImportOptions};
+
+mod common;
+
+fn cases() -> Vec<(String, std::path::PathBuf)> {
+    let root = common::data_dir().join("fuzz");
+    let mut v = Vec::new();
+    for t in std::fs::read_dir(&root).unwrap() {
+        let t = t.unwrap().path();
+        for f in std::fs::read_dir(&t).unwrap() {
+            let target = t.file_name().unwrap().to_string_lossy().into_owned();
+            v.push((target, f.unwrap().path()));
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn fuzz_crashes_are_errors() {
+    let cases = cases();
+    assert!(!cases.is_empty());
+    for (target, f) in cases {
+        let bytes = std::fs::read(&f).unwrap();
+        // What the fuzz target calls (the importer of its format, no sniffing)…
+        let r = match target.as_str() {
+            "import_keras" => import::keras::import(&bytes),
+            "import_h5" => import::keras::import_legacy_h5(&bytes),
+            "import_tflite" => import::tflite::import(&bytes),
+            "import_onnx" => import::onnx::import(
+                &bytes,
+                &ImportOptions::default(),
+                Path::new("/nonexistent-tinyrnn-fuzz/model.onnx"),
+            ),
+            t => panic!("unknown fuzz target folder {t}"),
+        };
+        let e = r
+            .err()
+            .unwrap_or_else(|| panic!("{}: imported", f.display()));
+        eprintln!("{}: {e:#}", f.display());
+        // …and the CLI: one `error:` line, exit 1.
+        let (code, _, err) = common::cli(&[OsStr::new("inspect"), f.as_os_str()]);
+        assert_eq!(code, 1, "{}: {err}", f.display());
+        assert!(err.starts_with("error: "), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
