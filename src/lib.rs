@@ -90,7 +90,7 @@ pub use activation::F32Math;
 pub use dense::softmax_q;
 pub use error::{Buffer, Error, Result};
 pub use generate::Generator;
-pub use model::{CellKind, DenseAct, Model, OutputAct, Pool, Precision, RnnAct};
+pub use model::{CellKind, DenseAct, Direction, Model, OutputAct, Pool, Precision, RnnAct};
 pub use session::Session;
 pub use stream::{Classifier, Config, Decision};
 

@@ -59,6 +59,15 @@
 //! | `p_frac` | `u8` | int paths: fractional bits of the peepholes |
 //! | `h0` | bytes | `H` values in `h` format, or empty (zeros) |
 //! | `c0` | bytes | LSTM: `H` values (int: `i32` Q16.15, f32: `f32`), or empty (zeros) |
+//! | `proj_size` | `u16` (varint) | format 3: LSTM projection width `P` (`h = W_hr·(o ⊙ tanh c)`), 0 = none |
+//! | `w_hr` | bytes | format 3: `P` rows × `pad4(H)` weights, or empty |
+//! | `rq_hr` | bytes | format 3: int paths `P` [`Requant`] records, else empty |
+//! | `cell_clip` | bytes | format 3: LSTM cell clip, empty or 4 bytes (int: `i32` LE Q16.15, f32: `f32` LE) |
+//! | `direction` | enum [`Direction`] | format 3: `0` forward, `1` reverse, `2` bidirectional |
+//! | `backward` | `Option<`[`DirWeights`]`>` | format 3: the reverse direction's tensors, `Some` exactly for bidirectional |
+//!
+//! [`DirWeights`] holds `w_ih, w_hh, b_ih, b_hh, rq_ih, rq_hh, peephole, h0, c0, w_hr, rq_hr`
+//! in that order, each as the [`LayerDesc`] field of the same name (bytes).
 //!
 //! | field of [`DenseOpDesc`] (inside [`OpDesc`]`::Dense`) | postcard type | meaning |
 //! |---|---|---|
@@ -90,7 +99,8 @@
 //! | [`OutputAct`] | `0` `Identity`, `1` `Sigmoid`, `2` `Tanh`, `3` `Softmax` |
 //! | [`OpDesc`] | `0` `Dense` then a [`DenseOpDesc`] |
 //! | [`DenseAct`] | `0` `Identity`, `1` `Relu`, `2` `Clip` then `lo: f32`, `hi: f32`; `3` `LeakyRelu` then `alpha: f32`; `4` `Tanh`, `5` `Sigmoid`, `6` `Gelu`, `7` `GeluTanh` (loaded only on f32; `Gelu` not yet) |
-//! | [`Pool`] | `0` `Last`, `1` `Mean`, `2` `Max`, `3` `Sum` |
+//! | [`Pool`] | `0` `Last`, `1` `Mean`, `2` `Max`, `3` `Sum`, `4` `FinalStates` (format 3) |
+//! | [`Direction`] | `0` `Forward`, `1` `Reverse`, `2` `Bidirectional` |
 //! | `Option` | `0` `None`, `1` `Some` then the value |
 //!
 //! So a layer's `cell` is two bytes: `00 00` RNN tanh, `00 01` RNN ReLU, `01 01` GRU with
@@ -116,11 +126,12 @@
 //! # Stability
 //!
 //! The header layout is fixed for all versions. Any change to the payload bumps
-//! [`FORMAT_VERSION`]. The host tool writes format 2; [`Model::from_blob`] reads formats
-//! [`MIN_FORMAT_VERSION`] (1) to [`FORMAT_VERSION`] (2) and rejects any other version with
-//! [`Error::UnsupportedVersion`] instead of guessing. A format-1 payload is the format-2
-//! one without `pre`, `pool`, `pool_frac` and `mlp`; it is decoded as such and converted
-//! (no pre-net, `Last`, no hidden head ops).
+//! [`FORMAT_VERSION`]. The host tool writes format 3; [`Model::from_blob`] reads formats
+//! [`MIN_FORMAT_VERSION`] (1) to [`FORMAT_VERSION`] (3) and rejects any other version with
+//! [`Error::UnsupportedVersion`] instead of guessing. A format-2 payload is the format-3
+//! one with layer records that end at `c0` (forward, no projection, no clip); a format-1
+//! payload is the format-2 one without `pre`, `pool`, `pool_frac` and `mlp`. Both are
+//! decoded as such and converted (no pre-net, `Last`, no hidden head ops for format 1).
 //!
 //! # The graph and its integer formats (format 2)
 //!
@@ -163,7 +174,7 @@ use crate::{MAX_DIM, MAX_LAYERS};
 /// The four bytes every blob starts with.
 pub const MAGIC: [u8; 4] = *b"TRNN";
 /// The payload format version this build reads and writes.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest payload format version this build still reads (decoded and converted to a
 /// format-2 [`ModelDesc`]: no pre-net, [`Pool::Last`], no hidden head ops).
 pub const MIN_FORMAT_VERSION: u16 = 1;
@@ -428,6 +439,11 @@ pub enum Pool {
     Max,
     /// Element-wise sum over every frame since the last reset.
     Sum,
+    /// The last layer's final states `h_n` (format 3): for a forward layer the same as
+    /// [`Last`](Pool::Last); for a reverse layer its state after the whole window (at frame
+    /// 0); for a bidirectional one `cat(h_n fwd, h_n bwd)` (PyTorch
+    /// `torch.cat((h_n[-2], h_n[-1]), 1)`, Keras `Bidirectional(return_sequences=False)`).
+    FinalStates,
 }
 
 impl Pool {
@@ -438,8 +454,87 @@ impl Pool {
             Pool::Mean => "mean",
             Pool::Max => "max",
             Pool::Sum => "sum",
+            Pool::FinalStates => "hn",
         }
     }
+}
+
+/// The direction a recurrent layer runs over time (format 3).
+///
+/// The variant order is the blob format (see [Enum indices](crate::model#enum-indices)):
+/// never reorder or insert variants without a new [`FORMAT_VERSION`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Direction {
+    /// Frame 0 first: streams, one step per frame. Formats 1 and 2 have only this.
+    Forward,
+    /// The last frame of the window first (PyTorch/ONNX `direction=reverse`, Keras
+    /// `go_backwards=True`); output `t` is the state after frames `T−1 … t`. Needs the
+    /// whole window: runs at the decision point.
+    Reverse,
+    /// A forward and a reverse pass with their own weights, outputs concatenated per frame
+    /// `[fwd; bwd]` (PyTorch `bidirectional=True`, ONNX `bidirectional`, Keras
+    /// `Bidirectional(merge_mode="concat")`); the reverse weights are in
+    /// [`LayerDesc::backward`].
+    Bidirectional,
+}
+
+impl Direction {
+    /// The direction in words, as tools print it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::Reverse => "reverse",
+            Direction::Bidirectional => "bidirectional",
+        }
+    }
+    /// Number of directions (1, or 2 for bidirectional): the layer's output is this many
+    /// times its per-direction output width.
+    pub const fn count(self) -> usize {
+        match self {
+            Direction::Bidirectional => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The weights of the reverse direction of a bidirectional layer (format 3): the same
+/// tensors, shapes and formats as the forward ones in its [`LayerDesc`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DirWeights<'a> {
+    /// As [`LayerDesc::w_ih`].
+    #[serde(borrow)]
+    pub w_ih: &'a [u8],
+    /// As [`LayerDesc::w_hh`].
+    #[serde(borrow)]
+    pub w_hh: &'a [u8],
+    /// As [`LayerDesc::b_ih`].
+    #[serde(borrow)]
+    pub b_ih: &'a [u8],
+    /// As [`LayerDesc::b_hh`].
+    #[serde(borrow)]
+    pub b_hh: &'a [u8],
+    /// As [`LayerDesc::rq_ih`].
+    #[serde(borrow)]
+    pub rq_ih: &'a [u8],
+    /// As [`LayerDesc::rq_hh`].
+    #[serde(borrow)]
+    pub rq_hh: &'a [u8],
+    /// As [`LayerDesc::peephole`].
+    #[serde(borrow)]
+    pub peephole: &'a [u8],
+    /// As [`LayerDesc::h0`].
+    #[serde(borrow)]
+    pub h0: &'a [u8],
+    /// As [`LayerDesc::c0`].
+    #[serde(borrow)]
+    pub c0: &'a [u8],
+    /// As [`LayerDesc::w_hr`].
+    #[serde(borrow)]
+    pub w_hr: &'a [u8],
+    /// As [`LayerDesc::rq_hr`].
+    #[serde(borrow)]
+    pub rq_hr: &'a [u8],
 }
 
 /// Per-feature input normalization `x = (raw − offset) · scale`, in `f32`.
@@ -495,6 +590,91 @@ pub struct LayerDesc<'a> {
     /// LSTM initial cell state, `H` values (int: `i32` Q16.15), or empty for zeros.
     #[serde(borrow)]
     pub c0: &'a [u8],
+    /// LSTM with projection (format 3; PyTorch `proj_size`): the width `P` of
+    /// `h = W_hr·(o ⊙ tanh c)`, the layer's output and recurrent input; 0 = no projection
+    /// (`h` is `H` wide).
+    pub proj_size: u16,
+    /// Projection weights `P` rows × `pad4(H)` (empty without projection).
+    #[serde(borrow)]
+    pub w_hr: &'a [u8],
+    /// Int paths: `P` [`Requant`] records for `W_hr·m` → `h` (empty without projection).
+    #[serde(borrow)]
+    pub rq_hr: &'a [u8],
+    /// LSTM cell-state clipping (format 3; TFLite `cell_clip`): `c` is clamped to
+    /// `[−clip, clip]` after each update. Empty = none; else 4 bytes: int paths `i32` LE in
+    /// `c`'s Q16.15, f32 `f32` LE; positive.
+    #[serde(borrow)]
+    pub cell_clip: &'a [u8],
+    /// Direction over time (format 3).
+    pub direction: Direction,
+    /// The reverse direction's weights: present exactly when `direction` is
+    /// [`Direction::Bidirectional`].
+    #[serde(borrow)]
+    pub backward: Option<DirWeights<'a>>,
+}
+
+/// One recurrent layer as formats 1 and 2 store it (forward, no projection, no clip).
+#[derive(Deserialize)]
+struct LayerDescV2<'a> {
+    cell: CellKind,
+    input_size: u16,
+    hidden_size: u16,
+    x_frac: u8,
+    h_frac: u8,
+    #[serde(borrow)]
+    w_ih: &'a [u8],
+    #[serde(borrow)]
+    w_hh: &'a [u8],
+    #[serde(borrow)]
+    b_ih: &'a [u8],
+    #[serde(borrow)]
+    b_hh: &'a [u8],
+    #[serde(borrow)]
+    rq_ih: &'a [u8],
+    #[serde(borrow)]
+    rq_hh: &'a [u8],
+    #[serde(borrow)]
+    peephole: &'a [u8],
+    p_frac: u8,
+    #[serde(borrow)]
+    h0: &'a [u8],
+    #[serde(borrow)]
+    c0: &'a [u8],
+}
+
+impl<'a> From<LayerDescV2<'a>> for LayerDesc<'a> {
+    fn from(l: LayerDescV2<'a>) -> Self {
+        LayerDesc {
+            cell: l.cell,
+            input_size: l.input_size,
+            hidden_size: l.hidden_size,
+            x_frac: l.x_frac,
+            h_frac: l.h_frac,
+            w_ih: l.w_ih,
+            w_hh: l.w_hh,
+            b_ih: l.b_ih,
+            b_hh: l.b_hh,
+            rq_ih: l.rq_ih,
+            rq_hh: l.rq_hh,
+            peephole: l.peephole,
+            p_frac: l.p_frac,
+            h0: l.h0,
+            c0: l.c0,
+            proj_size: 0,
+            w_hr: &[],
+            rq_hr: &[],
+            cell_clip: &[],
+            direction: Direction::Forward,
+            backward: None,
+        }
+    }
+}
+
+fn layers_from_v2<'a>(
+    v: heapless::Vec<LayerDescV2<'a>, MAX_LAYERS>,
+) -> heapless::Vec<LayerDesc<'a>, MAX_LAYERS> {
+    // same capacity: never full
+    v.into_iter().map(LayerDesc::from).collect()
 }
 
 /// The dense output head `y = W·h + b`.
@@ -612,7 +792,7 @@ struct ModelDescV1<'a> {
     #[serde(borrow)]
     norm: Option<NormDesc<'a>>,
     #[serde(borrow)]
-    layers: heapless::Vec<LayerDesc<'a>, MAX_LAYERS>,
+    layers: heapless::Vec<LayerDescV2<'a>, MAX_LAYERS>,
     #[serde(borrow)]
     head: Option<DenseDesc<'a>>,
     output_act: OutputAct,
@@ -628,10 +808,53 @@ impl<'a> From<ModelDescV1<'a>> for ModelDesc<'a> {
             input_size: v.input_size,
             norm: v.norm,
             pre: heapless::Vec::new(),
-            layers: v.layers,
+            layers: layers_from_v2(v.layers),
             pool: Pool::Last,
             pool_frac: 0,
             mlp: heapless::Vec::new(),
+            head: v.head,
+            output_act: v.output_act,
+            output_frac: v.output_frac,
+            name: v.name,
+        }
+    }
+}
+
+/// The payload of a format-2 blob: format 3's with format-2 layers (decoded and converted by
+/// [`Model::from_blob`]).
+#[derive(Deserialize)]
+struct ModelDescV2<'a> {
+    precision: Precision,
+    input_size: u16,
+    #[serde(borrow)]
+    norm: Option<NormDesc<'a>>,
+    #[serde(borrow)]
+    pre: heapless::Vec<OpDesc<'a>, MAX_OPS>,
+    #[serde(borrow)]
+    layers: heapless::Vec<LayerDescV2<'a>, MAX_LAYERS>,
+    pool: Pool,
+    pool_frac: u8,
+    #[serde(borrow)]
+    mlp: heapless::Vec<OpDesc<'a>, MAX_OPS>,
+    #[serde(borrow)]
+    head: Option<DenseDesc<'a>>,
+    output_act: OutputAct,
+    output_frac: u8,
+    #[serde(borrow)]
+    name: &'a str,
+}
+
+impl<'a> From<ModelDescV2<'a>> for ModelDesc<'a> {
+    fn from(v: ModelDescV2<'a>) -> Self {
+        ModelDesc {
+            precision: v.precision,
+            input_size: v.input_size,
+            norm: v.norm,
+            pre: v.pre,
+            layers: layers_from_v2(v.layers),
+            pool: v.pool,
+            pool_frac: v.pool_frac,
+            mlp: v.mlp,
             head: v.head,
             output_act: v.output_act,
             output_frac: v.output_frac,
@@ -955,6 +1178,10 @@ impl<'a> Model<'a> {
             let (v1, rest): (ModelDescV1<'a>, _) = postcard::take_from_bytes(payload)
                 .map_err(|e| decode_error(payload, version, e))?;
             (v1.into(), rest)
+        } else if version == 2 {
+            let (v2, rest): (ModelDescV2<'a>, _) = postcard::take_from_bytes(payload)
+                .map_err(|e| decode_error(payload, version, e))?;
+            (v2.into(), rest)
         } else {
             postcard::take_from_bytes(payload).map_err(|e| decode_error(payload, version, e))?
         };
@@ -1036,6 +1263,19 @@ impl<'a> Model<'a> {
                 }
                 check_len(l.c0, h, 4)?;
             }
+            // format 3: the reverse weights come exactly with a bidirectional layer
+            if l.backward.is_some() != (l.direction == Direction::Bidirectional) {
+                return Err(Error::ShapeMismatch);
+            }
+            // not yet run by this crate: refused until the runtime has them
+            if l.direction != Direction::Forward
+                || l.proj_size != 0
+                || !l.w_hr.is_empty()
+                || !l.rq_hr.is_empty()
+                || !l.cell_clip.is_empty()
+            {
+                return Err(Error::Unsupported);
+            }
             if p.is_int() {
                 check_requant(l.rq_ih, rows, max_shift)?;
                 check_requant(l.rq_hh, rows, max_shift)?;
@@ -1059,6 +1299,10 @@ impl<'a> Model<'a> {
                 }
             }
             prev = h;
+        }
+        // not yet run by this crate (needs the window mode of reverse layers)
+        if pool == Pool::FinalStates {
+            return Err(Error::Unsupported);
         }
         // the pooled vector: the last layer's h format, fewer bits for a sum
         match (p.is_int(), pool) {
@@ -1199,7 +1443,7 @@ impl<'a> Model<'a> {
     pub fn pool_words(&self) -> usize {
         let w = self.pooled_size();
         match self.pool() {
-            Pool::Last => 0,
+            Pool::Last | Pool::FinalStates => 0,
             Pool::Max => w,
             Pool::Sum => 2 * w,
             Pool::Mean => 2 * w + 2,

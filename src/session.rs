@@ -349,7 +349,8 @@ fn pool_update(model: &Model<'_>, state: &mut [i32]) {
     let h = left.get(off..).unwrap_or(&[]);
     let h = h.get(..w).unwrap_or(&[]);
     match model.pool() {
-        Pool::Last => {}
+        // FinalStates: refused at load until the window mode exists
+        Pool::Last | Pool::FinalStates => {}
         Pool::Max => {
             for (a, &v) in acc.iter_mut().zip(h) {
                 if int {
@@ -403,7 +404,7 @@ fn pooled_int<'s>(model: &'s Model<'_>, state: &'s [i32]) -> impl Iterator<Item 
     let shift = if model.pool() == Pool::Sum { shift } else { 0 };
     let n = get64(acc, w).min(i64::MAX as u64) as i64;
     (0..w).map(move |j| match model.pool() {
-        Pool::Last => h.get(j).map_or(0, |&v| v as i16),
+        Pool::Last | Pool::FinalStates => h.get(j).map_or(0, |&v| v as i16),
         Pool::Max => acc.get(j).map_or(0, |&v| sat_i16(v)),
         Pool::Mean => {
             if n == 0 {
@@ -434,7 +435,7 @@ fn pooled_f32<'s>(model: &'s Model<'_>, state: &'s [i32]) -> impl Iterator<Item 
     let acc = state.get(layers_words(model)..).unwrap_or(&[]);
     let n = get64(acc, w);
     (0..w).map(move |j| match model.pool() {
-        Pool::Last => h.get(j).map_or(0.0, |&v| f32::from_bits(v as u32)),
+        Pool::Last | Pool::FinalStates => h.get(j).map_or(0.0, |&v| f32::from_bits(v as u32)),
         Pool::Max => acc.get(j).map_or(0.0, |&v| f32::from_bits(v as u32)),
         Pool::Mean => {
             if n == 0 {
@@ -1019,6 +1020,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             Pool::Mean => 1,
             Pool::Max => 2,
             Pool::Sum => 3,
+            Pool::FinalStates => 4,
         };
         if pool != 0 {
             d.update(&[pool, m.desc().pool_frac]);
@@ -1101,7 +1103,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         // pooling accumulators: an integer max within i16, f32 max not NaN, f64 sums finite
         let pw = self.model.pooled_size();
         let acc_ok = match self.model.pool() {
-            Pool::Last => true,
+            Pool::Last | Pool::FinalStates => true,
             Pool::Max => w.by_ref().take(pw).all(|v| {
                 if int {
                     (i16::MIN as i32..=i16::MAX as i32).contains(&v)

@@ -575,6 +575,12 @@ pub fn blob(m: &FModel, p: Precision, calib: &[Vec<f32>]) -> Vec<u8> {
                 p_frac: l.p_frac,
                 h0,
                 c0,
+                proj_size: 0,
+                w_hr: &[],
+                rq_hr: &[],
+                cell_clip: &[],
+                direction: tinyrnn::Direction::Forward,
+                backward: None,
             })
             .unwrap();
     }
@@ -923,7 +929,7 @@ pub mod spec {
             for (a, &v) in self.acc.iter_mut().zip(&x) {
                 match m.pool() {
                     tinyrnn::Pool::Max => *a = (*a).max(v as i64),
-                    tinyrnn::Pool::Last => {}
+                    tinyrnn::Pool::Last | tinyrnn::Pool::FinalStates => {}
                     _ => *a += v as i64,
                 }
             }
@@ -940,7 +946,7 @@ pub mod spec {
                 }
             }
             match m.pool() {
-                tinyrnn::Pool::Last => {}
+                tinyrnn::Pool::Last | tinyrnn::Pool::FinalStates => {}
                 tinyrnn::Pool::Max => v.extend(self.acc.iter().map(|&a| a as i32)),
                 pool => {
                     for &a in &self.acc {
@@ -960,7 +966,7 @@ pub mod spec {
         pub fn head_input(&self, m: &Model<'_>) -> Vec<i16> {
             let hf = m.layers().last().unwrap().h_frac as u32;
             let mut v: Vec<i16> = match m.pool() {
-                tinyrnn::Pool::Last => self.h.last().unwrap().clone(),
+                tinyrnn::Pool::Last | tinyrnn::Pool::FinalStates => self.h.last().unwrap().clone(),
                 tinyrnn::Pool::Max => self.acc.iter().map(|&a| a as i16).collect(),
                 tinyrnn::Pool::Mean => self
                     .acc

@@ -4,15 +4,53 @@
 //! Python's `zlib.crc32` (CRC-32/ISO-HDLC):
 //!
 //! ```python
-//! import zlib; zlib.crc32(bytes(PAYLOAD))     # 0xe3fa8380
+//! import zlib; zlib.crc32(bytes(PAYLOAD))     # 0x55501f2d
+//! import zlib; zlib.crc32(bytes(PAYLOAD_V2))  # 0xe3fa8380
 //! import zlib; zlib.crc32(bytes(PAYLOAD_V1))  # 0xce9865bc
 //! ```
 
 use tinyrnn::model::{write_blob, CellKind, LayerDesc, ModelDesc, OutputAct, Precision, RnnAct};
 use tinyrnn::{Error, Model, Session};
 
-/// The payload of `tiny()`, field by field (format 2).
-const PAYLOAD: [u8; 55] = [
+/// The payload of `tiny()`, field by field (format 3).
+const PAYLOAD: [u8; 61] = [
+    0x00, // precision: Int8 (variant 0)
+    0x01, // input_size: 1 (varint)
+    0x00, // norm: None
+    0x00, // pre: no ops
+    0x01, // layers: 1 element
+    0x00, 0x00, // cell: Rnn (variant 0) (Tanh (variant 0))
+    0x01, // input_size 1
+    0x01, // hidden_size 1
+    0x0C, // x_frac 12
+    0x0F, // h_frac 15
+    0x04, 0x05, 0x00, 0x00, 0x00, // w_ih: 4 bytes (1 row padded to 4 columns): 5
+    0x04, 0xFD, 0x00, 0x00, 0x00, // w_hh: -3
+    0x04, 0x64, 0x00, 0x00, 0x00, // b_ih: i32 100
+    0x04, 0xFF, 0xFF, 0xFF, 0xFF, // b_hh: i32 -1
+    0x05, 0x00, 0x00, 0x00, 0x40, 0x21, // rq_ih: mult 2^30, shift 33 (factor 1/8)
+    0x05, 0x00, 0x00, 0x00, 0x40, 0x21, // rq_hh: same
+    0x00, // peephole: empty
+    0x00, // p_frac 0
+    0x00, // h0: empty
+    0x00, // c0: empty
+    0x00, // proj_size 0 (no projection)
+    0x00, // w_hr: empty
+    0x00, // rq_hr: empty
+    0x00, // cell_clip: empty
+    0x00, // direction: Forward (variant 0)
+    0x00, // backward: None
+    0x00, // pool: Last (variant 0)
+    0x00, // pool_frac 0
+    0x00, // mlp: no ops
+    0x00, // head: None
+    0x00, // output_act: Identity
+    0x0F, // output_frac 15
+    0x01, 0x74, // name: "t"
+];
+
+/// The same model as a format-2 payload (layer records end at `c0`), field by field.
+const PAYLOAD_V2: [u8; 55] = [
     0x00, // precision: Int8 (variant 0)
     0x01, // input_size: 1 (varint)
     0x00, // norm: None
@@ -71,6 +109,14 @@ const PAYLOAD_V1: [u8; 51] = [
 
 const HEADER: [u8; 16] = [
     b'T', b'R', b'N', b'N', // magic
+    0x03, 0x00, // format version 3
+    0x00, 0x00, // flags
+    61, 0x00, 0x00, 0x00, // payload length
+    0x2d, 0x1f, 0x50, 0x55, // CRC-32 of the payload, little-endian
+];
+
+const HEADER_V2: [u8; 16] = [
+    b'T', b'R', b'N', b'N', // magic
     0x02, 0x00, // format version 2
     0x00, 0x00, // flags
     55, 0x00, 0x00, 0x00, // payload length
@@ -104,6 +150,12 @@ fn layer<'a>() -> LayerDesc<'a> {
         p_frac: 0,
         h0: &[],
         c0: &[],
+        proj_size: 0,
+        w_hr: &[],
+        rq_hr: &[],
+        cell_clip: &[],
+        direction: tinyrnn::Direction::Forward,
+        backward: None,
     }
 }
 
@@ -147,20 +199,40 @@ fn writer_produces_the_specified_bytes() {
     let blob = blob_of(&tiny());
     assert_eq!(&blob[..16], &HEADER);
     assert_eq!(&blob[16..], &PAYLOAD);
-    assert_eq!(tinyrnn::model::crc32(&PAYLOAD), 0xe3fa_8380);
+    assert_eq!(tinyrnn::model::crc32(&PAYLOAD), 0x5550_1f2d);
+    assert_eq!(tinyrnn::model::crc32(&PAYLOAD_V2), 0xe3fa_8380);
     assert_eq!(tinyrnn::model::crc32(&PAYLOAD_V1), 0xce98_65bc);
 }
 
 #[test]
-fn format_1_blob_loads_as_format_2() {
+fn format_2_blob_loads_as_format_3() {
+    let mut blob = HEADER_V2.to_vec();
+    blob.extend_from_slice(&PAYLOAD_V2);
+    let model = Model::from_blob(&blob).unwrap();
+    assert_eq!(model.desc(), &tiny());
+    // a format-2 payload under a format-3 header does not decode, and the other way round
+    let mut b = HEADER.to_vec();
+    b.extend_from_slice(&PAYLOAD_V2);
+    b[8] = 55;
+    b[12..16].copy_from_slice(&tinyrnn::model::crc32(&PAYLOAD_V2).to_le_bytes());
+    assert!(Model::from_blob(&b).is_err());
+    let mut b = HEADER_V2.to_vec();
+    b.extend_from_slice(&PAYLOAD);
+    b[8] = 61;
+    b[12..16].copy_from_slice(&tinyrnn::model::crc32(&PAYLOAD).to_le_bytes());
+    assert!(Model::from_blob(&b).is_err());
+}
+
+#[test]
+fn format_1_blob_loads_as_format_3() {
     let mut blob = HEADER_V1.to_vec();
     blob.extend_from_slice(&PAYLOAD_V1);
     let model = Model::from_blob(&blob).unwrap();
     assert_eq!(model.desc(), &tiny());
-    // a format-1 payload under a format-2 header does not decode, and the other way round
+    // a format-1 payload under a format-3 header does not decode, and the other way round
     let mut b = HEADER_V1.to_vec();
     b.extend_from_slice(&PAYLOAD);
-    b[8] = 55;
+    b[8] = 61;
     b[12..16].copy_from_slice(&tinyrnn::model::crc32(&PAYLOAD).to_le_bytes());
     assert!(matches!(
         Model::from_blob(&b),
@@ -201,8 +273,8 @@ fn header_errors() {
     b[0] = b'X';
     assert_eq!(Model::from_blob(&b), Err(Error::BadMagic));
     let mut b = good.clone();
-    b[4] = 3;
-    assert_eq!(Model::from_blob(&b), Err(Error::UnsupportedVersion(3)));
+    b[4] = 4;
+    assert_eq!(Model::from_blob(&b), Err(Error::UnsupportedVersion(4)));
     let mut b = good.clone();
     b[4] = 0;
     assert_eq!(Model::from_blob(&b), Err(Error::UnsupportedVersion(0)));
@@ -293,18 +365,18 @@ fn description_errors() {
 /// `PAYLOAD` with its one layer repeated `n` times and the count `n`: 1×1 layers chain,
 /// and every layer after the first reads its input in the `h_frac` (15) of the one below.
 fn payload_with_layers(n: u8) -> Vec<u8> {
-    // bytes 5..47 are the layer, from `cell` to `c0` (x_frac at 9); 47.. are pool, ...
-    assert_eq!((PAYLOAD[4], PAYLOAD[9], PAYLOAD[47]), (1, 12, 0x00));
+    // bytes 5..53 are the layer, from `cell` to `backward` (x_frac at 9); 53.. are pool, ...
+    assert_eq!((PAYLOAD[4], PAYLOAD[9], PAYLOAD[53]), (1, 12, 0x00));
     let mut p = PAYLOAD[..4].to_vec();
     p.push(n);
     for k in 0..n {
-        p.extend_from_slice(&PAYLOAD[5..47]);
+        p.extend_from_slice(&PAYLOAD[5..53]);
         if k > 0 {
-            let x_frac = p.len() - 42 + 4;
+            let x_frac = p.len() - 48 + 4;
             p[x_frac] = 15;
         }
     }
-    p.extend_from_slice(&PAYLOAD[47..]);
+    p.extend_from_slice(&PAYLOAD[53..]);
     p
 }
 
@@ -396,6 +468,7 @@ fn enum_indices_are_pinned() {
         (tinyrnn::Pool::Mean, [0x01]),
         (tinyrnn::Pool::Max, [0x02]),
         (tinyrnn::Pool::Sum, [0x03]),
+        (tinyrnn::Pool::FinalStates, [0x04]),
     ];
     for (o, bytes) in pools {
         assert_eq!(encoded(&o), bytes, "{o:?}");
@@ -424,7 +497,17 @@ fn enum_indices_are_pinned() {
         assert_eq!(encoded(&a), bytes, "{a:?}");
         assert_eq!(postcard::from_bytes::<DenseAct>(bytes), Ok(a));
     }
-    assert!(postcard::from_bytes::<tinyrnn::Pool>(&[0x04]).is_err());
+    assert!(postcard::from_bytes::<tinyrnn::Pool>(&[0x05]).is_err());
+    let dirs = [
+        (tinyrnn::Direction::Forward, [0x00]),
+        (tinyrnn::Direction::Reverse, [0x01]),
+        (tinyrnn::Direction::Bidirectional, [0x02]),
+    ];
+    for (o, bytes) in dirs {
+        assert_eq!(encoded(&o), bytes, "{o:?}");
+        assert_eq!(postcard::from_bytes::<tinyrnn::Direction>(&bytes), Ok(o));
+    }
+    assert!(postcard::from_bytes::<tinyrnn::Direction>(&[0x03]).is_err());
     assert!(postcard::from_bytes::<DenseAct>(&[0x08]).is_err());
     // one past the last index of each enum does not decode: the lists above are complete
     assert!(postcard::from_bytes::<Precision>(&[0x03]).is_err());
@@ -464,6 +547,12 @@ fn f32_layer(cell: CellKind) -> LayerDesc<'static> {
         p_frac: 0,
         h0: &[],
         c0: &[],
+        proj_size: 0,
+        w_hr: &[],
+        rq_hr: &[],
+        cell_clip: &[],
+        direction: tinyrnn::Direction::Forward,
+        backward: None,
     }
 }
 
@@ -591,24 +680,27 @@ fn op_record_bytes() {
     assert_eq!(Model::from_blob(&blob_of(&d)), Err(Error::BadQuantization));
 }
 
-/// The committed format-1 blobs (tests/data/blobs_v1, written by the previous release)
-/// load, and decode to exactly the description the current quantizer writes as format 2
-/// (tests/data/blobs, re-blessed from the same float models and calibration data).
+/// The committed format-1 and format-2 blobs (tests/data/blobs_v1, blobs_v2, written by
+/// earlier releases) load, and decode to exactly the description of their format-3 twins
+/// (tests/data/blobs: the format-2 blobs loaded and written again by `write_blob`).
 #[test]
-fn committed_format_1_blobs_load_as_their_format_2_twins() {
+fn committed_format_1_and_2_blobs_load_as_their_format_3_twins() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
     let mut n = 0;
     for cell in ["rnn", "gru", "lstm"] {
         for p in ["int8", "int16", "float32"] {
             let name = format!("vowels_{cell}_{p}.trnn");
             let v1 = std::fs::read(format!("{dir}/blobs_v1/{name}")).unwrap();
-            let v2 = std::fs::read(format!("{dir}/blobs/{name}")).unwrap();
-            assert_eq!((v1[4], v2[4]), (1, 2), "{name}");
-            let (a, b) = (
+            let v2 = std::fs::read(format!("{dir}/blobs_v2/{name}")).unwrap();
+            let v3 = std::fs::read(format!("{dir}/blobs/{name}")).unwrap();
+            assert_eq!((v1[4], v2[4], v3[4]), (1, 2, 3), "{name}");
+            let (a, b, c) = (
                 Model::from_blob(&v1).unwrap(),
                 Model::from_blob(&v2).unwrap(),
+                Model::from_blob(&v3).unwrap(),
             );
             assert_eq!(a.desc(), b.desc(), "{name}");
+            assert_eq!(b.desc(), c.desc(), "{name}");
             n += 1;
         }
     }

@@ -181,6 +181,12 @@ fn peephole_lstm_needs_its_feature() {
             p_frac: 12,
             h0: &[],
             c0: &[],
+            proj_size: 0,
+            w_hr: &[],
+            rq_hr: &[],
+            cell_clip: &[],
+            direction: tinyrnn::Direction::Forward,
+            backward: None,
         }])
         .unwrap(),
         pool: tinyrnn::Pool::Last,

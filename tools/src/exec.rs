@@ -355,6 +355,20 @@ pub fn run(
         None
     };
     match m {
+        Runnable::Float(fm) if !fm.streams() => {
+            // a reverse or bidirectional layer: one output per sequence, over all its frames
+            if steps == Steps::All {
+                bail!(
+                    "the model has a reverse or bidirectional layer: it gives one output per \
+                     sequence (after its last frame), not one per frame; use --steps last"
+                );
+            }
+            for (i, &len) in lengths.iter().enumerate() {
+                let frames: Vec<&[f32]> = (0..len).map(|t| x.frame(i, t)).collect();
+                let out = fm.run_window(&frames, &mut ());
+                y[i * c..(i + 1) * c].copy_from_slice(&out);
+            }
+        }
         Runnable::Float(fm) => {
             for (i, &len) in lengths.iter().enumerate() {
                 let mut st = fm.initial_state();

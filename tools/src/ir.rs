@@ -16,8 +16,23 @@
 //! y   = head(mlp[0..](acc))             hidden head layers, then the final Linear
 //! out = output_act(y)                   identity / sigmoid / tanh / softmax
 //! ```
+//!
+//! A model whose layers all run [`Direction::Forward`] streams: [`FloatModel::step`] per
+//! frame, [`FloatModel::output`] at any time. A reverse or bidirectional layer needs the
+//! whole window: [`FloatModel::run_window`] runs the pre-net per frame, then each layer over
+//! the whole window (a reverse pass from the last frame to the first; a bidirectional
+//! layer's output at frame `t` is `[fwd_t; bwd_t]`), pools the last layer's output sequence
+//! (`FinalStates`: the final state of each direction, `[fwd_{T−1}; bwd_0]`) and applies the
+//! head once. For a streaming model it equals the last output of [`FloatModel::run`].
+//!
+//! An LSTM with projection (`w_hr`, PyTorch `proj_size`) outputs `h = W_hr·(o ⊙ tanh c)`,
+//! `P` wide; its `w_hh` is `[4H, P]` and `h0` is `[P]`.
 
-use tinyrnn::model::{CellKind, DenseAct, OutputAct, Pool};
+use tinyrnn::model::{CellKind, DenseAct, Direction, OutputAct, Pool};
+
+/// The observer's layer index for the reverse direction of bidirectional layer `k` is
+/// `k + BACKWARD_PROBE` (its forward direction reports as `k`).
+pub const BACKWARD_PROBE: usize = 1000;
 
 /// One recurrent layer in float.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +61,14 @@ pub struct FloatLayer {
     /// (TFLite's `cell_clip`, which its converter sets to 10 for Keras LSTMs). The quantizer
     /// refuses it until the core supports it.
     pub cell_clip: Option<f32>,
+    /// Direction over time (the core's enum).
+    pub direction: Direction,
+    /// [`Direction::Bidirectional`]: the reverse direction's weights, a layer of the same
+    /// cell, sizes, projection and clip, whose own `direction` is `Forward` and which has no
+    /// `backward`; `None` for every other direction.
+    pub backward: Option<Box<FloatLayer>>,
+    /// LSTM projection `W_hr` `[P, H]` row-major (PyTorch `weight_hr_l{k}`), `None` without.
+    pub w_hr: Option<Vec<f32>>,
 }
 
 /// A dense layer `y = act(W·x + b)`.
@@ -269,7 +292,125 @@ impl FloatLayer {
         self.cell.gates()
     }
 
-    /// One step of this layer in f64: updates `h` (and `c`) in place.
+    /// Checks one direction's tensor sizes (`what` names the layer in the message).
+    fn check_tensors(&self, what: &str) -> Result<(), String> {
+        let (g, h, p) = (self.gates(), self.hidden_size, self.dir_out_size());
+        if let Some(w) = &self.w_hr {
+            if !matches!(self.cell, CellKind::Lstm { .. }) || h == 0 || w.len() % h != 0 || p == 0 {
+                return Err(format!(
+                    "{what}: projection weight_hr of {} values on a {} layer of hidden size {h}",
+                    w.len(),
+                    self.cell.name()
+                ));
+            }
+        }
+        let checks = [
+            ("weight_ih", self.w_ih.len(), g * h * self.input_size),
+            ("weight_hh", self.w_hh.len(), g * h * p),
+            ("bias_ih", self.b_ih.len(), g * h),
+            ("bias_hh", self.b_hh.len(), g * h),
+        ];
+        for (name, got, want) in checks {
+            if got != want {
+                return Err(format!("{what}: {name} has {got} values, expected {want}"));
+            }
+        }
+        if let Some(v) = &self.peephole {
+            if v.len() != 3 * h {
+                return Err(format!(
+                    "{what}: peephole has {} values, expected {}",
+                    v.len(),
+                    3 * h
+                ));
+            }
+        }
+        if let Some(v) = &self.h0 {
+            if v.len() != p {
+                return Err(format!("{what}: h0 has {} values, expected {p}", v.len()));
+            }
+        }
+        if let Some(v) = &self.c0 {
+            if v.len() != h {
+                return Err(format!("{what}: c0 has {} values, expected {h}", v.len()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Width of one direction's output `h`: the projection's `P`, else `H`.
+    pub fn dir_out_size(&self) -> usize {
+        match &self.w_hr {
+            Some(w) if self.hidden_size > 0 => w.len() / self.hidden_size,
+            _ => self.hidden_size,
+        }
+    }
+
+    /// Width of this layer's output: [`dir_out_size`](Self::dir_out_size) times the
+    /// number of directions.
+    pub fn out_size(&self) -> usize {
+        self.dir_out_size() * self.direction.count()
+    }
+
+    /// Fresh `(h, c)` of one direction (`h0`/`c0` or zeros; `c` empty unless LSTM).
+    pub fn initial_hc(&self) -> (Vec<f64>, Vec<f64>) {
+        let h = match &self.h0 {
+            Some(v) => v.iter().map(|&x| x as f64).collect(),
+            None => vec![0.0; self.dir_out_size()],
+        };
+        let c = match (&self.cell, &self.c0) {
+            (CellKind::Lstm { .. }, Some(v)) => v.iter().map(|&x| x as f64).collect(),
+            (CellKind::Lstm { .. }, None) => vec![0.0; self.hidden_size],
+            _ => Vec::new(),
+        };
+        (h, c)
+    }
+
+    /// Runs this layer over a whole window of inputs `xs` (`[T][I]`) from its initial state
+    /// and returns its output at every frame (`[T][out_size]`): forward from frame 0;
+    /// reverse from frame `T−1` (output `t` = state after frames `T−1 … t`); bidirectional
+    /// `[fwd_t; bwd_t]`. The reverse direction of a bidirectional layer reports to the
+    /// observer as layer `k +` [`BACKWARD_PROBE`].
+    pub fn run_window(&self, k: usize, xs: &[Vec<f64>], obs: &mut dyn Observer) -> Vec<Vec<f64>> {
+        fn one(
+            l: &FloatLayer,
+            k: usize,
+            xs: &[Vec<f64>],
+            rev: bool,
+            obs: &mut dyn Observer,
+        ) -> Vec<Vec<f64>> {
+            let (mut h, mut c) = l.initial_hc();
+            let mut out = vec![Vec::new(); xs.len()];
+            let mut visit = |t: usize| {
+                l.step(k, &xs[t], &mut h, &mut c, obs);
+                out[t] = h.clone();
+            };
+            if rev {
+                (0..xs.len()).rev().for_each(&mut visit);
+            } else {
+                (0..xs.len()).for_each(&mut visit);
+            }
+            out
+        }
+        match (self.direction, &self.backward) {
+            (Direction::Forward, _) => one(self, k, xs, false, obs),
+            (Direction::Reverse, _) => one(self, k, xs, true, obs),
+            (Direction::Bidirectional, Some(b)) => {
+                let f = one(self, k, xs, false, obs);
+                let r = one(b, k + BACKWARD_PROBE, xs, true, obs);
+                f.into_iter()
+                    .zip(r)
+                    .map(|(mut a, b)| {
+                        a.extend(b);
+                        a
+                    })
+                    .collect()
+            }
+            // validate() refuses a bidirectional layer without its reverse weights
+            (Direction::Bidirectional, None) => Vec::new(),
+        }
+    }
+
+    /// One step of this layer (one direction) in f64: updates `h` (and `c`) in place.
     pub fn step(&self, k: usize, x: &[f64], h: &mut [f64], c: &mut [f64], obs: &mut dyn Observer) {
         let (hs, g) = (self.hidden_size, self.gates());
         let rows = g * hs;
@@ -284,7 +425,7 @@ impl FloatLayer {
             &self.b_ih,
             &mut pre_ih,
         );
-        matvec(&self.w_hh, rows, hs, h, &self.b_hh, &mut pre_hh);
+        matvec(&self.w_hh, rows, h.len(), h, &self.b_hh, &mut pre_hh);
         let mut pre = vec![0.0; rows];
         match self.cell {
             CellKind::Rnn(act) => {
@@ -329,6 +470,7 @@ impl FloatLayer {
             }
             CellKind::Lstm { .. } => {
                 let p = self.peephole.as_deref();
+                let mut m = vec![0.0; hs];
                 for j in 0..hs {
                     let mut pi = pre_ih[j] + pre_hh[j];
                     let mut pf = pre_ih[hs + j] + pre_hh[hs + j];
@@ -350,7 +492,12 @@ impl FloatLayer {
                     pre[2 * hs + j] = pg;
                     pre[3 * hs + j] = po;
                     c[j] = cn;
-                    h[j] = sigmoid(po) * cn.tanh();
+                    m[j] = sigmoid(po) * cn.tanh();
+                }
+                match &self.w_hr {
+                    // h = W_hr·m, P wide
+                    Some(w) => matvec(w, h.len(), hs, &m, &vec![0.0; h.len()], h),
+                    None => h.copy_from_slice(&m),
                 }
                 obs.observe(k, Probe::Cell, c);
             }
@@ -371,9 +518,7 @@ impl FloatModel {
             None => self
                 .mlp
                 .iter()
-                .fold(self.layers.last().map_or(0, |l| l.hidden_size), |w, op| {
-                    op.out_size(w)
-                }),
+                .fold(self.pooled_size(), |w, op| op.out_size(w)),
         }
     }
 
@@ -392,27 +537,12 @@ impl FloatModel {
 
     /// Fresh state (`h0`/`c0` or zeros).
     pub fn initial_state(&self) -> FloatState {
-        let h = self
-            .layers
-            .iter()
-            .map(|l| match &l.h0 {
-                Some(v) => v.iter().map(|&x| x as f64).collect(),
-                None => vec![0.0; l.hidden_size],
-            })
-            .collect();
-        let c = self
-            .layers
-            .iter()
-            .map(|l| match (&l.cell, &l.c0) {
-                (CellKind::Lstm { .. }, Some(v)) => v.iter().map(|&x| x as f64).collect(),
-                (CellKind::Lstm { .. }, None) => vec![0.0; l.hidden_size],
-                _ => Vec::new(),
-            })
-            .collect();
+        let (h, c) = self.layers.iter().map(FloatLayer::initial_hc).unzip();
+        let w = self.pooled_size();
         let pool = match self.pool {
-            Pool::Last => Vec::new(),
-            Pool::Mean | Pool::Sum => vec![0.0; self.layers.last().map_or(0, |l| l.hidden_size)],
-            Pool::Max => vec![f64::NEG_INFINITY; self.layers.last().map_or(0, |l| l.hidden_size)],
+            Pool::Last | Pool::FinalStates => Vec::new(),
+            Pool::Mean | Pool::Sum => vec![0.0; w],
+            Pool::Max => vec![f64::NEG_INFINITY; w],
         };
         FloatState {
             h,
@@ -420,6 +550,74 @@ impl FloatModel {
             pool,
             steps: 0,
         }
+    }
+
+    /// Whether every layer runs forward, so the model streams frame by frame
+    /// ([`step`](Self::step)); else only [`run_window`](Self::run_window) runs it.
+    pub fn streams(&self) -> bool {
+        self.layers
+            .iter()
+            .all(|l| l.direction == Direction::Forward)
+    }
+
+    /// Width of the pooled vector: the last layer's output width.
+    pub fn pooled_size(&self) -> usize {
+        self.layers.last().map_or(0, FloatLayer::out_size)
+    }
+
+    /// Runs one window of raw frames from the initial state through every layer (reverse
+    /// and bidirectional ones over the whole window) and returns the output at its end: the
+    /// ground truth for models that do not stream (see the module docs).
+    pub fn run_window(&self, frames: &[&[f32]], obs: &mut dyn Observer) -> Vec<f64> {
+        let mut seq: Vec<Vec<f64>> = frames
+            .iter()
+            .map(|f| {
+                let x0 = self.normalize(f);
+                apply_ops(&self.pre, &x0, (Probe::PreNet, Probe::PreNetLinear), obs)
+            })
+            .collect();
+        for (k, l) in self.layers.iter().enumerate() {
+            seq = l.run_window(k, &seq, obs);
+        }
+        let w = self.pooled_size();
+        let n = seq.len();
+        let pooled: Vec<f64> = match self.pool {
+            Pool::Last => seq.last().cloned().unwrap_or_else(|| vec![0.0; w]),
+            Pool::FinalStates => {
+                let last = self.layers.last();
+                let d = last.map_or(0, FloatLayer::dir_out_size);
+                match last.map(|l| l.direction) {
+                    Some(Direction::Reverse) => {
+                        seq.first().cloned().unwrap_or_else(|| vec![0.0; w])
+                    }
+                    Some(Direction::Bidirectional) if n > 0 => {
+                        let mut v = seq[n - 1][..d].to_vec();
+                        v.extend_from_slice(&seq[0][d..]);
+                        v
+                    }
+                    _ => seq.last().cloned().unwrap_or_else(|| vec![0.0; w]),
+                }
+            }
+            Pool::Mean | Pool::Sum => {
+                let mut acc = vec![0.0; w];
+                for v in &seq {
+                    acc.iter_mut().zip(v).for_each(|(a, x)| *a += x);
+                }
+                if self.pool == Pool::Mean {
+                    let d = n.max(1) as f64;
+                    acc.iter_mut().for_each(|a| *a /= d);
+                }
+                acc
+            }
+            Pool::Max => {
+                let mut acc = vec![f64::NEG_INFINITY; w];
+                for v in &seq {
+                    acc.iter_mut().zip(v).for_each(|(a, x)| *a = a.max(*x));
+                }
+                acc
+            }
+        };
+        self.head_output(pooled, obs)
     }
 
     /// Applies the model's normalization (if any) to a raw frame.
@@ -434,7 +632,8 @@ impl FloatModel {
         }
     }
 
-    /// One step on a raw frame: normalization, every layer.
+    /// One step on a raw frame: normalization, every layer. Only for a model that
+    /// [`streams`](Self::streams) (all layers forward).
     pub fn step(&self, state: &mut FloatState, raw: &[f32], obs: &mut dyn Observer) {
         let x0 = self.normalize(raw);
         self.step_normalized(state, &x0, obs);
@@ -449,7 +648,7 @@ impl FloatModel {
         }
         state.steps += 1;
         match self.pool {
-            Pool::Last => {}
+            Pool::Last | Pool::FinalStates => {}
             Pool::Mean | Pool::Sum => state.pool.iter_mut().zip(&x).for_each(|(a, v)| *a += v),
             Pool::Max => state
                 .pool
@@ -463,7 +662,7 @@ impl FloatModel {
     pub fn pooled(&self, state: &FloatState) -> Vec<f64> {
         let k = self.layers.len();
         match self.pool {
-            Pool::Last => state.h[k - 1].clone(),
+            Pool::Last | Pool::FinalStates => state.h[k - 1].clone(),
             Pool::Sum | Pool::Max => state.pool.clone(),
             Pool::Mean => {
                 let n = state.steps.max(1) as f64;
@@ -474,8 +673,12 @@ impl FloatModel {
 
     /// The output vector for the current state (head + output activation).
     pub fn output(&self, state: &FloatState, obs: &mut dyn Observer) -> Vec<f64> {
+        self.head_output(self.pooled(state), obs)
+    }
+
+    /// The hidden head ops, the head and the output activation on a pooled vector.
+    fn head_output(&self, pooled: Vec<f64>, obs: &mut dyn Observer) -> Vec<f64> {
         let k = self.layers.len();
-        let pooled = self.pooled(state);
         obs.observe(k, Probe::Pooled, &pooled);
         let h = apply_ops(&self.mlp, &pooled, (Probe::Mlp, Probe::MlpLinear), obs);
         let mut y = match &self.head {
@@ -564,36 +767,42 @@ impl FloatModel {
         };
         prev = check_ops("pre-net op", &self.pre, prev)?;
         for (k, l) in self.layers.iter().enumerate() {
-            let (g, h) = (l.gates(), l.hidden_size);
             if l.input_size != prev {
                 return Err(format!(
                     "layer {k}: input size {} but the layer below gives {prev}",
                     l.input_size
                 ));
             }
-            let checks = [
-                ("weight_ih", l.w_ih.len(), g * h * l.input_size),
-                ("weight_hh", l.w_hh.len(), g * h * h),
-                ("bias_ih", l.b_ih.len(), g * h),
-                ("bias_hh", l.b_hh.len(), g * h),
-            ];
-            for (name, got, want) in checks {
-                if got != want {
-                    return Err(format!(
-                        "layer {k}: {name} has {got} values, expected {want}"
-                    ));
+            match (l.direction, &l.backward) {
+                (Direction::Bidirectional, Some(b)) => {
+                    if b.direction != Direction::Forward
+                        || b.backward.is_some()
+                        || b.cell != l.cell
+                        || b.input_size != l.input_size
+                        || b.hidden_size != l.hidden_size
+                        || b.dir_out_size() != l.dir_out_size()
+                        || b.cell_clip != l.cell_clip
+                        || b.peephole.is_some() != l.peephole.is_some()
+                    {
+                        return Err(format!(
+                            "layer {k}: the reverse direction's shape differs from the forward one's"
+                        ));
+                    }
+                    b.check_tensors(&format!("layer {k} (reverse)"))?;
                 }
-            }
-            if let Some(p) = &l.peephole {
-                if p.len() != 3 * h {
-                    return Err(format!(
-                        "layer {k}: peephole has {} values, expected {}",
-                        p.len(),
-                        3 * h
-                    ));
+                (Direction::Bidirectional, None) => {
+                    return Err(format!("layer {k}: bidirectional without reverse weights"))
                 }
+                (_, Some(_)) => {
+                    return Err(format!(
+                        "layer {k}: reverse weights on a {} layer",
+                        l.direction.name()
+                    ))
+                }
+                _ => {}
             }
-            prev = h;
+            l.check_tensors(&format!("layer {k}"))?;
+            prev = l.out_size();
         }
         prev = check_ops("head op", &self.mlp, prev)?;
         if let Some(d) = &self.head {

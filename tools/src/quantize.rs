@@ -209,6 +209,15 @@ pub fn check_model(model: &FloatModel) -> anyhow::Result<()> {
             );
         }
         ensure!(
+            l.direction == tinyrnn::Direction::Forward,
+            "layer {k}: {} layers are not supported by the quantizer yet",
+            l.direction.name()
+        );
+        ensure!(
+            l.w_hr.is_none(),
+            "layer {k}: LSTM projection (proj_size) is not supported by the quantizer yet"
+        );
+        ensure!(
             l.cell_clip.is_none(),
             "layer {k}: LSTM cell_clip (clamping the cell state, from a TFLite model) is not \
              supported by the runtime yet"
@@ -299,6 +308,12 @@ impl OwnedLayer {
             p_frac: self.p_frac,
             h0: &t[7],
             c0: &t[8],
+            proj_size: 0,
+            w_hr: &[],
+            rq_hr: &[],
+            cell_clip: &[],
+            direction: tinyrnn::Direction::Forward,
+            backward: None,
         }
     }
 }

@@ -40,6 +40,9 @@ fn layer(rng: &mut Lcg, cell: CellKind, i: usize, h: usize) -> FloatLayer {
         h0: None,
         c0: None,
         cell_clip: None,
+        direction: tinyrnn::Direction::Forward,
+        backward: None,
+        w_hr: None,
     }
 }
 

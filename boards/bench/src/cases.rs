@@ -140,6 +140,12 @@ pub fn desc<'a>(c: &Case, pools: &Pools<'a>) -> ModelDesc<'a> {
         p_frac: 0,
         h0: &[],
         c0: &[],
+        proj_size: 0,
+        w_hr: &[],
+        rq_hr: &[],
+        cell_clip: &[],
+        direction: tinyrnn::Direction::Forward,
+        backward: None,
     };
     let mut layers = heapless::Vec::new();
     let _ = layers.push(layer);

@@ -16,6 +16,7 @@ use core::fmt::Write as _;
 use cortex_m as _; // critical-section implementation (single core)
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use qemu_common::data::{self, INPUT, LABELS, LENGTHS, N_SEQ, OUTPUT, SCRATCH, STATE};
+use qemu_common::argmax;
 use qemu_common::line::Line;
 use tinyrnn::store::{Active, Layout, ModelStore, SignedCheck, StoreError};
 use tinyrnn::{signed, Classifier, Config, Model};
@@ -101,17 +102,6 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Failure::Store(e)
     }
-}
-
-/// Index of the largest value, ties → the lowest index (`tinyrnn run --raw`'s `class`).
-fn argmax(v: &[i16]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// The classification of the recording, one frame per call, pass after pass.

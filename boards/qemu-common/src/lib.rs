@@ -26,7 +26,7 @@ pub use tinyrnn_board_support::{data, line};
 
 use defmt_semihosting as _; // the global logger
 
-pub use run::run_recording;
+pub use run::{argmax, run_recording};
 
 /// Exit status for a run that failed with an error.
 pub const EXIT_ERROR: i32 = 1;

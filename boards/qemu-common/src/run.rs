@@ -23,7 +23,7 @@ impl From<tinyrnn::Error> for Failure {
 }
 
 /// Index of the largest value, ties → the lowest index (`tinyrnn run --raw`'s `class`).
-fn argmax(v: &[i16]) -> usize {
+pub fn argmax(v: &[i16]) -> usize {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
         if x > v[best] {

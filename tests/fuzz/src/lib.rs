@@ -755,6 +755,12 @@ impl ModelSpec {
                 p_frac: l.p_frac,
                 h0: &l.h0,
                 c0: &l.c0,
+                proj_size: 0,
+                w_hr: &[],
+                rq_hr: &[],
+                cell_clip: &[],
+                direction: tinyrnn::Direction::Forward,
+                backward: None,
             })
             .collect::<heapless::Vec<_, MAX_LAYERS>>();
         let desc = ModelDesc {

@@ -94,6 +94,14 @@ pub fn generate_each(
     }
     prime.expect_features(fin, "the model")?;
     let c = fout;
+    if let Runnable::Float(fm) = &m {
+        if !fm.streams() {
+            bail!(
+                "generation runs the model frame by frame, but it has a reverse or \
+                 bidirectional layer (which needs the whole sequence first)"
+            );
+        }
+    }
     match m {
         Runnable::Float(fm) => {
             for i in 0..prime.n {

@@ -115,9 +115,9 @@ pub fn float_json(m: &FloatModel, source: &str) -> Value {
     let pre = ops(&m.pre, &mut params);
     let mlp = ops(&m.mlp, &mut params);
     // as `Model::pool_words` counts them
-    let w = m.layers.last().map_or(0, |l| l.hidden_size);
+    let w = m.pooled_size();
     let pool_words = match m.pool {
-        tinyrnn::Pool::Last => 0,
+        tinyrnn::Pool::Last | tinyrnn::Pool::FinalStates => 0,
         tinyrnn::Pool::Max => w,
         tinyrnn::Pool::Sum => 2 * w,
         tinyrnn::Pool::Mean => 2 * w + 2,

@@ -438,6 +438,9 @@ pub fn convert_recurrent(
         h0: None,
         c0: None,
         cell_clip: None,
+        direction: tinyrnn::Direction::Forward,
+        backward: None,
+        w_hr: None,
     }
 }
 

@@ -262,6 +262,9 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<FloatModel> {
                 h0: None,
                 c0: None,
                 cell_clip: None,
+                direction: tinyrnn::Direction::Forward,
+                backward: None,
+                w_hr: None,
             });
             for p in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] {
                 used.insert(params[&(k, p.to_string())].clone());

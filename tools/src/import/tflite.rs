@@ -1016,6 +1016,9 @@ fn lstm(g: &Graph, op: &Op, width: usize) -> Result<FloatLayer> {
         h0: None,
         c0: None,
         cell_clip,
+        direction: tinyrnn::Direction::Forward,
+        backward: None,
+        w_hr: None,
     })
 }
 
@@ -1049,6 +1052,9 @@ fn rnn(g: &Graph, op: &Op, width: usize) -> Result<FloatLayer> {
         h0: None,
         c0: None,
         cell_clip: None,
+        direction: tinyrnn::Direction::Forward,
+        backward: None,
+        w_hr: None,
     })
 }
 

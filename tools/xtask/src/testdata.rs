@@ -119,6 +119,12 @@ pub fn make(dir: &Path) -> Result<()> {
         p_frac: 0,
         h0: &[],
         c0: &[],
+        proj_size: 0,
+        w_hr: &[],
+        rq_hr: &[],
+        cell_clip: &[],
+        direction: tinyrnn::Direction::Forward,
+        backward: None,
     };
     let mut layers = heapless::Vec::new();
     layers.push(layer).map_err(|_| "too many layers")?;

@@ -673,6 +673,9 @@ fn layer(cell: CellKind, i: usize, h: usize, gates: &[(&Aff, Option<&Aff>)]) -> 
         h0: None,
         c0: None,
         cell_clip: None,
+        direction: tinyrnn::Direction::Forward,
+        backward: None,
+        w_hr: None,
     };
     for (a, rec) in gates {
         l.w_ih.extend(t(&a.wx, i, h));

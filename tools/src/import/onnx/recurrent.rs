@@ -269,6 +269,9 @@ impl Eval<'_> {
             h0,
             c0,
             cell_clip: None,
+            direction: tinyrnn::Direction::Forward,
+            backward: None,
+            w_hr: None,
         };
         if k == 0 {
             self.norm = norm;
