@@ -5,6 +5,7 @@
 //! | file | was |
 //! |---|---|
 //! | `import_onnx/loop_slice_axes.onnx` | a Keras GRU `Loop` export with one bit flipped: a `Slice` in the loop body with fewer `axes` than `starts` indexed past the axes (`shape.rs`, index out of bounds) |
+//! | `import_onnx/loop_state_width.onnx` | a Keras GRU `Loop` export whose zero initial state got a huge last dimension: the body's `[h, h]` identity was allocated before any check (`loops.rs`, out of memory) |
 
 use std::ffi::OsStr;
 use std::path::Path;

@@ -204,6 +204,12 @@ impl Eval<'_> {
             Val::Const(t) if !t.dims.is_empty() => t.dims[t.dims.len() - 1],
             _ => bail!("the Loop's initial state has no fixed width"),
         };
+        // The body's symbolic weights hold [h, h] and [h, i] matrices; a width read from a
+        // file is bounded like every other file-shaped tensor.
+        let max = crate::import::onnx_tensor::MAX_ELEMENTS;
+        if h.checked_mul(h.max(i)).is_none_or(|n| n > max) {
+            bail!("the Loop's state width {h} (input width {i}) is too large");
+        }
         let mut b = Body {
             i,
             h,
