@@ -1,7 +1,7 @@
 //! TensorFlow Lite import: the tf_keras JapaneseVowels models of tests/data/tflite/ (made by
 //! tools/scripts/make_tflite.py) against the TFLite interpreter's own outputs, float and
-//! int8 (dequantized at import), the Bidirectional(LSTM) form, and the refusals (WHILE loops, unrolled layers, unsupported
-//! operators, broken flatbuffers) as one `error:` line.
+//! int8 (dequantized at import), the Bidirectional(LSTM) form, and the refusals (WHILE
+//! loops, unrolled layers, unsupported operators, broken flatbuffers) as one `error:` line.
 
 mod common;
 

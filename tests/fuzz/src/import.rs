@@ -2,8 +2,9 @@
 //! the host tool's file readers — the `.keras` zip + config + HDF5 weights, a legacy
 //! tf.keras `.h5`, the hand-written TFLite flatbuffer reader, the ONNX protobuf reader —
 //! must give a typed error (`anyhow::Error`, one printable message) or a model. A model
-//! that comes out must pass `FloatModel::validate` (what every command checks next) and
-//! run two frames through the f64 reference without panicking.
+//! that comes out goes through `FloatModel::validate` (what every command checks next: a
+//! model it refuses is refused with a message), and a valid one must run two frames through the f64 reference (step by step, or as one window for a model
+//! with reverse or bidirectional layers) without panicking.
 //!
 //! Inputs are given to the format's importer directly, not through content sniffing, so
 //! mutations that break the magic bytes still reach the reader.
@@ -59,8 +60,14 @@ pub fn import(format: Format, data: &[u8]) {
             }
             let frame = vec![0.5f32; m.input_size];
             let frames: Vec<&[f32]> = vec![&frame, &frame];
-            let out = m.run(&frames, &mut ());
-            assert_eq!(out.len(), 2, "one output per frame");
+            if m.streams() {
+                let out = m.run(&frames, &mut ());
+                assert_eq!(out.len(), 2, "one output per frame");
+            } else {
+                // reverse / bidirectional layers: the whole window at once
+                let out = m.run_window(&frames, &mut ());
+                assert_eq!(out.len(), m.output_size(), "one output vector");
+            }
         }
     }
 }
