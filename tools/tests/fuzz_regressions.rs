@@ -58,3 +58,55 @@ fn fuzz_crashes_are_errors() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 }
+
+/// The class of the `import_onnx` findings, exhaustively on the committed Keras `Loop`
+/// exports (GRU, GRU reset-before, SimpleRNN, unfused LSTM): every loop body node with its
+/// inputs cut to 0, 1 or 2 and with no outputs. Each import must give an error or a model,
+/// never a panic; the error is one line.
+#[test]
+fn loop_body_nodes_with_missing_operands() {
+    let mut cases = 0;
+    for f in ["gru", "gru_rb", "rnn", "lstm_rd"] {
+        let path = common::data_dir().join(format!("keras/{f}.onnx"));
+        let m = common::load_onnx(&path);
+        let graph = m.graph.as_ref().unwrap();
+        let (li, ai) = graph
+            .node
+            .iter()
+            .enumerate()
+            .find_map(|(k, n)| {
+                (n.op_type == "Loop")
+                    .then(|| n.attribute.iter().position(|a| a.name == "body"))
+                    .flatten()
+                    .map(|a| (k, a))
+            })
+            .unwrap_or_else(|| panic!("{f}: no Loop"));
+        let body_len = graph.node[li].attribute[ai].g.as_ref().unwrap().node.len();
+        for bn in 0..body_len {
+            for cut in [Some(0), Some(1), Some(2), None] {
+                let mut mm = m.clone();
+                let node = &mut mm.graph.as_mut().unwrap().node[li].attribute[ai]
+                    .g
+                    .as_mut()
+                    .unwrap()
+                    .node[bn];
+                match cut {
+                    Some(k) if node.input.len() > k => node.input.truncate(k),
+                    Some(_) => continue,
+                    None => node.output.clear(),
+                }
+                let bytes = common::encode(&mm);
+                let r = std::panic::catch_unwind(|| {
+                    import::load_model_bytes(&bytes, &path, &ImportOptions::default())
+                });
+                let r = r.unwrap_or_else(|_| panic!("{f}: body node {bn}, cut {cut:?}: panic"));
+                if let Err(e) = r {
+                    assert_eq!(format!("{e:#}").lines().count(), 1, "{e:#}");
+                }
+                cases += 1;
+            }
+        }
+    }
+    eprintln!("{cases} mutated Loop bodies, no panic");
+    assert!(cases > 100, "{cases}");
+}

@@ -420,6 +420,10 @@ impl Eval<'_> {
                 })
                 .collect();
         }
+        // Missing operands read as absent (`ins[0]`, `ins[1]` below), never out of bounds.
+        let mut padded = ins.to_vec();
+        padded.resize(ins.len().max(2), None);
+        let ins = &padded[..];
         let e = |k: usize| -> Result<Rc<Ex>> {
             match ins.get(k) {
                 Some(Some(B::E(e))) => Ok(e.clone()),
