@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fuzz smoke run for CI: every target for SECONDS (default 20, so about a minute in all)
-# on fresh corpora seeded from the committed blobs. Exit status 1 on any crash, with the
+# Fuzz smoke run for CI: every target for SECONDS (default 20, so about 2.5 minutes in all)
+# on fresh corpora seeded from the committed blobs and model files. Exit status 1 on any crash, with the
 # reproducer path. Installs the nightly toolchain (minimal profile) and cargo-fuzz when
 # missing: allow a few minutes for that and for the first build (see README.md).
 #   tests/fuzz/smoke.sh [SECONDS]
@@ -25,7 +25,7 @@ echo "fuzz smoke: build $(( $(date +%s) - start )) s"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 status=0
-for t in load stream model; do
+for t in load stream model import_keras import_h5 import_tflite import_onnx; do
   corpus="$work/$t"
   mkdir -p "$corpus" "$fuzz/artifacts/$t"
   # seed.sh fills tests/fuzz/corpus/TARGET; copy from there when it already exists

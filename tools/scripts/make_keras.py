@@ -30,6 +30,12 @@ Dense(9, softmax)), with NAME_pred.npy; weights_only.h5 (save_weights: refused).
 TFLite: lstm_while.tflite, lstm.keras converted by tf.lite.TFLiteConverter for input
 [1, 20, 12]: Keras 3 layers convert to a WHILE loop (VAR_HANDLE, WHILE, BATCH_MATMUL...),
 not to UNIDIRECTIONAL_SEQUENCE_LSTM; tinyrnn refuses .tflite files (`--tflite` writes only it).
+Unrolled TFLite (refused, untrained): lstm_unroll.tflite, gru_unroll.tflite, rnn_unroll.tflite:
+Input(shape=(8, 12), batch_size=1) -> LSTM / GRU / SimpleRNN(4, unroll=True) -> Dense(9,
+softmax), converted by tf.lite.TFLiteConverter.from_keras_model. TF 2.21 emits no WHILE for
+them: RESHAPE, UNPACK of the 8 time steps, then one copy of the cell per step
+(FULLY_CONNECTED, ADD, SPLIT, LOGISTIC, TANH, MUL, and SUB/STRIDED_SLICE for the GRU), the
+first step constant-folded for the zero initial state (`--tflite` writes these too).
 Bad files: truncated.keras (the lstm file cut in half), noconfig.keras (a zip without
 config.json), missing_dataset.keras (the lstm file whose model.weights.h5 lost one dataset,
 deleted with h5py).
@@ -166,6 +172,24 @@ def tflite() -> None:
     (OUT / "lstm_while.tflite").write_bytes(b)
 
 
+def unrolled() -> None:
+    from tensorflow.lite.python import schema_py_generated as s  # noqa: PLC0415
+
+    names = {v: k for k, v in s.BuiltinOperator.__dict__.items() if not k.startswith("_")}
+    for name, cell in [("lstm", layers.LSTM), ("gru", layers.GRU), ("rnn", layers.SimpleRNN)]:
+        keras.utils.set_random_seed(SEED)
+        m = keras.Sequential([keras.Input(shape=(8, F), batch_size=1), cell(4, unroll=True),
+                              layers.Dense(C, activation="softmax")])
+        b = tf.lite.TFLiteConverter.from_keras_model(m).convert()
+        assert b[4:8] == b"TFL3"
+        mt = s.ModelT.InitFromObj(s.Model.GetRootAsModel(b, 0))
+        codes = [names.get(max(c.builtinCode, c.deprecatedBuiltinCode), "?") for c in mt.operatorCodes]
+        ops = [codes[op.opcodeIndex] for op in mt.subgraphs[0].operators]
+        assert "WHILE" not in ops and "UNPACK" in ops, ops
+        (OUT / f"{name}_unroll.tflite").write_bytes(b)
+        print(f"{name}_unroll.tflite: {len(b)} bytes, {len(ops)} ops: {' '.join(ops[:12])} ...")
+
+
 def main() -> None:
     keras.utils.set_random_seed(SEED)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -180,6 +204,7 @@ def main() -> None:
     mean, std = np.array(norm["mean"], np.float32), np.array(norm["std"], np.float32)
     if "--tflite" in sys.argv:
         tflite()
+        unrolled()
         return
     if "--legacy" in sys.argv:
         info = json.loads((OUT / "info.json").read_text())
@@ -224,6 +249,7 @@ def main() -> None:
                 w.write(Path(d) / n, n)
     legacy(xtr, ytr, xte, yte, info)
     tflite()
+    unrolled()
     (OUT / "info.json").write_text(json.dumps(info, indent=2) + "\n")
 
 

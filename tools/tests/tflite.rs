@@ -1,7 +1,7 @@
 //! TensorFlow Lite import: the tf_keras JapaneseVowels models of tests/data/tflite/ (made by
 //! tools/scripts/make_tflite.py) against the TFLite interpreter's own outputs, float and
-//! int8 (dequantized at import), and the refusals (WHILE loops, bidirectional and unsupported
-//! operators, broken flatbuffers) as one `error:` line.
+//! int8 (dequantized at import), the Bidirectional(LSTM) form, and the refusals (WHILE
+//! loops, unrolled layers, unsupported operators, broken flatbuffers) as one `error:` line.
 
 mod common;
 
@@ -13,7 +13,7 @@ use tinyrnn::{CellKind, DenseAct, OutputAct, Pool};
 use tinyrnn_cli::data::{self, Sequences};
 use tinyrnn_cli::exec::{self, Outputs, Runnable, Steps};
 use tinyrnn_cli::import::{self, ImportOptions};
-use tinyrnn_cli::ir::FloatModel;
+use tinyrnn_cli::ir::{FloatLayer, FloatModel};
 
 fn tfl(f: &str) -> PathBuf {
     data_dir().join("tflite").join(f)
@@ -107,6 +107,54 @@ fn tflite_float_matches_interpreter() {
     }
 }
 
+/// Keras `Bidirectional(LSTM(4))` (untrained, tf_keras): the converter writes REVERSE_V2 of
+/// the input, one UNIDIRECTIONAL_SEQUENCE_LSTM on the reversed and one on the original
+/// sequence, their last steps and a CONCATENATION. Imported as one bidirectional layer with
+/// `FinalStates` pooling (`[fwd_{T-1}; bwd_0]`); the f64 reference over each whole sequence
+/// within 1e-5 of the interpreter's output.
+#[test]
+fn tflite_bidirectional_matches_interpreter() {
+    let ts = test_set();
+    let m = load("bidi");
+    assert_eq!(m.layers.len(), 1);
+    let l = &m.layers[0];
+    assert_eq!(l.direction, tinyrnn::Direction::Bidirectional);
+    assert_eq!((l.input_size, l.hidden_size), (12, 4));
+    let b = l.backward.as_deref().expect("reverse weights");
+    assert_eq!(b.direction, tinyrnn::Direction::Forward);
+    assert_eq!(
+        (b.input_size, b.hidden_size, b.cell_clip),
+        (12, 4, Some(10.0))
+    );
+    assert_ne!(b.w_ih, l.w_ih, "the two directions have their own weights");
+    assert_eq!(m.pool, Pool::FinalStates);
+    assert!(!m.streams());
+    assert_eq!(m.output_act, OutputAct::Softmax);
+    let want = npy(&tfl("bidi_pred.npy"));
+    let out = run(&m, &ts);
+    assert_eq!(out.shape(), want.shape);
+    let err = max_abs(&out.y, &want.data);
+    let n = ts.labels.len();
+    let agree = (0..n)
+        .filter(|&i| out.class(i) == class(&want.data, i, 9))
+        .count();
+    println!("tflite bidi: f64 vs interpreter {err:.2e}, argmax agreement {agree}/{n}");
+    assert!(err <= 1e-5, "bidi: {err:e}");
+    // Swapping the directions changes the outputs: the test can tell them apart.
+    let mut swapped = m.clone();
+    let fw = swapped.layers[0].clone();
+    let mut bw = (*b).clone();
+    bw.direction = tinyrnn::Direction::Bidirectional;
+    bw.backward = Some(Box::new(FloatLayer {
+        direction: tinyrnn::Direction::Forward,
+        backward: None,
+        ..fw
+    }));
+    swapped.layers[0] = bw;
+    let err_swapped = max_abs(&run(&swapped, &ts).y, &want.data);
+    assert!(err_swapped > 1e-3, "swapped directions: {err_swapped:e}");
+}
+
 /// Without the clip the cell state is unbounded: on these inputs cell_clip 10 is what the
 /// interpreter applies, and a clip of 0.5 changes the outputs (the reference executes it).
 #[test]
@@ -175,9 +223,21 @@ fn tflite_refusals() {
             data_dir().join("keras/lstm_while.tflite"),
             "import the .keras file itself",
         ),
-        // Bidirectional(LSTM) with batch 1: REVERSE_V2 + two UNIDIRECTIONAL_SEQUENCE_LSTM
-        (tfl("bidi.tflite"), "op 0 (REVERSE_V2) is not supported"),
         (tfl("elu.tflite"), "op 3 (ELU) is not supported"),
+        // Keras 3 LSTM / GRU / SimpleRNN(unroll=True), fixed length 8: no WHILE, the time
+        // steps split by UNPACK, one copy of the cell per step (make_keras.py `unrolled`).
+        (
+            data_dir().join("keras/lstm_unroll.tflite"),
+            "op 1 (UNPACK) is not supported: it splits the sequence into time steps, as an unrolled recurrent layer does (Keras `unroll=True`",
+        ),
+        (
+            data_dir().join("keras/gru_unroll.tflite"),
+            "op 1 (UNPACK) is not supported: it splits the sequence into time steps",
+        ),
+        (
+            data_dir().join("keras/rnn_unroll.tflite"),
+            "import the .keras file itself or its ONNX export",
+        ),
     ] {
         refused(&f, &["inspect"], want);
     }

@@ -7,6 +7,8 @@
 //! * [`model`]: a structurally valid model with arbitrary dimensions, cells, weights,
 //!   requantization records and initial states, run by [`exercise`]; integer models are
 //!   also checked bit for bit against the naive spec simulator of `src/testutil.rs`.
+//! * [`import::import`]: arbitrary bytes through one of the host tool's model importers
+//!   (`.keras`, legacy `.h5`, `.tflite`, ONNX): an error or a valid model, never a panic.
 //!
 //! Beyond "no panic" (and, since fuzz builds have debug assertions, no arithmetic
 //! overflow), [`exercise`] checks the documented contracts: the error each call may
@@ -27,6 +29,8 @@ use tinyrnn::{
 #[path = "../../../src/testutil.rs"]
 #[allow(clippy::all)]
 mod testutil;
+
+pub mod import;
 
 /// State words of the largest valid model: `MAX_LAYERS` LSTM layers of `MAX_DIM` units.
 pub const STATE: usize = 2 * MAX_LAYERS * MAX_DIM;

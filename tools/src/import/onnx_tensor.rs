@@ -589,13 +589,15 @@ pub fn resolve_slice(n: i64, start: i64, end: i64, step: i64) -> Result<(i64, us
     if step > 0 {
         let s = clamp(norm(start), 0, n);
         let e = clamp(norm(end), 0, n);
-        let len = if e > s { (e - s + step - 1) / step } else { 0 };
+        // (e - s - 1) / step + 1 = ceil((e - s) / step), without overflow for any step
+        let len = if e > s { (e - s - 1) / step + 1 } else { 0 };
         Ok((s, len as usize))
     } else {
         let s = clamp(norm(start), -1, n - 1);
         let e = clamp(norm(end), -1, n - 1);
         let len = if s > e {
-            (s - e + (-step) - 1) / (-step)
+            // in i128: -i64::MIN does not fit an i64
+            ((i128::from(s - e) - 1) / -i128::from(step) + 1) as i64
         } else {
             0
         };
@@ -626,5 +628,10 @@ mod tests {
         assert_eq!(b.data, vec![1., 3., 5., 4., 6., 8.]);
         assert_eq!(resolve_slice(5, -1, i64::MAX, 1).unwrap(), (4, 1));
         assert_eq!(resolve_slice(5, -1, i64::MIN, -1).unwrap(), (4, 5));
+        assert_eq!(resolve_slice(5, 0, 5, 2).unwrap(), (0, 3));
+        assert_eq!(resolve_slice(5, 4, -10, -2).unwrap(), (4, 3));
+        // Extreme steps (a fuzzed file): one element, no overflow.
+        assert_eq!(resolve_slice(5, 0, 5, i64::MAX).unwrap(), (0, 1));
+        assert_eq!(resolve_slice(5, 4, -10, i64::MIN).unwrap(), (4, 1));
     }
 }

@@ -13,13 +13,15 @@
 //! |---|---|
 //! | `FULLY_CONNECTED` (fused activation) before the first recurrent layer | pre-net dense |
 //! | `UNIDIRECTIONAL_SEQUENCE_LSTM` / `_RNN` | recurrent layer (LSTM gates `i, f, c, o` → `i, f, g, o`; `cell_clip` kept as [`FloatLayer::cell_clip`]) |
+//! | `REVERSE_V2` (time), the same sequence op on the reversed and the original sequence, the last step of each, `CONCATENATION` `[forward, backward]` | a bidirectional layer (Keras `Bidirectional`, concat merge), pooling [`Pool::FinalStates`] |
 //! | `STRIDED_SLICE` of the last time step / `MEAN` / `REDUCE_MAX` / `SUM` over time | pooling `Last` / `Mean` / `Max` / `Sum` |
 //! | `FULLY_CONNECTED` after it | hidden head layers, the last one the head |
 //! | `RELU` / `LOGISTIC` / `TANH` after a dense | its activation (on the last one: the output activation) |
 //! | `SOFTMAX` (beta 1) at the end | softmax output |
 //! | `RESHAPE` / `SQUEEZE` / `EXPAND_DIMS` that keep the values | dropped |
 //!
-//! Refused by name: a `WHILE` loop (what Keras 3 RNN layers convert to), bidirectional
+//! Refused by name: a `WHILE` loop (what Keras 3 RNN layers convert to), the unrolled form
+//! of `unroll=True` layers (`UNPACK` of the time steps, one copy of the cell per step), bidirectional
 //! sequence ops, LSTM projection clipping, CIFG, projection and layer-norm LSTMs,
 //! time-major sequence ops, integer model inputs/outputs, and any other operator (one error
 //! naming the operator and its index).
@@ -201,6 +203,7 @@ const OP_NAMES: &[&str] = &[
 /// `BuiltinOptions` union tags of the options this importer reads.
 mod opt {
     pub const FULLY_CONNECTED: u8 = 8;
+    pub const CONCATENATION: u8 = 10;
     pub const SOFTMAX: u8 = 9;
     pub const REDUCER: u8 = 27;
     pub const SEQUENCE_RNN: u8 = 31;
@@ -611,7 +614,7 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
             match name.as_str() {
                 "WHILE" => bail!("{at} ({name}): a WHILE-loop graph: {WHILE_HINT}"),
                 "BIDIRECTIONAL_SEQUENCE_LSTM" | "BIDIRECTIONAL_SEQUENCE_RNN" => bail!(
-                    "{at} ({name}): bidirectional layers are not supported (the runtime has no window mode yet)"
+                    "{at} ({name}) is not supported: tinyrnn imports the form the converter writes for a Keras Bidirectional layer (REVERSE_V2, two UNIDIRECTIONAL_SEQUENCE ops, CONCATENATION)"
                 ),
                 _ => {}
             }
@@ -678,7 +681,12 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
     let mut pool = Pool::Last;
     let mut dense: Vec<FloatDense> = Vec::new();
     let mut softmax = false;
+    // Ops already read as part of a matched pattern (a Bidirectional layer).
+    let mut taken: Vec<usize> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
+        if taken.contains(&i) {
+            continue;
+        }
         let ctx = || format!("op {i} ({})", op.name);
         let &[data_in, ..] = &op.inputs[..] else {
             bail!("{}: no input", ctx());
@@ -704,6 +712,7 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
                 | "FULLY_CONNECTED"
                 | "UNIDIRECTIONAL_SEQUENCE_LSTM"
                 | "UNIDIRECTIONAL_SEQUENCE_RNN"
+                | "REVERSE_V2"
                 | "STRIDED_SLICE"
                 | "MEAN"
                 | "REDUCE_MAX"
@@ -720,7 +729,7 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
         if !supported {
             let hint = match op.name.as_str() {
                 "UNPACK" | "SPLIT" | "SPLIT_V" | "SLICE" | "GATHER" => {
-                    ": it splits the sequence into time steps, as in an unrolled recurrent layer (`unroll=True`), which tinyrnn does not match; convert a tf_keras model without unroll (fused UNIDIRECTIONAL_SEQUENCE_LSTM/RNN) or import the .keras file"
+                    ": it splits the sequence into time steps, as an unrolled recurrent layer does (Keras `unroll=True`: one copy of the cell per time step, for a fixed length), which tinyrnn does not import; import the .keras file itself or its ONNX export (`model.export(path, format=\"onnx\")`), or convert a tf_keras (Keras 2) LSTM without unroll, which becomes UNIDIRECTIONAL_SEQUENCE_LSTM"
                 }
                 "VAR_HANDLE" | "READ_VARIABLE" | "ASSIGN_VARIABLE" | "CALL_ONCE" => {
                     ": resource variables belong to a WHILE-loop graph; import the .keras file or a tf_keras conversion instead"
@@ -859,6 +868,27 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
                 width = l.hidden_size;
                 layers.push(l);
             }
+            "REVERSE_V2" => {
+                if phase != Phase::Frames {
+                    bail!("{}: reverses a pooled vector", ctx());
+                }
+                let axes = g.ints(op, 1).with_context(ctx)?;
+                if axes != [1] && axes != [-2] {
+                    bail!(
+                        "{}: reverses axes {axes:?}; only the time axis of a Bidirectional layer is supported",
+                        ctx()
+                    );
+                }
+                let (l, used, merged) =
+                    bidirectional(&g, &ops, i, cur, width, time_dim).with_context(ctx)?;
+                taken.extend(used);
+                width = l.out_size();
+                layers.push(l);
+                pool = Pool::FinalStates;
+                phase = Phase::Pooled;
+                cur = merged;
+                continue;
+            }
             "STRIDED_SLICE" => {
                 if phase != Phase::Frames {
                     bail!("{}: slices a pooled vector", ctx());
@@ -938,6 +968,143 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
         output_act,
         name: String::new(),
     })
+}
+
+/// Keras `Bidirectional(LSTM(..))` / `Bidirectional(SimpleRNN(..))` (`merge_mode="concat"`,
+/// `return_sequences=False`) as the TFLite converter writes it, from the `REVERSE_V2` at
+/// `ops[at]` of the running sequence `x`:
+///
+/// ```text
+/// xr = REVERSE_V2(x, time axis)
+/// fwd = SEQUENCE_OP(x)          bwd = SEQUENCE_OP(xr)          (LSTM or RNN, the same op)
+/// y = CONCATENATION(fwd[:, -1], bwd[:, -1], last axis)
+/// ```
+///
+/// `bwd[:, -1]` is the backward direction's state after it has read the whole sequence from
+/// the last frame to the first: the IR's [`Pool::FinalStates`] `[fwd_{T−1}; bwd_0]`. Matched
+/// by dataflow (each intermediate tensor read by exactly the next op of the pattern), not by
+/// order or names. Returns the layer ([`tinyrnn::Direction::Bidirectional`]), the indices of
+/// the ops it used and the merged tensor.
+fn bidirectional(
+    g: &Graph,
+    ops: &[Op],
+    at: usize,
+    x: i32,
+    width: usize,
+    time: i32,
+) -> Result<(FloatLayer, Vec<usize>, i32)> {
+    const NOT: &str = "not a Keras Bidirectional layer (concat merge, return_sequences=False)";
+    let readers = |t: i32| -> Vec<usize> {
+        ops.iter()
+            .enumerate()
+            .filter(|(_, o)| o.inputs.contains(&t))
+            .map(|(j, _)| j)
+            .collect()
+    };
+    let out0 = |j: usize| -> Result<i32> {
+        ops[j]
+            .outputs
+            .first()
+            .copied()
+            .ok_or_else(|| anyhow!("op {j} ({}): no output", ops[j].name))
+    };
+    let only_reader = |t: i32, what: &str| -> Result<usize> {
+        match readers(t)[..] {
+            [j] if j > at => Ok(j),
+            ref r => bail!("the {what} is read by {} operators: {NOT}", r.len()),
+        }
+    };
+    let is_seq = |o: &Op| {
+        matches!(
+            o.name.as_str(),
+            "UNIDIRECTIONAL_SEQUENCE_LSTM" | "UNIDIRECTIONAL_SEQUENCE_RNN"
+        )
+    };
+    let rev = out0(at)?;
+    let bwd = only_reader(rev, "reversed sequence")?;
+    if !is_seq(&ops[bwd]) || ops[bwd].inputs.first() != Some(&rev) {
+        bail!(
+            "the reversed sequence is read by op {bwd} ({}): {NOT}",
+            ops[bwd].name
+        );
+    }
+    let mut x_readers = readers(x);
+    x_readers.retain(|&j| j != at);
+    let &[fwd] = &x_readers[..] else {
+        bail!(
+            "the sequence is read by {} operators besides the REVERSE_V2: {NOT}",
+            x_readers.len()
+        );
+    };
+    if fwd < at || ops[fwd].name != ops[bwd].name || ops[fwd].inputs.first() != Some(&x) {
+        bail!(
+            "the sequence is read by op {fwd} ({}), the reversed one by op {bwd} ({}): {NOT}",
+            ops[fwd].name,
+            ops[bwd].name
+        );
+    }
+    let layer = |j: usize| -> Result<FloatLayer> {
+        let op = &ops[j];
+        let l = if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM" {
+            lstm(g, op, width)
+        } else {
+            rnn(g, op, width)
+        }
+        .with_context(|| format!("op {j} ({})", op.name))?;
+        let t = g.tensor(out0(j)?)?;
+        if t.sig.len() != 3 {
+            bail!(
+                "op {j} ({}): output shape {:?}; expected the whole sequence [1, time, units]",
+                op.name,
+                t.sig
+            );
+        }
+        Ok(l)
+    };
+    let (f, b) = (layer(fwd)?, layer(bwd)?);
+    let last = |j: usize, what: &str| -> Result<usize> {
+        let s = only_reader(out0(j)?, what)?;
+        if ops[s].name != "STRIDED_SLICE" || ops[s].inputs.first() != Some(&out0(j)?) {
+            bail!(
+                "the {what} is read by op {s} ({}), not by a slice of its last step (return_sequences=True is not supported)",
+                ops[s].name
+            );
+        }
+        let t = g.tensor(out0(s)?)?;
+        last_step(g, &ops[s], f.hidden_size, time, t)
+            .with_context(|| format!("op {s} (STRIDED_SLICE)"))?;
+        Ok(s)
+    };
+    let (sf, sb) = (last(fwd, "forward output")?, last(bwd, "backward output")?);
+    let cat = only_reader(out0(sf)?, "forward last step")?;
+    let c = &ops[cat];
+    if c.name != "CONCATENATION" || c.inputs[..] != [out0(sf)?, out0(sb)?] {
+        bail!(
+            "op {cat} ({}) does not concatenate [forward, backward] last steps (Keras merge_mode=\"concat\"): {NOT}",
+            c.name
+        );
+    }
+    let o = options(c, opt::CONCATENATION)?;
+    let axis = o.map_or(Ok(0), |o| o.i32(0, 0))?;
+    let act = o.map_or(Ok(0), |o| o.u8(1, 0))?;
+    let merged = out0(cat)?;
+    let rank = g.tensor(merged)?.sig.len() as i32;
+    if (axis != -1 && axis != rank - 1) || act != 0 {
+        bail!(
+            "op {cat} (CONCATENATION): axis {axis} of rank {rank}, fused activation {act}: {NOT}"
+        );
+    }
+    if f.hidden_size != b.hidden_size {
+        bail!(
+            "the directions have {} and {} units",
+            f.hidden_size,
+            b.hidden_size
+        );
+    }
+    let mut l = f;
+    l.direction = tinyrnn::Direction::Bidirectional;
+    l.backward = Some(Box::new(b));
+    Ok((l, vec![fwd, bwd, sf, sb, cat], merged))
 }
 
 /// `UNIDIRECTIONAL_SEQUENCE_LSTM` (inputs: 0 x, 1–4 input weights i f c o, 5–8 recurrent

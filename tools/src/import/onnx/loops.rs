@@ -179,7 +179,10 @@ impl Eval<'_> {
             .node
             .iter()
             .find(|g| {
-                g.op_type == "Gather" && matches!(self.vals.get(&g.input[0]), Some(Val::Seq(_)))
+                g.op_type == "Gather"
+                    && g.input.len() == 2
+                    && g.output.len() == 1
+                    && matches!(self.vals.get(&g.input[0]), Some(Val::Seq(_)))
             })
             .ok_or_else(|| anyhow!("the Loop body reads no time step of the input sequence"))?;
         let Some(Val::Seq(x)) = self.vals.get(&gather.input[0]).cloned() else {
@@ -204,6 +207,12 @@ impl Eval<'_> {
             Val::Const(t) if !t.dims.is_empty() => t.dims[t.dims.len() - 1],
             _ => bail!("the Loop's initial state has no fixed width"),
         };
+        // The body's symbolic weights hold [h, h] and [h, i] matrices; a width read from a
+        // file is bounded like every other file-shaped tensor.
+        let max = crate::import::onnx_tensor::MAX_ELEMENTS;
+        if h.checked_mul(h.max(i)).is_none_or(|n| n > max) {
+            bail!("the Loop's state width {h} (input width {i}) is too large");
+        }
         let mut b = Body {
             i,
             h,
@@ -220,7 +229,9 @@ impl Eval<'_> {
             1 => (states[0], None),
             _ => {
                 // The state whose new value is the scan output.
-                let scan = &body.output[1 + nc].name;
+                let Some(scan) = body.output.get(1 + nc).map(|o| &o.name) else {
+                    bail!("a Loop with two carried states and no scan output is not a recurrent layer");
+                };
                 let same = |j: usize| {
                     let mut a = body.output[1 + j].name.as_str();
                     let mut s = scan.as_str();
@@ -228,11 +239,11 @@ impl Eval<'_> {
                         if a == s {
                             return true;
                         }
-                        if let Some(p) = b.producer.get(s).filter(|p| p.op_type == "Identity") {
+                        let identity =
+                            |p: &&&NodeProto| p.op_type == "Identity" && !p.input.is_empty();
+                        if let Some(p) = b.producer.get(s).filter(identity) {
                             s = &p.input[0];
-                        } else if let Some(p) =
-                            b.producer.get(a).filter(|p| p.op_type == "Identity")
-                        {
+                        } else if let Some(p) = b.producer.get(a).filter(identity) {
                             a = &p.input[0];
                         }
                     }
@@ -409,6 +420,10 @@ impl Eval<'_> {
                 })
                 .collect();
         }
+        // Missing operands read as absent (`ins[0]`, `ins[1]` below), never out of bounds.
+        let mut padded = ins.to_vec();
+        padded.resize(ins.len().max(2), None);
+        let ins = &padded[..];
         let e = |k: usize| -> Result<Rc<Ex>> {
             match ins.get(k) {
                 Some(Some(B::E(e))) => Ok(e.clone()),

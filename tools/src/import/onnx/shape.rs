@@ -377,13 +377,23 @@ impl Eval<'_> {
             None => (0..starts.len()).collect(),
         };
         let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+        if axes.len() != starts.len() || steps.len() != starts.len() {
+            bail!(
+                "Slice with {} starts, {} axes and {} steps",
+                starts.len(),
+                axes.len(),
+                steps.len()
+            );
+        }
         let ranges: Vec<(usize, i64, i64, i64)> = (0..starts.len())
             .map(|k| (axes[k], starts[k], ends[k], steps[k]))
             .collect();
         match x {
             Val::Const(t) => Ok(vec![Val::Const(t.slice(&ranges)?)]),
             Val::Sym { v, .. } => {
-                let (_, s, e, st) = ranges[0];
+                let &[(_, s, e, st)] = &ranges[..] else {
+                    bail!("Slice of a shape vector over {} axes", ranges.len());
+                };
                 let (first, len) = resolve_slice(v.len() as i64, s, e, st)?;
                 let out = (0..len)
                     .map(|i| v[(first + i as i64 * st) as usize])

@@ -1,0 +1,6 @@
+//! Fuzz target `import_tflite`: see `tinyrnn_fuzz::import` and README.md.
+#![no_main]
+
+use tinyrnn_fuzz::import::{import, Format};
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| import(Format::Tflite, data));
