@@ -26,6 +26,7 @@
 //! | `gru` | GRU layers, both reset variants | ✓ |
 //! | `lstm` | LSTM layers without peepholes (PyTorch `nn.LSTM`) | ✓ |
 //! | `lstm-peephole` | LSTM layers with ONNX peepholes `P` (implies `lstm`) | ✓ |
+//! | `lstm-proj` | LSTM layers with a projection `h = W_hr·(o ⊙ tanh c)` (PyTorch `proj_size`; implies `lstm`); the cell clip (TFLite `cell_clip`) needs no feature | ✓ |
 //! | `dense-net` | blob format 2's dense ops: the per-frame pre-net and the hidden head layers | ✓ |
 //! | `pool` | blob format 2's pooling over time: mean, max, sum (streamed in O(1) state) | ✓ |
 //! | `int8` | int8 models (int8 weights, i32 accumulators; the Cortex-M DSP kernels) | ✓ |
