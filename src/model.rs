@@ -158,8 +158,9 @@
 //! byte length its dimensions and precision imply, and that every fixed-point parameter is
 //! in the range the kernels' overflow proofs assume (the projection's `rq_hr` as the gates'
 //! records); then, for a blob that passed all of
-//! that, that this build has the code for its precision, every layer's cell and a
-//! projection (`lstm-proj`) (cargo
+//! that, that this build has the code for its precision and every layer's cell (a
+//! projection without `lstm-proj`, like pre-net/head ops without `dense-net` and pooling
+//! without `pool`, is refused first, so that its checks are compiled out) (cargo
 //! features, [`Error::FeatureDisabled`] naming the missing one). The CRC detects accidental corruption
 //! (every single-bit error, every burst ≤ 32 bits); it is not a signature and does not
 //! authenticate the sender.
@@ -692,8 +693,12 @@ impl<'a> From<LayerDescV2<'a>> for LayerDesc<'a> {
 fn layers_from_v2<'a>(
     v: heapless::Vec<LayerDescV2<'a>, MAX_LAYERS>,
 ) -> heapless::Vec<LayerDesc<'a>, MAX_LAYERS> {
-    // same capacity: never full
-    v.into_iter().map(LayerDesc::from).collect()
+    let mut out = heapless::Vec::new();
+    for l in v {
+        // same capacity: never full (`push`, not `collect`, which has a panic path)
+        let _ = out.push(LayerDesc::from(l));
+    }
+    out
 }
 
 /// The dense output head `y = W·h + b`.
@@ -1042,10 +1047,13 @@ fn check_requant(table: &[u8], rows: usize, max_shift: u8) -> Result<()> {
 }
 
 fn check_f32s(bytes: &[u8]) -> Result<()> {
-    for c in bytes.chunks_exact(4) {
-        if !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite() {
+    // a slice pattern, not `chunks_exact` + indexing: no bounds check to prove
+    let mut rest = bytes;
+    while let [a, b, c, d, tail @ ..] = rest {
+        if !f32::from_le_bytes([*a, *b, *c, *d]).is_finite() {
             return Err(Error::NonFinite);
         }
+        rest = tail;
     }
     Ok(())
 }
@@ -1242,6 +1250,10 @@ impl<'a> Model<'a> {
         } else {
             Pool::Last
         };
+        // the same for a projection: refused first, its checks compiled out
+        if !cfg!(feature = "lstm-proj") && desc.layers.iter().any(|l| l.proj_size != 0) {
+            return Err(Error::FeatureDisabled("lstm-proj"));
+        }
         let input = check_dim(desc.input_size)?;
         if let Some(norm) = &desc.norm {
             check_len(norm.offset, input, 4)?;
@@ -1269,7 +1281,7 @@ impl<'a> Model<'a> {
             }
             let lstm = matches!(l.cell, CellKind::Lstm { .. });
             // format 3: the projection (LSTM only) makes h `P` wide
-            let hw = if l.proj_size != 0 {
+            let hw = if cfg!(feature = "lstm-proj") && l.proj_size != 0 {
                 if !lstm {
                     return Err(Error::Unsupported);
                 }
@@ -1292,13 +1304,9 @@ impl<'a> Model<'a> {
                 if !lstm {
                     return Err(Error::Unsupported);
                 }
-                check_len(l.cell_clip, 1, 4)?;
-                let b = [
-                    l.cell_clip[0],
-                    l.cell_clip[1],
-                    l.cell_clip[2],
-                    l.cell_clip[3],
-                ];
+                let Ok(b) = <[u8; 4]>::try_from(l.cell_clip) else {
+                    return Err(Error::ShapeMismatch);
+                };
                 let ok = if p.is_int() {
                     i32::from_le_bytes(b) > 0
                 } else {
@@ -1423,9 +1431,6 @@ impl<'a> Model<'a> {
         for l in desc.layers.iter() {
             if !l.cell.enabled() {
                 return Err(Error::FeatureDisabled(l.cell.feature()));
-            }
-            if l.proj_size != 0 && !cfg!(feature = "lstm-proj") {
-                return Err(Error::FeatureDisabled("lstm-proj"));
             }
         }
         Ok(Model { desc })
