@@ -631,6 +631,15 @@ impl LayerDesc<'_> {
             self.hidden_size as usize
         }
     }
+    /// [`h_size`](Self::h_size) for the runtime: `H` in a build without `lstm-proj`, whose
+    /// loader refuses a projection (so the compiler drops the projection's sizing).
+    pub(crate) const fn h_len(&self) -> usize {
+        if cfg!(feature = "lstm-proj") {
+            self.h_size()
+        } else {
+            self.hidden_size as usize
+        }
+    }
 }
 
 /// One recurrent layer as formats 1 and 2 store it (forward, no projection, no clip).
@@ -1461,7 +1470,7 @@ impl<'a> Model<'a> {
     }
     /// Width of the pooled vector (the last layer's `h`: `H`, or `P` with a projection).
     pub fn pooled_size(&self) -> usize {
-        self.desc.layers.last().map_or(0, |l| l.h_size())
+        self.desc.layers.last().map_or(0, |l| l.h_len())
     }
     /// Int paths: fractional bits of the (normalized) input frame that [`Session::step_q`]
     /// takes: the first pre-net op's `x_frac`, else layer 0's.
@@ -1533,7 +1542,7 @@ impl<'a> Model<'a> {
                 .map(|l| {
                     let h = l.hidden_size as usize;
                     if matches!(l.cell, CellKind::Lstm { .. }) {
-                        l.h_size() + h
+                        l.h_len() + h
                     } else {
                         h
                     }
@@ -1552,8 +1561,8 @@ impl<'a> Model<'a> {
         }
         for l in self.desc.layers.iter() {
             let (i, h) = (pad4(l.input_size as usize), pad4(l.hidden_size as usize));
-            let mut n = (i + pad4(l.h_size())) / per_word;
-            if l.proj_size != 0
+            let mut n = (i + pad4(l.h_len())) / per_word;
+            if (cfg!(feature = "lstm-proj") && l.proj_size != 0)
                 || matches!(
                     l.cell,
                     CellKind::Gru {

@@ -66,7 +66,7 @@ const STATE_CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 fn layer_words(l: &LayerDesc<'_>) -> usize {
     let h = l.hidden_size as usize;
     if matches!(l.cell, CellKind::Lstm { .. }) {
-        l.h_size() + h
+        l.h_len() + h
     } else {
         h
     }
@@ -159,7 +159,7 @@ fn run_layers_int(model: &Model<'_>, state: &mut [i32], scratch: &mut [u32]) -> 
     let mut rest: &mut [i32] = state;
     let mut prev: Option<&[i32]> = None;
     for l in model.layers() {
-        let h = l.h_size();
+        let h = l.h_len();
         let Some((words, r)) = rest.split_at_mut_checked(layer_words(l)) else {
             return Err(scratch_error(model, cap));
         };
@@ -544,7 +544,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         let int = self.model.precision().is_int();
         let mut rest = self.state.as_mut_slice();
         for l in self.model.layers() {
-            let h = l.h_size();
+            let h = l.h_len();
             let Some((words, r)) = rest.split_at_mut_checked(layer_words(l)) else {
                 return;
             };
@@ -751,7 +751,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         let mut rest: &mut [i32] = state;
         let mut prev: Option<&[i32]> = None;
         for l in model.layers() {
-            let h = l.h_size();
+            let h = l.h_len();
             let (words, r) = rest
                 .split_at_mut_checked(layer_words(l))
                 .ok_or(err.clone())?;
@@ -787,7 +787,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     fn last_h<'s>(model: &Model<'_>, state: &'s [i32]) -> Option<&'s [i32]> {
         let (last, below) = model.layers().split_last()?;
         let off: usize = below.iter().map(layer_words).sum();
-        state.get(off..)?.get(..last.h_size())
+        state.get(off..)?.get(..last.h_len())
     }
 
     /// Emits the integer outputs of the current state one by one.
@@ -1101,7 +1101,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         let int = self.model.precision().is_int();
         let mut w = words();
         for l in self.model.layers() {
-            let h = l.h_size();
+            let h = l.h_len();
             for (k, v) in w.by_ref().take(layer_words(l)).enumerate() {
                 let ok = if !int {
                     f32::from_bits(v as u32).is_finite()

@@ -215,12 +215,29 @@ fn step_int_body<K: IntKernel, const PEEPHOLES: bool, const PROJ: bool>(
             project_int::<K>(l, rh, hs);
         }
     } else {
-        let _ = rh;
-        for (j, (h4, c4)) in hs.chunks_mut(4).zip(cs.chunks_mut(4)).enumerate() {
-            let m = block(4 * j, c4);
-            for (h_j, m_j) in h4.iter_mut().zip(m) {
-                *h_j = m_j;
+        // (the block's units written straight to h, as `block` does to its array)
+        let _ = (rh, block);
+        let mut j = 0;
+        for (h4, c4) in hs.chunks_mut(4).zip(cs.chunks_mut(4)) {
+            let n = h4.len().min(c4.len());
+            let mut pre = [[0i32; 4]; 4];
+            for (p, g) in pre.iter_mut().zip(&gates) {
+                *p = g.sum_at::<K>(j, n);
             }
+            let mut pw = [[0i16; 3]; 4];
+            if peepholes {
+                for (u, w) in pw.iter_mut().enumerate().take(n) {
+                    for (k, w) in w.iter_mut().enumerate() {
+                        *w = le_i16(l.peephole.get(2 * (k * hidden + j + u)..).unwrap_or(&[]));
+                    }
+                }
+            }
+            for (u, (h_j, c_j)) in h4.iter_mut().zip(c4.iter_mut()).enumerate() {
+                let u = u & 3;
+                let pre_u = [pre[0][u], pre[1][u], pre[2][u], pre[3][u]];
+                *h_j = unit(c_j, pre_u, peepholes.then_some(pw[u]), p_frac, clip);
+            }
+            j += 4;
         }
     }
 }

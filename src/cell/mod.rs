@@ -73,7 +73,7 @@ impl<'a> Gate<'a> {
         // Bounded by MAX_DIM: ≤ 256 · 1024 bytes; saturating only to avoid a panic path.
         let row_ih = pad4(l.input_size as usize).saturating_mul(4);
         // the hidden product reads h: `P` wide for a projected LSTM
-        let row_hh = pad4(l.h_size()).saturating_mul(4);
+        let row_hh = pad4(l.h_len()).saturating_mul(4);
         Gate {
             w_ih: Rows::new(block(l.w_ih, g, h.saturating_mul(row_ih)), row_ih),
             w_hh: Rows::new(block(l.w_hh, g, h.saturating_mul(row_hh)), row_hh),
@@ -137,7 +137,7 @@ impl<'a> IntGate<'a> {
         let (wb, bb) = (K::WEIGHT_BYTES, K::BIAS_BYTES);
         let row_ih = pad4(l.input_size as usize).wrapping_mul(wb);
         // the hidden product reads h: `P` wide for a projected LSTM
-        let row_hh = pad4(l.h_size()).wrapping_mul(wb);
+        let row_hh = pad4(l.h_len()).wrapping_mul(wb);
         let rq = crate::fxp::Requant::BYTES;
         let (w_ih, w_hh) = (
             block(l.w_ih, g, hidden.wrapping_mul(row_ih)),
