@@ -187,7 +187,9 @@ fn run_layers_int(model: &Model<'_>, state: &mut [i32], scratch: &mut [u32]) -> 
         };
         match (p, l.cell) {
             #[cfg(all(feature = "int8", feature = "lstm"))]
-            (Precision::Int8, CellKind::Lstm { peepholes: false }) if l.proj_size == 0 => {
+            (Precision::Int8, CellKind::Lstm { peepholes: false })
+                if l.proj_size == 0 && l.cell_clip.is_empty() =>
+            {
                 cell::lstm::step_int_plain::<Int8>(l, io)
             }
             _ => step_other(p, l, io),
@@ -197,7 +199,7 @@ fn run_layers_int(model: &Model<'_>, state: &mut [i32], scratch: &mut [u32]) -> 
     Ok(())
 }
 
-/// One integer layer step other than an int8 LSTM without peepholes or projection (out of line of
+/// One integer layer step other than an int8 LSTM without peepholes, projection or clip (out of line of
 /// [`run_layers_int`]). A precision whose feature is disabled does nothing: the loader
 /// never accepts such a model.
 #[cfg(any(feature = "int8", feature = "int16"))]

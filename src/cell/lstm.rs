@@ -123,24 +123,34 @@ pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<
     } else if peepholes {
         #[cfg(feature = "lstm-peephole")]
         step_int_peep::<K>(l, io)
+    } else if !l.cell_clip.is_empty() {
+        step_int_clip::<K>(l, io)
     } else {
         step_int_plain::<K>(l, io)
     }
 }
 
-/// One integer step without peepholes or projection (the common case: its own copy,
-/// without the peephole code). Callers check `l.proj_size == 0`.
+/// One integer step without peepholes, projection or clip (the common case: its own copy,
+/// without their code). Callers check `l.proj_size == 0 && l.cell_clip.is_empty()`.
 #[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(never)]
 pub(crate) fn step_int_plain<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
-    step_int_body::<K, false, false>(l, io)
+    step_int_body::<K, false, false, false>(l, io)
 }
 
-/// One integer step with peepholes.
+/// One integer step with a cell clip (TFLite's LSTMs): its own copy, so that the plain
+/// step has no clip test in its unit loop (+3 % instructions per step on the M4F).
+#[cfg(any(feature = "int8", feature = "int16"))]
+#[inline(never)]
+fn step_int_clip<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
+    step_int_body::<K, false, false, true>(l, io)
+}
+
+/// One integer step with peepholes (and a clip if the layer has one).
 #[cfg(all(feature = "lstm-peephole", any(feature = "int8", feature = "int16")))]
 #[inline(never)]
 fn step_int_peep<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
-    step_int_body::<K, true, false>(l, io)
+    step_int_body::<K, true, false, true>(l, io)
 }
 
 /// One integer step with projection (and peepholes if the layer has them).
@@ -149,9 +159,9 @@ fn step_int_peep<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
 fn step_int_proj<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
     if peepholes {
         #[cfg(feature = "lstm-peephole")]
-        step_int_body::<K, true, true>(l, io)
+        step_int_body::<K, true, true, true>(l, io)
     } else {
-        step_int_body::<K, false, true>(l, io)
+        step_int_body::<K, false, true, true>(l, io)
     }
 }
 
@@ -161,7 +171,7 @@ fn step_int_proj<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
 /// `PROJ` to the scratch `io.rh` (packed, zero-padded) and then through `W_hr` to `h`.
 #[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(always)]
-fn step_int_body<K: IntKernel, const PEEPHOLES: bool, const PROJ: bool>(
+fn step_int_body<K: IntKernel, const PEEPHOLES: bool, const PROJ: bool, const CLIP: bool>(
     l: &LayerDesc<'_>,
     io: Io<'_>,
 ) {
@@ -176,8 +186,8 @@ fn step_int_body<K: IntKernel, const PEEPHOLES: bool, const PROJ: bool>(
     ];
     let hidden = l.hidden_size as usize;
     let p_frac = l.p_frac as u32;
-    // 0 without a clip (validated positive when present)
-    let clip = le_i32(l.cell_clip);
+    // 0 without a clip (validated positive when present); a constant 0 in the plain copy
+    let clip = if CLIP { le_i32(l.cell_clip) } else { 0 };
     // Units j..j+n: updates c4, returns their m (zeros past n).
     let block = |j: usize, c4: &mut [i32]| -> [i32; 4] {
         let n = c4.len();
@@ -256,16 +266,62 @@ fn project_int<K: IntKernel>(l: &LayerDesc<'_>, m: &[u32], hs: &mut [i32]) {
 }
 
 /// One f32 step (see the module equations). Without the feature `lstm-peephole` the
-/// peephole terms are not compiled, without `lstm-proj` the projection (the loader
-/// rejects such a model).
+/// peephole terms are not compiled (the loader rejects such a model). A layer with a clip
+/// or a projection goes to `step_f32_ext`.
 #[cfg(feature = "f32")]
 #[cfg_attr(not(feature = "lstm-peephole"), allow(unused_mut))]
 #[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
+    if l.proj_size != 0 || !l.cell_clip.is_empty() {
+        return step_f32_ext::<M>(l, peepholes, io);
+    }
     let mut g_i = Gate::f32(l, 0);
     let mut g_f = Gate::f32(l, 1);
     let mut g_g = Gate::f32(l, 2);
     let mut g_o = Gate::f32(l, 3);
+    let Io { x, h, hs, cs, .. } = io;
+    #[cfg(feature = "lstm-peephole")]
+    let (mut p_i, mut p_f, mut p_o) = (Peep::new(l, 0, 4), Peep::new(l, 1, 4), Peep::new(l, 2, 4));
+    #[cfg(not(feature = "lstm-peephole"))]
+    let _ = peepholes;
+    for (h_j, c_j) in hs.iter_mut().zip(cs.iter_mut()) {
+        let c = f32::from_bits(*c_j as u32);
+        let (a, b) = g_i.next_f32(x, h);
+        let mut pre_i = a + b;
+        let (a, b) = g_f.next_f32(x, h);
+        let mut pre_f = a + b;
+        let (a, b) = g_g.next_f32(x, h);
+        let pre_g = a + b;
+        let (a, b) = g_o.next_f32(x, h);
+        let mut pre_o = a + b;
+        #[cfg(feature = "lstm-peephole")]
+        if peepholes {
+            pre_i += p_i.next_f32() * c;
+            pre_f += p_f.next_f32() * c;
+        }
+        let c_new = M::sigmoid(pre_f) * c + M::sigmoid(pre_i) * M::tanh(pre_g);
+        #[cfg(feature = "lstm-peephole")]
+        if peepholes {
+            pre_o += p_o.next_f32() * c_new;
+        }
+        *c_j = c_new.to_bits() as i32;
+        *h_j = (M::sigmoid(pre_o) * M::tanh(c_new)).to_bits() as i32;
+    }
+}
+
+/// One f32 step with a clip or a projection (see the module equations): out of line of
+/// [`step_f32`], whose loop stays as it was without them. Without `lstm-proj` the
+/// projection is not compiled (the loader rejects such a model).
+#[cfg(feature = "f32")]
+#[cfg_attr(not(feature = "lstm-peephole"), allow(unused_mut))]
+#[inline(never)]
+fn step_f32_ext<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
+    // the hidden product reads h: `P` wide with a projection
+    let hw = l.h_len();
+    let mut g_i = Gate::f32_with(l, 0, hw);
+    let mut g_f = Gate::f32_with(l, 1, hw);
+    let mut g_g = Gate::f32_with(l, 2, hw);
+    let mut g_o = Gate::f32_with(l, 3, hw);
     let Io { x, h, rh, hs, cs } = io;
     #[cfg(feature = "lstm-peephole")]
     let (mut p_i, mut p_f, mut p_o) = (Peep::new(l, 0, 4), Peep::new(l, 1, 4), Peep::new(l, 2, 4));

@@ -69,11 +69,17 @@ impl<'a> Gate<'a> {
     /// Gate `g` of an f32 layer `l`.
     #[inline]
     pub(crate) fn f32(l: &LayerDesc<'a>, g: usize) -> Self {
+        Self::f32_with(l, g, l.hidden_size as usize)
+    }
+
+    /// Gate `g` of an f32 layer `l` whose hidden product reads `hw` values (`P` for a
+    /// projected LSTM).
+    #[inline]
+    pub(crate) fn f32_with(l: &LayerDesc<'a>, g: usize, hw: usize) -> Self {
         let h = l.hidden_size as usize;
         // Bounded by MAX_DIM: ≤ 256 · 1024 bytes; saturating only to avoid a panic path.
         let row_ih = pad4(l.input_size as usize).saturating_mul(4);
-        // the hidden product reads h: `P` wide for a projected LSTM
-        let row_hh = pad4(l.h_len()).saturating_mul(4);
+        let row_hh = pad4(hw).saturating_mul(4);
         Gate {
             w_ih: Rows::new(block(l.w_ih, g, h.saturating_mul(row_ih)), row_ih),
             w_hh: Rows::new(block(l.w_hh, g, h.saturating_mul(row_hh)), row_hh),
