@@ -158,7 +158,8 @@
 //! byte length its dimensions and precision imply, and that every fixed-point parameter is
 //! in the range the kernels' overflow proofs assume (the projection's `rq_hr` as the gates'
 //! records); then, for a blob that passed all of
-//! that, that this build has the code for its precision and every layer's cell (a
+//! that, that this build has the code for its precision, every layer's cell and a cell
+//! clip (`lstm-clip`) (a
 //! projection without `lstm-proj`, like pre-net/head ops without `dense-net` and pooling
 //! without `pool`, is refused first, so that its checks are compiled out) (cargo
 //! features, [`Error::FeatureDisabled`] naming the missing one). The CRC detects accidental corruption
@@ -934,12 +935,13 @@ pub struct ModelDesc<'a> {
 
 /// Every cargo feature that selects model code, in the order
 /// [`ModelDesc::required_features`] lists them.
-pub const MODEL_FEATURES: [&str; 10] = [
+pub const MODEL_FEATURES: [&str; 11] = [
     "rnn",
     "gru",
     "lstm",
     "lstm-peephole",
     "lstm-proj",
+    "lstm-clip",
     "dense-net",
     "pool",
     "int8",
@@ -949,8 +951,9 @@ pub const MODEL_FEATURES: [&str; 10] = [
 
 impl ModelDesc<'_> {
     /// The cargo features of this crate a build needs to run this model: the cells of its
-    /// layers (`"lstm-peephole"` and `"lstm-proj"` come with `"lstm"`, which they imply;
-    /// `"lstm-proj"` for an LSTM with projection), `"dense-net"` if it
+    /// layers (`"lstm-peephole"`, `"lstm-proj"` and `"lstm-clip"` come with `"lstm"`, which
+    /// they imply; `"lstm-proj"` for an LSTM with projection, `"lstm-clip"` with a cell
+    /// clip), `"dense-net"` if it
     /// has pre-net or hidden head ops, `"pool"` if it pools over time (mean/max/sum), then
     /// its precision,
     /// in the order of [`MODEL_FEATURES`], each once. A build without one of them rejects
@@ -963,8 +966,8 @@ impl ModelDesc<'_> {
     /// let features = model.desc().required_features(); // e.g. ["lstm", "int8"]
     /// # let _ = features; Ok(()) }
     /// ```
-    pub fn required_features(&self) -> heapless::Vec<&'static str, 10> {
-        let mut need = [false; 10];
+    pub fn required_features(&self) -> heapless::Vec<&'static str, 11> {
+        let mut need = [false; 11];
         for l in self.layers.iter() {
             match l.cell {
                 CellKind::Rnn(_) => need[0] = true,
@@ -973,19 +976,20 @@ impl ModelDesc<'_> {
                     need[2] = true;
                     need[3] |= peepholes;
                     need[4] |= l.proj_size != 0;
+                    need[5] |= !l.cell_clip.is_empty();
                 }
             }
         }
-        need[5] = !self.pre.is_empty() || !self.mlp.is_empty();
-        need[6] = self.pool != Pool::Last;
+        need[6] = !self.pre.is_empty() || !self.mlp.is_empty();
+        need[7] = self.pool != Pool::Last;
         match self.precision {
-            Precision::Int8 => need[7] = true,
-            Precision::Int16 => need[8] = true,
-            Precision::F32 => need[9] = true,
+            Precision::Int8 => need[8] = true,
+            Precision::Int16 => need[9] = true,
+            Precision::F32 => need[10] = true,
         }
         let mut out = heapless::Vec::new();
         for (&f, _) in MODEL_FEATURES.iter().zip(need).filter(|(_, n)| *n) {
-            // at most 10 entries: never full
+            // at most 11 entries: never full
             let _ = out.push(f);
         }
         out
@@ -1440,6 +1444,9 @@ impl<'a> Model<'a> {
         for l in desc.layers.iter() {
             if !l.cell.enabled() {
                 return Err(Error::FeatureDisabled(l.cell.feature()));
+            }
+            if !l.cell_clip.is_empty() && !cfg!(feature = "lstm-clip") {
+                return Err(Error::FeatureDisabled("lstm-clip"));
             }
         }
         Ok(Model { desc })

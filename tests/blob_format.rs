@@ -827,7 +827,7 @@ fn projected_clipped_record_bytes() {
     assert_eq!(model.desc(), &proj_desc());
     assert_eq!(
         model.desc().required_features().as_slice(),
-        &["lstm", "lstm-proj", "int8"]
+        &["lstm", "lstm-proj", "lstm-clip", "int8"]
     );
     assert_eq!(model.output_size(), 5);
     // h (P = 5) + c (H = 1); scratch: x pad4(1) + h pad4(5) + m pad4(1) i16s, two per word

@@ -39,6 +39,7 @@ fn enabled(feature: &str) -> bool {
         "lstm" => cfg!(feature = "lstm"),
         "lstm-peephole" => cfg!(feature = "lstm-peephole"),
         "lstm-proj" => cfg!(feature = "lstm-proj"),
+        "lstm-clip" => cfg!(feature = "lstm-clip"),
         "int8" => cfg!(feature = "int8"),
         "int16" => cfg!(feature = "int16"),
         "f32" => cfg!(feature = "f32"),
@@ -222,8 +223,8 @@ fn peephole_lstm_needs_its_feature() {
     check_result("plain", &Model::from_blob(&buf2[..n]), &["lstm", "int8"]);
 }
 
-/// A hand-built int8 LSTM with projection (1 input, 4 units, `P` = 3) and a cell clip: the
-/// projection has its own feature, the clip none.
+/// A hand-built int8 LSTM with projection (1 input, 4 units, `P` = 3) and a cell clip: each
+/// has its own feature.
 #[test]
 fn projected_lstm_needs_its_feature() {
     let rq = [0x00u8, 0x00, 0x00, 0x40, 0x21].repeat(16);
@@ -272,12 +273,12 @@ fn projected_lstm_needs_its_feature() {
     };
     assert_eq!(
         desc.required_features().as_slice(),
-        ["lstm", "lstm-proj", "int8"]
+        ["lstm", "lstm-proj", "lstm-clip", "int8"]
     );
     let mut buf = vec![0u8; 1024];
     let n = write_blob(&desc, &mut buf).unwrap();
     let r = Model::from_blob(&buf[..n]);
-    if check_result("proj", &r, &["lstm", "lstm-proj", "int8"]) {
+    if check_result("proj", &r, &["lstm", "lstm-proj", "lstm-clip", "int8"]) {
         let got = fingerprint(&r.unwrap());
         println!("proj: fingerprint {got:#010x}");
         assert_eq!(
@@ -285,6 +286,24 @@ fn projected_lstm_needs_its_feature() {
             "outputs differ from the all-features build"
         );
     }
+    // the same layer without the projection needs only `lstm-clip` (w_hh: pad4(3) = pad4(4))
+    let mut clip = desc.clone();
+    clip.layers[0].proj_size = 0;
+    clip.layers[0].w_hr = &[];
+    clip.layers[0].rq_hr = &[];
+    clip.layers[0].h_frac = 15;
+    clip.output_frac = 15;
+    assert_eq!(
+        clip.required_features().as_slice(),
+        ["lstm", "lstm-clip", "int8"]
+    );
+    let mut buf2 = vec![0u8; 1024];
+    let n = write_blob(&clip, &mut buf2).unwrap();
+    check_result(
+        "clip",
+        &Model::from_blob(&buf2[..n]),
+        &["lstm", "lstm-clip", "int8"],
+    );
 }
 
 /// Corruption is still reported as before, whatever the features: the feature check comes

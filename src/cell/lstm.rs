@@ -42,7 +42,7 @@ use crate::cell::Gate;
 use crate::cell::Io;
 #[cfg(all(feature = "lstm-peephole", feature = "f32"))]
 use crate::cell::Peep;
-#[cfg(feature = "f32")]
+#[cfg(all(feature = "f32", any(feature = "lstm-clip", feature = "lstm-proj")))]
 use crate::kernel::le_f32;
 #[cfg(all(feature = "lstm-proj", feature = "f32"))]
 use crate::kernel::pre_f32;
@@ -124,6 +124,7 @@ pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<
         #[cfg(feature = "lstm-peephole")]
         step_int_peep::<K>(l, io)
     } else if !l.cell_clip.is_empty() {
+        #[cfg(feature = "lstm-clip")]
         step_int_clip::<K>(l, io)
     } else {
         step_int_plain::<K>(l, io)
@@ -138,9 +139,10 @@ pub(crate) fn step_int_plain<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
     step_int_body::<K, false, false, false>(l, io)
 }
 
-/// One integer step with a cell clip (TFLite's LSTMs): its own copy, so that the plain
-/// step has no clip test in its unit loop (+3 % instructions per step on the M4F).
-#[cfg(any(feature = "int8", feature = "int16"))]
+/// One integer step with a cell clip (TFLite's LSTMs; feature `lstm-clip`): its own copy,
+/// so that the plain step has no clip test in its unit loop (+3 % instructions per step on
+/// the M4F) and firmware without clipped models does not carry it.
+#[cfg(all(feature = "lstm-clip", any(feature = "int8", feature = "int16")))]
 #[inline(never)]
 fn step_int_clip<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
     step_int_body::<K, false, false, true>(l, io)
@@ -272,6 +274,7 @@ fn project_int<K: IntKernel>(l: &LayerDesc<'_>, m: &[u32], hs: &mut [i32]) {
 #[cfg_attr(not(feature = "lstm-peephole"), allow(unused_mut))]
 #[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
+    #[cfg(any(feature = "lstm-clip", feature = "lstm-proj"))]
     if l.proj_size != 0 || !l.cell_clip.is_empty() {
         return step_f32_ext::<M>(l, peepholes, io);
     }
@@ -312,7 +315,7 @@ pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) 
 /// One f32 step with a clip or a projection (see the module equations): out of line of
 /// [`step_f32`], whose loop stays as it was without them. Without `lstm-proj` the
 /// projection is not compiled (the loader rejects such a model).
-#[cfg(feature = "f32")]
+#[cfg(all(feature = "f32", any(feature = "lstm-clip", feature = "lstm-proj")))]
 #[cfg_attr(not(feature = "lstm-peephole"), allow(unused_mut))]
 #[inline(never)]
 fn step_f32_ext<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {

@@ -44,7 +44,7 @@ pub(crate) struct Io<'s> {
     pub h: &'s [u32],
     /// Scratch for `r ⊙ h` (reset-before GRU) or `m = o ⊙ tanh c` (projected LSTM), at
     /// least `pad4(H)` elements.
-    #[cfg_attr(not(any(feature = "gru", feature = "lstm")), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "gru", feature = "lstm-proj")), allow(dead_code))]
     pub rh: &'s mut [u32],
     /// State words of `h` (`H`, or `P` for a projected LSTM): read as `h_{t−1}`,
     /// overwritten with `h_t`.
