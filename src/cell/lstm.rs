@@ -111,9 +111,10 @@ fn unit(c_j: &mut i32, pre: [i32; 4], p: Option<[i16; 3]>, p_frac: u32, clip: i3
 }
 
 /// One integer step (see the module equations): [`step_int_plain`], `step_int_peep`
-/// (feature `lstm-peephole`) or `step_int_proj` (feature `lstm-proj`, with or without
-/// peepholes). Without the feature a layer needs, the loader rejects the model and this
-/// does nothing for it.
+/// (feature `lstm-peephole`), `step_int_proj` (feature `lstm-proj`, with or without
+/// peepholes) or `step_int_clip` (feature `lstm-clip`; the peephole and projection copies
+/// apply a clip too). Without the feature a layer needs, the loader rejects the model and
+/// this does nothing for it.
 #[cfg(any(feature = "int8", feature = "int16"))]
 #[inline]
 pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
