@@ -7,6 +7,9 @@
 //! | layer input `x` (int paths) | `i16` | Q(15−f).f, `f = x_frac` chosen per model by calibration | ±2^(15−f) | 2^−f |
 //! | hidden state `h` of tanh/sigmoid cells (LSTM, GRU, tanh-RNN) | `i16` | [`Act`] = Q0.15 (`I1F15`) | [−1, 1) | 3.05e−5 |
 //! | hidden state `h` of a ReLU RNN | `i16` | Q(15−f).f, `f = h_frac` chosen by calibration | ±2^(15−f) | 2^−f |
+//! | LSTM `m = o ⊙ tanh(c)` (the projection's input) | `i16` | [`Act`] = Q0.15 | [−1, 1) | 3.05e−5 |
+//! | hidden state `h = W_hr·m` of an LSTM with projection | `i16` | Q(15−f).f, `f = h_frac` chosen by calibration | ±2^(15−f) | 2^−f |
+//! | LSTM cell clip | `i32` | [`CellState`] = Q16.15, > 0 | (0, 65536) | 3.05e−5 |
 //! | gate pre-activation (input of sigmoid/tanh) | `i32` | [`Pre`] = Q19.12 (`I20F12`), clamped to ±16 by the activations | ±16 used | 2.44e−4 |
 //! | activation output (sigmoid, tanh, softmax) | `i16` | [`Act`] = Q0.15 | [−1, 1) | 3.05e−5 |
 //! | LSTM cell state `c` | `i32` | [`CellState`] = Q16.15 (`I17F15`), saturating | ±65536 | 3.05e−5 |

@@ -26,6 +26,8 @@
 //! | `gru` | GRU layers, both reset variants | ✓ |
 //! | `lstm` | LSTM layers without peepholes (PyTorch `nn.LSTM`) | ✓ |
 //! | `lstm-peephole` | LSTM layers with ONNX peepholes `P` (implies `lstm`) | ✓ |
+//! | `lstm-proj` | LSTM layers with a projection `h = W_hr·(o ⊙ tanh c)` (PyTorch `proj_size`; implies `lstm`) | ✓ |
+//! | `lstm-clip` | LSTM layers with a cell clip (TFLite `cell_clip`, which its converter sets on every Keras LSTM; implies `lstm`; its own copy of the integer step) | ✓ |
 //! | `dense-net` | blob format 2's dense ops: the per-frame pre-net and the hidden head layers | ✓ |
 //! | `pool` | blob format 2's pooling over time: mean, max, sum (streamed in O(1) state) | ✓ |
 //! | `int8` | int8 models (int8 weights, i32 accumulators; the Cortex-M DSP kernels) | ✓ |

@@ -48,21 +48,21 @@
 //! | `input_size` | `u16` (varint) | width of this layer's input |
 //! | `hidden_size` | `u16` (varint) | hidden size `H` |
 //! | `x_frac` | `u8` | int paths: fractional bits of the input |
-//! | `h_frac` | `u8` | int paths: fractional bits of `h` |
+//! | `h_frac` | `u8` | int paths: fractional bits of `h` (15 for tanh/sigmoid-bounded cells, except a projected LSTM's calibrated one) |
 //! | `w_ih` | bytes | `gates·H` rows × `pad4(input_size)` weights |
-//! | `w_hh` | bytes | `gates·H` rows × `pad4(H)` weights |
+//! | `w_hh` | bytes | `gates·H` rows × `pad4(H)` weights (`pad4(P)` with a projection) |
 //! | `b_ih` | bytes | `gates·H` biases |
 //! | `b_hh` | bytes | `gates·H` biases |
 //! | `rq_ih` | bytes | int paths: `gates·H` [`Requant`] records (5 bytes: `i32` LE multiplier, `u8` shift); f32: empty |
 //! | `rq_hh` | bytes | the same for the hidden product |
 //! | `peephole` | bytes | LSTM with peepholes: `3·H` values `i, f, o`; else empty |
 //! | `p_frac` | `u8` | int paths: fractional bits of the peepholes |
-//! | `h0` | bytes | `H` values in `h` format, or empty (zeros) |
+//! | `h0` | bytes | `H` (`P` with a projection) values in `h` format, or empty (zeros) |
 //! | `c0` | bytes | LSTM: `H` values (int: `i32` Q16.15, f32: `f32`), or empty (zeros) |
 //! | `proj_size` | `u16` (varint) | format 3: LSTM projection width `P` (`h = W_hr·(o ⊙ tanh c)`), 0 = none |
 //! | `w_hr` | bytes | format 3: `P` rows × `pad4(H)` weights, or empty |
-//! | `rq_hr` | bytes | format 3: int paths `P` [`Requant`] records, else empty |
-//! | `cell_clip` | bytes | format 3: LSTM cell clip, empty or 4 bytes (int: `i32` LE Q16.15, f32: `f32` LE) |
+//! | `rq_hr` | bytes | format 3: int paths `P` [`Requant`] records (`W_hr·m`, `m` in Q0.15, to `h_frac`; no bias), else empty |
+//! | `cell_clip` | bytes | format 3: LSTM cell clip, empty or 4 bytes (int: `i32` LE Q16.15, f32: `f32` LE), positive (finite) |
 //! | `direction` | enum [`Direction`] | format 3: `0` forward, `1` reverse, `2` bidirectional |
 //! | `backward` | `Option<`[`DirWeights`]`>` | format 3: the reverse direction's tensors, `Some` exactly for bidirectional |
 //!
@@ -151,10 +151,17 @@
 //! declared length (no trailing bytes), the CRC, that the payload declares at most
 //! [`MAX_LAYERS`] layers ([`Error::TooManyLayers`]) and decodes with nothing left over,
 //! that every dimension is in `1..=`[`MAX_DIM`] and layers chain
-//! (`layers[k].input_size == layers[k-1].hidden_size`), that every tensor has exactly the
+//! (`layers[k].input_size` is the width of `layers[k-1]`'s `h`: its `proj_size` if
+//! projected, else `hidden_size`), that a projection and a cell clip sit on an LSTM
+//! ([`Error::Unsupported`] otherwise), that a cell clip is positive ([`Error::BadQuantization`];
+//! f32: finite, [`Error::NonFinite`]), that every tensor has exactly the
 //! byte length its dimensions and precision imply, and that every fixed-point parameter is
-//! in the range the kernels' overflow proofs assume; then, for a blob that passed all of
-//! that, that this build has the code for its precision and every layer's cell (cargo
+//! in the range the kernels' overflow proofs assume (the projection's `rq_hr` as the gates'
+//! records); then, for a blob that passed all of
+//! that, that this build has the code for its precision, every layer's cell and a cell
+//! clip (`lstm-clip`) (a
+//! projection without `lstm-proj`, like pre-net/head ops without `dense-net` and pooling
+//! without `pool`, is refused first, so that its checks are compiled out) (cargo
 //! features, [`Error::FeatureDisabled`] naming the missing one). The CRC detects accidental corruption
 //! (every single-bit error, every burst ≤ 32 bits); it is not a signature and does not
 //! authenticate the sender.
@@ -559,12 +566,13 @@ pub struct LayerDesc<'a> {
     pub hidden_size: u16,
     /// Int paths: fractional bits of this layer's input (`h_frac` of the layer below).
     pub x_frac: u8,
-    /// Int paths: fractional bits of `h` (15 for bounded cells).
+    /// Int paths: fractional bits of `h` (15 for bounded cells, calibrated for a projected
+    /// LSTM).
     pub h_frac: u8,
     /// `gates·H` rows × `pad4(input_size)` weights.
     #[serde(borrow)]
     pub w_ih: &'a [u8],
-    /// `gates·H` rows × `pad4(H)` weights.
+    /// `gates·H` rows × `pad4(H)` weights (`pad4(P)` for a projected LSTM).
     #[serde(borrow)]
     pub w_hh: &'a [u8],
     /// `gates·H` biases of the input product.
@@ -584,7 +592,8 @@ pub struct LayerDesc<'a> {
     pub peephole: &'a [u8],
     /// Int paths: fractional bits of the peephole weights.
     pub p_frac: u8,
-    /// Initial hidden state, `H` values in `h` format, or empty for zeros.
+    /// Initial hidden state, `H` (`P` for a projected LSTM) values in `h` format, or empty
+    /// for zeros.
     #[serde(borrow)]
     pub h0: &'a [u8],
     /// LSTM initial cell state, `H` values (int: `i32` Q16.15), or empty for zeros.
@@ -611,6 +620,27 @@ pub struct LayerDesc<'a> {
     /// [`Direction::Bidirectional`].
     #[serde(borrow)]
     pub backward: Option<DirWeights<'a>>,
+}
+
+impl LayerDesc<'_> {
+    /// Width of `h` (the recurrent state, the hidden product's input and one direction's
+    /// output): the projection's `P` for a projected LSTM, else `H`.
+    pub const fn h_size(&self) -> usize {
+        if self.proj_size != 0 {
+            self.proj_size as usize
+        } else {
+            self.hidden_size as usize
+        }
+    }
+    /// [`h_size`](Self::h_size) for the runtime: `H` in a build without `lstm-proj`, whose
+    /// loader refuses a projection (so the compiler drops the projection's sizing).
+    pub(crate) const fn h_len(&self) -> usize {
+        if cfg!(feature = "lstm-proj") {
+            self.h_size()
+        } else {
+            self.hidden_size as usize
+        }
+    }
 }
 
 /// One recurrent layer as formats 1 and 2 store it (forward, no projection, no clip).
@@ -673,8 +703,12 @@ impl<'a> From<LayerDescV2<'a>> for LayerDesc<'a> {
 fn layers_from_v2<'a>(
     v: heapless::Vec<LayerDescV2<'a>, MAX_LAYERS>,
 ) -> heapless::Vec<LayerDesc<'a>, MAX_LAYERS> {
-    // same capacity: never full
-    v.into_iter().map(LayerDesc::from).collect()
+    let mut out = heapless::Vec::new();
+    for l in v {
+        // same capacity: never full (`push`, not `collect`, which has a panic path)
+        let _ = out.push(LayerDesc::from(l));
+    }
+    out
 }
 
 /// The dense output head `y = W·h + b`.
@@ -901,11 +935,13 @@ pub struct ModelDesc<'a> {
 
 /// Every cargo feature that selects model code, in the order
 /// [`ModelDesc::required_features`] lists them.
-pub const MODEL_FEATURES: [&str; 9] = [
+pub const MODEL_FEATURES: [&str; 11] = [
     "rnn",
     "gru",
     "lstm",
     "lstm-peephole",
+    "lstm-proj",
+    "lstm-clip",
     "dense-net",
     "pool",
     "int8",
@@ -915,7 +951,9 @@ pub const MODEL_FEATURES: [&str; 9] = [
 
 impl ModelDesc<'_> {
     /// The cargo features of this crate a build needs to run this model: the cells of its
-    /// layers (`"lstm-peephole"` comes with `"lstm"`, which it implies), `"dense-net"` if it
+    /// layers (`"lstm-peephole"`, `"lstm-proj"` and `"lstm-clip"` come with `"lstm"`, which
+    /// they imply; `"lstm-proj"` for an LSTM with projection, `"lstm-clip"` with a cell
+    /// clip), `"dense-net"` if it
     /// has pre-net or hidden head ops, `"pool"` if it pools over time (mean/max/sum), then
     /// its precision,
     /// in the order of [`MODEL_FEATURES`], each once. A build without one of them rejects
@@ -928,8 +966,8 @@ impl ModelDesc<'_> {
     /// let features = model.desc().required_features(); // e.g. ["lstm", "int8"]
     /// # let _ = features; Ok(()) }
     /// ```
-    pub fn required_features(&self) -> heapless::Vec<&'static str, 9> {
-        let mut need = [false; 9];
+    pub fn required_features(&self) -> heapless::Vec<&'static str, 11> {
+        let mut need = [false; 11];
         for l in self.layers.iter() {
             match l.cell {
                 CellKind::Rnn(_) => need[0] = true,
@@ -937,19 +975,21 @@ impl ModelDesc<'_> {
                 CellKind::Lstm { peepholes } => {
                     need[2] = true;
                     need[3] |= peepholes;
+                    need[4] |= l.proj_size != 0;
+                    need[5] |= !l.cell_clip.is_empty();
                 }
             }
         }
-        need[4] = !self.pre.is_empty() || !self.mlp.is_empty();
-        need[5] = self.pool != Pool::Last;
+        need[6] = !self.pre.is_empty() || !self.mlp.is_empty();
+        need[7] = self.pool != Pool::Last;
         match self.precision {
-            Precision::Int8 => need[6] = true,
-            Precision::Int16 => need[7] = true,
-            Precision::F32 => need[8] = true,
+            Precision::Int8 => need[8] = true,
+            Precision::Int16 => need[9] = true,
+            Precision::F32 => need[10] = true,
         }
         let mut out = heapless::Vec::new();
         for (&f, _) in MODEL_FEATURES.iter().zip(need).filter(|(_, n)| *n) {
-            // at most 9 entries: never full
+            // at most 11 entries: never full
             let _ = out.push(f);
         }
         out
@@ -1020,10 +1060,13 @@ fn check_requant(table: &[u8], rows: usize, max_shift: u8) -> Result<()> {
 }
 
 fn check_f32s(bytes: &[u8]) -> Result<()> {
-    for c in bytes.chunks_exact(4) {
-        if !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite() {
+    // a slice pattern, not `chunks_exact` + indexing: no bounds check to prove
+    let mut rest = bytes;
+    while let [a, b, c, d, tail @ ..] = rest {
+        if !f32::from_le_bytes([*a, *b, *c, *d]).is_finite() {
             return Err(Error::NonFinite);
         }
+        rest = tail;
     }
     Ok(())
 }
@@ -1220,6 +1263,10 @@ impl<'a> Model<'a> {
         } else {
             Pool::Last
         };
+        // the same for a projection: refused first, its checks compiled out
+        if !cfg!(feature = "lstm-proj") && desc.layers.iter().any(|l| l.proj_size != 0) {
+            return Err(Error::FeatureDisabled("lstm-proj"));
+        }
         let input = check_dim(desc.input_size)?;
         if let Some(norm) = &desc.norm {
             check_len(norm.offset, input, 4)?;
@@ -1245,9 +1292,50 @@ impl<'a> Model<'a> {
             if i != prev {
                 return Err(Error::BadDimension);
             }
+            let lstm = matches!(l.cell, CellKind::Lstm { .. });
+            // format 3: the projection (LSTM only) makes h `P` wide
+            let hw = if cfg!(feature = "lstm-proj") && l.proj_size != 0 {
+                if !lstm {
+                    return Err(Error::Unsupported);
+                }
+                let np = check_dim(l.proj_size)?;
+                check_len(l.w_hr, np * pad4(h), p.weight_bytes())?;
+                if p.is_int() {
+                    check_requant(l.rq_hr, np, max_shift)?;
+                } else {
+                    check_len(l.rq_hr, 0, 1)?;
+                    check_f32s(l.w_hr)?;
+                }
+                np
+            } else {
+                check_len(l.w_hr, 0, 1)?;
+                check_len(l.rq_hr, 0, 1)?;
+                h
+            };
+            // format 3: the cell clip (LSTM only), positive and finite
+            if !l.cell_clip.is_empty() {
+                if !lstm {
+                    return Err(Error::Unsupported);
+                }
+                let Ok(b) = <[u8; 4]>::try_from(l.cell_clip) else {
+                    return Err(Error::ShapeMismatch);
+                };
+                let ok = if p.is_int() {
+                    i32::from_le_bytes(b) > 0
+                } else {
+                    let v = f32::from_le_bytes(b);
+                    if !v.is_finite() {
+                        return Err(Error::NonFinite);
+                    }
+                    v > 0.0
+                };
+                if !ok {
+                    return Err(Error::BadQuantization);
+                }
+            }
             let rows = l.cell.gates() * h;
             check_len(l.w_ih, rows * pad4(i), p.weight_bytes())?;
-            check_len(l.w_hh, rows * pad4(h), p.weight_bytes())?;
+            check_len(l.w_hh, rows * pad4(hw), p.weight_bytes())?;
             check_len(l.b_ih, rows, p.bias_bytes())?;
             check_len(l.b_hh, rows, p.bias_bytes())?;
             match l.cell {
@@ -1255,7 +1343,7 @@ impl<'a> Model<'a> {
                 _ => check_len(l.peephole, 0, 1)?,
             }
             if !l.h0.is_empty() {
-                check_len(l.h0, h, p.act_bytes())?;
+                check_len(l.h0, hw, p.act_bytes())?;
             }
             if !l.c0.is_empty() {
                 if !matches!(l.cell, CellKind::Lstm { .. }) {
@@ -1268,12 +1356,7 @@ impl<'a> Model<'a> {
                 return Err(Error::ShapeMismatch);
             }
             // not yet run by this crate: refused until the runtime has them
-            if l.direction != Direction::Forward
-                || l.proj_size != 0
-                || !l.w_hr.is_empty()
-                || !l.rq_hr.is_empty()
-                || !l.cell_clip.is_empty()
-            {
+            if l.direction != Direction::Forward {
                 return Err(Error::Unsupported);
             }
             if p.is_int() {
@@ -1282,7 +1365,8 @@ impl<'a> Model<'a> {
                 if l.x_frac > 15 || l.h_frac > 15 || l.p_frac > 15 {
                     return Err(Error::BadQuantization);
                 }
-                if l.cell.bounded() && l.h_frac as u32 != ACT_FRAC {
+                // a projected LSTM's h is W_hr·m, not bounded by 1: calibrated h_frac
+                if l.cell.bounded() && l.proj_size == 0 && l.h_frac as u32 != ACT_FRAC {
                     return Err(Error::BadQuantization);
                 }
                 if let Some(pf) = prev_frac {
@@ -1298,7 +1382,7 @@ impl<'a> Model<'a> {
                     check_f32s(t)?;
                 }
             }
-            prev = h;
+            prev = hw;
         }
         // not yet run by this crate (needs the window mode of reverse layers)
         if pool == Pool::FinalStates {
@@ -1361,6 +1445,9 @@ impl<'a> Model<'a> {
             if !l.cell.enabled() {
                 return Err(Error::FeatureDisabled(l.cell.feature()));
             }
+            if !l.cell_clip.is_empty() && !cfg!(feature = "lstm-clip") {
+                return Err(Error::FeatureDisabled("lstm-clip"));
+            }
         }
         Ok(Model { desc })
     }
@@ -1388,12 +1475,9 @@ impl<'a> Model<'a> {
             },
         }
     }
-    /// Width of the pooled vector (the last layer's `H`).
+    /// Width of the pooled vector (the last layer's `h`: `H`, or `P` with a projection).
     pub fn pooled_size(&self) -> usize {
-        self.desc
-            .layers
-            .last()
-            .map_or(0, |l| l.hidden_size as usize)
+        self.desc.layers.last().map_or(0, |l| l.h_len())
     }
     /// Int paths: fractional bits of the (normalized) input frame that [`Session::step_q`]
     /// takes: the first pre-net op's `x_frac`, else layer 0's.
@@ -1453,8 +1537,9 @@ impl<'a> Model<'a> {
     pub fn layers(&self) -> &[LayerDesc<'a>] {
         &self.desc.layers
     }
-    /// `i32` words of recurrent state: `Σ H` (+ `H` more per LSTM layer for `c`), plus the
-    /// pooling accumulators ([`pool_words`](Self::pool_words)).
+    /// `i32` words of recurrent state: per layer its `h` ([`LayerDesc::h_size`]: `H`, or
+    /// `P` for a projected LSTM) and, for an LSTM, `c` (`H`), plus the pooling accumulators
+    /// ([`pool_words`](Self::pool_words)).
     pub fn state_len(&self) -> usize {
         self.pool_words()
             + self
@@ -1464,7 +1549,7 @@ impl<'a> Model<'a> {
                 .map(|l| {
                     let h = l.hidden_size as usize;
                     if matches!(l.cell, CellKind::Lstm { .. }) {
-                        2 * h
+                        l.h_len() + h
                     } else {
                         h
                     }
@@ -1473,7 +1558,7 @@ impl<'a> Model<'a> {
     }
     /// `u32` words of scratch a step needs: the packed layer input `[x; h]` (two `i16` per
     /// word on the int paths, one `f32` per word on the f32 path), plus `r ⊙ h` for a
-    /// reset-before GRU; for each pre-net / hidden head op its input and output
+    /// reset-before GRU or `m = o ⊙ tanh c` (`pad4(H)` values) for a projected LSTM; for each pre-net / hidden head op its input and output
     /// (`pad4(in) + pad4(out)` values); the pooled vector.
     pub fn scratch_len(&self) -> usize {
         let per_word = if self.desc.precision.is_int() { 2 } else { 1 };
@@ -1483,13 +1568,15 @@ impl<'a> Model<'a> {
         }
         for l in self.desc.layers.iter() {
             let (i, h) = (pad4(l.input_size as usize), pad4(l.hidden_size as usize));
-            let mut n = (i + h) / per_word;
-            if matches!(
-                l.cell,
-                CellKind::Gru {
-                    linear_before_reset: false
-                }
-            ) {
+            let mut n = (i + pad4(l.h_len())) / per_word;
+            if (cfg!(feature = "lstm-proj") && l.proj_size != 0)
+                || matches!(
+                    l.cell,
+                    CellKind::Gru {
+                        linear_before_reset: false
+                    }
+                )
+            {
                 n += h / per_word;
             }
             need = need.max(n);
@@ -1502,6 +1589,7 @@ impl<'a> Model<'a> {
         for l in self.desc.layers.iter() {
             n += l.w_ih.len() + l.w_hh.len() + l.b_ih.len() + l.b_hh.len();
             n += l.rq_ih.len() + l.rq_hh.len() + l.peephole.len() + l.h0.len() + l.c0.len();
+            n += l.w_hr.len() + l.rq_hr.len() + l.cell_clip.len();
         }
         if let Some(h) = &self.desc.head {
             n += h.weight.len() + h.bias.len() + h.rq.len();

@@ -6,8 +6,9 @@
 //!
 //! # Memory layout
 //!
-//! * State, per layer in order: `h[H]` then, for an LSTM, `c[H]`. Integer models: `h` is the
-//!   `i16` value in an `i32` word, `c` is Q16.15. f32 models: `f32::to_bits`.
+//! * State, per layer in order: `h[H]` (`h[P]` for an LSTM with projection) then, for an
+//!   LSTM, `c[H]`. Integer models: `h` is the `i16` value in an `i32` word, `c` is Q16.15.
+//!   f32 models: `f32::to_bits`.
 //! * Then the pooling accumulators ([`Model::pool_words`]): `Max` one word per element
 //!   (integer: the `i16` max, initially `i16::MIN`; f32: bits, initially `−∞`); `Sum` two
 //!   words per element (`lo`, `hi` of an `i64` sum of the `i16` values, saturating — no
@@ -17,7 +18,8 @@
 //!   (round to nearest, ties up) and saturated to `i16`; 0 before the first frame.
 //! * Scratch, reused by every layer: the layer input `x` then `h_{t−1}`, each padded to a
 //!   multiple of 4 elements (two `i16` per word on the integer paths, one `f32` per word on
-//!   the f32 path), then `r ⊙ h` for a reset-before GRU. A pre-net / hidden head op reads
+//!   the f32 path), then `r ⊙ h` for a reset-before GRU or `m = o ⊙ tanh c` for a
+//!   projected LSTM (`pad4(H)` values). A pre-net / hidden head op reads
 //!   its input at the start of the scratch, writes its output after it, and moves it to
 //!   the start (the next op's or layer 0's input, or the head's).
 //!
@@ -59,14 +61,21 @@ use crate::stream::Decision;
 
 const STATE_CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
-/// State words of one layer: `H`, or `2H` for an LSTM.
+/// State words of one layer: `h` ([`LayerDesc::h_size`]: `H`, or `P` for a projected
+/// LSTM), then `c` (`H`) for an LSTM.
 fn layer_words(l: &LayerDesc<'_>) -> usize {
     let h = l.hidden_size as usize;
     if matches!(l.cell, CellKind::Lstm { .. }) {
-        2 * h
+        l.h_len() + h
     } else {
         h
     }
+}
+
+/// Scratch elements after the packed `h_{t−1}` a layer's cell uses ([`cell::Io::rh`]):
+/// `pad4(H)` (`r ⊙ h` of a reset-before GRU, `m` of a projected LSTM; unused otherwise).
+fn rh_elems(l: &LayerDesc<'_>) -> usize {
+    pad4(l.hidden_size as usize)
 }
 
 /// Elements per scratch word.
@@ -150,7 +159,7 @@ fn run_layers_int(model: &Model<'_>, state: &mut [i32], scratch: &mut [u32]) -> 
     let mut rest: &mut [i32] = state;
     let mut prev: Option<&[i32]> = None;
     for l in model.layers() {
-        let h = l.hidden_size as usize;
+        let h = l.h_len();
         let Some((words, r)) = rest.split_at_mut_checked(layer_words(l)) else {
             return Err(scratch_error(model, cap));
         };
@@ -168,7 +177,7 @@ fn run_layers_int(model: &Model<'_>, state: &mut [i32], scratch: &mut [u32]) -> 
             pack_h(xw, prev);
         }
         pack_h(hw, hs);
-        let rh_len = rh.len().min(nh);
+        let rh_len = rh.len().min(rh_elems(l) / 2);
         let io = Io {
             x: xw,
             h: hw,
@@ -178,7 +187,9 @@ fn run_layers_int(model: &Model<'_>, state: &mut [i32], scratch: &mut [u32]) -> 
         };
         match (p, l.cell) {
             #[cfg(all(feature = "int8", feature = "lstm"))]
-            (Precision::Int8, CellKind::Lstm { peepholes: false }) => {
+            (Precision::Int8, CellKind::Lstm { peepholes: false })
+                if l.proj_size == 0 && l.cell_clip.is_empty() =>
+            {
                 cell::lstm::step_int_plain::<Int8>(l, io)
             }
             _ => step_other(p, l, io),
@@ -188,7 +199,7 @@ fn run_layers_int(model: &Model<'_>, state: &mut [i32], scratch: &mut [u32]) -> 
     Ok(())
 }
 
-/// One integer layer step other than an int8 LSTM without peepholes (out of line of
+/// One integer layer step other than an int8 LSTM without peepholes, projection or clip (out of line of
 /// [`run_layers_int`]). A precision whose feature is disabled does nothing: the loader
 /// never accepts such a model.
 #[cfg(any(feature = "int8", feature = "int16"))]
@@ -535,7 +546,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         let int = self.model.precision().is_int();
         let mut rest = self.state.as_mut_slice();
         for l in self.model.layers() {
-            let h = l.hidden_size as usize;
+            let h = l.h_len();
             let Some((words, r)) = rest.split_at_mut_checked(layer_words(l)) else {
                 return;
             };
@@ -578,7 +589,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         self.math
     }
 
-    /// The used part of the state: per layer `h[H]` then (LSTM) `c[H]`; integer models:
+    /// The used part of the state: per layer `h[H]` (`h[P]` projected) then (LSTM) `c[H]`; integer models:
     /// `h` as `i16` values and `c` in Q16.15, f32 models: `f32::to_bits`.
     pub fn state(&self) -> &[i32] {
         self.state.get(..self.state_len).unwrap_or(&[])
@@ -742,7 +753,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         let mut rest: &mut [i32] = state;
         let mut prev: Option<&[i32]> = None;
         for l in model.layers() {
-            let h = l.hidden_size as usize;
+            let h = l.h_len();
             let (words, r) = rest
                 .split_at_mut_checked(layer_words(l))
                 .ok_or(err.clone())?;
@@ -756,7 +767,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 copy_words(xw, prev.iter().map(|&v| v as u32));
             }
             copy_words(hw, hs.iter().map(|&v| v as u32));
-            let rh_len = rh.len().min(nh);
+            let rh_len = rh.len().min(rh_elems(l));
             let io = Io {
                 x: xw,
                 h: hw,
@@ -778,7 +789,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     fn last_h<'s>(model: &Model<'_>, state: &'s [i32]) -> Option<&'s [i32]> {
         let (last, below) = model.layers().split_last()?;
         let off: usize = below.iter().map(layer_words).sum();
-        state.get(off..)?.get(..last.hidden_size as usize)
+        state.get(off..)?.get(..last.h_len())
     }
 
     /// Emits the integer outputs of the current state one by one.
@@ -1014,6 +1025,9 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             d.update(&[kind, l.x_frac, l.h_frac]);
             d.update(&l.input_size.to_le_bytes());
             d.update(&l.hidden_size.to_le_bytes());
+            if l.proj_size != 0 {
+                d.update(&l.proj_size.to_le_bytes());
+            }
         }
         let pool = match m.pool() {
             Pool::Last => 0u8,
@@ -1042,6 +1056,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     /// | 1 | precision: `0` int8, `1` int16, `2` f32 |
     /// | 2 | the model's `input_size`, `u16` LE |
     /// | 7 per layer | cell (`0` RNN tanh, `1` RNN ReLU, `2` GRU `linear_before_reset`, `3` GRU reset before the product, `4` LSTM, `5` LSTM with peepholes), `x_frac`, `h_frac`, `input_size` `u16` LE, `hidden_size` `u16` LE |
+    /// | 2 per projected LSTM layer | after its 7: `proj_size` `u16` LE (absent without a projection, so other tags are unchanged) |
     /// | 2 if pooling over time | pool (`1` mean, `2` max, `3` sum), `pool_frac`; absent for the last step (so a format-1 model's tag is unchanged) |
     /// | 4 per state word | the state words as written, `i32` LE |
     ///
@@ -1088,7 +1103,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         let int = self.model.precision().is_int();
         let mut w = words();
         for l in self.model.layers() {
-            let h = l.hidden_size as usize;
+            let h = l.h_len();
             for (k, v) in w.by_ref().take(layer_words(l)).enumerate() {
                 let ok = if !int {
                     f32::from_bits(v as u32).is_finite()

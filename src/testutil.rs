@@ -779,12 +779,14 @@ pub mod spec {
         (v + (1 << (s - 1))) >> s
     }
 
-    /// One layer step on `x`; `h` (i16 values) and `c` (Q16.15) updated.
+    /// One layer step on `x`; `h` (i16 values, `P` of them for a projected LSTM) and `c`
+    /// (Q16.15) updated.
     pub fn layer_step(l: &LayerDesc<'_>, p: Precision, x: &[i16], h: &mut [i16], c: &mut [i32]) {
         let (ni, nh) = (l.input_size as usize, l.hidden_size as usize);
         let pre_ih = |r: usize| pre(l.w_ih, l.b_ih, l.rq_ih, p, ni, r, x);
         let hp = h.to_vec();
-        let pre_hh = |r: usize, v: &[i16]| pre(l.w_hh, l.b_hh, l.rq_hh, p, nh, r, v);
+        let hw = hp.len();
+        let pre_hh = |r: usize, v: &[i16]| pre(l.w_hh, l.b_hh, l.rq_hh, p, v.len(), r, v);
         let full = |r: usize| pre_ih(r).saturating_add(pre_hh(r, &hp));
         match l.cell {
             CellKind::Rnn(RnnAct::Tanh) => (0..nh).for_each(|j| h[j] = tanh_q(full(j))),
@@ -811,6 +813,9 @@ pub mod spec {
             }
             CellKind::Lstm { peepholes } => {
                 let pf = l.p_frac as u32 + 3;
+                let clip = (!l.cell_clip.is_empty())
+                    .then(|| i32::from_le_bytes(l.cell_clip.try_into().unwrap()));
+                let mut m = vec![0i16; nh];
                 let peep = |k: usize, j: usize, c: i32| -> i32 {
                     if !peepholes {
                         return 0;
@@ -824,13 +829,25 @@ pub mod spec {
                     let i = sigmoid_q(full(j).saturating_add(peep(0, j, cp)));
                     let f = sigmoid_q(full(nh + j).saturating_add(peep(1, j, cp)));
                     let g = tanh_q(full(2 * nh + j));
-                    let cn = sat_i32(
+                    let mut cn = sat_i32(
                         round_div(f as i64 * cp as i64, 15) + round_div(i as i64 * g as i64, 15),
                     );
+                    if let Some(k) = clip {
+                        cn = cn.clamp(-k, k);
+                    }
                     let o = sigmoid_q(full(3 * nh + j).saturating_add(peep(2, j, cn)));
                     c[j] = cn;
                     let t = tanh_q(round_div(cn as i64, 3) as i32);
-                    h[j] = round_div(o as i64 * t as i64, 15) as i16;
+                    m[j] = round_div(o as i64 * t as i64, 15) as i16;
+                }
+                if l.proj_size == 0 {
+                    h.copy_from_slice(&m);
+                } else {
+                    // h_p = sat_i16(rq_hr[p].apply(Σ W_hr[p,j]·m_j)), no bias
+                    let zero = vec![0u8; 8 * hw];
+                    for (q, h_q) in h.iter_mut().enumerate() {
+                        *h_q = sat_i16(pre(l.w_hr, &zero, l.rq_hr, p, nh, q, &m));
+                    }
                 }
             }
         }
@@ -885,7 +902,7 @@ pub mod spec {
                 h: m.layers()
                     .iter()
                     .map(|l| {
-                        let n = l.hidden_size as usize;
+                        let n = l.h_size();
                         if l.h0.is_empty() {
                             vec![0; n]
                         } else {

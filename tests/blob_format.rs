@@ -7,6 +7,7 @@
 //! import zlib; zlib.crc32(bytes(PAYLOAD))     # 0x55501f2d
 //! import zlib; zlib.crc32(bytes(PAYLOAD_V2))  # 0xe3fa8380
 //! import zlib; zlib.crc32(bytes(PAYLOAD_V1))  # 0xce9865bc
+//! import zlib; zlib.crc32(bytes(PAYLOAD_PROJ))  # 0x04710dcc
 //! ```
 
 use tinyrnn::model::{write_blob, CellKind, LayerDesc, ModelDesc, OutputAct, Precision, RnnAct};
@@ -705,4 +706,261 @@ fn committed_format_1_and_2_blobs_load_as_their_format_3_twins() {
         }
     }
     assert_eq!(n, 9);
+}
+
+/// An int8 LSTM record with a projection and a cell clip (format 3), field by field: 1 input,
+/// `H` = 1, `P` = 5, clip 0.5, no head (the output is the projected `h`, Q2.13).
+/// `zlib.crc32(bytes(PAYLOAD_PROJ)) == 0x04710dcc`.
+const PAYLOAD_PROJ: [u8; 204] = [
+    0x00, // precision: Int8
+    0x01, // input_size 1
+    0x00, // norm: None
+    0x00, // pre: no ops
+    0x01, // layers: 1 element
+    0x02, 0x00, // cell: Lstm (variant 2), peepholes false
+    0x01, // input_size 1
+    0x01, // hidden_size H = 1
+    0x0C, // x_frac 12
+    0x0D, // h_frac 13: a projected h is calibrated, not Q0.15
+    0x10, // w_ih: 16 bytes, 4 gate rows (i, f, g, o) × pad4(1)
+    0x40, 0, 0, 0, // i: 64
+    0, 0, 0, 0, // f: 0
+    0x7F, 0, 0, 0, // g: 127
+    0, 0, 0, 0,    // o: 0
+    0x20, // w_hh: 32 bytes, 4 rows × pad4(P = 5) = 8 columns: zeros
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, //
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,    //
+    0x10, // b_ih: 4 × i32 0
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,    //
+    0x10, // b_hh: 4 × i32 0
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,    //
+    0x14, // rq_ih: 4 records, mult 2^30, shift 33 (factor 1/8)
+    0x00, 0x00, 0x00, 0x40, 0x21, 0x00, 0x00, 0x00, 0x40, 0x21, //
+    0x00, 0x00, 0x00, 0x40, 0x21, 0x00, 0x00, 0x00, 0x40, 0x21, //
+    0x14, // rq_hh: the same
+    0x00, 0x00, 0x00, 0x40, 0x21, 0x00, 0x00, 0x00, 0x40, 0x21, //
+    0x00, 0x00, 0x00, 0x40, 0x21, 0x00, 0x00, 0x00, 0x40, 0x21, //
+    0x00, // peephole: empty
+    0x00, // p_frac 0
+    0x00, // h0: empty
+    0x00, // c0: empty
+    0x05, // proj_size P = 5
+    0x14, // w_hr: 20 bytes, 5 rows × pad4(H = 1)
+    0x7F, 0, 0, 0, // 127
+    0x81, 0, 0, 0, // −127
+    0x40, 0, 0, 0, // 64
+    0x00, 0, 0, 0, // 0
+    0x64, 0, 0, 0,    // 100
+    0x19, // rq_hr: 5 records, mult 2^30, shift 37 (factor 1/128)
+    0x00, 0x00, 0x00, 0x40, 0x25, 0x00, 0x00, 0x00, 0x40, 0x25, //
+    0x00, 0x00, 0x00, 0x40, 0x25, 0x00, 0x00, 0x00, 0x40, 0x25, //
+    0x00, 0x00, 0x00, 0x40, 0x25, //
+    0x04, 0x00, 0x40, 0x00, 0x00, // cell_clip: 4 bytes, i32 16384 = 0.5 in Q16.15
+    0x00, // direction: Forward
+    0x00, // backward: None
+    0x00, // pool: Last
+    0x00, // pool_frac 0
+    0x00, // mlp: no ops
+    0x00, // head: None
+    0x00, // output_act: Identity
+    0x0D, // output_frac 13 (the last h_frac)
+    0x01, 0x74, // name: "t"
+];
+
+/// [`PAYLOAD_PROJ`] as a description.
+fn proj_desc<'a>() -> ModelDesc<'a> {
+    const RQ8: [u8; 20] = [
+        0x00, 0x00, 0x00, 0x40, 0x21, 0x00, 0x00, 0x00, 0x40, 0x21, 0x00, 0x00, 0x00, 0x40, 0x21,
+        0x00, 0x00, 0x00, 0x40, 0x21,
+    ];
+    const RQ_HR: [u8; 25] = [
+        0x00, 0x00, 0x00, 0x40, 0x25, 0x00, 0x00, 0x00, 0x40, 0x25, 0x00, 0x00, 0x00, 0x40, 0x25,
+        0x00, 0x00, 0x00, 0x40, 0x25, 0x00, 0x00, 0x00, 0x40, 0x25,
+    ];
+    let mut d = tiny();
+    d.layers[0] = LayerDesc {
+        cell: CellKind::Lstm { peepholes: false },
+        input_size: 1,
+        hidden_size: 1,
+        x_frac: 12,
+        h_frac: 13,
+        w_ih: &[0x40, 0, 0, 0, 0, 0, 0, 0, 0x7F, 0, 0, 0, 0, 0, 0, 0],
+        w_hh: &[0; 32],
+        b_ih: &[0; 16],
+        b_hh: &[0; 16],
+        rq_ih: &RQ8,
+        rq_hh: &RQ8,
+        peephole: &[],
+        p_frac: 0,
+        h0: &[],
+        c0: &[],
+        proj_size: 5,
+        w_hr: &[
+            0x7F, 0, 0, 0, 0x81, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0x64, 0, 0, 0,
+        ],
+        rq_hr: &RQ_HR,
+        cell_clip: &[0x00, 0x40, 0x00, 0x00],
+        direction: tinyrnn::Direction::Forward,
+        backward: None,
+    };
+    d.output_frac = 13;
+    d
+}
+
+/// The projected + clipped record: the writer produces the hand-written bytes, they load,
+/// the state and scratch are sized by `P` and `H`, and one step gives the hand-computed
+/// values: x = 1.0 → 4096 (Q3.12); pre_i = 64·4096/8 = 32768 (8.0), pre_f = pre_o = 0,
+/// pre_g = 127·4096/8 = 65024 (15.9); c' = σ(0)·0 + σ(8)·tanh(15.9) = 0.99966 > clip →
+/// c' = 16384 exactly (the clamp); m = σ(0)·tanh(0.5) = 0.231059 (Q0.15 ≈ 7571);
+/// h_p = round(W_hr[p]·m / 128) in Q2.13. The activations are the tables' (≤ 1.1 LSB
+/// each, so |m − exact| ≤ 2 LSB and |h_p − exact| ≤ 2·127/128 + 0.5 < 3 LSB).
+#[test]
+fn projected_clipped_record_bytes() {
+    assert_eq!(
+        tinyrnn::model::crc32(&PAYLOAD_PROJ),
+        0x0471_0dcc,
+        "zlib.crc32"
+    );
+    let blob = blob_of(&proj_desc());
+    assert_eq!(&blob[16..], &PAYLOAD_PROJ[..]);
+    let model = Model::from_blob(&blob).unwrap();
+    assert_eq!(model.desc(), &proj_desc());
+    assert_eq!(
+        model.desc().required_features().as_slice(),
+        &["lstm", "lstm-proj", "lstm-clip", "int8"]
+    );
+    assert_eq!(model.output_size(), 5);
+    // h (P = 5) + c (H = 1); scratch: x pad4(1) + h pad4(5) + m pad4(1) i16s, two per word
+    assert_eq!((model.state_len(), model.scratch_len()), (6, 8));
+    let mut s: Session<'_, 6, 8> = Session::new(&model).unwrap();
+    s.step(&[1.0]).unwrap();
+    assert_eq!(s.state()[5], 16384, "c clamped to the clip");
+    let mut out = [0i16; 5];
+    s.output_q(&mut out).unwrap();
+    let m = 0.5 * 0.5f64.tanh();
+    for (p, w) in [127.0, -127.0, 64.0, 0.0, 100.0].iter().enumerate() {
+        let exact = w * m * 32768.0 / 128.0;
+        assert!(
+            (out[p] as f64 - exact).abs() < 3.0,
+            "h[{p}] = {} vs {exact}",
+            out[p]
+        );
+    }
+    assert_eq!(out[3], 0);
+    assert_eq!(out[0], -out[1]);
+}
+
+/// The loader's checks of projections and clips, one error each.
+#[test]
+fn projection_and_clip_errors() {
+    let load = |f: &dyn Fn(&mut ModelDesc<'static>)| {
+        let mut d = proj_desc();
+        f(&mut d);
+        Model::from_blob(&blob_of(&d)).map(|_| ())
+    };
+    assert_eq!(load(&|_| ()), Ok(()));
+    // on a cell other than the LSTM: the tiny RNN with a projection / a clip
+    assert_eq!(
+        with_layer(|l| {
+            l.proj_size = 1;
+            l.w_hr = &[1, 0, 0, 0];
+            l.rq_hr = &RQ;
+        }),
+        Err(Error::Unsupported)
+    );
+    assert_eq!(
+        with_layer(|l| l.cell_clip = &[0, 0x40, 0, 0]),
+        Err(Error::Unsupported)
+    );
+    // dimensions and lengths
+    assert_eq!(
+        load(&|d| d.layers[0].proj_size = 257),
+        Err(Error::BadDimension)
+    );
+    assert_eq!(
+        load(&|d| d.layers[0].w_hr = &[0; 16]),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(
+        load(&|d| d.layers[0].rq_hr = &RQ),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(
+        load(&|d| d.layers[0].w_hh = &[0; 16]),
+        Err(Error::ShapeMismatch)
+    ); // w_hh reads P = 5 (pad4 8) columns, not H
+    assert_eq!(
+        load(&|d| d.layers[0].h0 = &[0; 2]),
+        Err(Error::ShapeMismatch)
+    ); // h0 is P wide
+    assert_eq!(load(&|d| d.layers[0].h0 = &[0; 10]), Ok(()));
+    assert_eq!(
+        load(&|d| d.layers[0].c0 = &[0; 20]),
+        Err(Error::ShapeMismatch)
+    ); // c0 is H wide
+       // W_hr and its records without a projection
+    assert_eq!(
+        load(&|d| d.layers[0].proj_size = 0),
+        Err(Error::ShapeMismatch)
+    );
+    // requant records: the gates' bounds
+    assert_eq!(
+        load(&|d| d.layers[0].rq_hr = &[
+            0, 0, 0, 0x40, 63, 0, 0, 0, 0x40, 33, 0, 0, 0, 0x40, 33, 0, 0, 0, 0x40, 33, 0, 0, 0,
+            0x40, 33
+        ]),
+        Err(Error::BadQuantization)
+    );
+    // the clip: 4 bytes, positive
+    assert_eq!(
+        load(&|d| d.layers[0].cell_clip = &[0, 0x40, 0]),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(
+        load(&|d| d.layers[0].cell_clip = &[0, 0, 0, 0]),
+        Err(Error::BadQuantization)
+    );
+    assert_eq!(
+        load(&|d| d.layers[0].cell_clip = &[0, 0, 0, 0x80]),
+        Err(Error::BadQuantization)
+    );
+    // h_frac 13 needs the projection: a plain LSTM's h is Q0.15
+    let mut d = proj_desc();
+    d.layers[0].proj_size = 0;
+    d.layers[0].w_hr = &[];
+    d.layers[0].rq_hr = &[];
+    d.layers[0].w_hh = &[0; 16];
+    assert_eq!(Model::from_blob(&blob_of(&d)), Err(Error::BadQuantization));
+    // f32: a finite positive clip
+    let mut d = tiny();
+    d.precision = Precision::F32;
+    d.output_frac = 0;
+    d.layers[0] = f32_layer(CellKind::Lstm { peepholes: false });
+    let ok = |v: f32| {
+        let mut d = d.clone();
+        d.layers[0].cell_clip = Box::leak(Box::new(v.to_le_bytes()));
+        Model::from_desc(d).map(|_| ())
+    };
+    assert_eq!(ok(10.0), Ok(()));
+    assert_eq!(ok(f32::NAN), Err(Error::NonFinite));
+    assert_eq!(ok(f32::INFINITY), Err(Error::NonFinite));
+    assert_eq!(ok(0.0), Err(Error::BadQuantization));
+    assert_eq!(ok(-1.0), Err(Error::BadQuantization));
+}
+
+/// A projected layer's saved-state tag adds its `proj_size` (`u16` LE) after the layer's
+/// seven bytes (`Session::save_state`'s table).
+#[test]
+fn saved_state_tag_of_a_projected_layer() {
+    let blob = blob_of(&proj_desc());
+    let model = Model::from_blob(&blob).unwrap();
+    let mut s = Session::<6, 8>::new(&model).unwrap();
+    s.step(&[0.5]).unwrap();
+    let mut saved = [0u8; 28];
+    assert_eq!(s.save_state(&mut saved).unwrap(), 28);
+    let (body, tag) = saved.split_at(24);
+    // int8, input 1, LSTM 4, x_frac 12, h_frac 13, input 1, hidden 1, proj 5
+    let mut hashed = vec![0, 1, 0, 4, 12, 13, 1, 0, 1, 0, 5, 0];
+    hashed.extend_from_slice(body);
+    assert_eq!(tag, tinyrnn::model::crc32(&hashed).to_le_bytes());
 }

@@ -38,6 +38,8 @@ fn enabled(feature: &str) -> bool {
         "gru" => cfg!(feature = "gru"),
         "lstm" => cfg!(feature = "lstm"),
         "lstm-peephole" => cfg!(feature = "lstm-peephole"),
+        "lstm-proj" => cfg!(feature = "lstm-proj"),
+        "lstm-clip" => cfg!(feature = "lstm-clip"),
         "int8" => cfg!(feature = "int8"),
         "int16" => cfg!(feature = "int16"),
         "f32" => cfg!(feature = "f32"),
@@ -219,6 +221,89 @@ fn peephole_lstm_needs_its_feature() {
     let mut buf2 = vec![0u8; 1024];
     let n = write_blob(&plain, &mut buf2).unwrap();
     check_result("plain", &Model::from_blob(&buf2[..n]), &["lstm", "int8"]);
+}
+
+/// A hand-built int8 LSTM with projection (1 input, 4 units, `P` = 3) and a cell clip: each
+/// has its own feature.
+#[test]
+fn projected_lstm_needs_its_feature() {
+    let rq = [0x00u8, 0x00, 0x00, 0x40, 0x21].repeat(16);
+    let rq_hr = [0x00u8, 0x00, 0x00, 0x40, 0x22].repeat(3);
+    let w_ih: Vec<u8> = (0..16 * 4).map(|k| (k * 37 % 23) as u8).collect();
+    let w_hh: Vec<u8> = (0..16 * 4).map(|k| (k * 11 % 17) as u8).collect();
+    let w_hr: Vec<u8> = (0..3 * 4).map(|k| (k * 53 % 251) as u8).collect();
+    let bias = [0u8; 16 * 4];
+    let clip = 20000i32.to_le_bytes();
+    let desc = ModelDesc {
+        precision: Precision::Int8,
+        input_size: 1,
+        norm: None,
+        pre: heapless::Vec::new(),
+        layers: heapless::Vec::from_slice(&[LayerDesc {
+            cell: CellKind::Lstm { peepholes: false },
+            input_size: 1,
+            hidden_size: 4,
+            x_frac: 12,
+            h_frac: 13,
+            w_ih: &w_ih,
+            w_hh: &w_hh,
+            b_ih: &bias,
+            b_hh: &bias,
+            rq_ih: &rq,
+            rq_hh: &rq,
+            peephole: &[],
+            p_frac: 0,
+            h0: &[],
+            c0: &[],
+            proj_size: 3,
+            w_hr: &w_hr,
+            rq_hr: &rq_hr,
+            cell_clip: &clip,
+            direction: tinyrnn::Direction::Forward,
+            backward: None,
+        }])
+        .unwrap(),
+        pool: tinyrnn::Pool::Last,
+        pool_frac: 0,
+        mlp: heapless::Vec::new(),
+        head: None,
+        output_act: OutputAct::Identity,
+        output_frac: 13,
+        name: "proj",
+    };
+    assert_eq!(
+        desc.required_features().as_slice(),
+        ["lstm", "lstm-proj", "lstm-clip", "int8"]
+    );
+    let mut buf = vec![0u8; 1024];
+    let n = write_blob(&desc, &mut buf).unwrap();
+    let r = Model::from_blob(&buf[..n]);
+    if check_result("proj", &r, &["lstm", "lstm-proj", "lstm-clip", "int8"]) {
+        let got = fingerprint(&r.unwrap());
+        println!("proj: fingerprint {got:#010x}");
+        assert_eq!(
+            got, 0x1144_49ce,
+            "outputs differ from the all-features build"
+        );
+    }
+    // the same layer without the projection needs only `lstm-clip` (w_hh: pad4(3) = pad4(4))
+    let mut clip = desc.clone();
+    clip.layers[0].proj_size = 0;
+    clip.layers[0].w_hr = &[];
+    clip.layers[0].rq_hr = &[];
+    clip.layers[0].h_frac = 15;
+    clip.output_frac = 15;
+    assert_eq!(
+        clip.required_features().as_slice(),
+        ["lstm", "lstm-clip", "int8"]
+    );
+    let mut buf2 = vec![0u8; 1024];
+    let n = write_blob(&clip, &mut buf2).unwrap();
+    check_result(
+        "clip",
+        &Model::from_blob(&buf2[..n]),
+        &["lstm", "lstm-clip", "int8"],
+    );
 }
 
 /// Corruption is still reported as before, whatever the features: the feature check comes

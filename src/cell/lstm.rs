@@ -1,24 +1,39 @@
-//! LSTM cell, with optional ONNX peepholes.
+//! LSTM cell, with optional ONNX peepholes, cell clipping and projection.
 //!
 //! ```text
 //! PyTorch nn.LSTM, gate order i, f, g, o (rows 0..H, H..2H, 2H..3H, 3H..4H);
-//! peepholes P (ONNX), stored in order i, f, o:
+//! peepholes P (ONNX), stored in order i, f, o; optional cell clip (TFLite `cell_clip`)
+//! and projection W_hr [P, H] (PyTorch `proj_size`):
 //!   i_t = σ(W_ii·x + b_ii + W_hi·h_{t−1} + b_hi + P_i ⊙ c_{t−1})
 //!   f_t = σ(W_if·x + b_if + W_hf·h_{t−1} + b_hf + P_f ⊙ c_{t−1})
 //!   g_t = tanh(W_ig·x + b_ig + W_hg·h_{t−1} + b_hg)
-//!   c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t
+//!   c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t,   then clamp(c_t, −clip, clip) with a cell clip
 //!   o_t = σ(W_io·x + b_io + W_ho·h_{t−1} + b_ho + P_o ⊙ c_t)
-//!   h_t = o_t ⊙ tanh(c_t)
+//!   m_t = o_t ⊙ tanh(c_t)
+//!   h_t = m_t, or W_hr·m_t with a projection (P wide; W_h· are then [·, P], h_0 is [P])
 //!
 //! integer (per unit j; pre_* = rq_ih.apply(…) ⊕ rq_hh.apply(…) in Q19.12, ⊕ saturating;
-//! c in Q16.15 (i32, saturating); peepholes i16 with p_frac fractional bits):
+//! c in Q16.15 (i32, saturating); peepholes i16 with p_frac fractional bits; clip an i32
+//! in Q16.15, > 0):
 //!   pre_i ⊕= round(p_i·c / 2^(p_frac+3)),  pre_f ⊕= round(p_f·c / 2^(p_frac+3))
 //!   i = σ_q(pre_i), f = σ_q(pre_f), g = tanh_q(pre_g)                          Q0.15
 //!   c' = sat_i32(round(f·c / 2^15) + round(i·g / 2^15))                        (i64)
+//!   c' = min(max(c', −clip), clip)                          with a clip (i32 compares)
 //!   pre_o ⊕= round(p_o·c' / 2^(p_frac+3)),  o = σ_q(pre_o)
-//!   h' = round(o · tanh_q(round_shr(c', 3)) / 2^15)                            Q0.15
+//!   m_j = round(o · tanh_q(round_shr(c', 3)) / 2^15)                           Q0.15
+//!   without projection: h_j = m_j (h_frac = 15)
+//!   with projection, per output p (after every unit's m_j):
+//!   h_p = sat_i16(rq_hr[p].apply(Σ_j W_hr[p,j]·m_j))                           Q(15−h_frac).h_frac
 //! ```
 //! (Q16.15 × Q.p_frac → Q.12 is a shift by `p_frac + 3`; `round` ties toward +∞.)
+//!
+//! A projected `h` is not bounded by 1: its `h_frac` is calibrated like an unbounded output
+//! (the most fractional bits that hold the calibrated `max |h|` with headroom), and `rq_hr`
+//! is `scale_row · 2^(h_frac − 15)` (no bias). The projection's accumulator is that of the
+//! gates' products (`m` is `i16`, at most `MAX_DIM` terms: |Σ| ≤ 2^30 for int8, 2^38 for
+//! int16), with the same requant shift bounds (62 / 94). `m` lives in the scratch after the
+//! packed `h_{t−1}` ([`Io::rh`]), `pad4(H)` values, so `h` (`P` state words) is written
+//! only after every unit has read `h_{t−1}`.
 
 #[cfg(feature = "f32")]
 use crate::activation::Math;
@@ -27,14 +42,22 @@ use crate::cell::Gate;
 use crate::cell::Io;
 #[cfg(all(feature = "lstm-peephole", feature = "f32"))]
 use crate::cell::Peep;
+#[cfg(all(feature = "f32", any(feature = "lstm-clip", feature = "lstm-proj")))]
+use crate::kernel::le_f32;
+#[cfg(all(feature = "lstm-proj", feature = "f32"))]
+use crate::kernel::pre_f32;
+#[cfg(feature = "lstm-proj")]
+use crate::kernel::Rows;
 use crate::model::LayerDesc;
 #[cfg(any(feature = "int8", feature = "int16"))]
 use crate::{
     activation::{sigmoid_q, tanh_q},
     cell::IntGate,
     fxp::sat_i32,
-    kernel::{le_i16, IntKernel},
+    kernel::{le_i16, le_i32, IntKernel},
 };
+#[cfg(all(feature = "lstm-proj", any(feature = "int8", feature = "int16")))]
+use crate::{fxp::sat_i16, kernel::le_requant, model::pad4};
 
 /// `round(p·c / 2^(p_frac+3))`: peephole contribution to a Q.12 pre-activation.
 #[cfg(any(feature = "int8", feature = "int16"))]
@@ -53,13 +76,14 @@ fn mul_q15_wide(a: i32, b: i16) -> i64 {
     (a as i64).wrapping_mul(b as i64).wrapping_add(1 << 14) >> 15
 }
 
-/// One unit's update from its four pre-activations `[i, f, g, o]` (Q.12) and peephole
-/// weights `[p_i, p_f, p_o]` (zeros without peepholes): the module equations. The products
-/// `i·g` and `o·tanh(c')` are below 2^30 in magnitude, so they are computed in `i32`: the
-/// same integers as the `i64` forms of src/DESIGN.md.
+/// One unit's update from its four pre-activations `[i, f, g, o]` (Q.12), peephole
+/// weights `[p_i, p_f, p_o]` (zeros without peepholes) and the cell clip (Q16.15, `0` =
+/// none): the module equations; returns `m_j` (Q0.15). The products `i·g` and
+/// `o·tanh(c')` are below 2^30 in magnitude, so they are computed in `i32`: the same
+/// integers as the `i64` forms of src/DESIGN.md.
 #[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(always)]
-fn unit(h_j: &mut i32, c_j: &mut i32, pre: [i32; 4], p: Option<[i16; 3]>, p_frac: u32) {
+fn unit(c_j: &mut i32, pre: [i32; 4], p: Option<[i16; 3]>, p_frac: u32, clip: i32) -> i32 {
     let [mut pre_i, mut pre_f, pre_g, mut pre_o] = pre;
     let c = *c_j;
     if let Some([p_i, p_f, _]) = p {
@@ -71,7 +95,11 @@ fn unit(h_j: &mut i32, c_j: &mut i32, pre: [i32; 4], p: Option<[i16; 3]>, p_frac
     let g = tanh_q(pre_g);
     // |f·c/2^15| < 2^31, |i·g/2^15| ≤ 2^15: the i64 sum cannot overflow.
     let ig = ((g as i32) * (i as i32) + (1 << 14)) >> 15;
-    let c_new = sat_i32(mul_q15_wide(c, f).wrapping_add(ig as i64));
+    let mut c_new = sat_i32(mul_q15_wide(c, f).wrapping_add(ig as i64));
+    if clip > 0 {
+        // clip ∈ (0, i32::MAX] (validated): −clip cannot overflow
+        c_new = c_new.max(clip.wrapping_neg()).min(clip);
+    }
     if let Some([_, _, p_o]) = p {
         pre_o = pre_o.saturating_add(peep(p_o, c_new, p_frac));
     }
@@ -79,46 +107,79 @@ fn unit(h_j: &mut i32, c_j: &mut i32, pre: [i32; 4], p: Option<[i16; 3]>, p_frac
     *c_j = c_new;
     // round_shr(c', 3) without the i64: ⌊c'/8⌋ + bit 2 of c' (round half up).
     let t = tanh_q((c_new >> 3) + ((c_new >> 2) & 1));
-    *h_j = ((t as i32) * (o as i32) + (1 << 14)) >> 15;
+    ((t as i32) * (o as i32) + (1 << 14)) >> 15
 }
 
-/// One integer step (see the module equations): [`step_int_plain`] or `step_int_peep`
-/// (feature `lstm-peephole`; without it the loader rejects a peephole LSTM and this does
-/// nothing for one).
+/// One integer step (see the module equations): [`step_int_plain`], `step_int_peep`
+/// (feature `lstm-peephole`), `step_int_proj` (feature `lstm-proj`, with or without
+/// peepholes) or `step_int_clip` (feature `lstm-clip`; the peephole and projection copies
+/// apply a clip too). Without the feature a layer needs, the loader rejects the model and
+/// this does nothing for it.
 #[cfg(any(feature = "int8", feature = "int16"))]
 #[inline]
 pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
-    if peepholes {
+    if l.proj_size != 0 {
+        #[cfg(feature = "lstm-proj")]
+        step_int_proj::<K>(l, peepholes, io)
+    } else if peepholes {
         #[cfg(feature = "lstm-peephole")]
         step_int_peep::<K>(l, io)
+    } else if !l.cell_clip.is_empty() {
+        #[cfg(feature = "lstm-clip")]
+        step_int_clip::<K>(l, io)
     } else {
         step_int_plain::<K>(l, io)
     }
 }
 
-/// One integer step without peepholes (the common case: its own copy, without the
-/// peephole code).
+/// One integer step without peepholes, projection or clip (the common case: its own copy,
+/// without their code). Callers check `l.proj_size == 0 && l.cell_clip.is_empty()`.
 #[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(never)]
 pub(crate) fn step_int_plain<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
-    step_int_body::<K, false>(l, io)
+    step_int_body::<K, false, false, false>(l, io)
 }
 
-/// One integer step with peepholes.
+/// One integer step with a cell clip (TFLite's LSTMs; feature `lstm-clip`): its own copy,
+/// so that the plain step has no clip test in its unit loop (+3 % instructions per step on
+/// the M4F) and firmware without clipped models does not carry it.
+#[cfg(all(feature = "lstm-clip", any(feature = "int8", feature = "int16")))]
+#[inline(never)]
+fn step_int_clip<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
+    step_int_body::<K, false, false, true>(l, io)
+}
+
+/// One integer step with peepholes (and a clip if the layer has one).
 #[cfg(all(feature = "lstm-peephole", any(feature = "int8", feature = "int16")))]
 #[inline(never)]
 fn step_int_peep<K: IntKernel>(l: &LayerDesc<'_>, io: Io<'_>) {
-    step_int_body::<K, true>(l, io)
+    step_int_body::<K, true, false, true>(l, io)
+}
+
+/// One integer step with projection (and peepholes if the layer has them).
+#[cfg(all(feature = "lstm-proj", any(feature = "int8", feature = "int16")))]
+#[inline(never)]
+fn step_int_proj<K: IntKernel>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
+    if peepholes {
+        #[cfg(feature = "lstm-peephole")]
+        step_int_body::<K, true, true, true>(l, io)
+    } else {
+        step_int_body::<K, false, true, true>(l, io)
+    }
 }
 
 /// One integer step (see the module equations): blocks of four units (the last one
 /// shorter), each gate's rows of a block in one pass of the row kernels
-/// ([`IntGate::at`]), then the block's units one by one.
+/// ([`IntGate::at`]), then the block's units one by one; `m` goes to `h` directly, or with
+/// `PROJ` to the scratch `io.rh` (packed, zero-padded) and then through `W_hr` to `h`.
 #[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(always)]
-fn step_int_body<K: IntKernel, const PEEPHOLES: bool>(l: &LayerDesc<'_>, io: Io<'_>) {
+fn step_int_body<K: IntKernel, const PEEPHOLES: bool, const PROJ: bool, const CLIP: bool>(
+    l: &LayerDesc<'_>,
+    io: Io<'_>,
+) {
     let peepholes = PEEPHOLES;
-    let Io { x, h, hs, cs, .. } = io;
+    let Io { x, h, rh, hs, cs } = io;
     // (an array literal, not `map`: built in place, no copy)
     let gates = [
         IntGate::new::<K>(l, 0, x, h),
@@ -128,9 +189,11 @@ fn step_int_body<K: IntKernel, const PEEPHOLES: bool>(l: &LayerDesc<'_>, io: Io<
     ];
     let hidden = l.hidden_size as usize;
     let p_frac = l.p_frac as u32;
-    let mut j = 0;
-    for (h4, c4) in hs.chunks_mut(4).zip(cs.chunks_mut(4)) {
-        let n = h4.len().min(c4.len());
+    // 0 without a clip (validated positive when present); a constant 0 in the plain copy
+    let clip = if CLIP { le_i32(l.cell_clip) } else { 0 };
+    // Units j..j+n: updates c4, returns their m (zeros past n).
+    let block = |j: usize, c4: &mut [i32]| -> [i32; 4] {
+        let n = c4.len();
         let mut pre = [[0i32; 4]; 4];
         for (p, g) in pre.iter_mut().zip(&gates) {
             *p = g.sum_at::<K>(j, n);
@@ -144,21 +207,78 @@ fn step_int_body<K: IntKernel, const PEEPHOLES: bool>(l: &LayerDesc<'_>, io: Io<
                 }
             }
         }
-        for (u, (h_j, c_j)) in h4.iter_mut().zip(c4.iter_mut()).enumerate() {
-            let u = u & 3;
+        let mut m = [0i32; 4];
+        for (u, (m_j, c_j)) in m.iter_mut().zip(c4.iter_mut()).enumerate() {
             let pre_u = [pre[0][u], pre[1][u], pre[2][u], pre[3][u]];
-            unit(h_j, c_j, pre_u, peepholes.then_some(pw[u]), p_frac);
+            *m_j = unit(c_j, pre_u, peepholes.then_some(pw[u]), p_frac, clip);
         }
-        j += 4;
+        m
+    };
+    if PROJ {
+        #[cfg(feature = "lstm-proj")]
+        {
+            // two scratch words (four packed m values) per block of four units
+            for (j, (m2, c4)) in rh.chunks_mut(2).zip(cs.chunks_mut(4)).enumerate() {
+                let [m0, m1, m2_, m3] = block(4 * j, c4);
+                let pack = |lo: i32, hi: i32| (lo as u16 as u32) | (hi as u16 as u32) << 16;
+                for (w, v) in m2.iter_mut().zip([pack(m0, m1), pack(m2_, m3)]) {
+                    *w = v;
+                }
+            }
+            project_int::<K>(l, rh, hs);
+        }
+    } else {
+        // (the block's units written straight to h, as `block` does to its array)
+        let _ = (rh, block);
+        let mut j = 0;
+        for (h4, c4) in hs.chunks_mut(4).zip(cs.chunks_mut(4)) {
+            let n = h4.len().min(c4.len());
+            let mut pre = [[0i32; 4]; 4];
+            for (p, g) in pre.iter_mut().zip(&gates) {
+                *p = g.sum_at::<K>(j, n);
+            }
+            let mut pw = [[0i16; 3]; 4];
+            if peepholes {
+                for (u, w) in pw.iter_mut().enumerate().take(n) {
+                    for (k, w) in w.iter_mut().enumerate() {
+                        *w = le_i16(l.peephole.get(2 * (k * hidden + j + u)..).unwrap_or(&[]));
+                    }
+                }
+            }
+            for (u, (h_j, c_j)) in h4.iter_mut().zip(c4.iter_mut()).enumerate() {
+                let u = u & 3;
+                let pre_u = [pre[0][u], pre[1][u], pre[2][u], pre[3][u]];
+                *h_j = unit(c_j, pre_u, peepholes.then_some(pw[u]), p_frac, clip);
+            }
+            j += 4;
+        }
+    }
+}
+
+/// `h_p = sat_i16(rq_hr[p].apply(W_hr[p]·m))` for every output `p` (`m` packed, `pad4(H)`
+/// values).
+#[cfg(all(feature = "lstm-proj", any(feature = "int8", feature = "int16")))]
+#[inline(never)]
+fn project_int<K: IntKernel>(l: &LayerDesc<'_>, m: &[u32], hs: &mut [i32]) {
+    let row = pad4(l.hidden_size as usize).wrapping_mul(K::WEIGHT_BYTES);
+    let rows = Rows::new(l.w_hr, row).zip(l.rq_hr.chunks_exact(crate::fxp::Requant::BYTES));
+    for (h_p, (w, rq)) in hs.iter_mut().zip(rows) {
+        // no bias: an empty slice reads as 0
+        *h_p = sat_i16(K::pre(w, m, &[], le_requant(rq))) as i32;
     }
 }
 
 /// One f32 step (see the module equations). Without the feature `lstm-peephole` the
-/// peephole terms are not compiled (the loader rejects such a model).
+/// peephole terms are not compiled (the loader rejects such a model). A layer with a clip
+/// or a projection goes to `step_f32_ext`.
 #[cfg(feature = "f32")]
 #[cfg_attr(not(feature = "lstm-peephole"), allow(unused_mut))]
 #[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
+    #[cfg(any(feature = "lstm-clip", feature = "lstm-proj"))]
+    if l.proj_size != 0 || !l.cell_clip.is_empty() {
+        return step_f32_ext::<M>(l, peepholes, io);
+    }
     let mut g_i = Gate::f32(l, 0);
     let mut g_f = Gate::f32(l, 1);
     let mut g_g = Gate::f32(l, 2);
@@ -190,6 +310,75 @@ pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) 
         }
         *c_j = c_new.to_bits() as i32;
         *h_j = (M::sigmoid(pre_o) * M::tanh(c_new)).to_bits() as i32;
+    }
+}
+
+/// One f32 step with a clip or a projection (see the module equations): out of line of
+/// [`step_f32`], whose loop stays as it was without them. Without `lstm-proj` the
+/// projection is not compiled (the loader rejects such a model).
+#[cfg(all(feature = "f32", any(feature = "lstm-clip", feature = "lstm-proj")))]
+#[cfg_attr(not(feature = "lstm-peephole"), allow(unused_mut))]
+#[inline(never)]
+fn step_f32_ext<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
+    // the hidden product reads h: `P` wide with a projection
+    let hw = l.h_len();
+    let mut g_i = Gate::f32_with(l, 0, hw);
+    let mut g_f = Gate::f32_with(l, 1, hw);
+    let mut g_g = Gate::f32_with(l, 2, hw);
+    let mut g_o = Gate::f32_with(l, 3, hw);
+    let Io { x, h, rh, hs, cs } = io;
+    #[cfg(feature = "lstm-peephole")]
+    let (mut p_i, mut p_f, mut p_o) = (Peep::new(l, 0, 4), Peep::new(l, 1, 4), Peep::new(l, 2, 4));
+    #[cfg(not(feature = "lstm-peephole"))]
+    let _ = peepholes;
+    // none: the loop's clamp is skipped (validated finite and positive when present)
+    let clip = (!l.cell_clip.is_empty()).then(|| le_f32(l.cell_clip));
+    let mut unit = |c_j: &mut i32| -> f32 {
+        let c = f32::from_bits(*c_j as u32);
+        let (a, b) = g_i.next_f32(x, h);
+        let mut pre_i = a + b;
+        let (a, b) = g_f.next_f32(x, h);
+        let mut pre_f = a + b;
+        let (a, b) = g_g.next_f32(x, h);
+        let pre_g = a + b;
+        let (a, b) = g_o.next_f32(x, h);
+        let mut pre_o = a + b;
+        #[cfg(feature = "lstm-peephole")]
+        if peepholes {
+            pre_i += p_i.next_f32() * c;
+            pre_f += p_f.next_f32() * c;
+        }
+        let mut c_new = M::sigmoid(pre_f) * c + M::sigmoid(pre_i) * M::tanh(pre_g);
+        if let Some(clip) = clip {
+            c_new = c_new.max(-clip).min(clip);
+        }
+        #[cfg(feature = "lstm-peephole")]
+        if peepholes {
+            pre_o += p_o.next_f32() * c_new;
+        }
+        *c_j = c_new.to_bits() as i32;
+        M::sigmoid(pre_o) * M::tanh(c_new)
+    };
+    if l.proj_size == 0 {
+        let _ = rh;
+        for (h_j, c_j) in hs.iter_mut().zip(cs.iter_mut()) {
+            *h_j = unit(c_j).to_bits() as i32;
+        }
+    } else {
+        #[cfg(feature = "lstm-proj")]
+        {
+            // m in the scratch (padding zeroed: +0.0), then h = W_hr·m
+            for w in rh.iter_mut() {
+                *w = 0;
+            }
+            for (m_j, c_j) in rh.iter_mut().zip(cs.iter_mut()) {
+                *m_j = unit(c_j).to_bits();
+            }
+            let row = crate::model::pad4(l.hidden_size as usize).saturating_mul(4);
+            for (h_p, w) in hs.iter_mut().zip(Rows::new(l.w_hr, row)) {
+                *h_p = pre_f32(w, rh, 0.0).to_bits() as i32;
+            }
+        }
     }
 }
 

@@ -42,10 +42,12 @@ pub(crate) struct Io<'s> {
     pub x: &'s [u32],
     /// `h_{t−1}`, packed like `x`.
     pub h: &'s [u32],
-    /// Scratch for `r ⊙ h` (reset-before GRU), at least `pad4(H)` elements.
-    #[cfg_attr(not(feature = "gru"), allow(dead_code))]
+    /// Scratch for `r ⊙ h` (reset-before GRU) or `m = o ⊙ tanh c` (projected LSTM), at
+    /// least `pad4(H)` elements.
+    #[cfg_attr(not(any(feature = "gru", feature = "lstm-proj")), allow(dead_code))]
     pub rh: &'s mut [u32],
-    /// State words of `h` (`H`): read as `h_{t−1}`, overwritten with `h_t`.
+    /// State words of `h` (`H`, or `P` for a projected LSTM): read as `h_{t−1}`,
+    /// overwritten with `h_t`.
     pub hs: &'s mut [i32],
     /// State words of `c` (`H`, LSTM only; empty otherwise).
     #[cfg_attr(not(feature = "lstm"), allow(dead_code))]
@@ -67,10 +69,17 @@ impl<'a> Gate<'a> {
     /// Gate `g` of an f32 layer `l`.
     #[inline]
     pub(crate) fn f32(l: &LayerDesc<'a>, g: usize) -> Self {
+        Self::f32_with(l, g, l.hidden_size as usize)
+    }
+
+    /// Gate `g` of an f32 layer `l` whose hidden product reads `hw` values (`P` for a
+    /// projected LSTM).
+    #[inline]
+    pub(crate) fn f32_with(l: &LayerDesc<'a>, g: usize, hw: usize) -> Self {
         let h = l.hidden_size as usize;
         // Bounded by MAX_DIM: ≤ 256 · 1024 bytes; saturating only to avoid a panic path.
         let row_ih = pad4(l.input_size as usize).saturating_mul(4);
-        let row_hh = pad4(h).saturating_mul(4);
+        let row_hh = pad4(hw).saturating_mul(4);
         Gate {
             w_ih: Rows::new(block(l.w_ih, g, h.saturating_mul(row_ih)), row_ih),
             w_hh: Rows::new(block(l.w_hh, g, h.saturating_mul(row_hh)), row_hh),
@@ -133,7 +142,8 @@ impl<'a> IntGate<'a> {
         let hidden = l.hidden_size as usize;
         let (wb, bb) = (K::WEIGHT_BYTES, K::BIAS_BYTES);
         let row_ih = pad4(l.input_size as usize).wrapping_mul(wb);
-        let row_hh = pad4(hidden).wrapping_mul(wb);
+        // the hidden product reads h: `P` wide for a projected LSTM
+        let row_hh = pad4(l.h_len()).wrapping_mul(wb);
         let rq = crate::fxp::Requant::BYTES;
         let (w_ih, w_hh) = (
             block(l.w_ih, g, hidden.wrapping_mul(row_ih)),

@@ -7,7 +7,11 @@
 //!   `max|x| · HEADROOM · 2^x_frac ≤ 32767` over the (normalized) calibration inputs.
 //!   Layer `k > 0` reads layer `k−1`'s `h` in its own format.
 //! * **Hidden format** `h_frac`: 15 (Q0.15) for tanh/sigmoid-bounded cells; for a ReLU RNN
-//!   chosen like `x_frac` from the calibrated `max h`.
+//!   and for an LSTM with projection (`h = W_hr·m` is not bounded by 1) chosen like `x_frac`
+//!   from the calibrated `max h`.
+//! * **LSTM projection** `W_hr`: per-row scales like the other weights, no bias, requant
+//!   `scale_row · 2^(h_frac − 15)` (`m = o ⊙ tanh c` is Q0.15). **Cell clip** in `c`'s
+//!   Q16.15.
 //! * **Weights**: symmetric per output row, `scale_row = max|w_row| / Q` with `Q = 127`
 //!   (int8) or `32767` (int16), `q = round(w / scale_row)`; the input-to-hidden and the
 //!   hidden-to-hidden matrices have their own scales (they have their own requant records).
@@ -29,7 +33,7 @@ pub mod tensor;
 
 use anyhow::{bail, ensure, Context};
 use serde::Serialize;
-use tinyrnn::fxp::{CELL_FRAC, PRE_FRAC};
+use tinyrnn::fxp::{ACT_FRAC, CELL_FRAC, PRE_FRAC};
 use tinyrnn::model::{
     write_blob, DenseDesc, DenseOpDesc, LayerDesc, ModelDesc, NormDesc, OpDesc, MAX_NAME, MAX_OPS,
 };
@@ -124,6 +128,10 @@ pub struct LayerReport {
     pub h_frac: u8,
     /// Fractional bits of the peepholes (LSTM with peepholes).
     pub p_frac: Option<u8>,
+    /// LSTM projection width `P` (`h = W_hr·m` is `P` wide).
+    pub proj_size: Option<usize>,
+    /// LSTM cell clip.
+    pub cell_clip: Option<f32>,
 }
 
 /// What [`quantize`] chose and measured.
@@ -197,7 +205,7 @@ pub fn check_model(model: &FloatModel) -> anyhow::Result<()> {
         }
         if let Some(h0) = &l.h0 {
             ensure!(
-                h0.len() == l.hidden_size,
+                h0.len() == l.dir_out_size(),
                 "layer {k}: h0 has {} values",
                 h0.len()
             );
@@ -213,15 +221,16 @@ pub fn check_model(model: &FloatModel) -> anyhow::Result<()> {
             "layer {k}: {} layers are not supported by the quantizer yet",
             l.direction.name()
         );
-        ensure!(
-            l.w_hr.is_none(),
-            "layer {k}: LSTM projection (proj_size) is not supported by the quantizer yet"
-        );
-        ensure!(
-            l.cell_clip.is_none(),
-            "layer {k}: LSTM cell_clip (clamping the cell state, from a TFLite model) is not \
-             supported by the runtime yet"
-        );
+        if let Some(w) = &l.w_hr {
+            check_finite(&format!("layer {k} weight_hr"), w)?;
+            dims.push(("projection size", l.dir_out_size()));
+        }
+        if let Some(clip) = l.cell_clip {
+            ensure!(
+                matches!(l.cell, CellKind::Lstm { .. }) && clip.is_finite() && clip > 0.0,
+                "layer {k}: cell_clip {clip} needs an LSTM and a positive finite value"
+            );
+        }
         ensure!(
             matches!(l.cell, CellKind::Lstm { peepholes: true }) == l.peephole.is_some(),
             "layer {k}: peephole weights do not match the cell kind"
@@ -286,7 +295,9 @@ struct OwnedLayer {
     x_frac: u8,
     h_frac: u8,
     p_frac: u8,
-    t: [Vec<u8>; 9], // w_ih w_hh b_ih b_hh rq_ih rq_hh peephole h0 c0
+    /// 0 without a projection
+    proj_size: u16,
+    t: [Vec<u8>; 12], // w_ih w_hh b_ih b_hh rq_ih rq_hh peephole h0 c0 w_hr rq_hr cell_clip
 }
 
 impl OwnedLayer {
@@ -308,10 +319,10 @@ impl OwnedLayer {
             p_frac: self.p_frac,
             h0: &t[7],
             c0: &t[8],
-            proj_size: 0,
-            w_hr: &[],
-            rq_hr: &[],
-            cell_clip: &[],
+            proj_size: self.proj_size,
+            w_hr: &t[9],
+            rq_hr: &t[10],
+            cell_clip: &t[11],
             direction: tinyrnn::Direction::Forward,
             backward: None,
         }
@@ -601,8 +612,11 @@ pub fn quantize(
     }
     for (k, l) in model.layers.iter().enumerate() {
         let (i, h, g) = (l.input_size, l.hidden_size, l.gates());
+        // width of h: the projection's P, else H
+        let hw = l.dir_out_size();
         let rows = g * h;
-        let h_frac = match (p.is_int(), l.cell.bounded()) {
+        // a projected LSTM's h = W_hr·m is not bounded by 1: calibrated like a ReLU RNN's
+        let h_frac = match (p.is_int(), l.cell.bounded() && l.w_hr.is_none()) {
             (false, _) => 0,
             (true, true) => 15,
             (true, false) => choose_frac(stats.range(k, Probe::Hidden).maxabs(), opts.headroom),
@@ -646,7 +660,7 @@ pub fn quantize(
             h_frac
         };
         let mut p_frac = 0u8;
-        let t: [Vec<u8>; 9] = if p.is_int() {
+        let t: [Vec<u8>; 12] = if p.is_int() {
             let spec = IntSpec::new(p);
             let ([w_ih, b_ih, rq_ih], r1) = int_matrix(
                 spec,
@@ -664,12 +678,35 @@ pub fn quantize(
                 &l.w_hh,
                 &l.b_hh,
                 rows,
-                h,
+                hw,
                 h_frac,
                 target,
             )?;
             weights.push(r1);
             weights.push(r2);
+            // h_p = rq_hr[p].apply(W_hr[p]·m): m = o ⊙ tanh c in Q0.15, to h_frac, no bias
+            let (w_hr, rq_hr) = match &l.w_hr {
+                Some(w) => {
+                    let ([w, _, rq], r) = int_matrix(
+                        spec,
+                        format!("layer{k}.w_hr"),
+                        w,
+                        &vec![0.0; hw],
+                        hw,
+                        h,
+                        ACT_FRAC as u8,
+                        h_frac,
+                    )?;
+                    weights.push(r);
+                    (w, rq)
+                }
+                None => (Vec::new(), Vec::new()),
+            };
+            // Q16.15 like c (c saturates at ±65536: a larger clip never acts)
+            let clip = match l.cell_clip {
+                Some(v) => i32_bytes(&[q_i32(v as f64, CELL_FRAC as u8, &mut other_sat)]),
+                None => Vec::new(),
+            };
             let peep = match &l.peephole {
                 Some(pp) => {
                     let m = pp.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
@@ -698,12 +735,14 @@ pub fn quantize(
                 ),
                 None => Vec::new(),
             };
-            [w_ih, w_hh, b_ih, b_hh, rq_ih, rq_hh, peep, h0, c0]
+            [
+                w_ih, w_hh, b_ih, b_hh, rq_ih, rq_hh, peep, h0, c0, w_hr, rq_hr, clip,
+            ]
         } else {
             let opt = |v: &Option<Vec<f32>>| v.as_deref().map(f32_bytes).unwrap_or_default();
             [
                 pack_f32(&l.w_ih, rows, i),
-                pack_f32(&l.w_hh, rows, h),
+                pack_f32(&l.w_hh, rows, hw),
                 f32_bytes(&l.b_ih),
                 f32_bytes(&l.b_hh),
                 Vec::new(),
@@ -711,6 +750,12 @@ pub fn quantize(
                 opt(&l.peephole),
                 opt(&l.h0),
                 opt(&l.c0),
+                l.w_hr
+                    .as_deref()
+                    .map(|w| pack_f32(w, hw, h))
+                    .unwrap_or_default(),
+                Vec::new(),
+                l.cell_clip.map(|v| f32_bytes(&[v])).unwrap_or_default(),
             ]
         };
         layer_reports.push(LayerReport {
@@ -720,6 +765,8 @@ pub fn quantize(
             x_frac,
             h_frac,
             p_frac: l.peephole.as_ref().map(|_| p_frac),
+            proj_size: l.w_hr.as_ref().map(|_| hw),
+            cell_clip: l.cell_clip,
         });
         layers.push(OwnedLayer {
             cell: l.cell,
@@ -728,6 +775,7 @@ pub fn quantize(
             x_frac,
             h_frac,
             p_frac,
+            proj_size: if l.w_hr.is_some() { hw as u16 } else { 0 },
             t,
         });
         x_frac = h_frac;
@@ -914,6 +962,12 @@ impl Report {
             );
             if let Some(pf) = l.p_frac {
                 let _ = write!(s, "  peephole Q{}.{}", 15 - pf, pf);
+            }
+            if let Some(np) = l.proj_size {
+                let _ = write!(s, "  projection to {np}");
+            }
+            if let Some(c) = l.cell_clip {
+                let _ = write!(s, "  cell clip {c}");
             }
             s.push('\n');
         }

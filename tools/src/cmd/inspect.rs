@@ -183,7 +183,12 @@ pub fn blob_json(m: &Model<'_>, blob_len: usize) -> Value {
         .map(|l| {
             let (i, h) = (l.input_size as usize, l.hidden_size as usize);
             let g = l.cell.gates();
-            let n = g * h * (i + h) + 2 * g * h + if l.peephole.is_empty() { 0 } else { 3 * h };
+            // a projected LSTM: w_hh reads P values, plus W_hr [P, H]
+            let hw = l.h_size();
+            let n = g * h * (i + hw)
+                + 2 * g * h
+                + if l.peephole.is_empty() { 0 } else { 3 * h }
+                + if l.proj_size != 0 { hw * h } else { 0 };
             params += n;
             let mut v = json!({
                 "cell": l.cell.name(),
@@ -191,10 +196,22 @@ pub fn blob_json(m: &Model<'_>, blob_len: usize) -> Value {
                 "hidden_size": h,
                 "params": n,
                 "weight_bytes": l.w_ih.len() + l.w_hh.len() + l.b_ih.len() + l.b_hh.len()
-                    + l.rq_ih.len() + l.rq_hh.len() + l.peephole.len() + l.h0.len() + l.c0.len(),
+                    + l.rq_ih.len() + l.rq_hh.len() + l.peephole.len() + l.h0.len() + l.c0.len()
+                    + l.w_hr.len() + l.rq_hr.len() + l.cell_clip.len(),
                 "initial_h": !l.h0.is_empty(),
                 "initial_c": !l.c0.is_empty(),
             });
+            if l.proj_size != 0 {
+                v["proj_size"] = json!(l.proj_size);
+            }
+            if let Ok(b) = <[u8; 4]>::try_from(l.cell_clip) {
+                // int paths: Q16.15
+                v["cell_clip"] = json!(if p.is_int() {
+                    i32::from_le_bytes(b) as f64 / 32768.0
+                } else {
+                    f32::from_le_bytes(b) as f64
+                });
+            }
             if p.is_int() {
                 v["x_frac"] = json!(l.x_frac);
                 v["h_frac"] = json!(l.h_frac);
@@ -331,6 +348,12 @@ fn text(v: &Value) -> String {
             }
             if let Some(pf) = l.get("p_frac") {
                 line += &format!(", peepholes p_frac {}", show(pf.clone()));
+            }
+            if let Some(np) = l.get("proj_size") {
+                line += &format!(", projection to {}", show(np.clone()));
+            }
+            if let Some(c) = l.get("cell_clip") {
+                line += &format!(", cell clip {}", show(c.clone()));
             }
             if l.get("initial_h") == Some(&Value::Bool(true)) {
                 line += ", initial h";

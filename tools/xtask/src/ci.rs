@@ -19,7 +19,7 @@ pub const MINIMAL_FEATURE_SETS: &[&str] = &[
     "gru,int8",
     "lstm,int8",
     "lstm-peephole,int8",
-    "rnn,gru,lstm-peephole,int16",
+    "rnn,gru,lstm-peephole,lstm-proj,lstm-clip,int16",
     "rnn,gru,lstm-peephole,f32,libm",
 ];
 
