@@ -153,43 +153,51 @@ fn step_int_body<K: IntKernel, const PEEPHOLES: bool>(l: &LayerDesc<'_>, io: Io<
     }
 }
 
-/// One f32 step (see the module equations). Without the feature `lstm-peephole` the
-/// peephole terms are not compiled (the loader rejects such a model).
+/// One f32 step (see the module equations): blocks of four units, the four gates' rows of
+/// a block from one pass over `x` and `h` each ([`Gate::sum4`]), then the block's units.
+/// Without the feature `lstm-peephole` the peephole terms are not compiled (the loader
+/// rejects such a model).
 #[cfg(feature = "f32")]
 #[cfg_attr(not(feature = "lstm-peephole"), allow(unused_mut))]
 #[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
-    let mut g_i = Gate::f32(l, 0);
-    let mut g_f = Gate::f32(l, 1);
-    let mut g_g = Gate::f32(l, 2);
-    let mut g_o = Gate::f32(l, 3);
+    let gates = [
+        Gate::f32(l, 0),
+        Gate::f32(l, 1),
+        Gate::f32(l, 2),
+        Gate::f32(l, 3),
+    ];
     let Io { x, h, hs, cs, .. } = io;
     #[cfg(feature = "lstm-peephole")]
     let (mut p_i, mut p_f, mut p_o) = (Peep::new(l, 0, 4), Peep::new(l, 1, 4), Peep::new(l, 2, 4));
     #[cfg(not(feature = "lstm-peephole"))]
     let _ = peepholes;
-    for (h_j, c_j) in hs.iter_mut().zip(cs.iter_mut()) {
-        let c = f32::from_bits(*c_j as u32);
-        let (a, b) = g_i.next_f32(x, h);
-        let mut pre_i = a + b;
-        let (a, b) = g_f.next_f32(x, h);
-        let mut pre_f = a + b;
-        let (a, b) = g_g.next_f32(x, h);
-        let pre_g = a + b;
-        let (a, b) = g_o.next_f32(x, h);
-        let mut pre_o = a + b;
-        #[cfg(feature = "lstm-peephole")]
-        if peepholes {
-            pre_i += p_i.next_f32() * c;
-            pre_f += p_f.next_f32() * c;
+    let mut j = 0;
+    for (h4, c4) in hs.chunks_mut(4).zip(cs.chunks_mut(4)) {
+        let [pi, pf, pg, po] = [
+            gates[0].sum4(j, x, h),
+            gates[1].sum4(j, x, h),
+            gates[2].sum4(j, x, h),
+            gates[3].sum4(j, x, h),
+        ];
+        for (u, (h_j, c_j)) in h4.iter_mut().zip(c4.iter_mut()).enumerate() {
+            let u = u & 3;
+            let c = f32::from_bits(*c_j as u32);
+            let (mut pre_i, mut pre_f, pre_g, mut pre_o) = (pi[u], pf[u], pg[u], po[u]);
+            #[cfg(feature = "lstm-peephole")]
+            if peepholes {
+                pre_i += p_i.next_f32() * c;
+                pre_f += p_f.next_f32() * c;
+            }
+            let c_new = M::sigmoid(pre_f) * c + M::sigmoid(pre_i) * M::tanh(pre_g);
+            #[cfg(feature = "lstm-peephole")]
+            if peepholes {
+                pre_o += p_o.next_f32() * c_new;
+            }
+            *c_j = c_new.to_bits() as i32;
+            *h_j = (M::sigmoid(pre_o) * M::tanh(c_new)).to_bits() as i32;
         }
-        let c_new = M::sigmoid(pre_f) * c + M::sigmoid(pre_i) * M::tanh(pre_g);
-        #[cfg(feature = "lstm-peephole")]
-        if peepholes {
-            pre_o += p_o.next_f32() * c_new;
-        }
-        *c_j = c_new.to_bits() as i32;
-        *h_j = (M::sigmoid(pre_o) * M::tanh(c_new)).to_bits() as i32;
+        j += 4;
     }
 }
 

@@ -27,9 +27,9 @@ pub(crate) mod rnn;
 use crate::activation::Math;
 use crate::kernel::block;
 #[cfg(feature = "f32")]
-use crate::kernel::Rows;
-#[cfg(feature = "f32")]
-use crate::kernel::{le_f32, pre_f32};
+use crate::kernel::dot4_f32_fast;
+#[cfg(all(feature = "lstm-peephole", feature = "f32"))]
+use crate::kernel::{le_f32, Rows};
 #[cfg(any(feature = "int8", feature = "int16"))]
 use crate::kernel::{le_requant, IntKernel};
 #[cfg(any(feature = "f32", feature = "int8", feature = "int16"))]
@@ -52,14 +52,33 @@ pub(crate) struct Io<'s> {
     pub cs: &'s mut [i32],
 }
 
-/// The rows of one gate of an f32 layer, yielded unit by unit: weights and biases of the
-/// input and the hidden product.
+/// The rows of one gate of an f32 layer, addressed by block of four units: weights and
+/// biases of the input and the hidden product.
+///
+/// Each row's pre-activation is one chain of fused multiply-adds ([`dot4_f32_fast`]):
+/// `sum4` starts from `b_ih + b_hh` and runs over `x`, then over `h`; `pair4` keeps the two
+/// products apart (`b_ih + W_ih·x`, `b_hh + W_hh·h`) for the GRU's `n` gate. Four rows share
+/// one pass over each vector; the bits are those of one row at a time.
 #[cfg(feature = "f32")]
 pub(crate) struct Gate<'a> {
-    w_ih: Rows<'a>,
-    w_hh: Rows<'a>,
-    b_ih: Rows<'a>,
-    b_hh: Rows<'a>,
+    w_ih: &'a [u8],
+    w_hh: &'a [u8],
+    b_ih: &'a [u8],
+    b_hh: &'a [u8],
+    row_ih: usize,
+    row_hh: usize,
+}
+
+/// Four f32 values from bytes `4j ..` of `b` (0.0 where `b` ends).
+#[cfg(feature = "f32")]
+#[inline(always)]
+fn bias4(b: &[u8], j: usize) -> [f32; 4] {
+    let b = b.get(4 * j..).unwrap_or(&[]);
+    let mut out = [0.0f32; 4];
+    for (o, w) in out.iter_mut().zip(b.as_chunks::<4>().0) {
+        *o = f32::from_le_bytes(*w);
+    }
+    out
 }
 
 #[cfg(feature = "f32")]
@@ -72,24 +91,46 @@ impl<'a> Gate<'a> {
         let row_ih = pad4(l.input_size as usize).saturating_mul(4);
         let row_hh = pad4(h).saturating_mul(4);
         Gate {
-            w_ih: Rows::new(block(l.w_ih, g, h.saturating_mul(row_ih)), row_ih),
-            w_hh: Rows::new(block(l.w_hh, g, h.saturating_mul(row_hh)), row_hh),
-            b_ih: Rows::new(block(l.b_ih, g, h.saturating_mul(4)), 4),
-            b_hh: Rows::new(block(l.b_hh, g, h.saturating_mul(4)), 4),
+            w_ih: block(l.w_ih, g, h.saturating_mul(row_ih)),
+            w_hh: block(l.w_hh, g, h.saturating_mul(row_hh)),
+            b_ih: block(l.b_ih, g, h.saturating_mul(4)),
+            b_hh: block(l.b_hh, g, h.saturating_mul(4)),
+            row_ih,
+            row_hh,
         }
     }
 
-    /// The next unit's `(b_ih + W_ih·x, b_hh + W_hh·h)` in f32.
+    /// The weights of units `j ..` (at most four rows are read).
     #[inline(always)]
-    pub(crate) fn next_f32(&mut self, x: &[u32], h: &[u32]) -> (f32, f32) {
-        let ih = match (self.w_ih.next(), self.b_ih.next()) {
-            (Some(w), Some(b)) => pre_f32(w, x, le_f32(b)),
-            _ => 0.0,
-        };
-        let hh = match (self.w_hh.next(), self.b_hh.next()) {
-            (Some(w), Some(b)) => pre_f32(w, h, le_f32(b)),
-            _ => 0.0,
-        };
+    fn rows(w: &'a [u8], row: usize, j: usize) -> &'a [u8] {
+        w.get(j.saturating_mul(row)..).unwrap_or(&[])
+    }
+
+    /// `b_ih + b_hh + W_ih·x + W_hh·h` for units `j .. j+4` (units past the gate: garbage
+    /// the caller ignores).
+    #[inline(always)]
+    pub(crate) fn sum4(&self, j: usize, x: &[u32], h: &[u32]) -> [f32; 4] {
+        let (bi, bh) = (bias4(self.b_ih, j), bias4(self.b_hh, j));
+        let acc = [bi[0] + bh[0], bi[1] + bh[1], bi[2] + bh[2], bi[3] + bh[3]];
+        let acc = dot4_f32_fast(Self::rows(self.w_ih, self.row_ih, j), self.row_ih, x, acc);
+        dot4_f32_fast(Self::rows(self.w_hh, self.row_hh, j), self.row_hh, h, acc)
+    }
+
+    /// `(b_ih + W_ih·x, b_hh + W_hh·h)` for units `j .. j+4`.
+    #[inline(always)]
+    pub(crate) fn pair4(&self, j: usize, x: &[u32], h: &[u32]) -> ([f32; 4], [f32; 4]) {
+        let ih = dot4_f32_fast(
+            Self::rows(self.w_ih, self.row_ih, j),
+            self.row_ih,
+            x,
+            bias4(self.b_ih, j),
+        );
+        let hh = dot4_f32_fast(
+            Self::rows(self.w_hh, self.row_hh, j),
+            self.row_hh,
+            h,
+            bias4(self.b_hh, j),
+        );
         (ih, hh)
     }
 }
