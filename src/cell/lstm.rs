@@ -250,8 +250,8 @@ mod tests {
         let (h, c) = final_state(Precision::F32, F32Math::Fast);
         let (eh, ec) = (max_abs_diff(&h, &TORCH_H), max_abs_diff(&c, &TORCH_C));
         println!("lstm candle f32 fast: h err {eh:.2e}, c err {ec:.2e}");
-        // micromath sigmoid/tanh errors ≤ 1.1e-3 per call, a few calls per unit and step.
-        assert!(eh <= 3e-3 && ec <= 1e-2, "{h:?} {c:?}");
+        // rational sigmoid/tanh errors ≤ 4.1e-7 per call: below the 4 printed decimals
+        assert!(eh <= 6e-5 && ec <= 6e-5, "{h:?} {c:?}");
     }
 
     #[cfg(feature = "libm")]
