@@ -423,6 +423,7 @@ pub fn tanh_fast(x: f32) -> f32 {
     const B2: f32 = f32::from_bits(0x3b14_aa05); // 2.268_434_7e-3
     const B4: f32 = f32::from_bits(0x38f8_95d6); // 1.185_347_1e-4
     const B6: f32 = f32::from_bits(0x35a0_d3d8); // 1.198_258_4e-6
+
     // (not `f32::clamp`: it carries an assertion, i.e. a panic path)
     #[allow(clippy::manual_clamp)]
     let x = if x > CLAMP {

@@ -1113,7 +1113,7 @@ fn lstm_cell_state_stays_bounded_at_the_rails() {
 /// reference, per step, on PyTorch-initialised models.
 fn tolerance(p: Precision) -> f64 {
     match p {
-        Precision::F32 => 4e-3, // micromath
+        Precision::F32 => 5e-4, // rational tanh/sigmoid, micromath exp (softmax)
         Precision::Int16 => 1e-3,
         _ => 2e-2,
     }
