@@ -1,17 +1,22 @@
 //! Portable dot-product kernels and the packing helpers of the scratch buffer.
 //!
-//! The portable kernels are five: one row at a time, [`dot_i8`], [`dot_i16`] and
-//! [`dot_f32`]; four consecutive rows in one pass over the vector, [`dot4_i8`] and
-//! [`dot4_i16`]. Every matrix–vector product of the runtime reaches them through this
+//! The portable kernels are six: one row at a time, [`dot_i8`], [`dot_i16`] and
+//! [`dot_f32`]; four consecutive rows in one pass over the vector, [`dot4_i8`],
+//! [`dot4_i16`] and [`dot4_f32`] (fused multiply-adds, [`fma`]). Every matrix–vector product of the runtime reaches them through this
 //! module: the integer paths through the `IntKernel` trait (`pre` one row, `pre4` four rows,
 //! `pre4x2` both products of four units), used by the cells' gates (`cell::IntGate`) and the
-//! integer dense head; the f32 path through [`pre_f32`].
+//! integer dense head; the f32 cells through [`dot4_f32_fast`] (`cell::Gate`), the f32
+//! dense layers through [`pre_f32`].
 //!
 //! On Cortex-M cores with the DSP extension (cfg `tinyrnn_dsp`, module `dsp`) the int8
 //! and int16 kernels are replaced, inside this module, by assembly computing the same
 //! integers (`SMLAD` / `SMLALD`): [`dot_i8`] by `dsp::dot_i8`, [`dot4_i8`] by
 //! `dsp::dot4_i8`, [`dot4_i16`] by `dsp::dot4_i16`; the single-row [`dot_i16`] (the last
 //! `H mod 4` rows of an int16 gate, the int16 dense head) and [`dot_f32`] stay portable.
+//! On the hard-float Cortex-M4F/M7/M33 (cfg `tinyrnn_fpu`) [`fma`] is `VFMA` and
+//! [`dot4_f32_fast`] is `dsp::dot4_f32` (`VLDM` + `VFMA`); for f32 layers `cell::Gate` holds a
+//! `dsp::GateF32` (both products of a block of four units in one call): the same bits as
+//! [`dot4_f32`] with `libm::fmaf`, since each fused multiply-add is rounded once.
 //! One path leaves this module's dispatch: for int8 layers `cell::IntGate` holds a
 //! `dsp::Gate8`, and each full block of four units of a gate gets both products, the
 //! biases and the requantization from one call of its assembly (`Gate8::block`); only a
@@ -159,14 +164,14 @@ pub fn dot4_f32(w4: &[u8], row: usize, x: &[u32], acc: [f32; 4]) -> [f32; 4] {
 /// else [`dot4_f32`]. Same bits either way (feature `f32`).
 #[cfg(feature = "f32")]
 #[inline(always)]
-pub fn dot4_f32_fast(w4: &[u8], row: usize, x: &[u32], acc: [f32; 4]) -> [f32; 4] {
+pub fn dot4_f32_fast(w4: &[u8], row: usize, x: &[u32], acc: &mut [f32; 4]) {
     #[cfg(tinyrnn_fpu)]
     {
         dsp::dot4_f32(w4, row, x, acc)
     }
     #[cfg(not(tinyrnn_fpu))]
     {
-        dot4_f32(w4, row, x, acc)
+        *acc = dot4_f32(w4, row, x, *acc);
     }
 }
 

@@ -89,20 +89,20 @@ pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, linear_before_reset: boo
 #[cfg(feature = "f32")]
 #[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, linear_before_reset: bool, io: Io<'_>) {
-    let g_r = Gate::f32(l, 0);
-    let g_z = Gate::f32(l, 1);
-    let g_n = Gate::f32(l, 2);
     let Io { x, h, rh, hs, .. } = io;
+    let g_r = Gate::f32(l, 0, x, h);
+    let g_z = Gate::f32(l, 1, x, h);
     let update = |h_j: &mut i32, n: f32, z: f32| {
         let h_prev = f32::from_bits(*h_j as u32);
         *h_j = ((1.0 - z) * n + z * h_prev).to_bits() as i32;
     };
     if linear_before_reset {
+        let g_n = Gate::f32(l, 2, x, h);
         let mut j = 0;
         for h4 in hs.chunks_mut(4) {
-            let r = g_r.sum4(j, x, h);
-            let z = g_z.sum4(j, x, h);
-            let (ni, nh) = g_n.pair4(j, x, h);
+            let r = g_r.sum4(j);
+            let z = g_z.sum4(j);
+            let (ni, nh) = g_n.pair4(j);
             for (u, h_j) in h4.iter_mut().enumerate() {
                 let u = u & 3;
                 let n = M::tanh(ni[u] + M::sigmoid(r[u]) * nh[u]);
@@ -114,17 +114,18 @@ pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, linear_before_reset: bool, io
         rh.fill(0);
         let mut j = 0;
         for (w4, h4) in rh.chunks_mut(4).zip(hs.chunks(4)) {
-            let r = g_r.sum4(j, x, h);
+            let r = g_r.sum4(j);
             for ((w, h_j), &r) in w4.iter_mut().zip(h4).zip(&r) {
                 *w = (M::sigmoid(r) * f32::from_bits(*h_j as u32)).to_bits();
             }
             j += 4;
         }
         let rh: &[u32] = rh;
+        let g_n = Gate::f32(l, 2, x, rh);
         let mut j = 0;
         for h4 in hs.chunks_mut(4) {
-            let z = g_z.sum4(j, x, h);
-            let n = g_n.sum4(j, x, rh);
+            let z = g_z.sum4(j);
+            let n = g_n.sum4(j);
             for (u, h_j) in h4.iter_mut().enumerate() {
                 let u = u & 3;
                 update(h_j, M::tanh(n[u]), M::sigmoid(z[u]));

@@ -162,12 +162,12 @@ fn step_int_body<K: IntKernel, const PEEPHOLES: bool>(l: &LayerDesc<'_>, io: Io<
 #[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) {
     let gates = [
-        Gate::f32(l, 0),
-        Gate::f32(l, 1),
-        Gate::f32(l, 2),
-        Gate::f32(l, 3),
+        Gate::f32(l, 0, io.x, io.h),
+        Gate::f32(l, 1, io.x, io.h),
+        Gate::f32(l, 2, io.x, io.h),
+        Gate::f32(l, 3, io.x, io.h),
     ];
-    let Io { x, h, hs, cs, .. } = io;
+    let Io { hs, cs, .. } = io;
     #[cfg(feature = "lstm-peephole")]
     let (mut p_i, mut p_f, mut p_o) = (Peep::new(l, 0, 4), Peep::new(l, 1, 4), Peep::new(l, 2, 4));
     #[cfg(not(feature = "lstm-peephole"))]
@@ -175,10 +175,10 @@ pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, peepholes: bool, io: Io<'_>) 
     let mut j = 0;
     for (h4, c4) in hs.chunks_mut(4).zip(cs.chunks_mut(4)) {
         let [pi, pf, pg, po] = [
-            gates[0].sum4(j, x, h),
-            gates[1].sum4(j, x, h),
-            gates[2].sum4(j, x, h),
-            gates[3].sum4(j, x, h),
+            gates[0].sum4(j),
+            gates[1].sum4(j),
+            gates[2].sum4(j),
+            gates[3].sum4(j),
         ];
         for (u, (h_j, c_j)) in h4.iter_mut().zip(c4.iter_mut()).enumerate() {
             let u = u & 3;

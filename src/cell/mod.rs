@@ -67,6 +67,11 @@ pub(crate) struct Gate<'a> {
     b_hh: &'a [u8],
     row_ih: usize,
     row_hh: usize,
+    x: &'a [u32],
+    h: &'a [u32],
+    /// Both products of a block in one assembly call (`None`: unaligned weights).
+    #[cfg(tinyrnn_fpu)]
+    fast: Option<crate::kernel::dsp::GateF32<'a>>,
 }
 
 /// Four f32 values from bytes `4j ..` of `b` (0.0 where `b` ends).
@@ -74,6 +79,11 @@ pub(crate) struct Gate<'a> {
 #[inline(always)]
 fn bias4(b: &[u8], j: usize) -> [f32; 4] {
     let b = b.get(4 * j..).unwrap_or(&[]);
+    // a whole block: four fixed-size reads (no copy loop)
+    if let Some(w) = b.first_chunk::<16>() {
+        let f = |k: usize| f32::from_le_bytes([w[k], w[k + 1], w[k + 2], w[k + 3]]);
+        return [f(0), f(4), f(8), f(12)];
+    }
     let mut out = [0.0f32; 4];
     for (o, w) in out.iter_mut().zip(b.as_chunks::<4>().0) {
         *o = f32::from_le_bytes(*w);
@@ -83,20 +93,26 @@ fn bias4(b: &[u8], j: usize) -> [f32; 4] {
 
 #[cfg(feature = "f32")]
 impl<'a> Gate<'a> {
-    /// Gate `g` of an f32 layer `l`.
+    /// Gate `g` of an f32 layer `l`, multiplying `x` and `h`.
     #[inline]
-    pub(crate) fn f32(l: &LayerDesc<'a>, g: usize) -> Self {
-        let h = l.hidden_size as usize;
+    pub(crate) fn f32(l: &LayerDesc<'a>, g: usize, x: &'a [u32], h: &'a [u32]) -> Self {
+        let units = l.hidden_size as usize;
         // Bounded by MAX_DIM: ≤ 256 · 1024 bytes; saturating only to avoid a panic path.
         let row_ih = pad4(l.input_size as usize).saturating_mul(4);
-        let row_hh = pad4(h).saturating_mul(4);
+        let row_hh = pad4(units).saturating_mul(4);
+        let w_ih = block(l.w_ih, g, units.saturating_mul(row_ih));
+        let w_hh = block(l.w_hh, g, units.saturating_mul(row_hh));
         Gate {
-            w_ih: block(l.w_ih, g, h.saturating_mul(row_ih)),
-            w_hh: block(l.w_hh, g, h.saturating_mul(row_hh)),
-            b_ih: block(l.b_ih, g, h.saturating_mul(4)),
-            b_hh: block(l.b_hh, g, h.saturating_mul(4)),
+            w_ih,
+            w_hh,
+            b_ih: block(l.b_ih, g, units.saturating_mul(4)),
+            b_hh: block(l.b_hh, g, units.saturating_mul(4)),
             row_ih,
             row_hh,
+            x,
+            h,
+            #[cfg(tinyrnn_fpu)]
+            fast: crate::kernel::dsp::GateF32::new(w_ih, x, row_ih, w_hh, h, row_hh, units),
         }
     }
 
@@ -109,27 +125,48 @@ impl<'a> Gate<'a> {
     /// `b_ih + b_hh + W_ih·x + W_hh·h` for units `j .. j+4` (units past the gate: garbage
     /// the caller ignores).
     #[inline(always)]
-    pub(crate) fn sum4(&self, j: usize, x: &[u32], h: &[u32]) -> [f32; 4] {
+    pub(crate) fn sum4(&self, j: usize) -> [f32; 4] {
         let (bi, bh) = (bias4(self.b_ih, j), bias4(self.b_hh, j));
-        let acc = [bi[0] + bh[0], bi[1] + bh[1], bi[2] + bh[2], bi[3] + bh[3]];
-        let acc = dot4_f32_fast(Self::rows(self.w_ih, self.row_ih, j), self.row_ih, x, acc);
-        dot4_f32_fast(Self::rows(self.w_hh, self.row_hh, j), self.row_hh, h, acc)
-    }
-
-    /// `(b_ih + W_ih·x, b_hh + W_hh·h)` for units `j .. j+4`.
-    #[inline(always)]
-    pub(crate) fn pair4(&self, j: usize, x: &[u32], h: &[u32]) -> ([f32; 4], [f32; 4]) {
-        let ih = dot4_f32_fast(
+        let mut acc = [bi[0] + bh[0], bi[1] + bh[1], bi[2] + bh[2], bi[3] + bh[3]];
+        #[cfg(tinyrnn_fpu)]
+        if let Some(g) = &self.fast {
+            if g.block(j, &mut acc) {
+                return acc;
+            }
+        }
+        let (x, h) = (self.x, self.h);
+        dot4_f32_fast(
             Self::rows(self.w_ih, self.row_ih, j),
             self.row_ih,
             x,
-            bias4(self.b_ih, j),
+            &mut acc,
         );
-        let hh = dot4_f32_fast(
+        dot4_f32_fast(
             Self::rows(self.w_hh, self.row_hh, j),
             self.row_hh,
             h,
-            bias4(self.b_hh, j),
+            &mut acc,
+        );
+        acc
+    }
+
+    /// `(b_ih + W_ih·x, b_hh + W_hh·h)` for units `j .. j+4`.
+    #[cfg(feature = "gru")]
+    #[inline(always)]
+    pub(crate) fn pair4(&self, j: usize) -> ([f32; 4], [f32; 4]) {
+        let (x, h) = (self.x, self.h);
+        let (mut ih, mut hh) = (bias4(self.b_ih, j), bias4(self.b_hh, j));
+        dot4_f32_fast(
+            Self::rows(self.w_ih, self.row_ih, j),
+            self.row_ih,
+            x,
+            &mut ih,
+        );
+        dot4_f32_fast(
+            Self::rows(self.w_hh, self.row_hh, j),
+            self.row_hh,
+            h,
+            &mut hh,
         );
         (ih, hh)
     }

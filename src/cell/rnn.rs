@@ -42,10 +42,10 @@ pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, act: RnnAct, io: Io<'_>)
 #[cfg(feature = "f32")]
 #[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, act: RnnAct, io: Io<'_>) {
-    let gate = Gate::f32(l, 0);
+    let gate = Gate::f32(l, 0, io.x, io.h);
     let mut j = 0;
     for h4 in io.hs.chunks_mut(4) {
-        let pre = gate.sum4(j, io.x, io.h);
+        let pre = gate.sum4(j);
         for (h_j, &pre) in h4.iter_mut().zip(&pre) {
             let h = match act {
                 RnnAct::Tanh => M::tanh(pre),

@@ -621,10 +621,180 @@ global_asm!(
     ".popsection",
 );
 
+// tinyrnn_fpu_gate4_f32(g: r0 -> GateF32Raw, j: r1, acc: r2)
+//   Both products of units j..j+4 of a gate, added to acc: the rows of `W_ih` (then of
+//   `W_hh`) at w + (j + r)·row, r = 0..4, against x (then h), each row one chain of
+//   `VFMA` in column order (as `tinyrnn_fpu_dot4_f32` twice). Preconditions (checked by
+//   `GateF32::new` once and `GateF32::block` per call): both rows non-zero multiples of 16
+//   bytes, word-aligned weights, j + 4 ≤ the gate's units.
+// Registers: r4–r7 the row pointers, r8 the vector, r3 the row length, lr the block count;
+//   s0–s3 the vector, s4–s7 the accumulators, s8–s15 weights.
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+global_asm!(
+    ".pushsection .text.tinyrnn_fpu_gate4_f32,\"ax\",%progbits",
+    ".syntax unified",
+    ".thumb",
+    ".fpu fpv4-sp-d16",
+    ".p2align 2",
+    ".global tinyrnn_fpu_gate4_f32",
+    ".type tinyrnn_fpu_gate4_f32,%function",
+    ".thumb_func",
+    "tinyrnn_fpu_gate4_f32:",
+    "push {{r4, r5, r6, r7, r8, lr}}",
+    "vldmia r2, {{s4-s7}}",
+    "ldr r3, [r0, #8]",
+    "ldr r4, [r0, #0]",
+    "mla r4, r1, r3, r4",
+    "ldr r8, [r0, #4]",
+    "add.w r5, r4, r3",
+    "add.w r6, r5, r3",
+    "add.w r7, r6, r3",
+    "lsrs.w lr, r3, #4",
+    "2:",
+    "vldmia r8!, {{s0-s3}}",
+    "vldmia r4!, {{s8-s11}}",
+    "vldmia r5!, {{s12-s15}}",
+    "vfma.f32 s4, s8, s0",
+    "vfma.f32 s4, s9, s1",
+    "vfma.f32 s4, s10, s2",
+    "vfma.f32 s4, s11, s3",
+    "vldmia r6!, {{s8-s11}}",
+    "vfma.f32 s5, s12, s0",
+    "vfma.f32 s5, s13, s1",
+    "vfma.f32 s5, s14, s2",
+    "vfma.f32 s5, s15, s3",
+    "vldmia r7!, {{s12-s15}}",
+    "vfma.f32 s6, s8, s0",
+    "vfma.f32 s6, s9, s1",
+    "vfma.f32 s6, s10, s2",
+    "vfma.f32 s6, s11, s3",
+    "vfma.f32 s7, s12, s0",
+    "vfma.f32 s7, s13, s1",
+    "vfma.f32 s7, s14, s2",
+    "vfma.f32 s7, s15, s3",
+    "subs.w lr, lr, #1",
+    "bne 2b",
+    "ldr r3, [r0, #20]",
+    "ldr r4, [r0, #12]",
+    "mla r4, r1, r3, r4",
+    "ldr r8, [r0, #16]",
+    "add.w r5, r4, r3",
+    "add.w r6, r5, r3",
+    "add.w r7, r6, r3",
+    "lsrs.w lr, r3, #4",
+    "3:",
+    "vldmia r8!, {{s0-s3}}",
+    "vldmia r4!, {{s8-s11}}",
+    "vldmia r5!, {{s12-s15}}",
+    "vfma.f32 s4, s8, s0",
+    "vfma.f32 s4, s9, s1",
+    "vfma.f32 s4, s10, s2",
+    "vfma.f32 s4, s11, s3",
+    "vldmia r6!, {{s8-s11}}",
+    "vfma.f32 s5, s12, s0",
+    "vfma.f32 s5, s13, s1",
+    "vfma.f32 s5, s14, s2",
+    "vfma.f32 s5, s15, s3",
+    "vldmia r7!, {{s12-s15}}",
+    "vfma.f32 s6, s8, s0",
+    "vfma.f32 s6, s9, s1",
+    "vfma.f32 s6, s10, s2",
+    "vfma.f32 s6, s11, s3",
+    "vfma.f32 s7, s12, s0",
+    "vfma.f32 s7, s13, s1",
+    "vfma.f32 s7, s14, s2",
+    "vfma.f32 s7, s15, s3",
+    "subs.w lr, lr, #1",
+    "bne 3b",
+    "vstmia r2, {{s4-s7}}",
+    "pop {{r4, r5, r6, r7, r8, pc}}",
+    ".size tinyrnn_fpu_gate4_f32, . - tinyrnn_fpu_gate4_f32",
+    ".popsection",
+);
+
+/// The operands of `tinyrnn_fpu_gate4_f32` (layout read by the assembly).
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct GateF32Raw {
+    w_ih: *const u8,
+    x: *const u32,
+    row_ih: usize,
+    w_hh: *const u8,
+    h: *const u32,
+    row_hh: usize,
+}
+
+/// One f32 gate of a layer step, checked once for [`GateF32::block`]: the weights of its
+/// `units` rows for both products and the two vectors.
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+#[derive(Clone, Copy)]
+pub struct GateF32<'a> {
+    raw: GateF32Raw,
+    units: usize,
+    _borrow: core::marker::PhantomData<(&'a [u8], &'a [u32])>,
+}
+
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+impl<'a> GateF32<'a> {
+    /// The gate of `units` rows of `row_ih` / `row_hh` bytes, or `None` if the assembly
+    /// cannot take it (a row not a non-zero multiple of 16 bytes, weights not word-aligned
+    /// or shorter than `units` rows, a vector shorter than a row).
+    #[inline]
+    pub fn new(
+        w_ih: &'a [u8],
+        x: &'a [u32],
+        row_ih: usize,
+        w_hh: &'a [u8],
+        h: &'a [u32],
+        row_hh: usize,
+        units: usize,
+    ) -> Option<Self> {
+        let ok = |w: &[u8], v: &[u32], row: usize| {
+            row != 0
+                && row.is_multiple_of(16)
+                && v.len() >= row / 4
+                && units.checked_mul(row).is_some_and(|n| w.len() >= n)
+                && (w.as_ptr() as usize).is_multiple_of(4)
+        };
+        (ok(w_ih, x, row_ih) && ok(w_hh, h, row_hh)).then_some(GateF32 {
+            raw: GateF32Raw {
+                w_ih: w_ih.as_ptr(),
+                x: x.as_ptr(),
+                row_ih,
+                w_hh: w_hh.as_ptr(),
+                h: h.as_ptr(),
+                row_hh,
+            },
+            units,
+            _borrow: core::marker::PhantomData,
+        })
+    }
+
+    /// `acc_r += W_ih[j+r]·x + W_hh[j+r]·h` (each row one chain of fused multiply-adds in
+    /// column order, `x` first: the bits of [`dot4_f32`](super::dot4_f32) on `acc`, then
+    /// on its result), if units `j .. j+4` are rows of the gate; else `false`, `acc`
+    /// untouched.
+    #[inline(always)]
+    pub fn block(&self, j: usize, acc: &mut [f32; 4]) -> bool {
+        if j.checked_add(4).is_none_or(|e| e > self.units) {
+            return false;
+        }
+        // SAFETY: `new` checked that both weight tensors hold `units` rows of their (non-zero
+        // multiple of 16) row length, word-aligned, and that each vector holds a row's
+        // columns; with `j + 4 ≤ units` the assembly reads rows `j .. j+4` of each and the
+        // row's words of each vector, and reads and writes the four words of `acc`; it
+        // saves r4–r8 and uses only caller-saved FPU registers (AAPCS).
+        unsafe { tinyrnn_fpu_gate4_f32(&self.raw, j, acc) };
+        true
+    }
+}
+
 #[cfg(all(feature = "f32", tinyrnn_fpu))]
 extern "C" {
     fn tinyrnn_fpu_fma(a: f32, b: f32, c: f32) -> f32;
     fn tinyrnn_fpu_dot4_f32(w: *const u8, x: *const u32, row: usize, acc: *mut [f32; 4]);
+    fn tinyrnn_fpu_gate4_f32(g: *const GateF32Raw, j: usize, acc: *mut [f32; 4]);
 }
 
 /// `a·b + c` with one rounding (`VFMA.F32`): the IEEE 754 fused multiply-add, the same
@@ -643,8 +813,8 @@ pub fn fma(a: f32, b: f32, c: f32) -> f32 {
 /// loop). `VLDM` needs word-aligned weights; an unaligned `w4` (a blob at an odd address)
 /// or a row that is not a multiple of 4 columns falls back to the portable kernel.
 #[cfg(all(feature = "f32", tinyrnn_fpu))]
-#[inline]
-pub fn dot4_f32(w4: &[u8], row: usize, x: &[u32], acc: [f32; 4]) -> [f32; 4] {
+#[inline(always)]
+pub fn dot4_f32(w4: &[u8], row: usize, x: &[u32], acc: &mut [f32; 4]) {
     let blocks = row / 16;
     if blocks == 0
         || !row.is_multiple_of(16)
@@ -652,13 +822,19 @@ pub fn dot4_f32(w4: &[u8], row: usize, x: &[u32], acc: [f32; 4]) -> [f32; 4] {
         || w4.len() / 4 < row
         || !(w4.as_ptr() as usize).is_multiple_of(4)
     {
-        return super::dot4_f32(w4, row, x, acc);
+        return dot4_f32_fallback(w4, row, x, acc);
     }
-    let mut out = acc;
     // SAFETY: `w4` holds at least `4·row` bytes, word-aligned, `row` a non-zero multiple of
     // 16: the assembly reads bytes `r·row .. (r+1)·row` of `w4` for r = 0..4 and the first
     // `row/4 = 4·blocks ≤ x.len()` words of `x` (aligned), and reads and writes the four
-    // words of `out`; it saves r4–r6 and uses only caller-saved FPU registers (AAPCS).
-    unsafe { tinyrnn_fpu_dot4_f32(w4.as_ptr(), x.as_ptr(), row, &mut out) };
-    out
+    // words of `acc`; it saves r4–r6 and uses only caller-saved FPU registers (AAPCS).
+    unsafe { tinyrnn_fpu_dot4_f32(w4.as_ptr(), x.as_ptr(), row, acc) };
+}
+
+/// [`dot4_f32`]'s portable path (unaligned weights, odd row lengths); out of line.
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+#[cold]
+#[inline(never)]
+fn dot4_f32_fallback(w4: &[u8], row: usize, x: &[u32], acc: &mut [f32; 4]) {
+    *acc = super::dot4_f32(w4, row, x, *acc);
 }
