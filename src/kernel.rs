@@ -1,17 +1,22 @@
 //! Portable dot-product kernels and the packing helpers of the scratch buffer.
 //!
-//! The portable kernels are five: one row at a time, [`dot_i8`], [`dot_i16`] and
-//! [`dot_f32`]; four consecutive rows in one pass over the vector, [`dot4_i8`] and
-//! [`dot4_i16`]. Every matrix–vector product of the runtime reaches them through this
+//! The portable kernels are six: one row at a time, [`dot_i8`], [`dot_i16`] and
+//! [`dot_f32`]; four consecutive rows in one pass over the vector, [`dot4_i8`],
+//! [`dot4_i16`] and [`dot4_f32`] (fused multiply-adds, [`fma`]). Every matrix–vector product of the runtime reaches them through this
 //! module: the integer paths through the `IntKernel` trait (`pre` one row, `pre4` four rows,
 //! `pre4x2` both products of four units), used by the cells' gates (`cell::IntGate`) and the
-//! integer dense head; the f32 path through [`pre_f32`].
+//! integer dense head; the f32 cells through [`dot4_f32_fast`] (`cell::Gate`), the f32
+//! dense layers through [`pre_f32`].
 //!
 //! On Cortex-M cores with the DSP extension (cfg `tinyrnn_dsp`, module `dsp`) the int8
 //! and int16 kernels are replaced, inside this module, by assembly computing the same
 //! integers (`SMLAD` / `SMLALD`): [`dot_i8`] by `dsp::dot_i8`, [`dot4_i8`] by
 //! `dsp::dot4_i8`, [`dot4_i16`] by `dsp::dot4_i16`; the single-row [`dot_i16`] (the last
 //! `H mod 4` rows of an int16 gate, the int16 dense head) and [`dot_f32`] stay portable.
+//! On the hard-float Cortex-M4F/M7/M33 (cfg `tinyrnn_fpu`) [`fma`] is `VFMA` and
+//! [`dot4_f32_fast`] is `dsp::dot4_f32` (`VLDM` + `VFMA`); for f32 layers `cell::Gate` holds a
+//! `dsp::GateF32` (both products of a block of four units in one call): the same bits as
+//! [`dot4_f32`] with `libm::fmaf`, since each fused multiply-add is rounded once.
 //! One path leaves this module's dispatch: for int8 layers `cell::IntGate` holds a
 //! `dsp::Gate8`, and each full block of four units of a gate gets both products, the
 //! biases and the requantization from one call of its assembly (`Gate8::block`); only a
@@ -32,7 +37,11 @@
 
 use crate::fxp::{sat_i32, Requant};
 
-#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(any(
+    tinyrnn_dsp,
+    all(target_arch = "arm", target_feature = "dsp"),
+    all(tinyrnn_fpu, feature = "f32")
+))]
 pub mod dsp;
 
 /// Sign-extends bytes 0 and 2 of `w` (`SXTB16`): `(w[0], w[2])`.
@@ -108,6 +117,62 @@ pub fn dot_f32(w: &[u8], x: &[u32]) -> f32 {
         acc += f32::from_le_bytes(*w) * f32::from_bits(x);
     }
     acc
+}
+
+/// `a·b + c` with one rounding (IEEE 754 `fusedMultiplyAdd`): `VFMA.F32` on Cortex-M cores
+/// with a single-precision FPU (cfg `tinyrnn_fpu`, `dsp::fma`), `libm::fmaf` (correctly
+/// rounded in software) elsewhere. Exactly rounded either way, so the same bits on every
+/// target (feature `f32`).
+#[cfg(feature = "f32")]
+#[inline(always)]
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(tinyrnn_fpu)]
+    {
+        dsp::fma(a, b, c)
+    }
+    #[cfg(not(tinyrnn_fpu))]
+    {
+        libm::fmaf(a, b, c)
+    }
+}
+
+/// Four f32 rows at once: `acc_r ← fma(w_r[k], x[k], acc_r)` for `k = 0 ..` in order, row
+/// `r` = bytes `r·row .. (r+1)·row` of `w4` (`f32` LE, `row/4` columns; a row missing from
+/// a short `w4` leaves its `acc_r` unchanged; columns beyond `x` are not read). One chain of
+/// fused multiply-adds per row, always in column order: the result does not depend on how
+/// many rows a pass computes, and [`dot4_f32_fast`] (the assembly of `dsp`) gives the same
+/// bits (feature `f32`).
+#[cfg(feature = "f32")]
+#[inline]
+pub fn dot4_f32(w4: &[u8], row: usize, x: &[u32], acc: [f32; 4]) -> [f32; 4] {
+    let mut out = acc;
+    for (r, a) in out.iter_mut().enumerate() {
+        let w = r
+            .checked_mul(row)
+            .and_then(|s| w4.get(s..))
+            .and_then(|w| w.get(..row))
+            .unwrap_or(&[]);
+        let (wb, _) = w.as_chunks::<4>();
+        for (w, &x) in wb.iter().zip(x) {
+            *a = fma(f32::from_le_bytes(*w), f32::from_bits(x), *a);
+        }
+    }
+    out
+}
+
+/// The four-row f32 kernel of this target: `dsp::dot4_f32` (`VLDM` + `VFMA`) with an FPU,
+/// else [`dot4_f32`]. Same bits either way (feature `f32`).
+#[cfg(feature = "f32")]
+#[inline(always)]
+pub fn dot4_f32_fast(w4: &[u8], row: usize, x: &[u32], acc: &mut [f32; 4]) {
+    #[cfg(tinyrnn_fpu)]
+    {
+        dsp::dot4_f32(w4, row, x, acc)
+    }
+    #[cfg(not(tinyrnn_fpu))]
+    {
+        *acc = dot4_f32(w4, row, x, *acc);
+    }
 }
 
 /// `Σ w_r[j]·x[j]` for four consecutive int8 rows `w_r` (layout as [`dot_i8`]): `w4` holds

@@ -6,8 +6,8 @@
 //! built on a session.
 //!
 //! Numerics: integer models use the Q formats of [`fxp`] and the activations of
-//! [`activation`]; f32 models use micromath ([`F32Math::Fast`]) or libm
-//! ([`F32Math::Accurate`], feature `libm`).
+//! [`activation`]; f32 models use a rational tanh / sigmoid ([`F32Math::Fast`], max abs error
+//! 4.1e-7) or libm ([`F32Math::Accurate`], feature `libm`).
 //!
 //! # Cargo features
 //!
@@ -32,7 +32,7 @@
 //! | `pool` | blob format 2's pooling over time: mean, max, sum (streamed in O(1) state) | ✓ |
 //! | `int8` | int8 models (int8 weights, i32 accumulators; the Cortex-M DSP kernels) | ✓ |
 //! | `int16` | int16 models (int16 weights, i64 accumulators) | ✓ |
-//! | `f32` | f32 models, with micromath (optional dependency) | ✓ |
+//! | `f32` | f32 models (micromath for the softmax's `exp`, libm's `fmaf` off the FPU targets; optional dependencies) | ✓ |
 //! | `libm` | [`F32Math::Accurate`] for the f32 path (only with `f32`) | |
 //! | `signed` | Ed25519-signed blobs with anti-rollback versions (module `signed`, `Model::from_signed_blob`; `ed25519-compact`, see `src/SIGNING.md`) | |
 //! | `defmt` | `defmt::Format` for the public types | |

@@ -3,7 +3,8 @@
 //!
 //! Error budgets (per-step errors are fed back through the recurrence, whose gain on these
 //! PyTorch-initialised models is below 1, so they stay bounded rather than growing):
-//! * f32 Fast: micromath's sigmoid/tanh errors (≤ 5.3e-4 / 1.1e-3 absolute, per call).
+//! * f32 Fast: the rational sigmoid/tanh errors (≤ 2.3e-7 / 4.1e-7 absolute, per call);
+//!   the softmax head's micromath `exp` (relative error ~1e-3) dominates: ≤ 5e-4.
 //! * f32 Accurate (libm): f32 rounding, ~1e-6.
 //! * int16: input quantization (≤ 2^−(x_frac+1)), activation LUT (≤ 1.1 LSB = 3.4e-5),
 //!   rounding of h to Q0.15 (1.5e-5): ~1e-4 per step.
@@ -30,7 +31,7 @@ fn modes() -> Vec<(Precision, F32Math, &'static str)> {
 /// Max error bound on h and c for a precision (see the module docs).
 fn tolerance(p: Precision, m: F32Math) -> f64 {
     match (p, m) {
-        (Precision::F32, F32Math::Fast) => 4e-3,
+        (Precision::F32, F32Math::Fast) => 5e-4,
         (Precision::F32, F32Math::Accurate) => 1e-6,
         (Precision::Int16, _) => 1e-3,
         (Precision::Int8, _) => 2e-2,

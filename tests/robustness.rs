@@ -753,15 +753,15 @@ proptest! {
         prop_assert!(e_lo <= e_hi && e_hi <= 1 << 30);
     }
 
-    /// f32 (micromath) activations: bounded, and monotonic up to their documented error
-    /// (1.2e-4; micromath's exp is piecewise, not exactly monotonic).
+    /// f32 (rational) activations: bounded, and monotonic up to twice their documented error
+    /// (4.1e-7; the rounded rational function need not be exactly monotonic).
     #[test]
     fn f32_activations_bounded(a in -100f32..100.0, b in -100f32..100.0) {
         let (lo, hi) = (a.min(b), a.max(b));
         for (f, lo_b) in [(sigmoid_fast as fn(f32) -> f32, 0.0f32), (tanh_fast, -1.0)] {
             let (x, y) = (f(lo), f(hi));
             prop_assert!((lo_b..=1.0).contains(&x) && (lo_b..=1.0).contains(&y));
-            prop_assert!(x <= y + 2.5e-4, "{} {}: {} {}", lo, hi, x, y);
+            prop_assert!(x <= y + 8.4e-7, "{} {}: {} {}", lo, hi, x, y);
         }
     }
 }
@@ -1143,7 +1143,7 @@ fn lstm_cell_state_stays_bounded_at_the_rails() {
 /// reference, per step, on PyTorch-initialised models.
 fn tolerance(p: Precision) -> f64 {
     match p {
-        Precision::F32 => 4e-3, // micromath
+        Precision::F32 => 5e-4, // rational tanh/sigmoid, micromath exp (softmax)
         Precision::Int16 => 1e-3,
         _ => 2e-2,
     }

@@ -27,9 +27,9 @@ pub(crate) mod rnn;
 use crate::activation::Math;
 use crate::kernel::block;
 #[cfg(feature = "f32")]
-use crate::kernel::Rows;
-#[cfg(feature = "f32")]
-use crate::kernel::{le_f32, pre_f32};
+use crate::kernel::dot4_f32_fast;
+#[cfg(all(feature = "lstm-peephole", feature = "f32"))]
+use crate::kernel::{le_f32, Rows};
 #[cfg(any(feature = "int8", feature = "int16"))]
 use crate::kernel::{le_requant, IntKernel};
 #[cfg(any(feature = "f32", feature = "int8", feature = "int16"))]
@@ -54,51 +54,135 @@ pub(crate) struct Io<'s> {
     pub cs: &'s mut [i32],
 }
 
-/// The rows of one gate of an f32 layer, yielded unit by unit: weights and biases of the
-/// input and the hidden product.
+/// The rows of one gate of an f32 layer, addressed by block of four units: weights and
+/// biases of the input and the hidden product.
+///
+/// Each row's pre-activation is one chain of fused multiply-adds ([`dot4_f32_fast`]):
+/// `sum4` starts from `b_ih + b_hh` and runs over `x`, then over `h`; `pair4` keeps the two
+/// products apart (`b_ih + W_ih·x`, `b_hh + W_hh·h`) for the GRU's `n` gate. Four rows share
+/// one pass over each vector; the bits are those of one row at a time.
 #[cfg(feature = "f32")]
 pub(crate) struct Gate<'a> {
-    w_ih: Rows<'a>,
-    w_hh: Rows<'a>,
-    b_ih: Rows<'a>,
-    b_hh: Rows<'a>,
+    w_ih: &'a [u8],
+    w_hh: &'a [u8],
+    b_ih: &'a [u8],
+    b_hh: &'a [u8],
+    row_ih: usize,
+    row_hh: usize,
+    x: &'a [u32],
+    h: &'a [u32],
+    /// Both products of a block in one assembly call (`None`: unaligned weights).
+    #[cfg(tinyrnn_fpu)]
+    fast: Option<crate::kernel::dsp::GateF32<'a>>,
+}
+
+/// Four f32 values from bytes `4j ..` of `b` (0.0 where `b` ends).
+#[cfg(feature = "f32")]
+#[inline(always)]
+fn bias4(b: &[u8], j: usize) -> [f32; 4] {
+    let b = b.get(4 * j..).unwrap_or(&[]);
+    // a whole block: four fixed-size reads (no copy loop)
+    if let Some(w) = b.first_chunk::<16>() {
+        let f = |k: usize| f32::from_le_bytes([w[k], w[k + 1], w[k + 2], w[k + 3]]);
+        return [f(0), f(4), f(8), f(12)];
+    }
+    let mut out = [0.0f32; 4];
+    for (o, w) in out.iter_mut().zip(b.as_chunks::<4>().0) {
+        *o = f32::from_le_bytes(*w);
+    }
+    out
 }
 
 #[cfg(feature = "f32")]
 impl<'a> Gate<'a> {
-    /// Gate `g` of an f32 layer `l`.
+    /// Gate `g` of an f32 layer `l`, multiplying `x` and `h`.
     #[inline]
-    pub(crate) fn f32(l: &LayerDesc<'a>, g: usize) -> Self {
-        Self::f32_with(l, g, l.hidden_size as usize)
+    pub(crate) fn f32(l: &LayerDesc<'a>, g: usize, x: &'a [u32], h: &'a [u32]) -> Self {
+        Self::f32_with(l, g, x, h, l.hidden_size as usize)
     }
 
-    /// Gate `g` of an f32 layer `l` whose hidden product reads `hw` values (`P` for a
-    /// projected LSTM).
+    /// Gate `g` of an f32 layer `l` whose hidden product reads `hw` values of `h` (`P` for
+    /// a projected LSTM).
     #[inline]
-    pub(crate) fn f32_with(l: &LayerDesc<'a>, g: usize, hw: usize) -> Self {
-        let h = l.hidden_size as usize;
+    pub(crate) fn f32_with(
+        l: &LayerDesc<'a>,
+        g: usize,
+        x: &'a [u32],
+        h: &'a [u32],
+        hw: usize,
+    ) -> Self {
+        let units = l.hidden_size as usize;
         // Bounded by MAX_DIM: ≤ 256 · 1024 bytes; saturating only to avoid a panic path.
         let row_ih = pad4(l.input_size as usize).saturating_mul(4);
         let row_hh = pad4(hw).saturating_mul(4);
+        let w_ih = block(l.w_ih, g, units.saturating_mul(row_ih));
+        let w_hh = block(l.w_hh, g, units.saturating_mul(row_hh));
         Gate {
-            w_ih: Rows::new(block(l.w_ih, g, h.saturating_mul(row_ih)), row_ih),
-            w_hh: Rows::new(block(l.w_hh, g, h.saturating_mul(row_hh)), row_hh),
-            b_ih: Rows::new(block(l.b_ih, g, h.saturating_mul(4)), 4),
-            b_hh: Rows::new(block(l.b_hh, g, h.saturating_mul(4)), 4),
+            w_ih,
+            w_hh,
+            b_ih: block(l.b_ih, g, units.saturating_mul(4)),
+            b_hh: block(l.b_hh, g, units.saturating_mul(4)),
+            row_ih,
+            row_hh,
+            x,
+            h,
+            #[cfg(tinyrnn_fpu)]
+            fast: crate::kernel::dsp::GateF32::new(w_ih, x, row_ih, w_hh, h, row_hh, units),
         }
     }
 
-    /// The next unit's `(b_ih + W_ih·x, b_hh + W_hh·h)` in f32.
+    /// The weights of units `j ..` (at most four rows are read).
     #[inline(always)]
-    pub(crate) fn next_f32(&mut self, x: &[u32], h: &[u32]) -> (f32, f32) {
-        let ih = match (self.w_ih.next(), self.b_ih.next()) {
-            (Some(w), Some(b)) => pre_f32(w, x, le_f32(b)),
-            _ => 0.0,
-        };
-        let hh = match (self.w_hh.next(), self.b_hh.next()) {
-            (Some(w), Some(b)) => pre_f32(w, h, le_f32(b)),
-            _ => 0.0,
-        };
+    fn rows(w: &'a [u8], row: usize, j: usize) -> &'a [u8] {
+        w.get(j.saturating_mul(row)..).unwrap_or(&[])
+    }
+
+    /// `b_ih + b_hh + W_ih·x + W_hh·h` for units `j .. j+4` (units past the gate: garbage
+    /// the caller ignores).
+    #[inline(always)]
+    pub(crate) fn sum4(&self, j: usize) -> [f32; 4] {
+        let (bi, bh) = (bias4(self.b_ih, j), bias4(self.b_hh, j));
+        let mut acc = [bi[0] + bh[0], bi[1] + bh[1], bi[2] + bh[2], bi[3] + bh[3]];
+        #[cfg(tinyrnn_fpu)]
+        if let Some(g) = &self.fast {
+            if g.block(j, &mut acc) {
+                return acc;
+            }
+        }
+        let (x, h) = (self.x, self.h);
+        dot4_f32_fast(
+            Self::rows(self.w_ih, self.row_ih, j),
+            self.row_ih,
+            x,
+            &mut acc,
+        );
+        dot4_f32_fast(
+            Self::rows(self.w_hh, self.row_hh, j),
+            self.row_hh,
+            h,
+            &mut acc,
+        );
+        acc
+    }
+
+    /// `(b_ih + W_ih·x, b_hh + W_hh·h)` for units `j .. j+4`.
+    #[cfg(feature = "gru")]
+    #[inline(always)]
+    pub(crate) fn pair4(&self, j: usize) -> ([f32; 4], [f32; 4]) {
+        let (x, h) = (self.x, self.h);
+        let (mut ih, mut hh) = (bias4(self.b_ih, j), bias4(self.b_hh, j));
+        dot4_f32_fast(
+            Self::rows(self.w_ih, self.row_ih, j),
+            self.row_ih,
+            x,
+            &mut ih,
+        );
+        dot4_f32_fast(
+            Self::rows(self.w_hh, self.row_hh, j),
+            self.row_hh,
+            h,
+            &mut hh,
+        );
         (ih, hh)
     }
 }

@@ -38,19 +38,22 @@ pub(crate) fn step_int<K: IntKernel>(l: &LayerDesc<'_>, act: RnnAct, io: Io<'_>)
     }
 }
 
-/// One f32 step (see the module equations).
+/// One f32 step (see the module equations): blocks of four units ([`Gate::sum4`]).
 #[cfg(feature = "f32")]
 #[inline(never)]
 pub(crate) fn step_f32<M: Math>(l: &LayerDesc<'_>, act: RnnAct, io: Io<'_>) {
-    let mut gate = Gate::f32(l, 0);
-    for h_j in io.hs.iter_mut() {
-        let (a_ih, a_hh) = gate.next_f32(io.x, io.h);
-        let pre = a_ih + a_hh;
-        let h = match act {
-            RnnAct::Tanh => M::tanh(pre),
-            RnnAct::Relu => pre.max(0.0),
-        };
-        *h_j = h.to_bits() as i32;
+    let gate = Gate::f32(l, 0, io.x, io.h);
+    let mut j = 0;
+    for h4 in io.hs.chunks_mut(4) {
+        let pre = gate.sum4(j);
+        for (h_j, &pre) in h4.iter_mut().zip(&pre) {
+            let h = match act {
+                RnnAct::Tanh => M::tanh(pre),
+                RnnAct::Relu => pre.max(0.0),
+            };
+            *h_j = h.to_bits() as i32;
+        }
+        j += 4;
     }
 }
 

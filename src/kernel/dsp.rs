@@ -28,8 +28,11 @@
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use core::arch::{asm, global_asm};
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+use core::arch::asm;
+use core::arch::global_asm;
 
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
 /// `Σ w[j]·x[j]` for one int8 row (as [`dot_i8`](super::dot_i8)): 8 instructions per
 /// 4 columns.
 #[inline]
@@ -69,6 +72,7 @@ pub fn dot_i8(w: &[u8], x: &[u32]) -> i32 {
 
 /// One block of four columns for the four rows: `LDRD` two activation words, then per row
 /// `LDR` + `SXTB16` ×2 + `SMLAD` ×2 (21 instructions for 16 MACs).
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
 macro_rules! dot4_block {
     () => {
         concat!(
@@ -102,6 +106,7 @@ macro_rules! dot4_block {
 /// (`((SMMUL(acc, mult) >> (shift − 33)) + 1) >> 1`, 11 instructions in all); other shifts
 /// branch to `slow_row!`, which sets bit `bit` of the mask in r11 and leaves `acc ⊕ bias`
 /// for the caller. r8: biases, r9: records; r1, r2 scratch.
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
 macro_rules! requant_row {
     ($acc:literal, $k:literal, $bit:literal) => {
         concat!(
@@ -150,6 +155,7 @@ macro_rules! requant_row {
 }
 
 /// The out-of-line part of `requant_row!` for mask bit `bit`.
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
 macro_rules! slow_row {
     ($bit:literal) => {
         concat!(
@@ -174,6 +180,7 @@ macro_rules! slow_row {
 // Registers: r0 rows 0/1 pointer, r3 rows 2/3 pointer, r1 x pointer, r12 end of x,
 //   r4–r7 accumulators, r8/r9 two activation words, r10 weight word, r11 sign-extended pair.
 // The loop body is unrolled four times; the entry point depends on the block count mod 4.
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
 global_asm!(
     ".pushsection .text.tinyrnn_dsp_dot4_core,\"ax\",%progbits",
     ".syntax unified",
@@ -294,7 +301,10 @@ global_asm!(
 
 /// One gate's operands for the assembly (field order and offsets are the assembly's): the
 /// tensors from the gate's first unit, the activation vectors and the row strides in bytes.
-#[cfg(feature = "int8")]
+#[cfg(all(
+    feature = "int8",
+    any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp"))
+))]
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Gate8Raw {
@@ -310,12 +320,17 @@ struct Gate8Raw {
     rq_hh: *const u8,
 }
 
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
 extern "C" {
     fn tinyrnn_dsp_dot4_i8(w: *const u8, x: *const u32, stride: usize, out: *mut [i32; 4]);
-    #[cfg(feature = "int8")]
+    #[cfg(all(
+        feature = "int8",
+        any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp"))
+    ))]
     fn tinyrnn_dsp_gate8_i8(g: *const Gate8Raw, j: usize, out: *mut [i32; 8]) -> u32;
 }
 
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
 /// `Σ w_r[j]·x[j]` for four consecutive int8 rows (as [`dot4_i8`](super::dot4_i8)): one
 /// pass over `x`, 21 instructions per 4 columns of the 4 rows plus 2 per 16 columns.
 #[inline]
@@ -334,7 +349,10 @@ pub fn dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
 
 /// One int8 gate of a layer step, checked once for [`Gate8::block`]: the weights, biases and
 /// requant records of its `units` rows for both products, and the two activation vectors.
-#[cfg(feature = "int8")]
+#[cfg(all(
+    feature = "int8",
+    any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp"))
+))]
 #[derive(Clone, Copy)]
 pub struct Gate8<'a> {
     raw: Gate8Raw,
@@ -343,7 +361,10 @@ pub struct Gate8<'a> {
     rq_hh: &'a [u8],
 }
 
-#[cfg(feature = "int8")]
+#[cfg(all(
+    feature = "int8",
+    any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp"))
+))]
 impl<'a> Gate8<'a> {
     /// The gate whose rows start `w_ih` (rows of `2·x.len()` bytes) and `w_hh` (rows of
     /// `2·h.len()` bytes), with `i32` biases `b_*` and 5-byte records `rq_*`, one per row.
@@ -417,7 +438,10 @@ impl<'a> Gate8<'a> {
 }
 
 /// Requantizes the rows the assembly left (shift off its short path: scales ≥ 1/4, rare).
-#[cfg(feature = "int8")]
+#[cfg(all(
+    feature = "int8",
+    any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp"))
+))]
 #[cold]
 #[inline(never)]
 fn finish_wide_shifts(out: &mut [i32; 8], mask: u32, rq_ih: &[u8], rq_hh: &[u8]) {
@@ -431,6 +455,7 @@ fn finish_wide_shifts(out: &mut [i32; 8], mask: u32, rq_ih: &[u8], rq_hh: &[u8])
 
 /// One block of four columns (two activation words) for the four int16 rows: per word
 /// `LDR` the activations, then per row `LDR` + `SMLALD` (18 instructions for 16 MACs).
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
 macro_rules! dot4_i16_word {
     () => {
         concat!(
@@ -453,6 +478,7 @@ macro_rules! dot4_i16_word {
 // Registers: r0 rows 0/1, lr rows 2/3, r1 x pointer, r3 activation word, r12 weight pair,
 //   r4:r5, r6:r7, r8:r9, r10:r11 the four 64-bit accumulators (lo:hi); the end of x and the
 //   output pointer live on the stack (no register left).
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
 global_asm!(
     ".pushsection .text.tinyrnn_dsp_dot4_i16,\"ax\",%progbits",
     ".syntax unified",
@@ -488,10 +514,12 @@ global_asm!(
     ".popsection",
 );
 
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
 extern "C" {
     fn tinyrnn_dsp_dot4_i16(w: *const u8, x: *const u32, stride: usize, out: *mut [i64; 4]);
 }
 
+#[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
 /// `Σ w_r[j]·x[j]` for four consecutive int16 rows (as [`dot4_i16`](super::dot4_i16)),
 /// `SMLALD`: one pass over `x`, 18 instructions per 4 columns of the 4 rows plus 3 per loop.
 #[inline]
@@ -507,4 +535,306 @@ pub fn dot4_i16(w4: &[u8], x: &[u32]) -> [i64; 4] {
     // its stack balanced and saves and restores r4–r11 (AAPCS).
     unsafe { tinyrnn_dsp_dot4_i16(w4.as_ptr(), x.as_ptr(), stride, &mut out) };
     out
+}
+
+// ---------------------------------------------------------------------------------------
+// f32 (cfg `tinyrnn_fpu`: FPv4-SP / FPv5 with `VFMA`)
+// ---------------------------------------------------------------------------------------
+
+// Stable Rust's inline assembly takes `s` registers only with the `vfp2` target feature,
+// which the single-precision `thumbv7em-none-eabihf` / `thumbv8m.main-none-eabihf` targets
+// do not have (`vfp4d16sp`, `fp-armv8d16sp`): the f32 kernels are functions of their own,
+// called with the hard-float AAPCS (f32 arguments in s0–s15, s0–s15 caller-saved).
+//
+// tinyrnn_fpu_fma(a: s0, b: s1, c: s2) -> s0 = a·b + c, one rounding.
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+global_asm!(
+    ".pushsection .text.tinyrnn_fpu_fma,\"ax\",%progbits",
+    ".syntax unified",
+    ".thumb",
+    ".fpu fpv4-sp-d16",
+    ".p2align 2",
+    ".global tinyrnn_fpu_fma",
+    ".type tinyrnn_fpu_fma,%function",
+    ".thumb_func",
+    "tinyrnn_fpu_fma:",
+    "vfma.f32 s2, s0, s1",
+    "vmov.f32 s0, s2",
+    "bx lr",
+    ".size tinyrnn_fpu_fma, . - tinyrnn_fpu_fma",
+    ".popsection",
+);
+
+// tinyrnn_fpu_dot4_f32(w: r0, x: r1, row: r2, acc: r3)
+//   rows at w + r·row (r = 0..4), each `row` bytes = row/4 f32 columns, word-aligned; x:
+//   row/4 words; acc: the four accumulators, read and written. Preconditions (checked by
+//   `dot4_f32`): row a non-zero multiple of 16, w word-aligned.
+// Registers: r0, r12, r4, r5 the four row pointers, lr the block count; s0–s3 four x
+//   values, s4–s7 the accumulators, s8–s15 the weights of two rows (only caller-saved
+//   registers of the FPU).
+// Per block of 4 columns: one `VLDM` of x, per row one `VLDM` + four `VFMA` in column
+//   order (each row's chain of fused multiply-adds is that of the portable kernel).
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+global_asm!(
+    ".pushsection .text.tinyrnn_fpu_dot4_f32,\"ax\",%progbits",
+    ".syntax unified",
+    ".thumb",
+    ".fpu fpv4-sp-d16",
+    ".p2align 2",
+    ".global tinyrnn_fpu_dot4_f32",
+    ".type tinyrnn_fpu_dot4_f32,%function",
+    ".thumb_func",
+    "tinyrnn_fpu_dot4_f32:",
+    "push {{r4, r5, r6, lr}}",
+    "add.w r12, r0, r2",
+    "add.w r4, r12, r2",
+    "add.w r5, r4, r2",
+    "lsrs.w lr, r2, #4",
+    "vldmia r3, {{s4-s7}}",
+    "2:",
+    "vldmia r1!, {{s0-s3}}",
+    "vldmia r0!, {{s8-s11}}",
+    "vldmia r12!, {{s12-s15}}",
+    "vfma.f32 s4, s8, s0",
+    "vfma.f32 s4, s9, s1",
+    "vfma.f32 s4, s10, s2",
+    "vfma.f32 s4, s11, s3",
+    "vldmia r4!, {{s8-s11}}",
+    "vfma.f32 s5, s12, s0",
+    "vfma.f32 s5, s13, s1",
+    "vfma.f32 s5, s14, s2",
+    "vfma.f32 s5, s15, s3",
+    "vldmia r5!, {{s12-s15}}",
+    "vfma.f32 s6, s8, s0",
+    "vfma.f32 s6, s9, s1",
+    "vfma.f32 s6, s10, s2",
+    "vfma.f32 s6, s11, s3",
+    "vfma.f32 s7, s12, s0",
+    "vfma.f32 s7, s13, s1",
+    "vfma.f32 s7, s14, s2",
+    "vfma.f32 s7, s15, s3",
+    "subs.w lr, lr, #1",
+    "bne 2b",
+    "vstmia r3, {{s4-s7}}",
+    "pop {{r4, r5, r6, pc}}",
+    ".size tinyrnn_fpu_dot4_f32, . - tinyrnn_fpu_dot4_f32",
+    ".popsection",
+);
+
+// tinyrnn_fpu_gate4_f32(g: r0 -> GateF32Raw, j: r1, acc: r2)
+//   Both products of units j..j+4 of a gate, added to acc: the rows of `W_ih` (then of
+//   `W_hh`) at w + (j + r)·row, r = 0..4, against x (then h), each row one chain of
+//   `VFMA` in column order (as `tinyrnn_fpu_dot4_f32` twice). Preconditions (checked by
+//   `GateF32::new` once and `GateF32::block` per call): both rows non-zero multiples of 16
+//   bytes, word-aligned weights, j + 4 ≤ the gate's units.
+// Registers: r4–r7 the row pointers, r8 the vector, r3 the row length, lr the block count;
+//   s0–s3 the vector, s4–s7 the accumulators, s8–s15 weights.
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+global_asm!(
+    ".pushsection .text.tinyrnn_fpu_gate4_f32,\"ax\",%progbits",
+    ".syntax unified",
+    ".thumb",
+    ".fpu fpv4-sp-d16",
+    ".p2align 2",
+    ".global tinyrnn_fpu_gate4_f32",
+    ".type tinyrnn_fpu_gate4_f32,%function",
+    ".thumb_func",
+    "tinyrnn_fpu_gate4_f32:",
+    "push {{r4, r5, r6, r7, r8, lr}}",
+    "vldmia r2, {{s4-s7}}",
+    "ldr r3, [r0, #8]",
+    "ldr r4, [r0, #0]",
+    "mla r4, r1, r3, r4",
+    "ldr r8, [r0, #4]",
+    "add.w r5, r4, r3",
+    "add.w r6, r5, r3",
+    "add.w r7, r6, r3",
+    "lsrs.w lr, r3, #4",
+    "2:",
+    "vldmia r8!, {{s0-s3}}",
+    "vldmia r4!, {{s8-s11}}",
+    "vldmia r5!, {{s12-s15}}",
+    "vfma.f32 s4, s8, s0",
+    "vfma.f32 s4, s9, s1",
+    "vfma.f32 s4, s10, s2",
+    "vfma.f32 s4, s11, s3",
+    "vldmia r6!, {{s8-s11}}",
+    "vfma.f32 s5, s12, s0",
+    "vfma.f32 s5, s13, s1",
+    "vfma.f32 s5, s14, s2",
+    "vfma.f32 s5, s15, s3",
+    "vldmia r7!, {{s12-s15}}",
+    "vfma.f32 s6, s8, s0",
+    "vfma.f32 s6, s9, s1",
+    "vfma.f32 s6, s10, s2",
+    "vfma.f32 s6, s11, s3",
+    "vfma.f32 s7, s12, s0",
+    "vfma.f32 s7, s13, s1",
+    "vfma.f32 s7, s14, s2",
+    "vfma.f32 s7, s15, s3",
+    "subs.w lr, lr, #1",
+    "bne 2b",
+    "ldr r3, [r0, #20]",
+    "ldr r4, [r0, #12]",
+    "mla r4, r1, r3, r4",
+    "ldr r8, [r0, #16]",
+    "add.w r5, r4, r3",
+    "add.w r6, r5, r3",
+    "add.w r7, r6, r3",
+    "lsrs.w lr, r3, #4",
+    "3:",
+    "vldmia r8!, {{s0-s3}}",
+    "vldmia r4!, {{s8-s11}}",
+    "vldmia r5!, {{s12-s15}}",
+    "vfma.f32 s4, s8, s0",
+    "vfma.f32 s4, s9, s1",
+    "vfma.f32 s4, s10, s2",
+    "vfma.f32 s4, s11, s3",
+    "vldmia r6!, {{s8-s11}}",
+    "vfma.f32 s5, s12, s0",
+    "vfma.f32 s5, s13, s1",
+    "vfma.f32 s5, s14, s2",
+    "vfma.f32 s5, s15, s3",
+    "vldmia r7!, {{s12-s15}}",
+    "vfma.f32 s6, s8, s0",
+    "vfma.f32 s6, s9, s1",
+    "vfma.f32 s6, s10, s2",
+    "vfma.f32 s6, s11, s3",
+    "vfma.f32 s7, s12, s0",
+    "vfma.f32 s7, s13, s1",
+    "vfma.f32 s7, s14, s2",
+    "vfma.f32 s7, s15, s3",
+    "subs.w lr, lr, #1",
+    "bne 3b",
+    "vstmia r2, {{s4-s7}}",
+    "pop {{r4, r5, r6, r7, r8, pc}}",
+    ".size tinyrnn_fpu_gate4_f32, . - tinyrnn_fpu_gate4_f32",
+    ".popsection",
+);
+
+/// The operands of `tinyrnn_fpu_gate4_f32` (layout read by the assembly).
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct GateF32Raw {
+    w_ih: *const u8,
+    x: *const u32,
+    row_ih: usize,
+    w_hh: *const u8,
+    h: *const u32,
+    row_hh: usize,
+}
+
+/// One f32 gate of a layer step, checked once for [`GateF32::block`]: the weights of its
+/// `units` rows for both products and the two vectors.
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+#[derive(Clone, Copy)]
+pub struct GateF32<'a> {
+    raw: GateF32Raw,
+    units: usize,
+    _borrow: core::marker::PhantomData<(&'a [u8], &'a [u32])>,
+}
+
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+impl<'a> GateF32<'a> {
+    /// The gate of `units` rows of `row_ih` / `row_hh` bytes, or `None` if the assembly
+    /// cannot take it (a row not a non-zero multiple of 16 bytes, weights not word-aligned
+    /// or shorter than `units` rows, a vector shorter than a row).
+    #[inline]
+    pub fn new(
+        w_ih: &'a [u8],
+        x: &'a [u32],
+        row_ih: usize,
+        w_hh: &'a [u8],
+        h: &'a [u32],
+        row_hh: usize,
+        units: usize,
+    ) -> Option<Self> {
+        let ok = |w: &[u8], v: &[u32], row: usize| {
+            row != 0
+                && row.is_multiple_of(16)
+                && v.len() >= row / 4
+                && units.checked_mul(row).is_some_and(|n| w.len() >= n)
+                && (w.as_ptr() as usize).is_multiple_of(4)
+        };
+        (ok(w_ih, x, row_ih) && ok(w_hh, h, row_hh)).then_some(GateF32 {
+            raw: GateF32Raw {
+                w_ih: w_ih.as_ptr(),
+                x: x.as_ptr(),
+                row_ih,
+                w_hh: w_hh.as_ptr(),
+                h: h.as_ptr(),
+                row_hh,
+            },
+            units,
+            _borrow: core::marker::PhantomData,
+        })
+    }
+
+    /// `acc_r += W_ih[j+r]·x + W_hh[j+r]·h` (each row one chain of fused multiply-adds in
+    /// column order, `x` first: the bits of [`dot4_f32`](super::dot4_f32) on `acc`, then
+    /// on its result), if units `j .. j+4` are rows of the gate; else `false`, `acc`
+    /// untouched.
+    #[inline(always)]
+    pub fn block(&self, j: usize, acc: &mut [f32; 4]) -> bool {
+        if j.checked_add(4).is_none_or(|e| e > self.units) {
+            return false;
+        }
+        // SAFETY: `new` checked that both weight tensors hold `units` rows of their (non-zero
+        // multiple of 16) row length, word-aligned, and that each vector holds a row's
+        // columns; with `j + 4 ≤ units` the assembly reads rows `j .. j+4` of each and the
+        // row's words of each vector, and reads and writes the four words of `acc`; it
+        // saves r4–r8 and uses only caller-saved FPU registers (AAPCS).
+        unsafe { tinyrnn_fpu_gate4_f32(&self.raw, j, acc) };
+        true
+    }
+}
+
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+extern "C" {
+    fn tinyrnn_fpu_fma(a: f32, b: f32, c: f32) -> f32;
+    fn tinyrnn_fpu_dot4_f32(w: *const u8, x: *const u32, row: usize, acc: *mut [f32; 4]);
+    fn tinyrnn_fpu_gate4_f32(g: *const GateF32Raw, j: usize, acc: *mut [f32; 4]);
+}
+
+/// `a·b + c` with one rounding (`VFMA.F32`): the IEEE 754 fused multiply-add, the same
+/// value as the portable `libm::fmaf` (see [`fma`](super::fma)).
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+#[inline(always)]
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    // SAFETY: a register-only leaf function of the hard-float AAPCS (no memory access).
+    unsafe { tinyrnn_fpu_fma(a, b, c) }
+}
+
+/// `acc_r ← fma(w_r[k], x[k], acc_r)` for `k = 0, 1, …` in order, for four rows of `row`
+/// bytes back to back in `w4` (as [`dot4_f32`](super::dot4_f32): the same sequence of
+/// fused multiply-adds per row, so the same bits). One pass over `x`: per 4 columns one
+/// `VLDM` of `x`, one `VLDM` per row and 16 `VFMA` (23 instructions for 16 MACs with the
+/// loop). `VLDM` needs word-aligned weights; an unaligned `w4` (a blob at an odd address)
+/// or a row that is not a multiple of 4 columns falls back to the portable kernel.
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+#[inline(always)]
+pub fn dot4_f32(w4: &[u8], row: usize, x: &[u32], acc: &mut [f32; 4]) {
+    let blocks = row / 16;
+    if blocks == 0
+        || !row.is_multiple_of(16)
+        || x.len() < 4 * blocks
+        || w4.len() / 4 < row
+        || !(w4.as_ptr() as usize).is_multiple_of(4)
+    {
+        return dot4_f32_fallback(w4, row, x, acc);
+    }
+    // SAFETY: `w4` holds at least `4·row` bytes, word-aligned, `row` a non-zero multiple of
+    // 16: the assembly reads bytes `r·row .. (r+1)·row` of `w4` for r = 0..4 and the first
+    // `row/4 = 4·blocks ≤ x.len()` words of `x` (aligned), and reads and writes the four
+    // words of `acc`; it saves r4–r6 and uses only caller-saved FPU registers (AAPCS).
+    unsafe { tinyrnn_fpu_dot4_f32(w4.as_ptr(), x.as_ptr(), row, acc) };
+}
+
+/// [`dot4_f32`]'s portable path (unaligned weights, odd row lengths); out of line.
+#[cfg(all(feature = "f32", tinyrnn_fpu))]
+#[cold]
+#[inline(never)]
+fn dot4_f32_fallback(w4: &[u8], row: usize, x: &[u32], acc: &mut [f32; 4]) {
+    *acc = super::dot4_f32(w4, row, x, *acc);
 }

@@ -20,7 +20,7 @@ use crate::ir::{FloatModel, Norm};
 pub struct Blob {
     /// The blob's bytes.
     pub bytes: Vec<u8>,
-    /// Transcendental functions of the f32 path (`Fast` = micromath, the MCU default).
+    /// Transcendental functions of the f32 path (`Fast` = rational tanh/sigmoid, the MCU default).
     pub f32_math: F32Math,
 }
 
@@ -197,7 +197,7 @@ pub fn load(path: &Path, opts: &ImportOptions) -> Result<Runnable> {
 /// `--f32-math` values: the transcendental functions of a float32 blob's path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum F32MathArg {
-    /// micromath approximations: what the MCU runs by default.
+    /// Rational tanh/sigmoid (max abs error 4.1e-7): what the MCU runs by default.
     #[default]
     Fast,
     /// libm: matches PyTorch to about 1e-6.

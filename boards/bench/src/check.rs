@@ -1,5 +1,6 @@
 //! Bit-exactness of the DSP kernels (`tinyrnn::kernel::dsp`) against the portable ones
-//! (`tinyrnn::kernel::{dot_i8, dot4_i8, dot4_i16}`), on the target itself: every row length from 4 to
+//! (`tinyrnn::kernel::{dot_i8, dot4_i8, dot4_i16}`; the f32 `dot4_f32` against `libm::fmaf`),
+//! on the target itself: every row length from 4 to
 //! 256 columns, weight slices at every byte alignment, random and extreme values. cfg
 //! `bench_dsp` (set by `build.rs` for `thumbv7em-*`, where tinyrnn selects them) marks the
 //! targets that have them. (The
@@ -129,6 +130,57 @@ pub fn kernels() -> bool {
             if g8.block(8).is_some() {
                 semihosting::println!("kernels Gate8 accepted a block past its rows");
                 return false;
+            }
+        }
+    }
+    // f32: dsp::dot4_f32 (VLDM + VFMA; the portable fallback for unaligned weights) against
+    // fused multiply-adds in software (libm::fmaf), row by row in column order, for every
+    // row length of 4..=64 columns at every byte offset, random weights, inputs and
+    // accumulators of mixed magnitudes.
+    const MAXF: usize = 64;
+    let mut wf = [0u8; 16 * MAXF + 3];
+    let mut xf = [0u32; MAXF];
+    let val = |r: u32| {
+        let m = (r >> 8) as f32 * (1.0 / (1u32 << 23) as f32) - 1.0; // [−1, 1)
+        m * [1.0, 1e-3, 37.0, 1e4][(r & 3) as usize]
+    };
+    for round in 0..2u32 {
+        for (i, v) in xf.iter_mut().enumerate() {
+            *v = val(mix(i as u32 ^ round << 24 ^ 0x00f3_0000)).to_bits();
+        }
+        for n in (4..=MAXF).step_by(4) {
+            let xs = &xf[..n];
+            for off in 0..4 {
+                for k in 0..4 * n {
+                    let v = val(mix(k as u32 ^ round << 24 ^ (n as u32) << 12));
+                    wf[off + 4 * k..off + 4 * k + 4].copy_from_slice(&v.to_le_bytes());
+                }
+                let w4 = &wf[off..off + 16 * n];
+                let init: [f32; 4] =
+                    core::array::from_fn(|r| val(mix(r as u32 ^ round << 4 ^ n as u32)));
+                let mut got = init;
+                dsp::dot4_f32(w4, 4 * n, xs, &mut got);
+                let want: [f32; 4] = core::array::from_fn(|r| {
+                    let mut a = init[r];
+                    for (c, &x) in xs.iter().enumerate() {
+                        let b = &w4[4 * (r * n + c)..4 * (r * n + c) + 4];
+                        let w = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                        a = libm::fmaf(w, f32::from_bits(x), a);
+                    }
+                    a
+                });
+                if got.map(f32::to_bits) != want.map(f32::to_bits) {
+                    semihosting::println!(
+                        "kernels MISMATCH dot4_f32 round={} n={} offset={} {:?} vs {:?}",
+                        round,
+                        n,
+                        off,
+                        got,
+                        want
+                    );
+                    return false;
+                }
+                compared += 4;
             }
         }
     }

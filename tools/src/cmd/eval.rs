@@ -47,7 +47,7 @@ pub struct Args {
     /// (`--classes names.json`). Their number must equal the model's outputs.
     #[arg(long, value_name = "A,B,..|NAMES.json")]
     pub classes: Option<String>,
-    /// Transcendental functions of float32 blobs: fast (micromath, the MCU default) or
+    /// Transcendental functions of float32 blobs: fast (rational tanh/sigmoid, the MCU default) or
     /// accurate (libm).
     #[arg(long, value_enum, default_value = "fast")]
     pub f32_math: F32MathArg,

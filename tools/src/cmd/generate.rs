@@ -41,7 +41,7 @@ pub struct Args {
     /// a symbolic link or a non-regular file. Without it they are printed, one step per line.
     #[arg(long, short, value_name = "Y.npy")]
     pub output: Option<PathBuf>,
-    /// Transcendental functions of a float32 blob: fast (micromath, the MCU default) or
+    /// Transcendental functions of a float32 blob: fast (rational tanh/sigmoid, the MCU default) or
     /// accurate (libm).
     #[arg(long, value_enum, default_value = "fast")]
     pub f32_math: F32MathArg,

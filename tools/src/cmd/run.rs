@@ -36,7 +36,7 @@ pub struct Args {
     /// of an integer blob (the firmware prints the same lines).
     #[arg(long)]
     pub raw: bool,
-    /// float32 blobs: `fast` (micromath, the MCU default) or `accurate` (libm).
+    /// float32 blobs: `fast` (rational tanh/sigmoid, the MCU default) or `accurate` (libm).
     #[arg(long, value_enum, default_value = "fast")]
     pub f32_math: exec::F32MathArg,
     #[command(flatten)]
