@@ -93,6 +93,10 @@ pub enum Error {
     /// [`Config::smoothing`](crate::Config::smoothing) is on but the
     /// [`Classifier`](crate::Classifier)'s history length `K` is 0: smoothing needs `K ≥ 1`.
     SmoothingWithoutHistory,
+    /// The model has a reverse or bidirectional layer (it cannot stream): run it with a
+    /// window buffer (`Session::step_window` / `WindowClassifier`, cargo feature
+    /// `window`), not with [`Session::step`](crate::Session::step).
+    NeedsWindow,
 }
 
 /// The buffer of a [`Session`](crate::Session) that [`Error::TooLarge`] found too small.
@@ -104,15 +108,20 @@ pub enum Buffer {
     /// The scratch memory of a step, `SCRATCH` `u32` words
     /// ([`Model::scratch_len`](crate::Model::scratch_len)).
     Scratch,
+    /// The caller-owned window buffer of a windowed model, `u32` words
+    /// ([`Model::window_words`](crate::Model::window_words)): full (more frames than it
+    /// holds) or smaller than one window.
+    Window,
 }
 
 impl Buffer {
-    /// The name of the session's const parameter sizing this buffer: `"STATE"` or
-    /// `"SCRATCH"`.
+    /// The name of the const parameter sizing this buffer: `"STATE"`, `"SCRATCH"`, or
+    /// `"WINDOW"` (the caller's window buffer, e.g. the `WINDOW_WORDS` `codegen` writes).
     pub const fn param(self) -> &'static str {
         match self {
             Buffer::State => "STATE",
             Buffer::Scratch => "SCRATCH",
+            Buffer::Window => "WINDOW",
         }
     }
 }
@@ -157,6 +166,13 @@ impl fmt::Display for Error {
                 capacity,
             } => {
                 let p = buffer.param();
+                if *buffer == Buffer::Window {
+                    return write!(
+                        f,
+                        "the window buffer holds {capacity} words but the window needs \
+                         {needed} (Model::window_words)"
+                    );
+                }
                 write!(
                     f,
                     "the session's {p} buffer holds {capacity} words but the model needs \
@@ -204,6 +220,10 @@ impl fmt::Display for Error {
             Error::SmoothingWithoutHistory => f.write_str(
                 "Config::smoothing is on but the classifier's history length K is 0 \
                  (smoothing needs K >= 1)",
+            ),
+            Error::NeedsWindow => f.write_str(
+                "the model has a reverse or bidirectional layer: it runs over a window buffer \
+                 (Session::step_window), not frame by frame",
             ),
         }
     }

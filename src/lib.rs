@@ -92,6 +92,8 @@ pub use error::{Buffer, Error, Result};
 pub use generate::Generator;
 pub use model::{CellKind, DenseAct, Direction, Model, OutputAct, Pool, Precision, RnnAct};
 pub use session::Session;
+#[cfg(feature = "window")]
+pub use session::Window;
 pub use stream::{Classifier, Config, Decision};
 
 /// Largest input, hidden or output width a blob may declare (the int8 accumulator's

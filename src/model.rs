@@ -613,6 +613,37 @@ pub struct LayerDesc<'a> {
     pub backward: Option<DirWeights<'a>>,
 }
 
+impl<'a> LayerDesc<'a> {
+    /// The reverse direction of a bidirectional layer as a layer of its own: this record
+    /// with the [`backward`](Self::backward) tensors in place of the forward ones (same
+    /// cell, sizes and formats), direction [`Direction::Forward`] and no `backward`. `None`
+    /// for any other direction. The runtime steps a direction's cell with it.
+    pub fn backward_layer(&self) -> Option<LayerDesc<'a>> {
+        let b = self.backward?;
+        Some(LayerDesc {
+            w_ih: b.w_ih,
+            w_hh: b.w_hh,
+            b_ih: b.b_ih,
+            b_hh: b.b_hh,
+            rq_ih: b.rq_ih,
+            rq_hh: b.rq_hh,
+            peephole: b.peephole,
+            h0: b.h0,
+            c0: b.c0,
+            w_hr: b.w_hr,
+            rq_hr: b.rq_hr,
+            direction: Direction::Forward,
+            backward: None,
+            ..*self
+        })
+    }
+    /// Width of this layer's output per frame: `H` times the number of directions
+    /// ([`Direction::count`]).
+    pub fn out_size(&self) -> usize {
+        self.hidden_size as usize * self.direction.count()
+    }
+}
+
 /// One recurrent layer as formats 1 and 2 store it (forward, no projection, no clip).
 #[derive(Deserialize)]
 struct LayerDescV2<'a> {
@@ -901,13 +932,14 @@ pub struct ModelDesc<'a> {
 
 /// Every cargo feature that selects model code, in the order
 /// [`ModelDesc::required_features`] lists them.
-pub const MODEL_FEATURES: [&str; 9] = [
+pub const MODEL_FEATURES: [&str; 10] = [
     "rnn",
     "gru",
     "lstm",
     "lstm-peephole",
     "dense-net",
     "pool",
+    "window",
     "int8",
     "int16",
     "f32",
@@ -916,8 +948,8 @@ pub const MODEL_FEATURES: [&str; 9] = [
 impl ModelDesc<'_> {
     /// The cargo features of this crate a build needs to run this model: the cells of its
     /// layers (`"lstm-peephole"` comes with `"lstm"`, which it implies), `"dense-net"` if it
-    /// has pre-net or hidden head ops, `"pool"` if it pools over time (mean/max/sum), then
-    /// its precision,
+    /// has pre-net or hidden head ops, `"pool"` if it pools over time (mean/max/sum/final
+    /// states), `"window"` if a layer is reverse or bidirectional, then its precision,
     /// in the order of [`MODEL_FEATURES`], each once. A build without one of them rejects
     /// the blob in [`Model::from_blob`] with [`Error::FeatureDisabled`].
     ///
@@ -928,8 +960,8 @@ impl ModelDesc<'_> {
     /// let features = model.desc().required_features(); // e.g. ["lstm", "int8"]
     /// # let _ = features; Ok(()) }
     /// ```
-    pub fn required_features(&self) -> heapless::Vec<&'static str, 9> {
-        let mut need = [false; 9];
+    pub fn required_features(&self) -> heapless::Vec<&'static str, 10> {
+        let mut need = [false; 10];
         for l in self.layers.iter() {
             match l.cell {
                 CellKind::Rnn(_) => need[0] = true,
@@ -942,14 +974,18 @@ impl ModelDesc<'_> {
         }
         need[4] = !self.pre.is_empty() || !self.mlp.is_empty();
         need[5] = self.pool != Pool::Last;
+        need[6] = self
+            .layers
+            .iter()
+            .any(|l| l.direction != Direction::Forward);
         match self.precision {
-            Precision::Int8 => need[6] = true,
-            Precision::Int16 => need[7] = true,
-            Precision::F32 => need[8] = true,
+            Precision::Int8 => need[7] = true,
+            Precision::Int16 => need[8] = true,
+            Precision::F32 => need[9] = true,
         }
         let mut out = heapless::Vec::new();
         for (&f, _) in MODEL_FEATURES.iter().zip(need).filter(|(_, n)| *n) {
-            // at most 9 entries: never full
+            // at most 10 entries: never full
             let _ = out.push(f);
         }
         out
@@ -982,6 +1018,9 @@ pub fn write_blob(desc: &ModelDesc<'_>, buf: &mut [u8]) -> Result<usize> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model<'a> {
     desc: ModelDesc<'a>,
+    /// Index of the first reverse / bidirectional layer (the layers before it stream);
+    /// the layer count for a model that streams entirely.
+    window_from: u8,
 }
 
 fn le_u16(b: &[u8]) -> u16 {
@@ -1143,6 +1182,52 @@ fn check_op(
     }
 }
 
+/// Checks the tensors of one direction of a layer (`i` inputs, `h` hidden units): lengths,
+/// requant records, formats, finiteness.
+fn check_direction(
+    l: &LayerDesc<'_>,
+    p: Precision,
+    i: usize,
+    h: usize,
+    max_shift: u8,
+) -> Result<()> {
+    let rows = l.cell.gates() * h;
+    check_len(l.w_ih, rows * pad4(i), p.weight_bytes())?;
+    check_len(l.w_hh, rows * pad4(h), p.weight_bytes())?;
+    check_len(l.b_ih, rows, p.bias_bytes())?;
+    check_len(l.b_hh, rows, p.bias_bytes())?;
+    match l.cell {
+        CellKind::Lstm { peepholes: true } => check_len(l.peephole, 3 * h, p.act_bytes())?,
+        _ => check_len(l.peephole, 0, 1)?,
+    }
+    if !l.h0.is_empty() {
+        check_len(l.h0, h, p.act_bytes())?;
+    }
+    if !l.c0.is_empty() {
+        if !matches!(l.cell, CellKind::Lstm { .. }) {
+            return Err(Error::ShapeMismatch);
+        }
+        check_len(l.c0, h, 4)?;
+    }
+    if p.is_int() {
+        check_requant(l.rq_ih, rows, max_shift)?;
+        check_requant(l.rq_hh, rows, max_shift)?;
+        if l.x_frac > 15 || l.h_frac > 15 || l.p_frac > 15 {
+            return Err(Error::BadQuantization);
+        }
+        if l.cell.bounded() && l.h_frac as u32 != ACT_FRAC {
+            return Err(Error::BadQuantization);
+        }
+    } else {
+        check_len(l.rq_ih, 0, 1)?;
+        check_len(l.rq_hh, 0, 1)?;
+        for t in [l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.peephole, l.h0, l.c0] {
+            check_f32s(t)?;
+        }
+    }
+    Ok(())
+}
+
 impl<'a> Model<'a> {
     /// Decodes and validates a blob. Nothing is copied: the model borrows `blob`.
     ///
@@ -1245,64 +1330,34 @@ impl<'a> Model<'a> {
             if i != prev {
                 return Err(Error::BadDimension);
             }
-            let rows = l.cell.gates() * h;
-            check_len(l.w_ih, rows * pad4(i), p.weight_bytes())?;
-            check_len(l.w_hh, rows * pad4(h), p.weight_bytes())?;
-            check_len(l.b_ih, rows, p.bias_bytes())?;
-            check_len(l.b_hh, rows, p.bias_bytes())?;
-            match l.cell {
-                CellKind::Lstm { peepholes: true } => check_len(l.peephole, 3 * h, p.act_bytes())?,
-                _ => check_len(l.peephole, 0, 1)?,
-            }
-            if !l.h0.is_empty() {
-                check_len(l.h0, h, p.act_bytes())?;
-            }
-            if !l.c0.is_empty() {
-                if !matches!(l.cell, CellKind::Lstm { .. }) {
-                    return Err(Error::ShapeMismatch);
-                }
-                check_len(l.c0, h, 4)?;
-            }
             // format 3: the reverse weights come exactly with a bidirectional layer
             if l.backward.is_some() != (l.direction == Direction::Bidirectional) {
                 return Err(Error::ShapeMismatch);
             }
             // not yet run by this crate: refused until the runtime has them
-            if l.direction != Direction::Forward
-                || l.proj_size != 0
+            if l.proj_size != 0
                 || !l.w_hr.is_empty()
                 || !l.rq_hr.is_empty()
                 || !l.cell_clip.is_empty()
             {
                 return Err(Error::Unsupported);
             }
+            check_direction(l, p, i, h, max_shift)?;
+            if let Some(b) = l.backward_layer() {
+                if !b.w_hr.is_empty() || !b.rq_hr.is_empty() {
+                    return Err(Error::Unsupported);
+                }
+                check_direction(&b, p, i, h, max_shift)?;
+            }
             if p.is_int() {
-                check_requant(l.rq_ih, rows, max_shift)?;
-                check_requant(l.rq_hh, rows, max_shift)?;
-                if l.x_frac > 15 || l.h_frac > 15 || l.p_frac > 15 {
-                    return Err(Error::BadQuantization);
-                }
-                if l.cell.bounded() && l.h_frac as u32 != ACT_FRAC {
-                    return Err(Error::BadQuantization);
-                }
                 if let Some(pf) = prev_frac {
                     if pf != l.x_frac {
                         return Err(Error::BadQuantization);
                     }
                 }
                 prev_frac = Some(l.h_frac);
-            } else {
-                check_len(l.rq_ih, 0, 1)?;
-                check_len(l.rq_hh, 0, 1)?;
-                for t in [l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.peephole, l.h0, l.c0] {
-                    check_f32s(t)?;
-                }
             }
-            prev = h;
-        }
-        // not yet run by this crate (needs the window mode of reverse layers)
-        if pool == Pool::FinalStates {
-            return Err(Error::Unsupported);
+            prev = l.out_size();
         }
         // the pooled vector: the last layer's h format, fewer bits for a sum
         match (p.is_int(), pool) {
@@ -1362,7 +1417,18 @@ impl<'a> Model<'a> {
                 return Err(Error::FeatureDisabled(l.cell.feature()));
             }
         }
-        Ok(Model { desc })
+        let window_from = desc
+            .layers
+            .iter()
+            .position(|l| l.direction != Direction::Forward)
+            .unwrap_or(desc.layers.len());
+        if window_from < desc.layers.len() && !cfg!(feature = "window") {
+            return Err(Error::FeatureDisabled("window"));
+        }
+        Ok(Model {
+            window_from: window_from as u8,
+            desc,
+        })
     }
 
     /// The decoded description.
@@ -1388,12 +1454,45 @@ impl<'a> Model<'a> {
             },
         }
     }
-    /// Width of the pooled vector (the last layer's `H`).
+    /// Width of the pooled vector: the last layer's output width (`H`, or `2H` for a
+    /// bidirectional layer).
     pub fn pooled_size(&self) -> usize {
-        self.desc
-            .layers
-            .last()
-            .map_or(0, |l| l.hidden_size as usize)
+        self.desc.layers.last().map_or(0, LayerDesc::out_size)
+    }
+    /// Index of the first reverse or bidirectional layer: the layers before it (and the
+    /// pre-net) stream frame by frame, it and the layers after it run over the window
+    /// (`Session::step_window`). `None` for a model that streams entirely (every layer
+    /// forward), which is the only kind a build without the `window` feature loads.
+    pub fn window_layer(&self) -> Option<usize> {
+        let k = self.window_from as usize;
+        (cfg!(feature = "window") && k < self.desc.layers.len()).then_some(k)
+    }
+    /// Whether the model needs a window buffer ([`window_layer`](Self::window_layer) is
+    /// `Some`).
+    pub fn is_windowed(&self) -> bool {
+        self.window_layer().is_some()
+    }
+    /// `u32` words of window buffer one frame takes (0 for a model that streams): the
+    /// input of the first windowed layer, packed like the scratch (`pad4(width)` values,
+    /// two `i16` per word on the integer paths, one `f32` per word on the f32 path), plus
+    /// one output sequence slot of `pad4(max out width)` values for the first windowed
+    /// layer and a second one when more than one layer runs over the window (the layers
+    /// alternate between the two). See `Session::step_window`.
+    pub fn window_frame_words(&self) -> usize {
+        let Some(k) = self.window_layer() else {
+            return 0;
+        };
+        let per_word = if self.desc.precision.is_int() { 2 } else { 1 };
+        let layers = self.desc.layers.get(k..).unwrap_or(&[]);
+        let input = layers.first().map_or(0, |l| pad4(l.input_size as usize));
+        let out = layers.iter().map(|l| pad4(l.out_size())).max().unwrap_or(0);
+        let slots = if layers.len() > 1 { 2 } else { 1 };
+        (input + slots * out) / per_word
+    }
+    /// `u32` words of window buffer for `frames` frames:
+    /// `frames ·` [`window_frame_words`](Self::window_frame_words) (saturating).
+    pub fn window_words(&self, frames: usize) -> usize {
+        frames.saturating_mul(self.window_frame_words())
     }
     /// Int paths: fractional bits of the (normalized) input frame that [`Session::step_q`]
     /// takes: the first pre-net op's `x_frac`, else layer 0's.
@@ -1439,9 +1538,13 @@ impl<'a> Model<'a> {
     }
     /// State words of the pooling accumulators (after the layers' words): `Max` one per
     /// element, `Sum` two (`i64` / `f64`), `Mean` two per element plus two for the frame
-    /// count (`u64`); `Last` none.
+    /// count (`u64`); `Last` and `FinalStates` none. A windowed model pools over the
+    /// window buffer at the decision point: none either.
     pub fn pool_words(&self) -> usize {
         let w = self.pooled_size();
+        if self.is_windowed() {
+            return 0;
+        }
         match self.pool() {
             Pool::Last | Pool::FinalStates => 0,
             Pool::Max => w,
@@ -1500,8 +1603,10 @@ impl<'a> Model<'a> {
     pub fn weight_bytes(&self) -> usize {
         let mut n = 0;
         for l in self.desc.layers.iter() {
-            n += l.w_ih.len() + l.w_hh.len() + l.b_ih.len() + l.b_hh.len();
-            n += l.rq_ih.len() + l.rq_hh.len() + l.peephole.len() + l.h0.len() + l.c0.len();
+            for d in core::iter::once(*l).chain(l.backward_layer()) {
+                n += d.w_ih.len() + d.w_hh.len() + d.b_ih.len() + d.b_hh.len();
+                n += d.rq_ih.len() + d.rq_hh.len() + d.peephole.len() + d.h0.len() + d.c0.len();
+            }
         }
         if let Some(h) = &self.desc.head {
             n += h.weight.len() + h.bias.len() + h.rq.len();

@@ -31,11 +31,12 @@ use anyhow::{bail, ensure, Context};
 use serde::Serialize;
 use tinyrnn::fxp::{CELL_FRAC, PRE_FRAC};
 use tinyrnn::model::{
-    write_blob, DenseDesc, DenseOpDesc, LayerDesc, ModelDesc, NormDesc, OpDesc, MAX_NAME, MAX_OPS,
+    write_blob, DenseDesc, DenseOpDesc, DirWeights, LayerDesc, ModelDesc, NormDesc, OpDesc,
+    MAX_NAME, MAX_OPS,
 };
 use tinyrnn::{CellKind, DenseAct, Model, OutputAct, Pool, Precision, MAX_DIM, MAX_LAYERS};
 
-use crate::ir::{FloatModel, FrameOp, Probe};
+use crate::ir::{FloatLayer, FloatModel, FrameOp, Probe};
 use calib::{CalibStats, Range};
 use tensor::{
     choose_frac, f32_bytes, i16_bytes, i32_bytes, pack_f32, pack_i16, pack_i8, pow2, q_i16, q_i32,
@@ -208,11 +209,21 @@ pub fn check_model(model: &FloatModel) -> anyhow::Result<()> {
                 "layer {k}: c0 needs an LSTM layer of its width"
             );
         }
-        ensure!(
-            l.direction == tinyrnn::Direction::Forward,
-            "layer {k}: {} layers are not supported by the quantizer yet",
-            l.direction.name()
-        );
+        if let Some(b) = &l.backward {
+            check_finite(&format!("layer {k} reverse weight_ih"), &b.w_ih)?;
+            check_finite(&format!("layer {k} reverse weight_hh"), &b.w_hh)?;
+            check_finite(&format!("layer {k} reverse bias_ih"), &b.b_ih)?;
+            check_finite(&format!("layer {k} reverse bias_hh"), &b.b_hh)?;
+            for (n, t) in [("peephole", &b.peephole), ("h0", &b.h0), ("c0", &b.c0)] {
+                if let Some(t) = t {
+                    check_finite(&format!("layer {k} reverse {n}"), t)?;
+                }
+            }
+            ensure!(
+                b.w_hr.is_none() && b.cell_clip.is_none(),
+                "layer {k}: LSTM projection / cell_clip is not supported by the quantizer yet"
+            );
+        }
         ensure!(
             l.w_hr.is_none(),
             "layer {k}: LSTM projection (proj_size) is not supported by the quantizer yet"
@@ -287,6 +298,9 @@ struct OwnedLayer {
     h_frac: u8,
     p_frac: u8,
     t: [Vec<u8>; 9], // w_ih w_hh b_ih b_hh rq_ih rq_hh peephole h0 c0
+    direction: tinyrnn::Direction,
+    /// Bidirectional: the reverse direction's tensors, as `t`.
+    back: Option<[Vec<u8>; 9]>,
 }
 
 impl OwnedLayer {
@@ -312,8 +326,20 @@ impl OwnedLayer {
             w_hr: &[],
             rq_hr: &[],
             cell_clip: &[],
-            direction: tinyrnn::Direction::Forward,
-            backward: None,
+            direction: self.direction,
+            backward: self.back.as_ref().map(|b| DirWeights {
+                w_ih: &b[0],
+                w_hh: &b[1],
+                b_ih: &b[2],
+                b_hh: &b[3],
+                rq_ih: &b[4],
+                rq_hh: &b[5],
+                peephole: &b[6],
+                h0: &b[7],
+                c0: &b[8],
+                w_hr: &[],
+                rq_hr: &[],
+            }),
         }
     }
 }
@@ -533,6 +559,85 @@ fn i16_limit(frac: u8) -> f64 {
     (i16::MAX as f64 + 0.5) / pow2(frac as i32)
 }
 
+/// The tensors of one direction of a layer (`name` in the report): `[w_ih, w_hh, b_ih,
+/// b_hh, rq_ih, rq_hh, peephole, h0, c0]`, in the formats `(x_frac, h_frac, p_frac,
+/// target)` (target: the requant format of the products).
+fn lower_direction(
+    l: &FloatLayer,
+    name: &str,
+    p: Precision,
+    rows: usize,
+    (x_frac, h_frac, p_frac, target): (u8, u8, u8, u8),
+    weights: &mut Vec<WeightReport>,
+    other_sat: &mut u64,
+) -> anyhow::Result<[Vec<u8>; 9]> {
+    let (i, h) = (l.input_size, l.hidden_size);
+    if !p.is_int() {
+        let opt = |v: &Option<Vec<f32>>| v.as_deref().map(f32_bytes).unwrap_or_default();
+        return Ok([
+            pack_f32(&l.w_ih, rows, i),
+            pack_f32(&l.w_hh, rows, h),
+            f32_bytes(&l.b_ih),
+            f32_bytes(&l.b_hh),
+            Vec::new(),
+            Vec::new(),
+            opt(&l.peephole),
+            opt(&l.h0),
+            opt(&l.c0),
+        ]);
+    }
+    let spec = IntSpec::new(p);
+    let ([w_ih, b_ih, rq_ih], r1) = int_matrix(
+        spec,
+        format!("{name}.w_ih"),
+        &l.w_ih,
+        &l.b_ih,
+        rows,
+        i,
+        x_frac,
+        target,
+    )?;
+    let ([w_hh, b_hh, rq_hh], r2) = int_matrix(
+        spec,
+        format!("{name}.w_hh"),
+        &l.w_hh,
+        &l.b_hh,
+        rows,
+        h,
+        h_frac,
+        target,
+    )?;
+    weights.push(r1);
+    weights.push(r2);
+    let peep = match &l.peephole {
+        Some(pp) => {
+            let q: Vec<i16> = pp
+                .iter()
+                .map(|&v| q_i16(v as f64, p_frac, other_sat))
+                .collect();
+            i16_bytes(&q)
+        }
+        None => Vec::new(),
+    };
+    let h0 = match &l.h0 {
+        Some(v) => i16_bytes(
+            &v.iter()
+                .map(|&x| q_i16(x as f64, h_frac, other_sat))
+                .collect::<Vec<_>>(),
+        ),
+        None => Vec::new(),
+    };
+    let c0 = match &l.c0 {
+        Some(v) => i32_bytes(
+            &v.iter()
+                .map(|&x| q_i32(x as f64, CELL_FRAC as u8, other_sat))
+                .collect::<Vec<_>>(),
+        ),
+        None => Vec::new(),
+    };
+    Ok([w_ih, w_hh, b_ih, b_hh, rq_ih, rq_hh, peep, h0, c0])
+}
+
 /// Quantizes `model` to `opts.precision`. Integer precisions need calibration statistics
 /// from [`calib::calibrate`] on the same model (with the same normalization).
 ///
@@ -560,6 +665,7 @@ pub fn quantize(
         input: Default::default(),
         pre: Vec::new(),
         mlp: Vec::new(),
+        backward: Vec::new(),
     };
     let stats = match (p.is_int(), stats) {
         (true, None) => bail!(
@@ -602,117 +708,100 @@ pub fn quantize(
     for (k, l) in model.layers.iter().enumerate() {
         let (i, h, g) = (l.input_size, l.hidden_size, l.gates());
         let rows = g * h;
+        let back = l.backward.as_deref();
+        // a bidirectional layer's output [fwd; bwd] has one format: both directions' h
+        let h_max = stats
+            .range(k, Probe::Hidden)
+            .maxabs()
+            .max(back.map_or(0.0, |_| stats.backward_range(k, Probe::Hidden).maxabs()));
         let h_frac = match (p.is_int(), l.cell.bounded()) {
             (false, _) => 0,
             (true, true) => 15,
-            (true, false) => choose_frac(stats.range(k, Probe::Hidden).maxabs(), opts.headroom),
+            (true, false) => choose_frac(h_max, opts.headroom),
         };
-        let ip = |probe| stats.range(k, probe);
-        if p.is_int() {
-            if k == 0 {
-                tensors.push(tensor_report(
-                    "layer0.input".into(),
-                    ip(Probe::Input),
-                    Some(x_frac),
-                    i16_limit(x_frac),
-                ));
-            }
-            if l.cell.bounded() {
-                tensors.push(tensor_report(
-                    format!("layer{k}.pre"),
-                    ip(Probe::Pre),
-                    Some(PRE_FRAC as u8),
-                    16.0,
-                ));
-            }
-            tensors.push(tensor_report(
-                format!("layer{k}.h"),
-                ip(Probe::Hidden),
-                Some(h_frac),
-                i16_limit(h_frac),
-            ));
-            if matches!(l.cell, CellKind::Lstm { .. }) {
-                tensors.push(tensor_report(
-                    format!("layer{k}.c"),
-                    ip(Probe::Cell),
-                    Some(CELL_FRAC as u8),
-                    65536.0,
-                ));
-            }
-        }
         let target = if l.cell.bounded() {
             PRE_FRAC as u8
         } else {
             h_frac
         };
-        let mut p_frac = 0u8;
-        let t: [Vec<u8>; 9] = if p.is_int() {
-            let spec = IntSpec::new(p);
-            let ([w_ih, b_ih, rq_ih], r1) = int_matrix(
-                spec,
-                format!("layer{k}.w_ih"),
-                &l.w_ih,
-                &l.b_ih,
-                rows,
-                i,
-                x_frac,
-                target,
-            )?;
-            let ([w_hh, b_hh, rq_hh], r2) = int_matrix(
-                spec,
-                format!("layer{k}.w_hh"),
-                &l.w_hh,
-                &l.b_hh,
-                rows,
-                h,
-                h_frac,
-                target,
-            )?;
-            weights.push(r1);
-            weights.push(r2);
-            let peep = match &l.peephole {
-                Some(pp) => {
-                    let m = pp.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
-                    p_frac = choose_frac(m, 1.0);
-                    let q: Vec<i16> = pp
-                        .iter()
-                        .map(|&v| q_i16(v as f64, p_frac, &mut other_sat))
-                        .collect();
-                    i16_bytes(&q)
-                }
-                None => Vec::new(),
-            };
-            let h0 = match &l.h0 {
-                Some(v) => i16_bytes(
-                    &v.iter()
-                        .map(|&x| q_i16(x as f64, h_frac, &mut other_sat))
-                        .collect::<Vec<_>>(),
-                ),
-                None => Vec::new(),
-            };
-            let c0 = match &l.c0 {
-                Some(v) => i32_bytes(
-                    &v.iter()
-                        .map(|&x| q_i32(x as f64, CELL_FRAC as u8, &mut other_sat))
-                        .collect::<Vec<_>>(),
-                ),
-                None => Vec::new(),
-            };
-            [w_ih, w_hh, b_ih, b_hh, rq_ih, rq_hh, peep, h0, c0]
-        } else {
-            let opt = |v: &Option<Vec<f32>>| v.as_deref().map(f32_bytes).unwrap_or_default();
-            [
-                pack_f32(&l.w_ih, rows, i),
-                pack_f32(&l.w_hh, rows, h),
-                f32_bytes(&l.b_ih),
-                f32_bytes(&l.b_hh),
-                Vec::new(),
-                Vec::new(),
-                opt(&l.peephole),
-                opt(&l.h0),
-                opt(&l.c0),
-            ]
+        // both directions' peepholes share p_frac
+        let p_frac = match (p.is_int(), &l.peephole) {
+            (true, Some(pp)) => {
+                let m = pp
+                    .iter()
+                    .chain(back.and_then(|b| b.peephole.as_deref()).unwrap_or(&[]))
+                    .fold(0.0f64, |m, &v| m.max((v as f64).abs()));
+                choose_frac(m, 1.0)
+            }
+            _ => 0,
         };
+        let mut dirs: Vec<(&FloatLayer, String, Range, Range, Range)> = vec![(
+            l,
+            format!("layer{k}"),
+            stats.range(k, Probe::Pre).clone(),
+            stats.range(k, Probe::Hidden).clone(),
+            stats.range(k, Probe::Cell).clone(),
+        )];
+        if let Some(b) = back {
+            dirs.push((
+                b,
+                format!("layer{k}.reverse"),
+                stats.backward_range(k, Probe::Pre),
+                stats.backward_range(k, Probe::Hidden),
+                stats.backward_range(k, Probe::Cell),
+            ));
+        }
+        if p.is_int() && k == 0 {
+            tensors.push(tensor_report(
+                "layer0.input".into(),
+                stats.range(k, Probe::Input),
+                Some(x_frac),
+                i16_limit(x_frac),
+            ));
+        }
+        let mut lowered = Vec::new();
+        for (d, name, pre, hid, cel) in &dirs {
+            if p.is_int() {
+                if l.cell.bounded() {
+                    tensors.push(tensor_report(
+                        format!("{name}.pre"),
+                        pre,
+                        Some(PRE_FRAC as u8),
+                        16.0,
+                    ));
+                }
+                tensors.push(tensor_report(
+                    format!("{name}.h"),
+                    hid,
+                    Some(h_frac),
+                    i16_limit(h_frac),
+                ));
+                if matches!(l.cell, CellKind::Lstm { .. }) {
+                    tensors.push(tensor_report(
+                        format!("{name}.c"),
+                        cel,
+                        Some(CELL_FRAC as u8),
+                        65536.0,
+                    ));
+                }
+            }
+            let t = lower_direction(
+                d,
+                name,
+                p,
+                rows,
+                (x_frac, h_frac, p_frac, target),
+                &mut weights,
+                &mut other_sat,
+            )?;
+            lowered.push(t);
+        }
+        let back_t = if lowered.len() > 1 {
+            lowered.pop()
+        } else {
+            None
+        };
+        let t = lowered.pop().unwrap_or_default();
         layer_reports.push(LayerReport {
             cell: l.cell.name().into(),
             input_size: i,
@@ -729,6 +818,8 @@ pub fn quantize(
             h_frac,
             p_frac,
             t,
+            direction: l.direction,
+            back: back_t,
         });
         x_frac = h_frac;
     }
@@ -854,7 +945,7 @@ pub fn quantize(
     }
     let tensor_bytes: usize = layers
         .iter()
-        .flat_map(|l| l.t.iter().map(Vec::len))
+        .flat_map(|l| l.t.iter().chain(l.back.iter().flatten()).map(Vec::len))
         .sum::<usize>()
         + head.as_ref().map_or(0, |h| h.2.iter().map(Vec::len).sum())
         + norm.as_ref().map_or(0, |n| n.0.len() + n.1.len())
