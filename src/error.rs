@@ -90,6 +90,9 @@ pub enum Error {
     /// [`Config::window`](crate::Config::window) is `Some(0)`: a window holds at least one
     /// frame (`None` decides only at [`end_sequence`](crate::Classifier::end_sequence)).
     ZeroWindow,
+    /// [`Config::hop`](crate::Config::hop) is 0, larger than the window, or set without a
+    /// window: overlapping windows need `1 ≤ hop ≤ window`.
+    BadHop,
     /// [`Config::smoothing`](crate::Config::smoothing) is on but the
     /// [`Classifier`](crate::Classifier)'s history length `K` is 0: smoothing needs `K ≥ 1`.
     SmoothingWithoutHistory,
@@ -216,6 +219,10 @@ impl fmt::Display for Error {
             Error::ZeroWindow => f.write_str(
                 "Config::window is Some(0): a window holds at least one frame \
                  (None decides only at end_sequence)",
+            ),
+            Error::BadHop => f.write_str(
+                "Config::hop is 0, larger than Config::window, or set without a window \
+                 (overlapping windows need 1 <= hop <= window)",
             ),
             Error::SmoothingWithoutHistory => f.write_str(
                 "Config::smoothing is on but the classifier's history length K is 0 \

@@ -67,6 +67,30 @@ impl<'b> Window<'b> {
     pub fn clear(&mut self) {
         self.frames = 0;
     }
+    /// Drops the oldest `n` frames (all if `n ≥ frames`): the windowed layers' input of
+    /// the frames after them moves to the front. Only meaningful when the first layer is
+    /// the first windowed one (the held frames then depend on nothing before them): the
+    /// overlapping windows of `Classifier::push_window`.
+    pub fn drop_front(&mut self, model: &Model<'_>, n: usize) {
+        let Some(k) = model.window_layer() else {
+            return;
+        };
+        let pw = per_word(model.precision());
+        let s_in = model
+            .layers()
+            .get(k)
+            .map_or(0, |l| pad4(l.input_size as usize) / pw);
+        let keep = self.frames.saturating_sub(n);
+        let (from, len) = (n.saturating_mul(s_in), keep.saturating_mul(s_in));
+        // a checked move (`copy_within` links a panic path)
+        for i in 0..len {
+            let v = self.buf.get(from + i).copied().unwrap_or(0);
+            if let Some(d) = self.buf.get_mut(i) {
+                *d = v;
+            }
+        }
+        self.frames = keep;
+    }
     /// Words of the buffer.
     pub fn words(&self) -> usize {
         self.buf.len()

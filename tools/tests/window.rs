@@ -321,3 +321,93 @@ fn window_buffer_errors_are_typed() {
         assert!(msg.contains("window buffer"), "{msg}");
     }
 }
+
+/// The decision over one window run offline: a fresh session over `seq`.
+fn offline(model: &Model<'_>, seq: &[&[f32]]) -> tinyrnn::Decision {
+    let mut s = Session::<'_, 256, 256>::new(model).unwrap();
+    let mut buf = vec![0u32; model.window_words(seq.len())];
+    let mut win = Window::new(&mut buf);
+    for f in seq {
+        s.step_window(f, &mut win).unwrap();
+    }
+    s.classify_window(&mut win).unwrap()
+}
+
+/// `Classifier::push_window`: tumbling windows and overlapping ones (`hop < window`) give
+/// exactly the decision of the model run offline on each slice.
+#[test]
+fn classifier_windows_equal_offline_slices() {
+    use tinyrnn::{Classifier, Config};
+    let (t, window) = (50usize, 16u32);
+    let x = Lcg(11).vec(t * 5, 1.5);
+    let frames: Vec<&[f32]> = x.chunks(5).collect();
+    let batch = Batch {
+        data: &x,
+        n: 1,
+        t,
+        f: 5,
+        lengths: None,
+    };
+    for stack in [Stack::One, Stack::AfterForward, Stack::Two] {
+        let fm = model(
+            CellKind::Lstm { peepholes: false },
+            Direction::Bidirectional,
+            stack,
+            Pool::Mean,
+            9,
+        );
+        let stats = calibrate(&fm, &batch, || {}).unwrap();
+        for p in [Precision::Int8, Precision::F32] {
+            let q = quantize(&fm, Some(&stats), &QuantOptions::new(p)).unwrap();
+            let model = Model::from_blob(&q.blob).unwrap();
+            for hop in [None, Some(16), Some(5), Some(1)] {
+                let mut cfg = Config::default();
+                cfg.window = Some(window);
+                cfg.hop = hop;
+                let overlap = hop.is_some_and(|h| h < window);
+                let clf = Classifier::<'_, 256, 256, 0>::new(&model, cfg);
+                if overlap && !matches!(stack, Stack::One | Stack::Two) {
+                    assert_eq!(clf.err(), Some(Error::Unsupported), "{stack:?}");
+                    continue;
+                }
+                let mut clf = clf.unwrap();
+                let mut buf = vec![0u32; model.window_words(window as usize)];
+                let mut win = Window::new(&mut buf);
+                let step = hop.unwrap_or(window) as usize;
+                let mut n = 0;
+                for (i, f) in frames.iter().enumerate() {
+                    let d = clf.push_window(f, &mut win).unwrap();
+                    let end = i + 1;
+                    let due =
+                        end >= window as usize && (end - window as usize).is_multiple_of(step);
+                    assert_eq!(d.is_some(), due, "{stack:?} {p:?} {hop:?} frame {i}");
+                    if let Some(d) = d {
+                        let slice = &frames[end - window as usize..end];
+                        assert_eq!(d, offline(&model, slice), "{stack:?} {p:?} {hop:?} {i}");
+                        n += 1;
+                    }
+                }
+                assert_eq!(n, (t - window as usize) / step + 1);
+            }
+        }
+    }
+    // hop outside 1..=window
+    let fm = model(
+        CellKind::Rnn(RnnAct::Tanh),
+        Direction::Reverse,
+        Stack::One,
+        Pool::Last,
+        1,
+    );
+    let q = quantize(&fm, None, &QuantOptions::new(Precision::F32)).unwrap();
+    let model = Model::from_blob(&q.blob).unwrap();
+    let mut cfg = Config::default();
+    cfg.window = Some(4);
+    for hop in [0, 5] {
+        cfg.hop = Some(hop);
+        assert_eq!(
+            Classifier::<'_, 64, 64, 0>::new(&model, cfg).err(),
+            Some(Error::BadHop)
+        );
+    }
+}
