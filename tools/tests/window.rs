@@ -15,6 +15,8 @@ use tinyrnn_cli::quantize::{quantize, QuantOptions};
 #[path = "../../src/testutil.rs"]
 mod testutil;
 
+mod common;
+
 /// Deterministic uniform numbers in [-1, 1).
 struct Lcg(u64);
 impl Lcg {
@@ -410,4 +412,135 @@ fn classifier_windows_equal_offline_slices() {
             Some(Error::BadHop)
         );
     }
+}
+
+/// The CLI on a bidirectional blob: `run` gives one output per sequence equal to the
+/// session's (`--steps all` refused with a clear message); `inspect` shows the direction
+/// and the window buffer's RAM; `codegen` needs `--window N` and writes `WINDOW_WORDS`.
+#[test]
+fn cli_runs_inspects_and_generates_windowed_blobs() {
+    use std::ffi::OsStr;
+    let dir = common::scratch("window");
+    let fm = model(
+        CellKind::Gru {
+            linear_before_reset: true,
+        },
+        Direction::Bidirectional,
+        Stack::AfterForward,
+        Pool::FinalStates,
+        21,
+    );
+    let (n, t) = (3, 12);
+    let x = Lcg(5).vec(n * t * 5, 1.0);
+    let batch = Batch {
+        data: &x,
+        n,
+        t,
+        f: 5,
+        lengths: None,
+    };
+    let stats = calibrate(&fm, &batch, || {}).unwrap();
+    let q = quantize(&fm, Some(&stats), &QuantOptions::new(Precision::Int8)).unwrap();
+    let blob = dir.join("bidir.trnn");
+    std::fs::write(&blob, &q.blob).unwrap();
+    let xs = dir.join("x.npy");
+    common::write_npy(&xs, &[n, t, 5], &x);
+    let y = dir.join("y.npy");
+    let os = |p: &std::path::Path| p.as_os_str().to_owned();
+    let (code, _, err) = common::cli(&[
+        OsStr::new("run"),
+        &os(&blob),
+        OsStr::new("--input"),
+        &os(&xs),
+        OsStr::new("-o"),
+        &os(&y),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let got = common::npy(&y);
+    assert_eq!(got.shape, [n, 4]);
+    let model = Model::from_blob(&q.blob).unwrap();
+    for i in 0..n {
+        let seq: Vec<&[f32]> = (0..t).map(|j| &x[(i * t + j) * 5..][..5]).collect();
+        let mut s = Session::<'_, 256, 256>::new(&model).unwrap();
+        let mut buf = vec![0u32; model.window_words(t)];
+        let mut win = Window::new(&mut buf);
+        for f in &seq {
+            s.step_window(f, &mut win).unwrap();
+        }
+        let mut out = [0f32; 4];
+        s.output_window(&mut win, &mut out).unwrap();
+        let want: Vec<f64> = out.iter().map(|&v| v as f64).collect();
+        assert_eq!(&got.data[i * 4..(i + 1) * 4], &want[..], "sequence {i}");
+    }
+    let (code, _, err) = common::cli(&[
+        OsStr::new("run"),
+        &os(&blob),
+        OsStr::new("--input"),
+        &os(&xs),
+        OsStr::new("--steps"),
+        OsStr::new("all"),
+        OsStr::new("-o"),
+        &os(&y),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("one output per sequence"), "{err}");
+    // inspect: JSON and text
+    let (code, out, err) = common::cli(&[
+        OsStr::new("inspect"),
+        &os(&blob),
+        OsStr::new("--json"),
+        OsStr::new("--window"),
+        OsStr::new("64"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["layers"][0]["direction"], "forward");
+    assert_eq!(v["layers"][1]["direction"], "bidirectional");
+    assert_eq!(v["layers"][1]["output_size"], 14);
+    assert_eq!(v["window_layer"], 1);
+    // int8: (pad4(6) + pad4(14)) / 2 = 12 words per frame
+    assert_eq!(v["window_words_per_frame"], 12);
+    assert_eq!(v["window_words"], 64 * 12);
+    assert!(v["features"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("window")));
+    let (code, out, _) = common::cli(&[OsStr::new("inspect"), &os(&blob)]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("gru bidirectional (out 14 = [fwd; bwd]) 6 -> 7"),
+        "{out}"
+    );
+    assert!(
+        out.contains("window buffer 12 words = 48 bytes per frame"),
+        "{out}"
+    );
+    // codegen
+    let rs = dir.join("model.rs");
+    let (code, _, err) = common::cli(&[
+        OsStr::new("codegen"),
+        &os(&blob),
+        OsStr::new("-o"),
+        &os(&rs),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--window N"), "{err}");
+    let (code, _, err) = common::cli(&[
+        OsStr::new("codegen"),
+        &os(&blob),
+        OsStr::new("-o"),
+        &os(&rs),
+        OsStr::new("--window"),
+        OsStr::new("64"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&rs).unwrap();
+    assert!(
+        text.contains("pub const WINDOW_WORDS: usize = 768;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pub const WINDOW_FRAMES: usize = 64;"),
+        "{text}"
+    );
 }
