@@ -704,8 +704,12 @@ impl<'a> From<LayerDescV2<'a>> for LayerDesc<'a> {
 fn layers_from_v2<'a>(
     v: heapless::Vec<LayerDescV2<'a>, MAX_LAYERS>,
 ) -> heapless::Vec<LayerDesc<'a>, MAX_LAYERS> {
-    // same capacity: never full
-    v.into_iter().map(LayerDesc::from).collect()
+    let mut out = heapless::Vec::new();
+    for l in v {
+        // same capacity: never full (`push`, not `collect`: no panic path)
+        let _ = out.push(LayerDesc::from(l));
+    }
+    out
 }
 
 /// The dense output head `y = W·h + b`.
@@ -1060,7 +1064,10 @@ fn check_requant(table: &[u8], rows: usize, max_shift: u8) -> Result<()> {
 
 fn check_f32s(bytes: &[u8]) -> Result<()> {
     for c in bytes.chunks_exact(4) {
-        if !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite() {
+        let Ok(b) = <[u8; 4]>::try_from(c) else {
+            continue;
+        };
+        if !f32::from_le_bytes(b).is_finite() {
             return Err(Error::NonFinite);
         }
     }
