@@ -65,7 +65,7 @@ pub enum Error {
     BadState,
     /// The blob is valid but needs code this build of tinyrnn leaves out: the cargo feature
     /// named here (`"rnn"`, `"gru"`, `"lstm"`, `"lstm-peephole"`, `"dense-net"`, `"pool"`,
-    /// `"int8"`, `"int16"` or `"f32"`) is disabled. Only [`Model::from_blob`](crate::Model::from_blob) and
+    /// `"window"`, `"int8"`, `"int16"` or `"f32"`) is disabled. Only [`Model::from_blob`](crate::Model::from_blob) and
     /// [`Model::from_desc`](crate::Model::from_desc) return it, after every format check.
     FeatureDisabled(&'static str),
     /// A signed envelope (module `signed`, feature `signed`) has a wrong magic,

@@ -27,7 +27,8 @@
 //! | `lstm` | LSTM layers without peepholes (PyTorch `nn.LSTM`) | ✓ |
 //! | `lstm-peephole` | LSTM layers with ONNX peepholes `P` (implies `lstm`) | ✓ |
 //! | `dense-net` | blob format 2's dense ops: the per-frame pre-net and the hidden head layers | ✓ |
-//! | `pool` | blob format 2's pooling over time: mean, max, sum (streamed in O(1) state) | ✓ |
+//! | `pool` | blob format 2's pooling over time: mean, max, sum (streamed in O(1) state), final states | ✓ |
+//! | `window` | blob format 3's reverse and bidirectional layers over a caller-owned window buffer (`Session::step_window`, `Window`, `Classifier::push_window`; RAM [`Model::window_words`]) | ✓ |
 //! | `int8` | int8 models (int8 weights, i32 accumulators; the Cortex-M DSP kernels) | ✓ |
 //! | `int16` | int16 models (int16 weights, i64 accumulators) | ✓ |
 //! | `f32` | f32 models, with micromath (optional dependency) | ✓ |

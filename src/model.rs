@@ -145,6 +145,13 @@
 //! y = head(v), output_act  head requant from the last format
 //! ```
 //!
+//! Format 3: a reverse or bidirectional layer (and every layer after it) runs over a whole
+//! window at the decision point instead of per frame (cargo feature `window`; equations,
+//! RAM and latency in `Session::step_window`'s module, `src/session/window.rs`). A
+//! bidirectional layer's output is `[fwd h; bwd h]` (`2H` values, one `h_frac` for both
+//! directions), the next layer's input width; [`Pool::FinalStates`] pools
+//! `[fwd h_{T−1}; bwd h_0]`.
+//!
 //! # What loading checks
 //!
 //! [`Model::from_blob`] checks, before any weight is read: the magic, version, flags,

@@ -20,6 +20,11 @@
 //!   the f32 path), then `r ⊙ h` for a reset-before GRU. A pre-net / hidden head op reads
 //!   its input at the start of the scratch, writes its output after it, and moves it to
 //!   the start (the next op's or layer 0's input, or the head's).
+//! * A windowed model (a reverse / bidirectional layer, cargo feature `window`) keeps the
+//!   same state words (one direction's `h`/`c` per layer, reused by the other direction at
+//!   the decision point) and no pooling accumulators; its frames go into a caller-owned
+//!   `Window` buffer (module `session::window`, cargo feature `window`: equations, RAM and
+//!   latency; `step_window`, `output_window`, `classify_window`).
 //!
 //! # Input conversion (integer models)
 //!
@@ -60,7 +65,7 @@ use crate::model::{pad4, CellKind, LayerDesc, Model, NormDesc, OpDesc, Pool, Pre
 use crate::stream::Decision;
 
 #[cfg(feature = "window")]
-mod window;
+pub mod window;
 #[cfg(feature = "window")]
 pub use window::Window;
 

@@ -469,7 +469,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         Ok(Some(model.mlp().last().map_or(w, |op| op.out_size())))
     }
 
-    /// The output over the frames of `win` (see the [module docs](self)): the windowed
+    /// The output over the frames of `win` (see the [module docs](crate::session::window)): the windowed
     /// layers run over the window, then pooling, the hidden head and the head. `win` and
     /// the streamed state are left as they are (call it again for the same result; clear
     /// both with [`reset`](Self::reset) and [`Window::clear`] to start the next window).
