@@ -1547,6 +1547,8 @@ fn regression_classifier_history_ring() {
 
 /// An int8 bidirectional GRU 3 → 2×4 with `FinalStates` pooling and a 3-class head, random
 /// weights, valid requant records (format 3's direction and reverse-weights fields).
+// the `let` before returning ends the borrows of the locals (as `Extreme::blob`)
+#[allow(clippy::let_and_return)]
 fn bidirectional_blob() -> Vec<u8> {
     let mut rng = Rng(0xB1D1);
     let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| rng.next_u64() as u8).collect() };
