@@ -109,6 +109,36 @@ fn model(cell: CellKind, d: Direction, stack: Stack, pool: Pool, seed: u64) -> F
     m
 }
 
+/// `model` with a per-frame pre-net (dense 5→5, ReLU) and a hidden head op (dense, tanh).
+fn graph(cell: CellKind, d: Direction, stack: Stack, pool: Pool, seed: u64) -> FloatModel {
+    use tinyrnn_cli::ir::FrameOp;
+    let mut m = model(cell, d, stack, pool, seed);
+    let mut rng = Lcg(seed ^ 0x5a5a);
+    let dense = |rng: &mut Lcg, o: usize, i: usize, act| FloatDense {
+        out_size: o,
+        in_size: i,
+        weight: rng.vec(o * i, 0.9),
+        bias: rng.vec(o, 0.3),
+        act,
+    };
+    let w = m.pooled_size();
+    m.pre = vec![FrameOp::Dense(dense(
+        &mut rng,
+        5,
+        5,
+        tinyrnn::DenseAct::Relu,
+    ))];
+    m.mlp = vec![FrameOp::Dense(dense(
+        &mut rng,
+        6,
+        w,
+        tinyrnn::DenseAct::Tanh,
+    ))];
+    m.head = Some(dense(&mut rng, 4, 6, tinyrnn::DenseAct::Identity));
+    m.validate().unwrap();
+    m
+}
+
 const CELLS: [CellKind; 6] = [
     CellKind::Rnn(RnnAct::Tanh),
     CellKind::Rnn(RnnAct::Relu),
@@ -186,8 +216,13 @@ fn windowed_models_match_the_reference_and_the_spec() {
                     ],
                     _ => &[Pool::Last, Pool::Mean, Pool::FinalStates],
                 };
-                for &pool in pools {
-                    let fm = model(cell, d, stack, pool, 100 + ci as u64);
+                for (pk, &pool) in pools.iter().enumerate() {
+                    // every other case with a pre-net and a hidden head op
+                    let fm = if (ci + pk) % 2 == 1 {
+                        graph(cell, d, stack, pool, 100 + ci as u64)
+                    } else {
+                        model(cell, d, stack, pool, 100 + ci as u64)
+                    };
                     let stats = calibrate(&fm, &batch, || {}).unwrap();
                     let want: Vec<Vec<f64>> =
                         seqs.iter().map(|s| fm.run_window(s, &mut ())).collect();
