@@ -134,7 +134,9 @@ fn frame_mut(region: &mut [u32], t: usize, stride: usize) -> &mut [u32] {
         .unwrap_or(&mut [])
 }
 
-/// One cell step of one direction `l` on the input `x` (packed), state words `st`.
+/// One cell step of one direction `l` on the input `x` (packed), state words `st`: `x`
+/// goes to the start of the scratch, then the same out-of-line layer loop as a streaming
+/// step runs this one layer (so every cell has one caller, as without the window mode).
 fn step_dir(
     p: Precision,
     math: F32Math,
@@ -145,51 +147,22 @@ fn step_dir(
     model: &Model<'_>,
 ) -> Result<()> {
     let _ = math;
-    let pw = per_word(p);
-    let h = l.hidden_size as usize;
-    let (nx, nh) = (pad4(l.input_size as usize) / pw, pad4(h) / pw);
+    let nx = pad4(l.input_size as usize) / per_word(p);
     let cap = scratch.len();
-    let (hs, cs) = st.split_at_mut(h.min(st.len()));
-    let Some((xw, sr)) = scratch.split_at_mut_checked(nx) else {
-        return Err(scratch_short(model, cap));
-    };
-    let Some((hw, rh)) = sr.split_at_mut_checked(nh) else {
+    let Some(xw) = scratch.get_mut(..nx) else {
         return Err(scratch_short(model, cap));
     };
     copy_words(xw, x.iter().copied());
+    let one = core::slice::from_ref(l);
     if p.is_int() {
         #[cfg(any(feature = "int8", feature = "int16"))]
-        pack_h(hw, hs);
+        return run_layers_int(model, one, st, scratch);
     } else {
-        copy_words(hw, hs.iter().map(|&v| v as u32));
-    }
-    let rh_len = rh.len().min(nh);
-    #[allow(unused_variables)]
-    let io = Io {
-        x: xw,
-        h: hw,
-        rh: rh.get_mut(..rh_len).unwrap_or(&mut []),
-        hs,
-        cs,
-    };
-    #[allow(unreachable_patterns)]
-    match (p, l.cell) {
-        #[cfg(all(feature = "int8", feature = "lstm"))]
-        (Precision::Int8, CellKind::Lstm { peepholes: false }) => {
-            cell::lstm::step_int_plain::<Int8>(l, io)
-        }
-        #[cfg(any(feature = "int8", feature = "int16"))]
-        (Precision::Int8 | Precision::Int16, _) => step_other(p, l, io),
         #[cfg(feature = "f32")]
-        (Precision::F32, _) => match math {
-            #[cfg(feature = "libm")]
-            F32Math::Accurate => cell::step_f32::<crate::activation::AccurateMath>(l, io),
-            _ => cell::step_f32::<FastMath>(l, io),
-        },
-        // a disabled precision: never loaded
-        _ => return Err(Error::FeatureDisabled(p.feature())),
+        return run_layers_f32(one, st, scratch, math, scratch_short(model, cap));
     }
-    Ok(())
+    #[allow(unreachable_code)]
+    Err(Error::FeatureDisabled(p.feature()))
 }
 
 /// `sum` (in `h_frac` bits) shifted right by `shift` to `pool_frac` (round to nearest,
