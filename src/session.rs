@@ -225,52 +225,6 @@ fn run_layers_int(
     Ok(())
 }
 
-/// Runs `layers` of an f32 model on `state` / `scratch` (one `f32` per scratch word); the
-/// first one's input is already in the scratch. `err` is the error for a short buffer.
-#[cfg(feature = "f32")]
-#[inline(never)]
-fn run_layers_f32(
-    layers: &[LayerDesc<'_>],
-    state: &mut [i32],
-    scratch: &mut [u32],
-    math: F32Math,
-    err: Error,
-) -> Result<()> {
-    let mut rest: &mut [i32] = state;
-    let mut prev: Option<&[i32]> = None;
-    for l in layers {
-        let h = l.hidden_size as usize;
-        let (words, r) = rest
-            .split_at_mut_checked(layer_words(l))
-            .ok_or(err.clone())?;
-        rest = r;
-        let (hs, cs) = words.split_at_mut(h.min(words.len()));
-        let nx = pad4(l.input_size as usize);
-        let nh = pad4(h);
-        let (xw, sr) = scratch.split_at_mut_checked(nx).ok_or(err.clone())?;
-        let (hw, rh) = sr.split_at_mut_checked(nh).ok_or(err.clone())?;
-        if let Some(prev) = prev {
-            copy_words(xw, prev.iter().map(|&v| v as u32));
-        }
-        copy_words(hw, hs.iter().map(|&v| v as u32));
-        let rh_len = rh.len().min(nh);
-        let io = Io {
-            x: xw,
-            h: hw,
-            rh: rh.get_mut(..rh_len).unwrap_or(&mut []),
-            hs: &mut *hs,
-            cs,
-        };
-        match math {
-            #[cfg(feature = "libm")]
-            F32Math::Accurate => cell::step_f32::<crate::activation::AccurateMath>(l, io),
-            _ => cell::step_f32::<FastMath>(l, io),
-        }
-        prev = Some(hs);
-    }
-    Ok(())
-}
-
 /// One integer layer step other than an int8 LSTM without peepholes (out of line of
 /// [`run_layers_int`]). A precision whose feature is disabled does nothing: the loader
 /// never accepts such a model.
@@ -798,7 +752,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             return Err(Error::FeatureDisabled(self.model.precision().feature()));
         } else {
             #[cfg(feature = "f32")]
-            return self.run_layers_f32(self.model.layers());
+            return self.run_layers_f32();
             #[cfg(not(feature = "f32"))]
             return Err(Error::FeatureDisabled("f32"));
         }
@@ -806,10 +760,49 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
 
     /// [`run_layers`](Self::run_layers) for an f32 model: one `f32` per scratch word.
     #[cfg(feature = "f32")]
-    #[inline(always)]
-    fn run_layers_f32(&mut self, layers: &[LayerDesc<'_>]) -> Result<()> {
+    #[inline(never)]
+    fn run_layers_f32(&mut self) -> Result<()> {
         let err = self.too_small();
-        run_layers_f32(layers, &mut self.state, &mut self.scratch, self.math, err)
+        let Session {
+            model,
+            state,
+            scratch,
+            math,
+            ..
+        } = self;
+        let mut rest: &mut [i32] = state;
+        let mut prev: Option<&[i32]> = None;
+        for l in model.layers() {
+            let h = l.hidden_size as usize;
+            let (words, r) = rest
+                .split_at_mut_checked(layer_words(l))
+                .ok_or(err.clone())?;
+            rest = r;
+            let (hs, cs) = words.split_at_mut(h.min(words.len()));
+            let nx = pad4(l.input_size as usize);
+            let nh = pad4(h);
+            let (xw, sr) = scratch.split_at_mut_checked(nx).ok_or(err.clone())?;
+            let (hw, rh) = sr.split_at_mut_checked(nh).ok_or(err.clone())?;
+            if let Some(prev) = prev {
+                copy_words(xw, prev.iter().map(|&v| v as u32));
+            }
+            copy_words(hw, hs.iter().map(|&v| v as u32));
+            let rh_len = rh.len().min(nh);
+            let io = Io {
+                x: xw,
+                h: hw,
+                rh: rh.get_mut(..rh_len).unwrap_or(&mut []),
+                hs: &mut *hs,
+                cs,
+            };
+            match *math {
+                #[cfg(feature = "libm")]
+                F32Math::Accurate => cell::step_f32::<crate::activation::AccurateMath>(l, io),
+                _ => cell::step_f32::<FastMath>(l, io),
+            }
+            prev = Some(hs);
+        }
+        Ok(())
     }
 
     /// The last layer's `h` state words.

@@ -165,6 +165,77 @@ fn step_dir(
     Err(Error::FeatureDisabled(p.feature()))
 }
 
+/// Runs `layers` of an f32 model on `state` / `scratch` (one `f32` per scratch word), as
+/// the streaming `Session::run_layers_f32` does; the first one's input is already in the
+/// scratch. `err` is the error for a short buffer. The window mode's own copy, stepping the
+/// cells with [`WinMath`]: the streaming path's f32 cells keep their single caller (and
+/// their code: `cargo xtask bench` measured +2.5–8.8 % f32 instructions per step on the
+/// M4F when both paths shared them).
+#[cfg(feature = "f32")]
+#[inline(never)]
+fn run_layers_f32(
+    layers: &[LayerDesc<'_>],
+    state: &mut [i32],
+    scratch: &mut [u32],
+    math: F32Math,
+    err: Error,
+) -> Result<()> {
+    let mut rest: &mut [i32] = state;
+    let mut prev: Option<&[i32]> = None;
+    for l in layers {
+        let h = l.hidden_size as usize;
+        let (words, r) = rest
+            .split_at_mut_checked(layer_words(l))
+            .ok_or(err.clone())?;
+        rest = r;
+        let (hs, cs) = words.split_at_mut(h.min(words.len()));
+        let nx = pad4(l.input_size as usize);
+        let nh = pad4(h);
+        let (xw, sr) = scratch.split_at_mut_checked(nx).ok_or(err.clone())?;
+        let (hw, rh) = sr.split_at_mut_checked(nh).ok_or(err.clone())?;
+        if let Some(prev) = prev {
+            copy_words(xw, prev.iter().map(|&v| v as u32));
+        }
+        copy_words(hw, hs.iter().map(|&v| v as u32));
+        let rh_len = rh.len().min(nh);
+        let io = Io {
+            x: xw,
+            h: hw,
+            rh: rh.get_mut(..rh_len).unwrap_or(&mut []),
+            hs: &mut *hs,
+            cs,
+        };
+        match math {
+            #[cfg(feature = "libm")]
+            F32Math::Accurate => cell::step_f32::<WinMath<crate::activation::AccurateMath>>(l, io),
+            _ => cell::step_f32::<WinMath<FastMath>>(l, io),
+        }
+        prev = Some(hs);
+    }
+    Ok(())
+}
+
+/// The f32 math `M` under another type: the window mode's cell steps are their own
+/// instantiation (see [`run_layers_f32`]); the same functions, so the same bits.
+#[cfg(feature = "f32")]
+struct WinMath<M>(core::marker::PhantomData<M>);
+
+#[cfg(feature = "f32")]
+impl<M: Math> Math for WinMath<M> {
+    #[inline]
+    fn exp(x: f32) -> f32 {
+        M::exp(x)
+    }
+    #[inline]
+    fn sigmoid(x: f32) -> f32 {
+        M::sigmoid(x)
+    }
+    #[inline]
+    fn tanh(x: f32) -> f32 {
+        M::tanh(x)
+    }
+}
+
 /// `sum` (in `h_frac` bits) shifted right by `shift` to `pool_frac` (round to nearest,
 /// ties up) and saturated, as the streaming `Sum`.
 fn sum_q(s: i64, shift: u32) -> i16 {
@@ -242,7 +313,10 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 run_layers_int(model, stream, &mut self.state, &mut self.scratch)?;
             } else {
                 #[cfg(feature = "f32")]
-                self.run_layers_f32(stream)?;
+                {
+                    let err = self.too_small();
+                    run_layers_f32(stream, &mut self.state, &mut self.scratch, self.math, err)?;
+                }
             }
         }
         // the windowed layers' input: the scratch input (k = 0) or layer k−1's h
