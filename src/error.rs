@@ -65,7 +65,7 @@ pub enum Error {
     BadState,
     /// The blob is valid but needs code this build of tinyrnn leaves out: the cargo feature
     /// named here (`"rnn"`, `"gru"`, `"lstm"`, `"lstm-peephole"`, `"dense-net"`, `"pool"`,
-    /// `"int8"`, `"int16"` or `"f32"`) is disabled. Only [`Model::from_blob`](crate::Model::from_blob) and
+    /// `"window"`, `"int8"`, `"int16"` or `"f32"`) is disabled. Only [`Model::from_blob`](crate::Model::from_blob) and
     /// [`Model::from_desc`](crate::Model::from_desc) return it, after every format check.
     FeatureDisabled(&'static str),
     /// A signed envelope (module `signed`, feature `signed`) has a wrong magic,
@@ -90,9 +90,16 @@ pub enum Error {
     /// [`Config::window`](crate::Config::window) is `Some(0)`: a window holds at least one
     /// frame (`None` decides only at [`end_sequence`](crate::Classifier::end_sequence)).
     ZeroWindow,
+    /// [`Config::hop`](crate::Config::hop) is 0, larger than the window, or set without a
+    /// window: overlapping windows need `1 ≤ hop ≤ window`.
+    BadHop,
     /// [`Config::smoothing`](crate::Config::smoothing) is on but the
     /// [`Classifier`](crate::Classifier)'s history length `K` is 0: smoothing needs `K ≥ 1`.
     SmoothingWithoutHistory,
+    /// The model has a reverse or bidirectional layer (it cannot stream): run it with a
+    /// window buffer (`Session::step_window` / `WindowClassifier`, cargo feature
+    /// `window`), not with [`Session::step`](crate::Session::step).
+    NeedsWindow,
 }
 
 /// The buffer of a [`Session`](crate::Session) that [`Error::TooLarge`] found too small.
@@ -104,15 +111,20 @@ pub enum Buffer {
     /// The scratch memory of a step, `SCRATCH` `u32` words
     /// ([`Model::scratch_len`](crate::Model::scratch_len)).
     Scratch,
+    /// The caller-owned window buffer of a windowed model, `u32` words
+    /// ([`Model::window_words`](crate::Model::window_words)): full (more frames than it
+    /// holds) or smaller than one window.
+    Window,
 }
 
 impl Buffer {
-    /// The name of the session's const parameter sizing this buffer: `"STATE"` or
-    /// `"SCRATCH"`.
+    /// The name of the const parameter sizing this buffer: `"STATE"`, `"SCRATCH"`, or
+    /// `"WINDOW"` (the caller's window buffer, e.g. the `WINDOW_WORDS` `codegen` writes).
     pub const fn param(self) -> &'static str {
         match self {
             Buffer::State => "STATE",
             Buffer::Scratch => "SCRATCH",
+            Buffer::Window => "WINDOW",
         }
     }
 }
@@ -157,6 +169,13 @@ impl fmt::Display for Error {
                 capacity,
             } => {
                 let p = buffer.param();
+                if *buffer == Buffer::Window {
+                    return write!(
+                        f,
+                        "the window buffer holds {capacity} words but the window needs \
+                         {needed} (Model::window_words)"
+                    );
+                }
                 write!(
                     f,
                     "the session's {p} buffer holds {capacity} words but the model needs \
@@ -201,9 +220,17 @@ impl fmt::Display for Error {
                 "Config::window is Some(0): a window holds at least one frame \
                  (None decides only at end_sequence)",
             ),
+            Error::BadHop => f.write_str(
+                "Config::hop is 0, larger than Config::window, or set without a window \
+                 (overlapping windows need 1 <= hop <= window)",
+            ),
             Error::SmoothingWithoutHistory => f.write_str(
                 "Config::smoothing is on but the classifier's history length K is 0 \
                  (smoothing needs K >= 1)",
+            ),
+            Error::NeedsWindow => f.write_str(
+                "the model has a reverse or bidirectional layer: it runs over a window buffer \
+                 (Session::step_window), not frame by frame",
             ),
         }
     }

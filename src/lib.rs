@@ -29,7 +29,8 @@
 //! | `lstm-proj` | LSTM layers with a projection `h = W_hr·(o ⊙ tanh c)` (PyTorch `proj_size`; implies `lstm`) | ✓ |
 //! | `lstm-clip` | LSTM layers with a cell clip (TFLite `cell_clip`, which its converter sets on every Keras LSTM; implies `lstm`; its own copy of the integer step) | ✓ |
 //! | `dense-net` | blob format 2's dense ops: the per-frame pre-net and the hidden head layers | ✓ |
-//! | `pool` | blob format 2's pooling over time: mean, max, sum (streamed in O(1) state) | ✓ |
+//! | `pool` | blob format 2's pooling over time: mean, max, sum (streamed in O(1) state), final states | ✓ |
+//! | `window` | blob format 3's reverse and bidirectional layers over a caller-owned window buffer (`Session::step_window`, `Window`, `Classifier::push_window`; RAM [`Model::window_words`]) | ✓ |
 //! | `int8` | int8 models (int8 weights, i32 accumulators; the Cortex-M DSP kernels) | ✓ |
 //! | `int16` | int16 models (int16 weights, i64 accumulators) | ✓ |
 //! | `f32` | f32 models (micromath for the softmax's `exp`, libm's `fmaf` off the FPU targets; optional dependencies) | ✓ |
@@ -94,6 +95,8 @@ pub use error::{Buffer, Error, Result};
 pub use generate::Generator;
 pub use model::{CellKind, DenseAct, Direction, Model, OutputAct, Pool, Precision, RnnAct};
 pub use session::Session;
+#[cfg(feature = "window")]
+pub use session::Window;
 pub use stream::{Classifier, Config, Decision};
 
 /// Largest input, hidden or output width a blob may declare (the int8 accumulator's

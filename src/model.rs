@@ -145,6 +145,13 @@
 //! y = head(v), output_act  head requant from the last format
 //! ```
 //!
+//! Format 3: a reverse or bidirectional layer (and every layer after it) runs over a whole
+//! window at the decision point instead of per frame (cargo feature `window`; equations,
+//! RAM and latency in `Session::step_window`'s module, `src/session/window.rs`). A
+//! bidirectional layer's output is `[fwd h; bwd h]` (`2H` values, one `h_frac` for both
+//! directions), the next layer's input width; [`Pool::FinalStates`] pools
+//! `[fwd h_{T−1}; bwd h_0]`.
+//!
 //! # What loading checks
 //!
 //! [`Model::from_blob`] checks, before any weight is read: the magic, version, flags,
@@ -622,7 +629,7 @@ pub struct LayerDesc<'a> {
     pub backward: Option<DirWeights<'a>>,
 }
 
-impl LayerDesc<'_> {
+impl<'a> LayerDesc<'a> {
     /// Width of `h` (the recurrent state, the hidden product's input and one direction's
     /// output): the projection's `P` for a projected LSTM, else `H`.
     pub const fn h_size(&self) -> usize {
@@ -640,6 +647,34 @@ impl LayerDesc<'_> {
         } else {
             self.hidden_size as usize
         }
+    }
+    /// The reverse direction of a bidirectional layer as a layer of its own: this record
+    /// with the [`backward`](Self::backward) tensors in place of the forward ones (same
+    /// cell, sizes and formats), direction [`Direction::Forward`] and no `backward`. `None`
+    /// for any other direction. The runtime steps a direction's cell with it.
+    pub fn backward_layer(&self) -> Option<LayerDesc<'a>> {
+        let b = self.backward?;
+        Some(LayerDesc {
+            w_ih: b.w_ih,
+            w_hh: b.w_hh,
+            b_ih: b.b_ih,
+            b_hh: b.b_hh,
+            rq_ih: b.rq_ih,
+            rq_hh: b.rq_hh,
+            peephole: b.peephole,
+            h0: b.h0,
+            c0: b.c0,
+            w_hr: b.w_hr,
+            rq_hr: b.rq_hr,
+            direction: Direction::Forward,
+            backward: None,
+            ..*self
+        })
+    }
+    /// Width of this layer's output per frame: `h`'s width ([`h_len`](Self::h_len)) times
+    /// the number of directions ([`Direction::count`]).
+    pub fn out_size(&self) -> usize {
+        self.h_len() * self.direction.count()
     }
 }
 
@@ -705,7 +740,7 @@ fn layers_from_v2<'a>(
 ) -> heapless::Vec<LayerDesc<'a>, MAX_LAYERS> {
     let mut out = heapless::Vec::new();
     for l in v {
-        // same capacity: never full (`push`, not `collect`, which has a panic path)
+        // same capacity: never full (`push`, not `collect`: no panic path)
         let _ = out.push(LayerDesc::from(l));
     }
     out
@@ -935,7 +970,7 @@ pub struct ModelDesc<'a> {
 
 /// Every cargo feature that selects model code, in the order
 /// [`ModelDesc::required_features`] lists them.
-pub const MODEL_FEATURES: [&str; 11] = [
+pub const MODEL_FEATURES: [&str; 12] = [
     "rnn",
     "gru",
     "lstm",
@@ -944,6 +979,7 @@ pub const MODEL_FEATURES: [&str; 11] = [
     "lstm-clip",
     "dense-net",
     "pool",
+    "window",
     "int8",
     "int16",
     "f32",
@@ -953,9 +989,9 @@ impl ModelDesc<'_> {
     /// The cargo features of this crate a build needs to run this model: the cells of its
     /// layers (`"lstm-peephole"`, `"lstm-proj"` and `"lstm-clip"` come with `"lstm"`, which
     /// they imply; `"lstm-proj"` for an LSTM with projection, `"lstm-clip"` with a cell
-    /// clip), `"dense-net"` if it
-    /// has pre-net or hidden head ops, `"pool"` if it pools over time (mean/max/sum), then
-    /// its precision,
+    /// clip), `"dense-net"` if it has pre-net or hidden head ops, `"pool"` if it pools over
+    /// time (mean/max/sum/final states), `"window"` if a layer is reverse or bidirectional,
+    /// then its precision,
     /// in the order of [`MODEL_FEATURES`], each once. A build without one of them rejects
     /// the blob in [`Model::from_blob`] with [`Error::FeatureDisabled`].
     ///
@@ -966,8 +1002,8 @@ impl ModelDesc<'_> {
     /// let features = model.desc().required_features(); // e.g. ["lstm", "int8"]
     /// # let _ = features; Ok(()) }
     /// ```
-    pub fn required_features(&self) -> heapless::Vec<&'static str, 11> {
-        let mut need = [false; 11];
+    pub fn required_features(&self) -> heapless::Vec<&'static str, 12> {
+        let mut need = [false; 12];
         for l in self.layers.iter() {
             match l.cell {
                 CellKind::Rnn(_) => need[0] = true,
@@ -982,14 +1018,18 @@ impl ModelDesc<'_> {
         }
         need[6] = !self.pre.is_empty() || !self.mlp.is_empty();
         need[7] = self.pool != Pool::Last;
+        need[8] = self
+            .layers
+            .iter()
+            .any(|l| l.direction != Direction::Forward);
         match self.precision {
-            Precision::Int8 => need[8] = true,
-            Precision::Int16 => need[9] = true,
-            Precision::F32 => need[10] = true,
+            Precision::Int8 => need[9] = true,
+            Precision::Int16 => need[10] = true,
+            Precision::F32 => need[11] = true,
         }
         let mut out = heapless::Vec::new();
         for (&f, _) in MODEL_FEATURES.iter().zip(need).filter(|(_, n)| *n) {
-            // at most 11 entries: never full
+            // at most 12 entries: never full
             let _ = out.push(f);
         }
         out
@@ -1022,6 +1062,9 @@ pub fn write_blob(desc: &ModelDesc<'_>, buf: &mut [u8]) -> Result<usize> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model<'a> {
     desc: ModelDesc<'a>,
+    /// Index of the first reverse / bidirectional layer (the layers before it stream);
+    /// the layer count for a model that streams entirely.
+    window_from: u8,
 }
 
 fn le_u16(b: &[u8]) -> u16 {
@@ -1186,6 +1229,68 @@ fn check_op(
     }
 }
 
+/// Checks the tensors of one direction of a layer (`i` inputs, `h` hidden units): lengths,
+/// requant records, formats, finiteness.
+fn check_direction(
+    l: &LayerDesc<'_>,
+    p: Precision,
+    i: usize,
+    h: usize,
+    hw: usize,
+    max_shift: u8,
+) -> Result<()> {
+    let rows = l.cell.gates() * h;
+    check_len(l.w_ih, rows * pad4(i), p.weight_bytes())?;
+    check_len(l.w_hh, rows * pad4(hw), p.weight_bytes())?;
+    check_len(l.b_ih, rows, p.bias_bytes())?;
+    check_len(l.b_hh, rows, p.bias_bytes())?;
+    match l.cell {
+        CellKind::Lstm { peepholes: true } => check_len(l.peephole, 3 * h, p.act_bytes())?,
+        _ => check_len(l.peephole, 0, 1)?,
+    }
+    if !l.h0.is_empty() {
+        check_len(l.h0, hw, p.act_bytes())?;
+    }
+    if !l.c0.is_empty() {
+        if !matches!(l.cell, CellKind::Lstm { .. }) {
+            return Err(Error::ShapeMismatch);
+        }
+        check_len(l.c0, h, 4)?;
+    }
+    // format 3: the projection's tensors (`hw` is its `P` when `proj_size` is set)
+    let projected = cfg!(feature = "lstm-proj") && l.proj_size != 0;
+    if projected {
+        check_len(l.w_hr, hw * pad4(h), p.weight_bytes())?;
+        if p.is_int() {
+            check_requant(l.rq_hr, hw, max_shift)?;
+        } else {
+            check_len(l.rq_hr, 0, 1)?;
+            check_f32s(l.w_hr)?;
+        }
+    } else {
+        check_len(l.w_hr, 0, 1)?;
+        check_len(l.rq_hr, 0, 1)?;
+    }
+    if p.is_int() {
+        check_requant(l.rq_ih, rows, max_shift)?;
+        check_requant(l.rq_hh, rows, max_shift)?;
+        if l.x_frac > 15 || l.h_frac > 15 || l.p_frac > 15 {
+            return Err(Error::BadQuantization);
+        }
+        // a projected LSTM's h is W_hr·m, not bounded by 1: calibrated h_frac
+        if l.cell.bounded() && !projected && l.h_frac as u32 != ACT_FRAC {
+            return Err(Error::BadQuantization);
+        }
+    } else {
+        check_len(l.rq_ih, 0, 1)?;
+        check_len(l.rq_hh, 0, 1)?;
+        for t in [l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.peephole, l.h0, l.c0] {
+            check_f32s(t)?;
+        }
+    }
+    Ok(())
+}
+
 impl<'a> Model<'a> {
     /// Decodes and validates a blob. Nothing is copied: the model borrows `blob`.
     ///
@@ -1298,18 +1403,8 @@ impl<'a> Model<'a> {
                 if !lstm {
                     return Err(Error::Unsupported);
                 }
-                let np = check_dim(l.proj_size)?;
-                check_len(l.w_hr, np * pad4(h), p.weight_bytes())?;
-                if p.is_int() {
-                    check_requant(l.rq_hr, np, max_shift)?;
-                } else {
-                    check_len(l.rq_hr, 0, 1)?;
-                    check_f32s(l.w_hr)?;
-                }
-                np
+                check_dim(l.proj_size)?
             } else {
-                check_len(l.w_hr, 0, 1)?;
-                check_len(l.rq_hr, 0, 1)?;
                 h
             };
             // format 3: the cell clip (LSTM only), positive and finite
@@ -1333,60 +1428,23 @@ impl<'a> Model<'a> {
                     return Err(Error::BadQuantization);
                 }
             }
-            let rows = l.cell.gates() * h;
-            check_len(l.w_ih, rows * pad4(i), p.weight_bytes())?;
-            check_len(l.w_hh, rows * pad4(hw), p.weight_bytes())?;
-            check_len(l.b_ih, rows, p.bias_bytes())?;
-            check_len(l.b_hh, rows, p.bias_bytes())?;
-            match l.cell {
-                CellKind::Lstm { peepholes: true } => check_len(l.peephole, 3 * h, p.act_bytes())?,
-                _ => check_len(l.peephole, 0, 1)?,
-            }
-            if !l.h0.is_empty() {
-                check_len(l.h0, hw, p.act_bytes())?;
-            }
-            if !l.c0.is_empty() {
-                if !matches!(l.cell, CellKind::Lstm { .. }) {
-                    return Err(Error::ShapeMismatch);
-                }
-                check_len(l.c0, h, 4)?;
-            }
             // format 3: the reverse weights come exactly with a bidirectional layer
             if l.backward.is_some() != (l.direction == Direction::Bidirectional) {
                 return Err(Error::ShapeMismatch);
             }
-            // not yet run by this crate: refused until the runtime has them
-            if l.direction != Direction::Forward {
-                return Err(Error::Unsupported);
+            check_direction(l, p, i, h, hw, max_shift)?;
+            if let Some(b) = l.backward_layer() {
+                check_direction(&b, p, i, h, hw, max_shift)?;
             }
             if p.is_int() {
-                check_requant(l.rq_ih, rows, max_shift)?;
-                check_requant(l.rq_hh, rows, max_shift)?;
-                if l.x_frac > 15 || l.h_frac > 15 || l.p_frac > 15 {
-                    return Err(Error::BadQuantization);
-                }
-                // a projected LSTM's h is W_hr·m, not bounded by 1: calibrated h_frac
-                if l.cell.bounded() && l.proj_size == 0 && l.h_frac as u32 != ACT_FRAC {
-                    return Err(Error::BadQuantization);
-                }
                 if let Some(pf) = prev_frac {
                     if pf != l.x_frac {
                         return Err(Error::BadQuantization);
                     }
                 }
                 prev_frac = Some(l.h_frac);
-            } else {
-                check_len(l.rq_ih, 0, 1)?;
-                check_len(l.rq_hh, 0, 1)?;
-                for t in [l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.peephole, l.h0, l.c0] {
-                    check_f32s(t)?;
-                }
             }
-            prev = hw;
-        }
-        // not yet run by this crate (needs the window mode of reverse layers)
-        if pool == Pool::FinalStates {
-            return Err(Error::Unsupported);
+            prev = l.out_size();
         }
         // the pooled vector: the last layer's h format, fewer bits for a sum
         match (p.is_int(), pool) {
@@ -1449,7 +1507,18 @@ impl<'a> Model<'a> {
                 return Err(Error::FeatureDisabled("lstm-clip"));
             }
         }
-        Ok(Model { desc })
+        let window_from = desc
+            .layers
+            .iter()
+            .position(|l| l.direction != Direction::Forward)
+            .unwrap_or(desc.layers.len());
+        if window_from < desc.layers.len() && !cfg!(feature = "window") {
+            return Err(Error::FeatureDisabled("window"));
+        }
+        Ok(Model {
+            window_from: window_from as u8,
+            desc,
+        })
     }
 
     /// The decoded description.
@@ -1475,9 +1544,45 @@ impl<'a> Model<'a> {
             },
         }
     }
-    /// Width of the pooled vector (the last layer's `h`: `H`, or `P` with a projection).
+    /// Width of the pooled vector: the last layer's output width (`h`'s width — `H`, or `P`
+    /// with a projection — times 2 for a bidirectional layer).
     pub fn pooled_size(&self) -> usize {
-        self.desc.layers.last().map_or(0, |l| l.h_len())
+        self.desc.layers.last().map_or(0, LayerDesc::out_size)
+    }
+    /// Index of the first reverse or bidirectional layer: the layers before it (and the
+    /// pre-net) stream frame by frame, it and the layers after it run over the window
+    /// (`Session::step_window`). `None` for a model that streams entirely (every layer
+    /// forward), which is the only kind a build without the `window` feature loads.
+    pub fn window_layer(&self) -> Option<usize> {
+        let k = self.window_from as usize;
+        (cfg!(feature = "window") && k < self.desc.layers.len()).then_some(k)
+    }
+    /// Whether the model needs a window buffer ([`window_layer`](Self::window_layer) is
+    /// `Some`).
+    pub fn is_windowed(&self) -> bool {
+        self.window_layer().is_some()
+    }
+    /// `u32` words of window buffer one frame takes (0 for a model that streams): the
+    /// input of the first windowed layer, packed like the scratch (`pad4(width)` values,
+    /// two `i16` per word on the integer paths, one `f32` per word on the f32 path), plus
+    /// one output sequence slot of `pad4(max out width)` values for the first windowed
+    /// layer and a second one when more than one layer runs over the window (the layers
+    /// alternate between the two). See `Session::step_window`.
+    pub fn window_frame_words(&self) -> usize {
+        let Some(k) = self.window_layer() else {
+            return 0;
+        };
+        let per_word = if self.desc.precision.is_int() { 2 } else { 1 };
+        let layers = self.desc.layers.get(k..).unwrap_or(&[]);
+        let input = layers.first().map_or(0, |l| pad4(l.input_size as usize));
+        let out = layers.iter().map(|l| pad4(l.out_size())).max().unwrap_or(0);
+        let slots = if layers.len() > 1 { 2 } else { 1 };
+        (input + slots * out) / per_word
+    }
+    /// `u32` words of window buffer for `frames` frames:
+    /// `frames ·` [`window_frame_words`](Self::window_frame_words) (saturating).
+    pub fn window_words(&self, frames: usize) -> usize {
+        frames.saturating_mul(self.window_frame_words())
     }
     /// Int paths: fractional bits of the (normalized) input frame that [`Session::step_q`]
     /// takes: the first pre-net op's `x_frac`, else layer 0's.
@@ -1523,9 +1628,13 @@ impl<'a> Model<'a> {
     }
     /// State words of the pooling accumulators (after the layers' words): `Max` one per
     /// element, `Sum` two (`i64` / `f64`), `Mean` two per element plus two for the frame
-    /// count (`u64`); `Last` none.
+    /// count (`u64`); `Last` and `FinalStates` none. A windowed model pools over the
+    /// window buffer at the decision point: none either.
     pub fn pool_words(&self) -> usize {
         let w = self.pooled_size();
+        if self.is_windowed() {
+            return 0;
+        }
         match self.pool() {
             Pool::Last | Pool::FinalStates => 0,
             Pool::Max => w,
@@ -1587,9 +1696,12 @@ impl<'a> Model<'a> {
     pub fn weight_bytes(&self) -> usize {
         let mut n = 0;
         for l in self.desc.layers.iter() {
-            n += l.w_ih.len() + l.w_hh.len() + l.b_ih.len() + l.b_hh.len();
-            n += l.rq_ih.len() + l.rq_hh.len() + l.peephole.len() + l.h0.len() + l.c0.len();
-            n += l.w_hr.len() + l.rq_hr.len() + l.cell_clip.len();
+            n += l.cell_clip.len();
+            for d in core::iter::once(*l).chain(l.backward_layer()) {
+                n += d.w_ih.len() + d.w_hh.len() + d.b_ih.len() + d.b_hh.len();
+                n += d.rq_ih.len() + d.rq_hh.len() + d.peephole.len() + d.h0.len() + d.c0.len();
+                n += d.w_hr.len() + d.rq_hr.len();
+            }
         }
         if let Some(h) = &self.desc.head {
             n += h.weight.len() + h.bias.len() + h.rq.len();

@@ -22,6 +22,11 @@
 //!   projected LSTM (`pad4(H)` values). A pre-net / hidden head op reads
 //!   its input at the start of the scratch, writes its output after it, and moves it to
 //!   the start (the next op's or layer 0's input, or the head's).
+//! * A windowed model (a reverse / bidirectional layer, cargo feature `window`) keeps the
+//!   same state words (one direction's `h`/`c` per layer, reused by the other direction at
+//!   the decision point) and no pooling accumulators; its frames go into a caller-owned
+//!   `Window` buffer (module `session::window`, cargo feature `window`: equations, RAM and
+//!   latency; `step_window`, `output_window`, `classify_window`).
 //!
 //! # Input conversion (integer models)
 //!
@@ -56,10 +61,37 @@ use crate::kernel::Int16;
 #[cfg(feature = "int8")]
 use crate::kernel::Int8;
 use crate::kernel::{copy_words, le_i16, le_i32, pack_i16};
+#[cfg(feature = "window")]
+use crate::model::Direction;
 use crate::model::{pad4, CellKind, LayerDesc, Model, NormDesc, OpDesc, Pool, Precision, RnnAct};
 use crate::stream::Decision;
 
+#[cfg(feature = "window")]
+pub mod window;
+#[cfg(feature = "window")]
+pub use window::Window;
+
 const STATE_CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Sets one layer's state words (`h`, then `c` for an LSTM) to its `h0`/`c0`, else zeros.
+fn init_layer(l: &LayerDesc<'_>, words: &mut [i32], int: bool) {
+    words.fill(0);
+    let h = l.h_len();
+    let (hs, cs) = words.split_at_mut(h.min(words.len()));
+    if int {
+        for (w, b) in hs.iter_mut().zip(l.h0.chunks_exact(2)) {
+            *w = le_i16(b) as i32;
+        }
+    } else {
+        for (w, b) in hs.iter_mut().zip(l.h0.chunks_exact(4)) {
+            *w = le_i32(b);
+        }
+    }
+    // c0: i32 Q16.15 (int) or f32 bits, 4 bytes either way.
+    for (w, b) in cs.iter_mut().zip(l.c0.chunks_exact(4)) {
+        *w = le_i32(b);
+    }
+}
 
 /// State words of one layer: `h` ([`LayerDesc::h_size`]: `H`, or `P` for a projected
 /// LSTM), then `c` (`H`) for an LSTM.
@@ -153,12 +185,17 @@ fn pack_h(dst: &mut [u32], src: &[i32]) {
 /// [`Session::run_layers_f32`]), so that the code an int8 LSTM step executes stays small.
 #[cfg(any(feature = "int8", feature = "int16"))]
 #[inline(never)]
-fn run_layers_int(model: &Model<'_>, state: &mut [i32], scratch: &mut [u32]) -> Result<()> {
+fn run_layers_int(
+    model: &Model<'_>,
+    layers: &[LayerDesc<'_>],
+    state: &mut [i32],
+    scratch: &mut [u32],
+) -> Result<()> {
     let p = model.precision();
     let cap = scratch.len();
     let mut rest: &mut [i32] = state;
     let mut prev: Option<&[i32]> = None;
-    for l in model.layers() {
+    for l in layers {
         let h = l.h_len();
         let Some((words, r)) = rest.split_at_mut_checked(layer_words(l)) else {
             return Err(scratch_error(model, cap));
@@ -546,25 +583,11 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         let int = self.model.precision().is_int();
         let mut rest = self.state.as_mut_slice();
         for l in self.model.layers() {
-            let h = l.h_len();
             let Some((words, r)) = rest.split_at_mut_checked(layer_words(l)) else {
                 return;
             };
             rest = r;
-            let (hs, cs) = words.split_at_mut(h.min(words.len()));
-            if int {
-                for (w, b) in hs.iter_mut().zip(l.h0.chunks_exact(2)) {
-                    *w = le_i16(b) as i32;
-                }
-            } else {
-                for (w, b) in hs.iter_mut().zip(l.h0.chunks_exact(4)) {
-                    *w = le_i32(b);
-                }
-            }
-            // c0: i32 Q16.15 (int) or f32 bits, 4 bytes either way.
-            for (w, b) in cs.iter_mut().zip(l.c0.chunks_exact(4)) {
-                *w = le_i32(b);
-            }
+            init_layer(l, words, int);
         }
         let model = self.model;
         let acc = self.state.get_mut(layers_words(model)..self.state_len);
@@ -712,6 +735,9 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     #[inline(always)]
     fn run_layers(&mut self) -> Result<()> {
         let model = self.model;
+        if model.is_windowed() {
+            return Err(Error::NeedsWindow);
+        }
         if !model.pre().is_empty() {
             run_ops(model, model.pre(), &mut self.scratch, self.math)?;
         }
@@ -727,7 +753,12 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     fn run_stack(&mut self) -> Result<()> {
         if self.model.precision().is_int() {
             #[cfg(any(feature = "int8", feature = "int16"))]
-            return run_layers_int(self.model, &mut self.state, &mut self.scratch);
+            return run_layers_int(
+                self.model,
+                self.model.layers(),
+                &mut self.state,
+                &mut self.scratch,
+            );
             #[cfg(not(any(feature = "int8", feature = "int16")))]
             return Err(Error::FeatureDisabled(self.model.precision().feature()));
         } else {
@@ -792,8 +823,9 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         state.get(off..)?.get(..last.h_len())
     }
 
-    /// Emits the integer outputs of the current state one by one.
-    fn emit_q(&mut self, emit: impl FnMut(i16)) -> Result<()> {
+    /// Emits the integer outputs of the current state one by one; `ready: Some(n)`: the
+    /// head's input (`n` values) is already at the start of the scratch (window mode).
+    fn emit_q(&mut self, ready: Option<usize>, emit: impl FnMut(i16)) -> Result<()> {
         let err = self.too_small();
         let Session {
             model,
@@ -808,7 +840,9 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             return Err(Error::PrecisionMismatch);
         }
         let desc = model.desc();
-        let n = if plain_output(model) {
+        let n = if let Some(n) = ready {
+            n
+        } else if plain_output(model) {
             let h = Self::last_h(model, state).ok_or(err.clone())?;
             if desc.head.is_none() {
                 h.iter().map(|&v| v as i16).for_each(emit);
@@ -852,7 +886,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
 
     /// Emits the f32 outputs of the current state (f32 models) one by one.
     #[cfg(feature = "f32")]
-    fn emit_f32<M: Math>(&mut self, emit: impl FnMut(f32)) -> Result<()> {
+    fn emit_f32<M: Math>(&mut self, ready: Option<usize>, emit: impl FnMut(f32)) -> Result<()> {
         let err = self.too_small();
         let Session {
             model,
@@ -863,7 +897,9 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         } = self;
         let model: &Model<'_> = model;
         let desc = model.desc();
-        let n = if plain_output(model) {
+        let n = if let Some(n) = ready {
+            n
+        } else if plain_output(model) {
             let h = Self::last_h(model, state).ok_or(err.clone())?;
             if desc.head.is_none() {
                 let h = h.iter().map(|&v| f32::from_bits(v as u32));
@@ -889,17 +925,17 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
 
     /// [`emit_f32`](Self::emit_f32) in the session's math mode; without the feature `f32`
     /// [`Error::FeatureDisabled`] (never for a loaded model).
-    fn emit_any_f32(&mut self, emit: impl FnMut(f32)) -> Result<()> {
+    fn emit_any_f32(&mut self, ready: Option<usize>, emit: impl FnMut(f32)) -> Result<()> {
         #[cfg(not(feature = "f32"))]
         return {
-            let _ = emit;
+            let _ = (emit, ready);
             Err(Error::FeatureDisabled("f32"))
         };
         #[cfg(feature = "f32")]
         return match self.math {
             #[cfg(feature = "libm")]
-            F32Math::Accurate => self.emit_f32::<crate::activation::AccurateMath>(emit),
-            _ => self.emit_f32::<FastMath>(emit),
+            F32Math::Accurate => self.emit_f32::<crate::activation::AccurateMath>(ready, emit),
+            _ => self.emit_f32::<FastMath>(ready, emit),
         };
     }
 
@@ -911,12 +947,20 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     /// [`Error::PrecisionMismatch`] for an f32 model; [`Error::LengthMismatch`] unless
     /// `out.len()` is the model's output size.
     pub fn output_q(&mut self, out: &mut [i16]) -> Result<()> {
+        self.output_q_from(None, out)
+    }
+
+    /// [`output_q`](Self::output_q) from a head input already in the scratch (`Some`).
+    fn output_q_from(&mut self, ready: Option<usize>, out: &mut [i16]) -> Result<()> {
+        if ready.is_none() && self.model.is_windowed() {
+            return Err(Error::NeedsWindow);
+        }
         if !self.model.precision().is_int() {
             return Err(Error::PrecisionMismatch);
         }
         Self::expect_len(self.model.output_size(), out.len())?;
         let mut it = out.iter_mut();
-        self.emit_q(|v| {
+        self.emit_q(ready, |v| {
             if let Some(o) = it.next() {
                 *o = v;
             }
@@ -929,18 +973,26 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     /// # Errors
     /// [`Error::LengthMismatch`] unless `out.len()` is the model's output size.
     pub fn output(&mut self, out: &mut [f32]) -> Result<()> {
+        self.output_from(None, out)
+    }
+
+    /// [`output`](Self::output) from a head input already in the scratch (`Some`).
+    fn output_from(&mut self, ready: Option<usize>, out: &mut [f32]) -> Result<()> {
         let model = self.model;
+        if ready.is_none() && model.is_windowed() {
+            return Err(Error::NeedsWindow);
+        }
         Self::expect_len(model.output_size(), out.len())?;
         let mut it = out.iter_mut();
         if model.precision().is_int() {
             let of = model.desc().output_frac as u32;
-            self.emit_q(|v| {
+            self.emit_q(ready, |v| {
                 if let Some(o) = it.next() {
                     *o = dequantize(v as i32, of);
                 }
             })
         } else {
-            self.emit_any_f32(|v| {
+            self.emit_any_f32(ready, |v| {
                 if let Some(o) = it.next() {
                     *o = v;
                 }
@@ -954,7 +1006,15 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     /// # Errors
     /// None for a validated model (the `Result` is kept for uniformity).
     pub fn classify(&mut self) -> Result<Decision> {
+        self.classify_from(None)
+    }
+
+    /// [`classify`](Self::classify) from a head input already in the scratch (`Some`).
+    fn classify_from(&mut self, ready: Option<usize>) -> Result<Decision> {
         let model = self.model;
+        if ready.is_none() && model.is_windowed() {
+            return Err(Error::NeedsWindow);
+        }
         let mut best = Decision {
             class: 0,
             score: f32::NAN,
@@ -964,7 +1024,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         let mut any = false;
         if model.precision().is_int() {
             let of = model.desc().output_frac as u32;
-            self.emit_q(|v| {
+            self.emit_q(ready, |v| {
                 if !any || v > best.score_q {
                     best = Decision {
                         class: idx,
@@ -976,7 +1036,7 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 idx = idx.wrapping_add(1);
             })?;
         } else {
-            self.emit_any_f32(|v| {
+            self.emit_any_f32(ready, |v| {
                 if !any || v > best.score {
                     best = Decision {
                         class: idx,

@@ -23,6 +23,36 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! # Window mode (cargo feature `window`)
+//!
+//! A model with a reverse or bidirectional layer ([`Model::is_windowed`]) cannot stream:
+//! its frames go through [`Classifier::push_window`] into a caller-owned
+//! [`Window`](crate::Window) buffer of [`Model::window_words`]`(window)` words, and a
+//! decision is the model run over exactly the last `window` frames (`Session::step_window`
+//! docs: equations, RAM and latency). Tumbling windows by default; with
+//! [`Config::hop`] `< window` a decision every `hop` frames over the last `window` frames
+//! (the windowed layers recomputed over the buffer each time: `window / hop` times the
+//! decision cost per window), bit-identical to running the model offline on that slice.
+//!
+//! ```
+//! # fn run(blob: &[u8], frames: &[[f32; 3]]) -> tinyrnn::Result<()> {
+//! use tinyrnn::{Classifier, Config, Model, Window};
+//! let model = Model::from_blob(blob)?;
+//! let mut cfg = Config::default();
+//! cfg.window = Some(64); // 2.5 s at 25 Hz
+//! cfg.hop = Some(16); // a decision every 16 frames over the last 64
+//! // `tinyrnn codegen --window 64` writes WINDOW_WORDS = model.window_words(64)
+//! let mut buf = [0u32; 4096];
+//! let mut win = Window::new(&mut buf);
+//! let mut clf = Classifier::<'_, 64, 64, 0>::new(&model, cfg)?;
+//! for f in frames {
+//!     if let Some(d) = clf.push_window(f, &mut win)? {
+//! #       let _ = d;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -51,8 +81,14 @@ pub struct Config {
     pub window: Option<u32>,
     /// Classify after every frame and keep the last `K` decisions for
     /// [`smoothed`](Classifier::smoothed) (costs one head evaluation per frame). Needs
-    /// `K ≥ 1`.
+    /// `K ≥ 1`. Not with a windowed model (a decision recomputes the whole window).
     pub smoothing: bool,
+    /// Window mode ([`Classifier::push_window`]): decide every `hop` frames over the last
+    /// `window` frames (overlapping windows); `None` or `Some(window)`: tumbling windows.
+    /// Needs `1 ≤ hop ≤ window` ([`Error::BadHop`] otherwise) and, for `hop < window`,
+    /// a model whose first layer is the first windowed one (a streamed forward layer
+    /// before it would need one session per window offset: [`Error::Unsupported`]).
+    pub hop: Option<u32>,
 }
 
 /// The last `K` decisions (a ring buffer; `K = 0` keeps none).
@@ -122,11 +158,22 @@ impl<'m, const STATE: usize, const SCRATCH: usize, const K: usize>
     /// A classifier in the model's initial state.
     ///
     /// # Errors
-    /// [`Error::ZeroWindow`] for `window: Some(0)`; [`Error::SmoothingWithoutHistory`] for
+    /// [`Error::ZeroWindow`] for `window: Some(0)`; [`Error::BadHop`] for a hop outside
+    /// `1..=window`, [`Error::Unsupported`] for `hop < window` on a model with a forward
+    /// layer before its first windowed one; [`Error::SmoothingWithoutHistory`] for
     /// `smoothing: true` with `K = 0`; then as [`Session::new`].
     pub fn new(model: &'m Model<'m>, cfg: Config) -> Result<Self> {
         if cfg.window == Some(0) {
             return Err(Error::ZeroWindow);
+        }
+        if let Some(hop) = cfg.hop {
+            if hop == 0 || cfg.window.is_none_or(|w| hop > w) {
+                return Err(Error::BadHop);
+            }
+            let overlap = cfg.window.is_some_and(|w| hop < w);
+            if overlap && model.window_layer() != Some(0) {
+                return Err(Error::Unsupported);
+            }
         }
         if cfg.smoothing && K == 0 {
             return Err(Error::SmoothingWithoutHistory);
@@ -170,6 +217,48 @@ impl<'m, const STATE: usize, const SCRATCH: usize, const K: usize>
             return Ok(Some(d));
         }
         Ok(None)
+    }
+
+    /// [`push`](Self::push) for a windowed model: the frame goes into `win` (sized by
+    /// [`Model::window_words`]`(window)`); every `window` frames (then every `hop` frames
+    /// with [`Config::hop`]) returns the decision over the last `window` frames. Tumbling:
+    /// the state and `win` are then cleared; overlapping: the oldest `hop` frames leave
+    /// `win`. For a model that streams this is [`push`](Self::push) (`win` unused).
+    ///
+    /// # Errors
+    /// As [`Session::step_window`]; [`Error::Unsupported`] with `smoothing`, or without a
+    /// `window`, for a windowed model.
+    #[cfg(feature = "window")]
+    pub fn push_window(
+        &mut self,
+        frame: &[f32],
+        win: &mut crate::Window<'_>,
+    ) -> Result<Option<Decision>> {
+        let model = self.session.model();
+        if !model.is_windowed() {
+            return self.push(frame);
+        }
+        let Some(window) = self.cfg.window else {
+            return Err(Error::Unsupported);
+        };
+        if self.cfg.smoothing {
+            return Err(Error::Unsupported);
+        }
+        self.session.step_window(frame, win)?;
+        self.count = self.count.saturating_add(1);
+        if (win.frames() as u64) < window as u64 {
+            return Ok(None);
+        }
+        let d = self.session.classify_window(win)?;
+        let hop = self.cfg.hop.unwrap_or(window);
+        if hop >= window {
+            self.reset();
+            win.clear();
+        } else {
+            win.drop_front(model, hop as usize);
+            self.count = window - hop;
+        }
+        Ok(Some(d))
     }
 
     /// Majority class of the last `K` per-step decisions (ties → the lowest class), with
@@ -260,6 +349,7 @@ mod tests {
         let bad = Config {
             window: Some(0),
             smoothing: false,
+            hop: None,
         };
         assert_eq!(
             Classifier::<4, 4, 2>::new(&model, bad).err(),
@@ -268,6 +358,7 @@ mod tests {
         let no_history = Config {
             window: None,
             smoothing: true,
+            hop: None,
         };
         assert_eq!(
             Classifier::<4, 4, 0>::new(&model, no_history).err(),
@@ -286,6 +377,7 @@ mod tests {
         let one = Config {
             window: Some(1),
             smoothing: true,
+            hop: None,
         };
         let mut c = Classifier::<4, 4, 2>::new(&model, one).unwrap();
         let d1 = c.push(&[0.5, 0.5]).unwrap().unwrap();

@@ -981,8 +981,13 @@ pub mod spec {
 
         /// The pooled vector, then every hidden head op.
         pub fn head_input(&self, m: &Model<'_>) -> Vec<i16> {
+            mlp(m, self.pooled(m))
+        }
+
+        /// The pooled vector.
+        pub fn pooled(&self, m: &Model<'_>) -> Vec<i16> {
             let hf = m.layers().last().unwrap().h_frac as u32;
-            let mut v: Vec<i16> = match m.pool() {
+            let v: Vec<i16> = match m.pool() {
                 tinyrnn::Pool::Last | tinyrnn::Pool::FinalStates => self.h.last().unwrap().clone(),
                 tinyrnn::Pool::Max => self.acc.iter().map(|&a| a as i16).collect(),
                 tinyrnn::Pool::Mean => self
@@ -1006,14 +1011,26 @@ pub mod spec {
                         .collect()
                 }
             };
-            for op in m.mlp() {
-                v = op_step(op, m.precision(), &v);
-            }
             v
         }
 
         pub fn output(&self, m: &Model<'_>) -> Vec<i16> {
-            let h = &self.head_input(m);
+            head_output(m, self.pooled(m))
+        }
+    }
+
+    /// Every hidden head op on the pooled vector.
+    pub fn mlp(m: &Model<'_>, mut v: Vec<i16>) -> Vec<i16> {
+        for op in m.mlp() {
+            v = op_step(op, m.precision(), &v);
+        }
+        v
+    }
+
+    /// The hidden head ops, the head and the output activation on the pooled vector.
+    pub fn head_output(m: &Model<'_>, pooled: Vec<i16>) -> Vec<i16> {
+        {
+            let h = &mlp(m, pooled);
             let d = m.desc();
             let Some(head) = &d.head else {
                 return h.clone();
@@ -1040,5 +1057,102 @@ pub mod spec {
                 }
             }
         }
+    }
+
+    /// One direction's initial `(h, c)`.
+    fn initial(l: &LayerDesc<'_>) -> (Vec<i16>, Vec<i32>) {
+        let n = l.hidden_size as usize;
+        let h = if l.h0.is_empty() {
+            vec![0; n]
+        } else {
+            l.h0.chunks(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect()
+        };
+        let c = if l.c0.is_empty() {
+            vec![0; n]
+        } else {
+            l.c0.chunks(4)
+                .map(|b| i32::from_le_bytes(b.try_into().unwrap()))
+                .collect()
+        };
+        (h, c)
+    }
+
+    /// A whole window of quantized frames (`m.input_frac()`) through a windowed model, the
+    /// spec of `Session::step_window` + `output_window_q`: pre-net per frame, every layer
+    /// over the whole window (reverse from the last frame, bidirectional `[fwd; bwd]`),
+    /// pooling over the last layer's output sequence (`FinalStates`: `[fwd_{T−1}; bwd_0]`),
+    /// hidden head, head.
+    pub fn run_window(m: &Model<'_>, xs: &[Vec<i16>]) -> Vec<i16> {
+        let p = m.precision();
+        let mut seq: Vec<Vec<i16>> = xs
+            .iter()
+            .map(|x| {
+                let mut x = x.clone();
+                for op in m.pre() {
+                    x = op_step(op, p, &x);
+                }
+                x
+            })
+            .collect();
+        let n = seq.len();
+        for l in m.layers() {
+            let hs = l.hidden_size as usize;
+            let mut out = vec![Vec::new(); n];
+            let dirs: Vec<(LayerDesc<'_>, bool)> = match l.direction {
+                tinyrnn::Direction::Forward => vec![(*l, false)],
+                tinyrnn::Direction::Reverse => vec![(*l, true)],
+                tinyrnn::Direction::Bidirectional => {
+                    vec![(*l, false), (l.backward_layer().unwrap(), true)]
+                }
+            };
+            for (d, rev) in dirs {
+                let (mut h, mut c) = initial(&d);
+                let order: Vec<usize> = if rev {
+                    (0..n).rev().collect()
+                } else {
+                    (0..n).collect()
+                };
+                for t in order {
+                    layer_step(&d, p, &seq[t], &mut h, &mut c);
+                    out[t].extend_from_slice(&h);
+                }
+                let _ = hs;
+            }
+            seq = out;
+        }
+        let last = m.layers().last().unwrap();
+        let w = m.pooled_size();
+        let lh = last.hidden_size as usize;
+        let pooled: Vec<i16> = (0..w)
+            .map(|j| {
+                if n == 0 {
+                    return 0;
+                }
+                match m.pool() {
+                    tinyrnn::Pool::Last => seq[n - 1][j],
+                    tinyrnn::Pool::FinalStates => match last.direction {
+                        tinyrnn::Direction::Reverse => seq[0][j],
+                        tinyrnn::Direction::Bidirectional if j >= lh => seq[0][j],
+                        _ => seq[n - 1][j],
+                    },
+                    tinyrnn::Pool::Max => seq.iter().map(|v| v[j]).max().unwrap(),
+                    tinyrnn::Pool::Mean => {
+                        let a: i128 = seq.iter().map(|v| v[j] as i128).sum();
+                        let n = n as i128;
+                        let q = (2 * a + n).div_euclid(2 * n);
+                        q.clamp(i16::MIN as i128, i16::MAX as i128) as i16
+                    }
+                    tinyrnn::Pool::Sum => {
+                        let a: i64 = seq.iter().map(|v| v[j] as i64).sum();
+                        let s = last.h_frac as u32 - m.desc().pool_frac as u32;
+                        let q = if s == 0 { a } else { round_div(a, s) };
+                        q.clamp(i16::MIN as i64, i16::MAX as i64) as i16
+                    }
+                }
+            })
+            .collect();
+        head_output(m, pooled)
     }
 }

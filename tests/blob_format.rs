@@ -8,6 +8,7 @@
 //! import zlib; zlib.crc32(bytes(PAYLOAD_V2))  # 0xe3fa8380
 //! import zlib; zlib.crc32(bytes(PAYLOAD_V1))  # 0xce9865bc
 //! import zlib; zlib.crc32(bytes(PAYLOAD_PROJ))  # 0x04710dcc
+//! import zlib; zlib.crc32(bytes(PAYLOAD_BIDIR))  # 0xe6f0f4af
 //! ```
 
 use tinyrnn::model::{write_blob, CellKind, LayerDesc, ModelDesc, OutputAct, Precision, RnnAct};
@@ -963,4 +964,146 @@ fn saved_state_tag_of_a_projected_layer() {
     let mut hashed = vec![0, 1, 0, 4, 12, 13, 1, 0, 1, 0, 5, 0];
     hashed.extend_from_slice(body);
     assert_eq!(tag, tinyrnn::model::crc32(&hashed).to_le_bytes());
+}
+
+/// `tiny()` with its layer bidirectional (the reverse direction's own weights) and
+/// `FinalStates` pooling, field by field (format 3): the output is `[fwd h; bwd h]`.
+const PAYLOAD_BIDIR: [u8; 98] = [
+    0x00, // precision: Int8 (variant 0)
+    0x01, // input_size: 1 (varint)
+    0x00, // norm: None
+    0x00, // pre: no ops
+    0x01, // layers: 1 element
+    0x00, 0x00, // cell: Rnn (variant 0) (Tanh (variant 0))
+    0x01, // input_size 1
+    0x01, // hidden_size 1 (per direction)
+    0x0C, // x_frac 12
+    0x0F, // h_frac 15 (both directions)
+    0x04, 0x05, 0x00, 0x00, 0x00, // w_ih (forward): 5
+    0x04, 0xFD, 0x00, 0x00, 0x00, // w_hh (forward): -3
+    0x04, 0x64, 0x00, 0x00, 0x00, // b_ih (forward): i32 100
+    0x04, 0xFF, 0xFF, 0xFF, 0xFF, // b_hh (forward): i32 -1
+    0x05, 0x00, 0x00, 0x00, 0x40, 0x21, // rq_ih (forward)
+    0x05, 0x00, 0x00, 0x00, 0x40, 0x21, // rq_hh (forward)
+    0x00, // peephole: empty
+    0x00, // p_frac 0
+    0x00, // h0: empty
+    0x00, // c0: empty
+    0x00, // proj_size 0
+    0x00, // w_hr: empty
+    0x00, // rq_hr: empty
+    0x00, // cell_clip: empty
+    0x02, // direction: Bidirectional (variant 2)
+    0x01, // backward: Some, then DirWeights:
+    0x04, 0x07, 0x00, 0x00, 0x00, //   w_ih (reverse): 7
+    0x04, 0xFE, 0x00, 0x00, 0x00, //   w_hh (reverse): -2
+    0x04, 0x32, 0x00, 0x00, 0x00, //   b_ih (reverse): i32 50
+    0x04, 0x01, 0x00, 0x00, 0x00, //   b_hh (reverse): i32 1
+    0x05, 0x00, 0x00, 0x00, 0x40, 0x21, //   rq_ih (reverse)
+    0x05, 0x00, 0x00, 0x00, 0x40, 0x21, //   rq_hh (reverse)
+    0x00, //   peephole: empty
+    0x00, //   h0: empty
+    0x00, //   c0: empty
+    0x00, //   w_hr: empty
+    0x00, //   rq_hr: empty
+    0x04, // pool: FinalStates (variant 4)
+    0x00, // pool_frac 0
+    0x00, // mlp: no ops
+    0x00, // head: None
+    0x00, // output_act: Identity
+    0x0F, // output_frac 15
+    0x01, 0x74, // name: "t"
+];
+
+fn bidir<'a>() -> ModelDesc<'a> {
+    let mut d = tiny();
+    d.layers[0].direction = tinyrnn::Direction::Bidirectional;
+    d.layers[0].backward = Some(tinyrnn::model::DirWeights {
+        w_ih: &[7, 0, 0, 0],
+        w_hh: &[0xFE, 0, 0, 0],
+        b_ih: &[50, 0, 0, 0],
+        b_hh: &[1, 0, 0, 0],
+        rq_ih: &RQ,
+        rq_hh: &RQ,
+        peephole: &[],
+        h0: &[],
+        c0: &[],
+        w_hr: &[],
+        rq_hr: &[],
+    });
+    d.pool = tinyrnn::Pool::FinalStates;
+    d
+}
+
+/// The byte table of a bidirectional layer record (and `FinalStates`), both ways, with
+/// the CRC computed independently; the loader's checks of the direction fields.
+#[test]
+fn bidirectional_record_bytes() {
+    let d = bidir();
+    let b = blob_of(&d);
+    let mut header = HEADER;
+    header[8] = 98;
+    header[12..16].copy_from_slice(&0xe6f0f4af_u32.to_le_bytes());
+    assert_eq!(&b[..16], &header);
+    assert_eq!(&b[16..], &PAYLOAD_BIDIR);
+    let model = Model::from_blob(&b).unwrap();
+    assert_eq!(model.desc(), &d);
+    assert_eq!(
+        model.desc().required_features().as_slice(),
+        ["rnn", "pool", "window", "int8"]
+    );
+    assert_eq!(model.window_layer(), Some(0));
+    assert_eq!((model.pooled_size(), model.output_size()), (2, 2));
+    // per frame: the input (pad4(1) = 4 values) and the output [fwd; bwd] (pad4(2) = 4
+    // values), two i16 per word
+    assert_eq!(model.window_frame_words(), 4);
+    assert_eq!(model.window_words(64), 256);
+    // the reverse weights come exactly with a bidirectional layer
+    let mut e = bidir();
+    e.layers[0].backward = None;
+    assert_eq!(Model::from_blob(&blob_of(&e)), Err(Error::ShapeMismatch));
+    let mut e = bidir();
+    e.layers[0].direction = tinyrnn::Direction::Reverse;
+    assert_eq!(Model::from_blob(&blob_of(&e)), Err(Error::ShapeMismatch));
+    // the reverse tensors are checked like the forward ones
+    let mut e = bidir();
+    if let Some(w) = e.layers[0].backward.as_mut() {
+        w.w_hh = &[0xFE, 0, 0];
+    }
+    assert_eq!(Model::from_blob(&blob_of(&e)), Err(Error::ShapeMismatch));
+    let mut e = bidir();
+    if let Some(w) = e.layers[0].backward.as_mut() {
+        w.rq_ih = &[0, 0, 0, 0x40, 0];
+    }
+    assert_eq!(Model::from_blob(&blob_of(&e)), Err(Error::BadQuantization));
+    // a reverse layer: no reverse weights, output H wide
+    let mut r = tiny();
+    r.layers[0].direction = tinyrnn::Direction::Reverse;
+    let rb = blob_of(&r);
+    let rm = Model::from_blob(&rb).unwrap();
+    assert_eq!((rm.pooled_size(), rm.window_frame_words()), (1, 4));
+    // a one-frame window: the reverse pass is one step from h0 = 0, like the forward one
+    let mut s = Session::<4, 16>::new(&model).unwrap();
+    let mut buf = [0u32; 4];
+    let mut win = tinyrnn::Window::new(&mut buf);
+    s.step_window(&[0.5], &mut win).unwrap();
+    let mut out = [0i16; 2];
+    s.output_window_q(&mut win, &mut out).unwrap();
+    let mut f = Session::<4, 16>::new(&rm).unwrap();
+    let mut fbuf = [0u32; 4];
+    let mut fwin = tinyrnn::Window::new(&mut fbuf);
+    f.step_window(&[0.5], &mut fwin).unwrap();
+    let mut one = [0i16; 1];
+    f.output_window_q(&mut fwin, &mut one).unwrap();
+    // the forward weights in a one-frame reverse pass give the forward half
+    assert_eq!(out[0], one[0]);
+    assert_ne!(out[0], out[1], "the reverse half uses the reverse weights");
+    assert_eq!(
+        s.step_window(&[0.5], &mut win),
+        Err(Error::TooLarge {
+            buffer: tinyrnn::Buffer::Window,
+            needed: 8,
+            capacity: 4
+        })
+    );
 }

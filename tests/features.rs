@@ -43,6 +43,7 @@ fn enabled(feature: &str) -> bool {
         "int8" => cfg!(feature = "int8"),
         "int16" => cfg!(feature = "int16"),
         "f32" => cfg!(feature = "f32"),
+        "window" => cfg!(feature = "window"),
         _ => panic!("unknown feature {feature}"),
     }
 }
@@ -324,5 +325,87 @@ fn invalid_blobs_get_their_format_error_first() {
             Error::Truncated,
             "{name}"
         );
+    }
+}
+
+/// A bidirectional int8 LSTM (1 input, 4 units per direction, output `[fwd; bwd]`) needs
+/// the `window` feature; a build without it refuses the valid blob by name.
+#[test]
+fn bidirectional_layer_needs_the_window_feature() {
+    let rq = [0x00u8, 0x00, 0x00, 0x40, 0x21].repeat(16);
+    let w_ih: Vec<u8> = (0..16 * 4).map(|k| (k * 37 % 23) as u8).collect();
+    let w_hh: Vec<u8> = (0..16 * 4).map(|k| (k * 11 % 17) as u8).collect();
+    let w_rev: Vec<u8> = (0..16 * 4).map(|k| (k * 13 % 29) as u8).collect();
+    let bias = [0u8; 16 * 4];
+    let desc = ModelDesc {
+        precision: Precision::Int8,
+        input_size: 1,
+        norm: None,
+        pre: heapless::Vec::new(),
+        layers: heapless::Vec::from_slice(&[LayerDesc {
+            cell: CellKind::Lstm { peepholes: false },
+            input_size: 1,
+            hidden_size: 4,
+            x_frac: 12,
+            h_frac: 15,
+            w_ih: &w_ih,
+            w_hh: &w_hh,
+            b_ih: &bias,
+            b_hh: &bias,
+            rq_ih: &rq,
+            rq_hh: &rq,
+            peephole: &[],
+            p_frac: 0,
+            h0: &[],
+            c0: &[],
+            proj_size: 0,
+            w_hr: &[],
+            rq_hr: &[],
+            cell_clip: &[],
+            direction: tinyrnn::Direction::Bidirectional,
+            backward: Some(tinyrnn::model::DirWeights {
+                w_ih: &w_rev,
+                w_hh: &w_hh,
+                b_ih: &bias,
+                b_hh: &bias,
+                rq_ih: &rq,
+                rq_hh: &rq,
+                peephole: &[],
+                h0: &[],
+                c0: &[],
+                w_hr: &[],
+                rq_hr: &[],
+            }),
+        }])
+        .unwrap(),
+        pool: tinyrnn::Pool::Last,
+        pool_frac: 0,
+        mlp: heapless::Vec::new(),
+        head: None,
+        output_act: OutputAct::Identity,
+        output_frac: 15,
+        name: "bidirectional",
+    };
+    assert_eq!(
+        desc.required_features().as_slice(),
+        ["lstm", "window", "int8"]
+    );
+    let mut buf = vec![0u8; 2048];
+    let n = write_blob(&desc, &mut buf).unwrap();
+    let r = Model::from_blob(&buf[..n]);
+    if check_result("bidirectional", &r, &["lstm", "window", "int8"]) {
+        #[cfg(feature = "window")]
+        {
+            let m = r.unwrap();
+            let mut s = Session::<16, 16>::new(&m).unwrap();
+            let mut words = vec![0u32; m.window_words(5)];
+            let mut win = tinyrnn::Window::new(&mut words);
+            for f in frames(1, 5) {
+                s.step_window(&f, &mut win).unwrap();
+            }
+            let mut out = [0i16; 8];
+            s.output_window_q(&mut win, &mut out).unwrap();
+            assert_eq!(s.step(&[0.5]), Err(Error::NeedsWindow));
+        }
     }
 }

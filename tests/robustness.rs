@@ -1540,3 +1540,142 @@ fn regression_classifier_history_ring() {
         assert_eq!(c7.smoothed(), Some(want));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Integrity: a bidirectional (windowed) blob
+// ---------------------------------------------------------------------------------------
+
+/// An int8 bidirectional GRU 3 → 2×4 with `FinalStates` pooling and a 3-class head, random
+/// weights, valid requant records (format 3's direction and reverse-weights fields).
+// the `let` before returning ends the borrows of the locals (as `Extreme::blob`)
+#[allow(clippy::let_and_return)]
+fn bidirectional_blob() -> Vec<u8> {
+    let mut rng = Rng(0xB1D1);
+    let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| rng.next_u64() as u8).collect() };
+    let (i, h, c) = (3usize, 4usize, 3usize);
+    let rows = 3 * h;
+    let rq: Vec<u8> = (0..rows)
+        .flat_map(|_| [0x00, 0x00, 0x00, 0x40, 38])
+        .collect();
+    let hrq: Vec<u8> = (0..c).flat_map(|_| [0x00, 0x00, 0x00, 0x40, 36]).collect();
+    let t: Vec<Vec<u8>> = vec![
+        bytes(rows * pad4(i)),
+        bytes(rows * pad4(h)),
+        bytes(rows * 4),
+        bytes(rows * 4),
+        bytes(rows * pad4(i)),
+        bytes(rows * pad4(h)),
+        bytes(rows * 4),
+        bytes(rows * 4),
+        bytes(c * pad4(2 * h)),
+        bytes(c * 4),
+    ];
+    let mut layers = heapless::Vec::new();
+    let _ = layers.push(LayerDesc {
+        cell: CellKind::Gru {
+            linear_before_reset: true,
+        },
+        input_size: i as u16,
+        hidden_size: h as u16,
+        x_frac: 12,
+        h_frac: 15,
+        w_ih: &t[0],
+        w_hh: &t[1],
+        b_ih: &t[2],
+        b_hh: &t[3],
+        rq_ih: &rq,
+        rq_hh: &rq,
+        peephole: &[],
+        p_frac: 0,
+        h0: &[],
+        c0: &[],
+        proj_size: 0,
+        w_hr: &[],
+        rq_hr: &[],
+        cell_clip: &[],
+        direction: tinyrnn::Direction::Bidirectional,
+        backward: Some(tinyrnn::model::DirWeights {
+            w_ih: &t[4],
+            w_hh: &t[5],
+            b_ih: &t[6],
+            b_hh: &t[7],
+            rq_ih: &rq,
+            rq_hh: &rq,
+            peephole: &[],
+            h0: &[],
+            c0: &[],
+            w_hr: &[],
+            rq_hr: &[],
+        }),
+    });
+    let blob = write(&ModelDesc {
+        precision: Precision::Int8,
+        input_size: i as u16,
+        norm: None,
+        pre: heapless::Vec::new(),
+        layers,
+        pool: tinyrnn::Pool::FinalStates,
+        pool_frac: 0,
+        mlp: heapless::Vec::new(),
+        head: Some(DenseDesc {
+            out_size: c as u16,
+            in_size: (2 * h) as u16,
+            weight: &t[8],
+            bias: &t[9],
+            rq: &hrq,
+        }),
+        output_act: OutputAct::Softmax,
+        output_frac: 15,
+        name: "bidir",
+    });
+    blob
+}
+
+/// Every single-bit flip and every truncation of a bidirectional blob is rejected; under a
+/// recomputed CRC every flip is rejected with a typed error or loads and runs a window
+/// (`step_window`, `classify_window`) without panicking.
+#[test]
+fn bidirectional_blob_flips_and_truncations_are_rejected() {
+    let blob = bidirectional_blob();
+    let model = Model::from_blob(&blob).expect("loads");
+    assert_eq!(model.window_layer(), Some(0));
+    let tally = flip_every_bit(&blob);
+    let mut rest = tally.clone();
+    let len_flips =
+        rest.remove("Truncated").unwrap_or(0) + rest.remove("TrailingBytes").unwrap_or(0);
+    assert_eq!(len_flips, 32, "{tally:?}");
+    rest.retain(|k, _| !k.starts_with("older format: "));
+    assert_eq!(rest, expected_flip_tally(blob.len()), "{tally:?}");
+    for len in 0..blob.len() {
+        assert_eq!(Model::from_blob(&blob[..len]).err(), Some(Error::Truncated));
+    }
+    for len in 0..blob.len() - HEADER_LEN {
+        let e = Model::from_blob(&reseal(&blob[HEADER_LEN..HEADER_LEN + len])).unwrap_err();
+        assert!(matches!(e, Error::Decode(_)), "payload cut to {len}: {e:?}");
+    }
+    let mut payload = blob[HEADER_LEN..].to_vec();
+    let mut tally = BTreeMap::new();
+    let frame = [0.25f32, -0.5, 0.75];
+    let mut buf = vec![0u32; 4096];
+    for i in 0..payload.len() {
+        for bit in 0..8 {
+            payload[i] ^= 1 << bit;
+            let key = match Model::from_blob(&reseal(&payload)) {
+                Ok(m) => {
+                    let mut s = BigSession::new(&m).expect("fits");
+                    let mut win = tinyrnn::Window::new(&mut buf);
+                    for _ in 0..3 {
+                        let _ = s.step_window(&frame, &mut win);
+                    }
+                    let _ = s.classify_window(&mut win).expect("classify");
+                    "accepted (weights or names changed)".to_string()
+                }
+                Err(e) => variant(&e),
+            };
+            *tally.entry(key).or_insert(0) += 1;
+            payload[i] ^= 1 << bit;
+        }
+    }
+    println!("bidirectional blob, payload flips under a valid CRC: {tally:?}");
+    assert!(tally.len() > 3, "{tally:?}");
+}

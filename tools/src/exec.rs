@@ -464,6 +464,38 @@ fn run_blob(
     s.set_f32_math(b.f32_math).map_err(core_err)?;
     let mut out = vec![0f32; c];
     let mut out_q = vec![0i16; c];
+    if model.is_windowed() {
+        // a reverse or bidirectional layer: one output per sequence, over all its frames
+        // (the window buffer sized for the longest sequence)
+        if steps == Steps::All {
+            bail!(
+                "the blob has a reverse or bidirectional layer: it gives one output per \
+                 sequence (after its last frame), not one per frame; use --steps last"
+            );
+        }
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        let mut buf = vec![0u32; model.window_words(longest)];
+        for (i, &len) in lengths.iter().enumerate() {
+            s.reset();
+            let mut win = tinyrnn::Window::new(&mut buf);
+            for t in 0..len {
+                let frame = x.frame(i, t);
+                s.step_window(frame, &mut win).map_err(|e| {
+                    step_error(e, &model, frame, &format!("sequence {i}, frame {t}"))
+                })?;
+            }
+            let o = i * t_keep * c;
+            s.output_window(&mut win, &mut out).map_err(core_err)?;
+            for (d, v) in y[o..o + c].iter_mut().zip(&out) {
+                *d = *v as f64;
+            }
+            if let Some(q) = y_q.as_deref_mut() {
+                s.output_window_q(&mut win, &mut out_q).map_err(core_err)?;
+                q[o..o + c].copy_from_slice(&out_q);
+            }
+        }
+        return Ok(());
+    }
     for (i, &len) in lengths.iter().enumerate() {
         s.reset();
         for t in 0..len {

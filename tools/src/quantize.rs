@@ -35,11 +35,12 @@ use anyhow::{bail, ensure, Context};
 use serde::Serialize;
 use tinyrnn::fxp::{ACT_FRAC, CELL_FRAC, PRE_FRAC};
 use tinyrnn::model::{
-    write_blob, DenseDesc, DenseOpDesc, LayerDesc, ModelDesc, NormDesc, OpDesc, MAX_NAME, MAX_OPS,
+    write_blob, DenseDesc, DenseOpDesc, DirWeights, LayerDesc, ModelDesc, NormDesc, OpDesc,
+    MAX_NAME, MAX_OPS,
 };
 use tinyrnn::{CellKind, DenseAct, Model, OutputAct, Pool, Precision, MAX_DIM, MAX_LAYERS};
 
-use crate::ir::{FloatModel, FrameOp, Probe};
+use crate::ir::{FloatLayer, FloatModel, FrameOp, Probe};
 use calib::{CalibStats, Range};
 use tensor::{
     choose_frac, f32_bytes, i16_bytes, i32_bytes, pack_f32, pack_i16, pack_i8, pow2, q_i16, q_i32,
@@ -216,11 +217,6 @@ pub fn check_model(model: &FloatModel) -> anyhow::Result<()> {
                 "layer {k}: c0 needs an LSTM layer of its width"
             );
         }
-        ensure!(
-            l.direction == tinyrnn::Direction::Forward,
-            "layer {k}: {} layers are not supported by the quantizer yet",
-            l.direction.name()
-        );
         if let Some(w) = &l.w_hr {
             check_finite(&format!("layer {k} weight_hr"), w)?;
             dims.push(("projection size", l.dir_out_size()));
@@ -229,6 +225,26 @@ pub fn check_model(model: &FloatModel) -> anyhow::Result<()> {
             ensure!(
                 matches!(l.cell, CellKind::Lstm { .. }) && clip.is_finite() && clip > 0.0,
                 "layer {k}: cell_clip {clip} needs an LSTM and a positive finite value"
+            );
+        }
+        if let Some(b) = &l.backward {
+            check_finite(&format!("layer {k} reverse weight_ih"), &b.w_ih)?;
+            check_finite(&format!("layer {k} reverse weight_hh"), &b.w_hh)?;
+            check_finite(&format!("layer {k} reverse bias_ih"), &b.b_ih)?;
+            check_finite(&format!("layer {k} reverse bias_hh"), &b.b_hh)?;
+            for (n, t) in [
+                ("peephole", &b.peephole),
+                ("h0", &b.h0),
+                ("c0", &b.c0),
+                ("weight_hr", &b.w_hr),
+            ] {
+                if let Some(t) = t {
+                    check_finite(&format!("layer {k} reverse {n}"), t)?;
+                }
+            }
+            ensure!(
+                b.cell_clip == l.cell_clip && b.w_hr.is_some() == l.w_hr.is_some(),
+                "layer {k}: the two directions differ in projection or cell_clip"
             );
         }
         ensure!(
@@ -298,6 +314,9 @@ struct OwnedLayer {
     /// 0 without a projection
     proj_size: u16,
     t: [Vec<u8>; 12], // w_ih w_hh b_ih b_hh rq_ih rq_hh peephole h0 c0 w_hr rq_hr cell_clip
+    direction: tinyrnn::Direction,
+    /// Bidirectional: the reverse direction's tensors, as `t` (its `cell_clip` unused).
+    back: Option<[Vec<u8>; 12]>,
 }
 
 impl OwnedLayer {
@@ -323,8 +342,20 @@ impl OwnedLayer {
             w_hr: &t[9],
             rq_hr: &t[10],
             cell_clip: &t[11],
-            direction: tinyrnn::Direction::Forward,
-            backward: None,
+            direction: self.direction,
+            backward: self.back.as_ref().map(|b| DirWeights {
+                w_ih: &b[0],
+                w_hh: &b[1],
+                b_ih: &b[2],
+                b_hh: &b[3],
+                rq_ih: &b[4],
+                rq_hh: &b[5],
+                peephole: &b[6],
+                h0: &b[7],
+                c0: &b[8],
+                w_hr: &b[9],
+                rq_hr: &b[10],
+            }),
         }
     }
 }
@@ -544,6 +575,118 @@ fn i16_limit(frac: u8) -> f64 {
     (i16::MAX as f64 + 0.5) / pow2(frac as i32)
 }
 
+/// The tensors of one direction of a layer (`name` in the report): `[w_ih, w_hh, b_ih,
+/// b_hh, rq_ih, rq_hh, peephole, h0, c0]`, in the formats `(x_frac, h_frac, p_frac,
+/// target)` (target: the requant format of the products).
+fn lower_direction(
+    l: &FloatLayer,
+    name: &str,
+    p: Precision,
+    rows: usize,
+    (x_frac, h_frac, p_frac, target): (u8, u8, u8, u8),
+    weights: &mut Vec<WeightReport>,
+    other_sat: &mut u64,
+) -> anyhow::Result<[Vec<u8>; 12]> {
+    let (i, h) = (l.input_size, l.hidden_size);
+    // width of h: the projection's P, else H
+    let hw = l.dir_out_size();
+    if !p.is_int() {
+        let opt = |v: &Option<Vec<f32>>| v.as_deref().map(f32_bytes).unwrap_or_default();
+        return Ok([
+            pack_f32(&l.w_ih, rows, i),
+            pack_f32(&l.w_hh, rows, hw),
+            f32_bytes(&l.b_ih),
+            f32_bytes(&l.b_hh),
+            Vec::new(),
+            Vec::new(),
+            opt(&l.peephole),
+            opt(&l.h0),
+            opt(&l.c0),
+            l.w_hr
+                .as_deref()
+                .map(|w| pack_f32(w, hw, h))
+                .unwrap_or_default(),
+            Vec::new(),
+            l.cell_clip.map(|v| f32_bytes(&[v])).unwrap_or_default(),
+        ]);
+    }
+    let spec = IntSpec::new(p);
+    let ([w_ih, b_ih, rq_ih], r1) = int_matrix(
+        spec,
+        format!("{name}.w_ih"),
+        &l.w_ih,
+        &l.b_ih,
+        rows,
+        i,
+        x_frac,
+        target,
+    )?;
+    let ([w_hh, b_hh, rq_hh], r2) = int_matrix(
+        spec,
+        format!("{name}.w_hh"),
+        &l.w_hh,
+        &l.b_hh,
+        rows,
+        hw,
+        h_frac,
+        target,
+    )?;
+    weights.push(r1);
+    weights.push(r2);
+    // h_p = rq_hr[p].apply(W_hr[p]·m): m = o ⊙ tanh c in Q0.15, to h_frac, no bias
+    let (w_hr, rq_hr) = match &l.w_hr {
+        Some(w) => {
+            let ([w, _, rq], r) = int_matrix(
+                spec,
+                format!("{name}.w_hr"),
+                w,
+                &vec![0.0; hw],
+                hw,
+                h,
+                ACT_FRAC as u8,
+                h_frac,
+            )?;
+            weights.push(r);
+            (w, rq)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    // Q16.15 like c (c saturates at ±65536: a larger clip never acts)
+    let clip = match l.cell_clip {
+        Some(v) => i32_bytes(&[q_i32(v as f64, CELL_FRAC as u8, other_sat)]),
+        None => Vec::new(),
+    };
+    let peep = match &l.peephole {
+        Some(pp) => {
+            let q: Vec<i16> = pp
+                .iter()
+                .map(|&v| q_i16(v as f64, p_frac, other_sat))
+                .collect();
+            i16_bytes(&q)
+        }
+        None => Vec::new(),
+    };
+    let h0 = match &l.h0 {
+        Some(v) => i16_bytes(
+            &v.iter()
+                .map(|&x| q_i16(x as f64, h_frac, other_sat))
+                .collect::<Vec<_>>(),
+        ),
+        None => Vec::new(),
+    };
+    let c0 = match &l.c0 {
+        Some(v) => i32_bytes(
+            &v.iter()
+                .map(|&x| q_i32(x as f64, CELL_FRAC as u8, other_sat))
+                .collect::<Vec<_>>(),
+        ),
+        None => Vec::new(),
+    };
+    Ok([
+        w_ih, w_hh, b_ih, b_hh, rq_ih, rq_hh, peep, h0, c0, w_hr, rq_hr, clip,
+    ])
+}
+
 /// Quantizes `model` to `opts.precision`. Integer precisions need calibration statistics
 /// from [`calib::calibrate`] on the same model (with the same normalization).
 ///
@@ -571,6 +714,7 @@ pub fn quantize(
         input: Default::default(),
         pre: Vec::new(),
         mlp: Vec::new(),
+        backward: Vec::new(),
     };
     let stats = match (p.is_int(), stats) {
         (true, None) => bail!(
@@ -615,149 +759,101 @@ pub fn quantize(
         // width of h: the projection's P, else H
         let hw = l.dir_out_size();
         let rows = g * h;
+        let back = l.backward.as_deref();
+        // a bidirectional layer's output [fwd; bwd] has one format: both directions' h
+        let h_max = stats
+            .range(k, Probe::Hidden)
+            .maxabs()
+            .max(back.map_or(0.0, |_| stats.backward_range(k, Probe::Hidden).maxabs()));
         // a projected LSTM's h = W_hr·m is not bounded by 1: calibrated like a ReLU RNN's
         let h_frac = match (p.is_int(), l.cell.bounded() && l.w_hr.is_none()) {
             (false, _) => 0,
             (true, true) => 15,
-            (true, false) => choose_frac(stats.range(k, Probe::Hidden).maxabs(), opts.headroom),
+            (true, false) => choose_frac(h_max, opts.headroom),
         };
-        let ip = |probe| stats.range(k, probe);
-        if p.is_int() {
-            if k == 0 {
-                tensors.push(tensor_report(
-                    "layer0.input".into(),
-                    ip(Probe::Input),
-                    Some(x_frac),
-                    i16_limit(x_frac),
-                ));
-            }
-            if l.cell.bounded() {
-                tensors.push(tensor_report(
-                    format!("layer{k}.pre"),
-                    ip(Probe::Pre),
-                    Some(PRE_FRAC as u8),
-                    16.0,
-                ));
-            }
-            tensors.push(tensor_report(
-                format!("layer{k}.h"),
-                ip(Probe::Hidden),
-                Some(h_frac),
-                i16_limit(h_frac),
-            ));
-            if matches!(l.cell, CellKind::Lstm { .. }) {
-                tensors.push(tensor_report(
-                    format!("layer{k}.c"),
-                    ip(Probe::Cell),
-                    Some(CELL_FRAC as u8),
-                    65536.0,
-                ));
-            }
-        }
         let target = if l.cell.bounded() {
             PRE_FRAC as u8
         } else {
             h_frac
         };
-        let mut p_frac = 0u8;
-        let t: [Vec<u8>; 12] = if p.is_int() {
-            let spec = IntSpec::new(p);
-            let ([w_ih, b_ih, rq_ih], r1) = int_matrix(
-                spec,
-                format!("layer{k}.w_ih"),
-                &l.w_ih,
-                &l.b_ih,
-                rows,
-                i,
-                x_frac,
-                target,
-            )?;
-            let ([w_hh, b_hh, rq_hh], r2) = int_matrix(
-                spec,
-                format!("layer{k}.w_hh"),
-                &l.w_hh,
-                &l.b_hh,
-                rows,
-                hw,
-                h_frac,
-                target,
-            )?;
-            weights.push(r1);
-            weights.push(r2);
-            // h_p = rq_hr[p].apply(W_hr[p]·m): m = o ⊙ tanh c in Q0.15, to h_frac, no bias
-            let (w_hr, rq_hr) = match &l.w_hr {
-                Some(w) => {
-                    let ([w, _, rq], r) = int_matrix(
-                        spec,
-                        format!("layer{k}.w_hr"),
-                        w,
-                        &vec![0.0; hw],
-                        hw,
-                        h,
-                        ACT_FRAC as u8,
-                        h_frac,
-                    )?;
-                    weights.push(r);
-                    (w, rq)
-                }
-                None => (Vec::new(), Vec::new()),
-            };
-            // Q16.15 like c (c saturates at ±65536: a larger clip never acts)
-            let clip = match l.cell_clip {
-                Some(v) => i32_bytes(&[q_i32(v as f64, CELL_FRAC as u8, &mut other_sat)]),
-                None => Vec::new(),
-            };
-            let peep = match &l.peephole {
-                Some(pp) => {
-                    let m = pp.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
-                    p_frac = choose_frac(m, 1.0);
-                    let q: Vec<i16> = pp
-                        .iter()
-                        .map(|&v| q_i16(v as f64, p_frac, &mut other_sat))
-                        .collect();
-                    i16_bytes(&q)
-                }
-                None => Vec::new(),
-            };
-            let h0 = match &l.h0 {
-                Some(v) => i16_bytes(
-                    &v.iter()
-                        .map(|&x| q_i16(x as f64, h_frac, &mut other_sat))
-                        .collect::<Vec<_>>(),
-                ),
-                None => Vec::new(),
-            };
-            let c0 = match &l.c0 {
-                Some(v) => i32_bytes(
-                    &v.iter()
-                        .map(|&x| q_i32(x as f64, CELL_FRAC as u8, &mut other_sat))
-                        .collect::<Vec<_>>(),
-                ),
-                None => Vec::new(),
-            };
-            [
-                w_ih, w_hh, b_ih, b_hh, rq_ih, rq_hh, peep, h0, c0, w_hr, rq_hr, clip,
-            ]
-        } else {
-            let opt = |v: &Option<Vec<f32>>| v.as_deref().map(f32_bytes).unwrap_or_default();
-            [
-                pack_f32(&l.w_ih, rows, i),
-                pack_f32(&l.w_hh, rows, hw),
-                f32_bytes(&l.b_ih),
-                f32_bytes(&l.b_hh),
-                Vec::new(),
-                Vec::new(),
-                opt(&l.peephole),
-                opt(&l.h0),
-                opt(&l.c0),
-                l.w_hr
-                    .as_deref()
-                    .map(|w| pack_f32(w, hw, h))
-                    .unwrap_or_default(),
-                Vec::new(),
-                l.cell_clip.map(|v| f32_bytes(&[v])).unwrap_or_default(),
-            ]
+        // both directions' peepholes share p_frac
+        let p_frac = match (p.is_int(), &l.peephole) {
+            (true, Some(pp)) => {
+                let m = pp
+                    .iter()
+                    .chain(back.and_then(|b| b.peephole.as_deref()).unwrap_or(&[]))
+                    .fold(0.0f64, |m, &v| m.max((v as f64).abs()));
+                choose_frac(m, 1.0)
+            }
+            _ => 0,
         };
+        let mut dirs: Vec<(&FloatLayer, String, Range, Range, Range)> = vec![(
+            l,
+            format!("layer{k}"),
+            stats.range(k, Probe::Pre).clone(),
+            stats.range(k, Probe::Hidden).clone(),
+            stats.range(k, Probe::Cell).clone(),
+        )];
+        if let Some(b) = back {
+            dirs.push((
+                b,
+                format!("layer{k}.reverse"),
+                stats.backward_range(k, Probe::Pre),
+                stats.backward_range(k, Probe::Hidden),
+                stats.backward_range(k, Probe::Cell),
+            ));
+        }
+        if p.is_int() && k == 0 {
+            tensors.push(tensor_report(
+                "layer0.input".into(),
+                stats.range(k, Probe::Input),
+                Some(x_frac),
+                i16_limit(x_frac),
+            ));
+        }
+        let mut lowered = Vec::new();
+        for (d, name, pre, hid, cel) in &dirs {
+            if p.is_int() {
+                if l.cell.bounded() {
+                    tensors.push(tensor_report(
+                        format!("{name}.pre"),
+                        pre,
+                        Some(PRE_FRAC as u8),
+                        16.0,
+                    ));
+                }
+                tensors.push(tensor_report(
+                    format!("{name}.h"),
+                    hid,
+                    Some(h_frac),
+                    i16_limit(h_frac),
+                ));
+                if matches!(l.cell, CellKind::Lstm { .. }) {
+                    tensors.push(tensor_report(
+                        format!("{name}.c"),
+                        cel,
+                        Some(CELL_FRAC as u8),
+                        65536.0,
+                    ));
+                }
+            }
+            let t = lower_direction(
+                d,
+                name,
+                p,
+                rows,
+                (x_frac, h_frac, p_frac, target),
+                &mut weights,
+                &mut other_sat,
+            )?;
+            lowered.push(t);
+        }
+        let back_t = if lowered.len() > 1 {
+            lowered.pop()
+        } else {
+            None
+        };
+        let t = lowered.pop().unwrap_or_default();
         layer_reports.push(LayerReport {
             cell: l.cell.name().into(),
             input_size: i,
@@ -777,6 +873,8 @@ pub fn quantize(
             p_frac,
             proj_size: if l.w_hr.is_some() { hw as u16 } else { 0 },
             t,
+            direction: l.direction,
+            back: back_t,
         });
         x_frac = h_frac;
     }
@@ -902,7 +1000,7 @@ pub fn quantize(
     }
     let tensor_bytes: usize = layers
         .iter()
-        .flat_map(|l| l.t.iter().map(Vec::len))
+        .flat_map(|l| l.t.iter().chain(l.back.iter().flatten()).map(Vec::len))
         .sum::<usize>()
         + head.as_ref().map_or(0, |h| h.2.iter().map(Vec::len).sum())
         + norm.as_ref().map_or(0, |n| n.0.len() + n.1.len())

@@ -118,6 +118,7 @@ fn cli_writes_module_and_blob() {
         output: dir.join("net.rs"),
         inline: false,
         trusted_key: vec![],
+        window: None,
     })
     .unwrap();
     let text = std::fs::read_to_string(dir.join("net.rs")).unwrap();
@@ -134,6 +135,7 @@ fn cli_writes_module_and_blob() {
         output: dir.join("inl.rs"),
         inline: true,
         trusted_key: vec![],
+        window: None,
     })
     .unwrap();
     let text = std::fs::read_to_string(dir.join("inl.rs")).unwrap();
@@ -148,6 +150,7 @@ fn cli_writes_module_and_blob() {
         output: dir.join("x.rs"),
         inline: false,
         trusted_key: vec![],
+        window: None,
     })
     .unwrap_err();
     assert!(format!("{e:#}").contains("invalid blob"), "{e:#}");
@@ -156,6 +159,7 @@ fn cli_writes_module_and_blob() {
         output: dir.join("x.txt"),
         inline: false,
         trusted_key: vec![],
+        window: None,
     })
     .unwrap_err();
     assert!(format!("{e:#}").contains(".rs"), "{e:#}");

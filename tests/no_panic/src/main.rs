@@ -122,6 +122,36 @@ fn run(blob: &[u8]) {
         let _ = black_box(clf.frames());
     }
 
+    // Window mode (reverse / bidirectional layers): a session over a window buffer, and a
+    // classifier with overlapping windows, every length opaque.
+    #[cfg(feature = "all-models")]
+    {
+        let mut buf = black_box([0u32; 512]);
+        let mut win = tinyrnn::Window::new(some_mut(&mut buf));
+        if let Ok(mut s) = Session::<STATE, SCRATCH>::new(&model) {
+            for _ in 0..black_box(3) {
+                let frame = black_box([0.0f32; FRAME]);
+                let _ = black_box(s.step_window(some(&frame), &mut win));
+            }
+            let mut out = [0.0f32; FRAME];
+            let _ = black_box(s.output_window(&mut win, some_mut(&mut out)));
+            let mut out_q = [0i16; FRAME];
+            let _ = black_box(s.output_window_q(&mut win, some_mut(&mut out_q)));
+            let _ = black_box(s.classify_window(&mut win));
+            black_box(&s);
+        }
+        win.clear();
+        let mut cfg = Config::default();
+        cfg.window = black_box(Some(16));
+        cfg.hop = black_box(Some(4));
+        if let Ok(mut clf) = Classifier::<STATE, SCRATCH, 0>::new(&model, cfg) {
+            for _ in 0..black_box(40) {
+                let frame = black_box([0.0f32; FRAME]);
+                let _ = black_box(clf.push_window(some(&frame), &mut win));
+            }
+        }
+    }
+
     // Generator.
     if let Ok(mut g) = Generator::<STATE, SCRATCH>::new(&model) {
         let frame = black_box([0.0f32; FRAME]);

@@ -36,6 +36,12 @@ pub struct Args {
     /// keygen`), for `Model::from_signed_blob` (tinyrnn feature `signed`); repeatable.
     #[arg(long, value_name = "P")]
     pub trusted_key: Vec<PathBuf>,
+    /// Window length in frames, required for (and only for) a blob with a reverse or
+    /// bidirectional layer: writes `WINDOW_FRAMES` and `WINDOW_WORDS =
+    /// Model::window_words(N)`, the `u32` words of the window buffer
+    /// (`tinyrnn::Window`, `Session::step_window`, `Classifier::push_window`).
+    #[arg(long, value_name = "N")]
+    pub window: Option<usize>,
 }
 
 fn act_name(a: OutputAct) -> &'static str {
@@ -81,13 +87,18 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
     )?;
     let mut prev = m.input_size();
     for (k, l) in m.layers().iter().enumerate() {
+        let dir = match l.direction {
+            tinyrnn::Direction::Forward => String::new(),
+            tinyrnn::Direction::Reverse => " reverse".into(),
+            tinyrnn::Direction::Bidirectional => format!(" bidirectional (out {})", l.out_size()),
+        };
         writeln!(
             w,
-            "//   layer {k}: {} {prev} -> {}",
+            "//   layer {k}: {}{dir} {prev} -> {}",
             l.cell.name(),
             l.hidden_size
         )?;
-        prev = l.hidden_size as usize;
+        prev = l.out_size();
     }
     match &d.head {
         Some(h) => writeln!(
@@ -245,6 +256,52 @@ pub fn module_source(blob: &[u8], source: &str, embed: Embed<'_>) -> Result<Stri
     Ok(s)
 }
 
+/// The window buffer constants of a windowed blob for a window of `window` frames
+/// (`--window`); empty for a blob that streams.
+///
+/// # Errors
+/// A windowed blob without `window` (or a zero one), or `window` for a blob that streams.
+pub fn window_source(blob: &[u8], window: Option<usize>) -> Result<String> {
+    let m = Model::from_blob(blob).map_err(|e| anyhow!("invalid blob: {e}"))?;
+    let Some(k) = m.window_layer() else {
+        if window.is_some() {
+            bail!(
+                "--window: the blob streams (every layer is forward); only a blob with a \
+                 reverse or bidirectional layer needs a window buffer"
+            );
+        }
+        return Ok(String::new());
+    };
+    let n = match window {
+        Some(n) if n > 0 => n,
+        _ => bail!(
+            "the blob has a reverse or bidirectional layer (layer {k}): it runs over a window \
+             buffer; give its length in frames with --window N to size WINDOW_WORDS"
+        ),
+    };
+    let mut s = String::new();
+    let w = &mut s;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "/// Frames per window (`--window`): the `Config::window` of a `Classifier`.\n#[allow(dead_code)]\npub const WINDOW_FRAMES: usize = {n};"
+    )?;
+    writeln!(
+        w,
+        "/// `u32` words of window buffer per frame (`Model::window_frame_words`).\n#[allow(dead_code)]\npub const WINDOW_FRAME_WORDS: usize = {};",
+        m.window_frame_words()
+    )?;
+    writeln!(
+        w,
+        "/// `u32` words of the window buffer for `WINDOW_FRAMES` frames (`Model::window_words`,\n\
+         /// {} bytes): `let mut buf = [0u32; WINDOW_WORDS]; let mut win = tinyrnn::Window::new(&mut buf);`\n\
+         #[allow(dead_code)]\npub const WINDOW_WORDS: usize = {};",
+        4 * m.window_words(n),
+        m.window_words(n)
+    )?;
+    Ok(s)
+}
+
 /// Runs `tinyrnn codegen`.
 ///
 /// # Errors
@@ -280,6 +337,7 @@ pub fn run(args: &Args) -> Result<()> {
     } else {
         module_source(&blob, &source, Embed::IncludeBytes(&blob_name))?
     };
+    text += &window_source(&blob, args.window)?;
     if !args.trusted_key.is_empty() {
         text += &super::sign::trusted_keys_source(&args.trusted_key)?;
     }

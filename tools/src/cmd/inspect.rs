@@ -27,6 +27,11 @@ pub struct Args {
     /// without it the signature is shown as "not checked".
     #[arg(long, value_name = "P")]
     pub pubkey: Vec<std::path::PathBuf>,
+    /// For a blob with a reverse or bidirectional layer: the window length in frames, to
+    /// state the window buffer's RAM (`Model::window_words(N)`); without it the RAM is
+    /// given per frame.
+    #[arg(long, value_name = "N")]
+    pub window: Option<usize>,
     #[command(flatten)]
     pub import: ImportArgs,
 }
@@ -85,6 +90,7 @@ pub fn float_json(m: &FloatModel, source: &str) -> Value {
         scratch = scratch.max(s);
         layers.push(json!({
             "cell": l.cell.name(),
+            "direction": l.direction.name(),
             "input_size": l.input_size,
             "hidden_size": l.hidden_size,
             "params": n,
@@ -172,8 +178,9 @@ fn rq_range(table: &[u8]) -> Option<(f64, f64)> {
     r
 }
 
-/// JSON description of a blob.
-pub fn blob_json(m: &Model<'_>, blob_len: usize) -> Value {
+/// JSON description of a blob; `window`: the window length (frames) to size the window
+/// buffer of a windowed model for.
+pub fn blob_json(m: &Model<'_>, blob_len: usize, window: Option<usize>) -> Value {
     let d = m.desc();
     let p = d.precision;
     let mut params = 0usize;
@@ -183,21 +190,39 @@ pub fn blob_json(m: &Model<'_>, blob_len: usize) -> Value {
         .map(|l| {
             let (i, h) = (l.input_size as usize, l.hidden_size as usize);
             let g = l.cell.gates();
-            // a projected LSTM: w_hh reads P values, plus W_hr [P, H]
+            // a projected LSTM: w_hh reads P values, plus W_hr [P, H]; per direction
             let hw = l.h_size();
-            let n = g * h * (i + hw)
+            let n = (g * h * (i + hw)
                 + 2 * g * h
                 + if l.peephole.is_empty() { 0 } else { 3 * h }
-                + if l.proj_size != 0 { hw * h } else { 0 };
+                + if l.proj_size != 0 { hw * h } else { 0 })
+                * l.direction.count();
             params += n;
+            let weight_bytes: usize = std::iter::once(*l)
+                .chain(l.backward_layer())
+                .map(|l| {
+                    l.w_ih.len()
+                        + l.w_hh.len()
+                        + l.b_ih.len()
+                        + l.b_hh.len()
+                        + l.rq_ih.len()
+                        + l.rq_hh.len()
+                        + l.peephole.len()
+                        + l.h0.len()
+                        + l.c0.len()
+                        + l.w_hr.len()
+                        + l.rq_hr.len()
+                })
+                .sum::<usize>()
+                + l.cell_clip.len();
             let mut v = json!({
                 "cell": l.cell.name(),
+                "direction": l.direction.name(),
                 "input_size": i,
                 "hidden_size": h,
+                "output_size": l.out_size(),
                 "params": n,
-                "weight_bytes": l.w_ih.len() + l.w_hh.len() + l.b_ih.len() + l.b_hh.len()
-                    + l.rq_ih.len() + l.rq_hh.len() + l.peephole.len() + l.h0.len() + l.c0.len()
-                    + l.w_hr.len() + l.rq_hr.len() + l.cell_clip.len(),
+                "weight_bytes": weight_bytes,
                 "initial_h": !l.h0.is_empty(),
                 "initial_c": !l.c0.is_empty(),
             });
@@ -284,6 +309,16 @@ pub fn blob_json(m: &Model<'_>, blob_len: usize) -> Value {
         "scratch_bytes": m.scratch_len() * 4,
         "features": d.required_features().as_slice(),
     });
+    if let Some(k) = m.window_layer() {
+        out["window_layer"] = json!(k);
+        out["window_words_per_frame"] = json!(m.window_frame_words());
+        out["window_bytes_per_frame"] = json!(4 * m.window_frame_words());
+        if let Some(n) = window {
+            out["window_frames"] = json!(n);
+            out["window_words"] = json!(m.window_words(n));
+            out["window_bytes"] = json!(4 * m.window_words(n));
+        }
+    }
     if p.is_int() {
         out["output_frac"] = json!(d.output_frac);
         out["output_format"] = json!(format!("Q{}.{}", 15 - d.output_frac as i32, d.output_frac));
@@ -336,8 +371,16 @@ fn text(v: &Value) -> String {
     op_lines(&mut s, "pre", "pre-net op");
     if let Some(layers) = v.get("layers").and_then(|l| l.as_array()) {
         for (k, l) in layers.iter().enumerate() {
+            let dir = match l.get("direction").and_then(|d| d.as_str()) {
+                Some("reverse") => " reverse".to_string(),
+                Some("bidirectional") => format!(
+                    " bidirectional (out {} = [fwd; bwd])",
+                    2 * l["hidden_size"].as_u64().unwrap_or(0)
+                ),
+                _ => String::new(),
+            };
             let mut line = format!(
-                "layer {k}: {} {} -> {}, {} params",
+                "layer {k}: {}{dir} {} -> {}, {} params",
                 show(l["cell"].clone()),
                 show(l["input_size"].clone()),
                 show(l["hidden_size"].clone()),
@@ -426,6 +469,32 @@ fn text(v: &Value) -> String {
             show(g("scratch_words")),
             show(g("scratch_bytes"))
         );
+        if let Some(k) = v.get("window_layer") {
+            let per = format!(
+                "{} words = {} bytes per frame",
+                show(g("window_words_per_frame")),
+                show(g("window_bytes_per_frame"))
+            );
+            match v.get("window_frames") {
+                Some(n) => {
+                    s += &format!(
+                        "RAM: window buffer for {} frames: {} words = {} bytes ({per}); \
+                         layers from {} run over the window at each decision\n",
+                        show(n.clone()),
+                        show(g("window_words")),
+                        show(g("window_bytes")),
+                        show(k.clone())
+                    )
+                }
+                None => {
+                    s += &format!(
+                        "RAM: window buffer {per} (--window N for a window length); layers \
+                         from {} run over the window at each decision\n",
+                        show(k.clone())
+                    )
+                }
+            }
+        }
         if let Some(f) = v.get("features").and_then(|f| f.as_array()) {
             let names: Vec<String> = f.iter().map(|x| show(x.clone())).collect();
             s += &format!(
@@ -484,7 +553,7 @@ pub fn run(args: &Args) -> Result<()> {
             };
             float_json(fm, kind)
         }
-        Runnable::Blob(b) => blob_json(&b.model(), b.bytes.len()),
+        Runnable::Blob(b) => blob_json(&b.model(), b.bytes.len(), args.window),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);

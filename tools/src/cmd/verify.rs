@@ -78,7 +78,7 @@ pub fn envelope_json(bytes: &[u8], pubkeys: &[PathBuf]) -> Result<serde_json::Va
         }
     };
     let inner = crate::exec::Blob::from_bytes(env.blob.to_vec()).context("the inner blob")?;
-    let mut v = super::inspect::blob_json(&inner.model(), env.blob.len());
+    let mut v = super::inspect::blob_json(&inner.model(), env.blob.len(), None);
     v["file_kind"] = serde_json::json!("signed blob");
     v["signature"] = serde_json::json!({
         "key_id": hex(&env.key_id),

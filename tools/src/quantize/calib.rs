@@ -1,7 +1,7 @@
 //! Calibration: run the f64 reference over calibration sequences and record the range of
 //! every probed tensor (see [`Probe`]).
 
-use crate::ir::{FloatModel, Observer, Probe};
+use crate::ir::{FloatModel, Observer, Probe, BACKWARD_PROBE};
 
 /// Number of [`Probe`] kinds.
 pub const PROBES: usize = 13;
@@ -141,12 +141,23 @@ pub struct CalibStats {
     pub pre: Vec<LayerRanges>,
     /// Per hidden head op `k`: `Mlp` and `MlpLinear` (grown as observed).
     pub mlp: Vec<LayerRanges>,
+    /// Per layer `k`: the reverse direction of a bidirectional layer (reported as layer
+    /// `k +` [`BACKWARD_PROBE`]; grown as observed, empty for a forward model).
+    pub backward: Vec<LayerRanges>,
 }
 
 impl CalibStats {
     /// Range of `probe` at layer `k`.
     pub fn range(&self, k: usize, probe: Probe) -> &Range {
         &self.layers[k].probes[probe_index(probe)]
+    }
+    /// Range of `probe` in the reverse direction of bidirectional layer `k` (empty if never
+    /// observed).
+    pub fn backward_range(&self, k: usize, probe: Probe) -> Range {
+        self.backward
+            .get(k)
+            .map(|r| r.probes[probe_index(probe)].clone())
+            .unwrap_or_default()
     }
     /// Range of `probe` of pre-net op `k` (`PreNet*` probes) or hidden head op `k` (`Mlp*`);
     /// an empty range if never observed.
@@ -181,6 +192,7 @@ impl RangeObserver {
                 input: Range::default(),
                 pre: Vec::new(),
                 mlp: Vec::new(),
+                backward: Vec::new(),
             },
             non_finite: None,
         }
@@ -192,11 +204,13 @@ impl Observer for RangeObserver {
         if self.non_finite.is_none() && values.iter().any(|v| !v.is_finite()) {
             self.non_finite = Some((k, probe));
         }
-        // pre-net and hidden head ops are numbered by op, not by layer: their own tables
-        let table = match probe {
-            Probe::PreNet | Probe::PreNetLinear => &mut self.stats.pre,
-            Probe::Mlp | Probe::MlpLinear => &mut self.stats.mlp,
-            _ => &mut self.stats.layers,
+        // pre-net and hidden head ops are numbered by op, not by layer: their own tables;
+        // the reverse directions of bidirectional layers too
+        let (table, k) = match probe {
+            Probe::PreNet | Probe::PreNetLinear => (&mut self.stats.pre, k),
+            Probe::Mlp | Probe::MlpLinear => (&mut self.stats.mlp, k),
+            _ if k >= BACKWARD_PROBE => (&mut self.stats.backward, k - BACKWARD_PROBE),
+            _ => (&mut self.stats.layers, k),
         };
         if table.len() <= k {
             table.resize(k + 1, LayerRanges::default());
@@ -306,7 +320,12 @@ pub fn calibrate(
         for f in &frames {
             obs.stats.input.add(&model.normalize(f));
         }
-        model.run(&frames, &mut obs);
+        // a model with reverse / bidirectional layers runs over the whole sequence
+        if model.streams() {
+            model.run(&frames, &mut obs);
+        } else {
+            model.run_window(&frames, &mut obs);
+        }
         obs.stats.sequences += 1;
         obs.stats.frames += frames.len();
         if let Some((k, p)) = obs.non_finite {
