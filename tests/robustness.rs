@@ -241,6 +241,17 @@ fn resealed_flips(name: &str) -> BTreeMap<String, usize> {
             payload[i] ^= 1 << bit;
             let sealed = reseal(&payload);
             let key = match Model::from_blob(&sealed) {
+                Ok(m) if m.is_windowed() => {
+                    // a flipped direction makes a layer reverse: the window mode runs it
+                    let mut s = BigSession::new(&m).expect("fits");
+                    let mut buf = vec![0u32; m.window_words(2)];
+                    let mut win = tinyrnn::Window::new(&mut buf);
+                    for _ in 0..2 {
+                        let _ = s.step_window(&frame, &mut win);
+                    }
+                    let _ = s.classify_window(&mut win).expect("classify_window");
+                    "accepted, windowed (a direction changed)".to_string()
+                }
                 Ok(m) => {
                     let mut s = BigSession::new(&m).expect("fits");
                     for _ in 0..2 {

@@ -197,7 +197,7 @@ fn run_layers_f32(
             copy_words(xw, prev.iter().map(|&v| v as u32));
         }
         copy_words(hw, hs.iter().map(|&v| v as u32));
-        let rh_len = rh.len().min(nh);
+        let rh_len = rh.len().min(super::rh_elems(l));
         let io = Io {
             x: xw,
             h: hw,
