@@ -543,7 +543,7 @@ fn cli_runs_inspects_and_generates_windowed_blobs() {
     let (code, out, _) = common::cli(&[OsStr::new("inspect"), &os(&blob)]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("gru bidirectional (out 14 = [fwd; bwd]) 6 -> 7"),
+        out.contains("layer 1: gru 6 -> 7, 630 params, x Q0.15, h Q0.15, initial h, bidirectional (output 14 wide)"),
         "{out}"
     );
     assert!(

@@ -371,16 +371,8 @@ fn text(v: &Value) -> String {
     op_lines(&mut s, "pre", "pre-net op");
     if let Some(layers) = v.get("layers").and_then(|l| l.as_array()) {
         for (k, l) in layers.iter().enumerate() {
-            let dir = match l.get("direction").and_then(|d| d.as_str()) {
-                Some("reverse") => " reverse".to_string(),
-                Some("bidirectional") => format!(
-                    " bidirectional (out {} = [fwd; bwd])",
-                    2 * l["hidden_size"].as_u64().unwrap_or(0)
-                ),
-                _ => String::new(),
-            };
             let mut line = format!(
-                "layer {k}: {}{dir} {} -> {}, {} params",
+                "layer {k}: {} {} -> {}, {} params",
                 show(l["cell"].clone()),
                 show(l["input_size"].clone()),
                 show(l["hidden_size"].clone()),
@@ -391,9 +383,6 @@ fn text(v: &Value) -> String {
             }
             if let Some(pf) = l.get("p_frac") {
                 line += &format!(", peepholes p_frac {}", show(pf.clone()));
-            }
-            if let Some(np) = l.get("proj_size") {
-                line += &format!(", projection to {}", show(np.clone()));
             }
             if let Some(c) = l.get("cell_clip") {
                 line += &format!(", cell clip {}", show(c.clone()));
