@@ -15,7 +15,10 @@ from onnx import helper, numpy_helper
 
 
 def describe(path: str) -> str:
-    m = onnx.load(path)
+    try:
+        m = onnx.load(path)
+    except Exception as e:  # the fuzz crash inputs are deliberately broken files
+        return f"== {path}\nnot a readable ONNX file ({type(e).__name__})\n"
     g = m.graph
     inits = {i.name: list(i.dims) for i in g.initializer}
     lines = [f"== {path}",
