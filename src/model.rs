@@ -1358,6 +1358,14 @@ impl<'a> Model<'a> {
         if desc.pool != Pool::Last && !cfg!(feature = "pool") {
             return Err(Error::FeatureDisabled("pool"));
         }
+        if !cfg!(feature = "window")
+            && desc
+                .layers
+                .iter()
+                .any(|l| l.direction != Direction::Forward)
+        {
+            return Err(Error::FeatureDisabled("window"));
+        }
         let (pre, mlp): (&[OpDesc<'a>], &[OpDesc<'a>]) = if cfg!(feature = "dense-net") {
             (&desc.pre, &desc.mlp)
         } else {
@@ -1433,8 +1441,11 @@ impl<'a> Model<'a> {
                 return Err(Error::ShapeMismatch);
             }
             check_direction(l, p, i, h, hw, max_shift)?;
-            if let Some(b) = l.backward_layer() {
-                check_direction(&b, p, i, h, hw, max_shift)?;
+            // without `window` every layer is forward (refused above): no reverse weights
+            if cfg!(feature = "window") {
+                if let Some(b) = l.backward_layer() {
+                    check_direction(&b, p, i, h, hw, max_shift)?;
+                }
             }
             if p.is_int() {
                 if let Some(pf) = prev_frac {
@@ -1512,9 +1523,6 @@ impl<'a> Model<'a> {
             .iter()
             .position(|l| l.direction != Direction::Forward)
             .unwrap_or(desc.layers.len());
-        if window_from < desc.layers.len() && !cfg!(feature = "window") {
-            return Err(Error::FeatureDisabled("window"));
-        }
         Ok(Model {
             window_from: window_from as u8,
             desc,

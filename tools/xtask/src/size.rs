@@ -25,10 +25,12 @@ pub const GOAL: u64 = 16 * 1024;
 
 /// The committed `.text` of the minimal firmware per target (bytes): the regression gate.
 /// Blob format 2 (pre-net, pooling and hidden head ops, compiled out without `dense-net` and
-/// `pool` but still decoded by serde) took it from 15,752 / 14,460 to these figures.
+/// `pool` but still decoded by serde) took it from 15,752 / 14,460 to 18,228 / 16,792; format
+/// 3 (direction, reverse weights, projection and clip in each layer record) to these figures
+/// (BENCHMARKS.md, "Footprint of a minimal classifier").
 pub const BUDGET: [(&str, u64); 2] = [
-    ("thumbv6m-none-eabi", 18_228),
-    ("thumbv7em-none-eabihf", 16_792),
+    ("thumbv6m-none-eabi", 19_564),
+    ("thumbv7em-none-eabihf", 18_172),
 ];
 
 fn budget(target: &str) -> Option<u64> {
