@@ -8,24 +8,12 @@ use tinyrnn_cli::ir::{FloatDense, FloatLayer, FloatModel, FloatState, Probe};
 use tinyrnn_cli::quantize::calib::{calibrate, Batch};
 use tinyrnn_cli::quantize::{quantize, QuantOptions};
 
+mod common;
+use common::Lcg;
+
 #[path = "../../src/testutil.rs"]
 #[allow(unused)]
 mod testutil;
-
-/// Deterministic uniform numbers in [-1, 1).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next() * scale).collect()
-    }
-}
 
 /// An LSTM of `i` inputs, `h` units, projection to `p` (if any), clip (if any).
 fn lstm(

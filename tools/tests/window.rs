@@ -16,21 +16,7 @@ use tinyrnn_cli::quantize::{quantize, QuantOptions};
 mod testutil;
 
 mod common;
-
-/// Deterministic uniform numbers in [-1, 1).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next() * scale).collect()
-    }
-}
+use common::Lcg;
 
 /// One direction's weights (with a nonzero `h0`/`c0` so that the initial state of each
 /// direction is exercised).

@@ -228,3 +228,18 @@ pub fn find_node<'a>(m: &'a mut ModelProto, op: &str) -> &'a mut NodeProto {
         .find(|n| n.op_type == op)
         .unwrap_or_else(|| panic!("no {op} node"))
 }
+
+/// Deterministic uniform numbers in [-1, 1).
+pub struct Lcg(pub u64);
+impl Lcg {
+    pub fn next(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+}
