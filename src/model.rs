@@ -671,8 +671,9 @@ impl<'a> LayerDesc<'a> {
             ..*self
         })
     }
-    /// Width of this layer's output per frame: `h`'s width ([`h_len`](Self::h_len)) times
-    /// the number of directions ([`Direction::count`]).
+    /// Width of this layer's output per frame: `h`'s width ([`h_size`](Self::h_size), `H`
+    /// in a build without `lstm-proj`) times the number of directions
+    /// ([`Direction::count`]).
     pub fn out_size(&self) -> usize {
         self.h_len() * self.direction.count()
     }

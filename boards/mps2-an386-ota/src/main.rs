@@ -15,8 +15,8 @@ use core::fmt::Write as _;
 
 use cortex_m as _; // critical-section implementation (single core)
 use cortex_m_rt::{entry, exception, ExceptionFrame};
-use qemu_common::data::{self, INPUT, LABELS, LENGTHS, N_SEQ, OUTPUT, SCRATCH, STATE};
 use qemu_common::argmax;
+use qemu_common::data::{self, INPUT, LABELS, LENGTHS, N_SEQ, OUTPUT, SCRATCH, STATE};
 use qemu_common::line::Line;
 use tinyrnn::store::{Active, Layout, ModelStore, SignedCheck, StoreError};
 use tinyrnn::{signed, Classifier, Config, Model};
