@@ -97,7 +97,7 @@ pub enum Error {
     /// [`Classifier`](crate::Classifier)'s history length `K` is 0: smoothing needs `K ≥ 1`.
     SmoothingWithoutHistory,
     /// The model has a reverse or bidirectional layer (it cannot stream): run it with a
-    /// window buffer (`Session::step_window` / `WindowClassifier`, cargo feature
+    /// window buffer (`Session::step_window` / `Classifier::push_window`, cargo feature
     /// `window`), not with [`Session::step`](crate::Session::step).
     NeedsWindow,
 }
