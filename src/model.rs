@@ -671,6 +671,17 @@ impl<'a> LayerDesc<'a> {
             ..*self
         })
     }
+    /// Bytes of flash this layer's tensors take: both directions' weights, biases, requant
+    /// records, peepholes, initial state and projection, and the cell clip.
+    pub fn weight_bytes(&self) -> usize {
+        let mut n = self.cell_clip.len();
+        for d in core::iter::once(*self).chain(self.backward_layer()) {
+            n += d.w_ih.len() + d.w_hh.len() + d.b_ih.len() + d.b_hh.len();
+            n += d.rq_ih.len() + d.rq_hh.len() + d.peephole.len() + d.h0.len() + d.c0.len();
+            n += d.w_hr.len() + d.rq_hr.len();
+        }
+        n
+    }
     /// Width of this layer's output per frame: `h`'s width ([`h_size`](Self::h_size), `H`
     /// in a build without `lstm-proj`) times the number of directions
     /// ([`Direction::count`]).
@@ -1703,15 +1714,7 @@ impl<'a> Model<'a> {
     }
     /// Bytes of flash the weight, bias and requant tensors take.
     pub fn weight_bytes(&self) -> usize {
-        let mut n = 0;
-        for l in self.desc.layers.iter() {
-            n += l.cell_clip.len();
-            for d in core::iter::once(*l).chain(l.backward_layer()) {
-                n += d.w_ih.len() + d.w_hh.len() + d.b_ih.len() + d.b_hh.len();
-                n += d.rq_ih.len() + d.rq_hh.len() + d.peephole.len() + d.h0.len() + d.c0.len();
-                n += d.w_hr.len() + d.rq_hr.len();
-            }
-        }
+        let mut n: usize = self.desc.layers.iter().map(LayerDesc::weight_bytes).sum();
         if let Some(h) = &self.desc.head {
             n += h.weight.len() + h.bias.len() + h.rq.len();
         }

@@ -198,23 +198,7 @@ pub fn blob_json(m: &Model<'_>, blob_len: usize, window: Option<usize>) -> Value
                 + if l.proj_size != 0 { hw * h } else { 0 })
                 * l.direction.count();
             params += n;
-            let weight_bytes: usize = std::iter::once(*l)
-                .chain(l.backward_layer())
-                .map(|l| {
-                    l.w_ih.len()
-                        + l.w_hh.len()
-                        + l.b_ih.len()
-                        + l.b_hh.len()
-                        + l.rq_ih.len()
-                        + l.rq_hh.len()
-                        + l.peephole.len()
-                        + l.h0.len()
-                        + l.c0.len()
-                        + l.w_hr.len()
-                        + l.rq_hr.len()
-                })
-                .sum::<usize>()
-                + l.cell_clip.len();
+            let weight_bytes = l.weight_bytes();
             let mut v = json!({
                 "cell": l.cell.name(),
                 "direction": l.direction.name(),
