@@ -355,9 +355,11 @@ fn earlier_refused_state_dicts_match_torch() {
 }
 
 /// Keras (tests/data/keras_bidir/, tools/scripts/make_keras_bidir.py, JapaneseVowels raw
-/// features with each sequence's own length): `Bidirectional(GRU)` (final state of each
-/// direction), `Bidirectional(LSTM, return_sequences=True)` + `GlobalAveragePooling1D`, and
-/// `GRU(go_backwards=True)`, as `.keras`: `tinyrnn run`'s float outputs match Keras's
+/// features with each sequence's own length): `Bidirectional(GRU)` and
+/// `Bidirectional(SimpleRNN)` (final state of each direction), `Bidirectional(LSTM|GRU,
+/// return_sequences=True)` + `GlobalAveragePooling1D`, two stacked `Bidirectional(GRU)`,
+/// `GRU(go_backwards=True)` and `GRU(go_backwards=True, return_sequences=True)` +
+/// `GlobalMaxPooling1D`, as `.keras`: `tinyrnn run`'s float outputs match Keras's
 /// `model.predict` within 1e-5 on all 370 test sequences.
 #[test]
 fn keras_bidirectional_and_go_backwards_match_predict() {
@@ -367,6 +369,14 @@ fn keras_bidirectional_and_go_backwards_match_predict() {
         ("bigru", vec![Direction::Bidirectional], Pool::FinalStates),
         ("bilstm_gap", vec![Direction::Bidirectional], Pool::Mean),
         ("gru_back", vec![Direction::Reverse], Pool::FinalStates),
+        ("birnn", vec![Direction::Bidirectional], Pool::FinalStates),
+        ("bigru_gap", vec![Direction::Bidirectional], Pool::Mean),
+        (
+            "bigru2",
+            vec![Direction::Bidirectional, Direction::Bidirectional],
+            Pool::FinalStates,
+        ),
+        ("gru_back_gmp", vec![Direction::Reverse], Pool::Max),
     ] {
         let model = kb.join(format!("{name}.keras"));
         let m = load(&model, &ImportOptions::default());
@@ -392,7 +402,8 @@ fn keras_bidirectional_and_go_backwards_match_predict() {
     }
 }
 
-/// Keras models tinyrnn cannot run, refused with one `error:` line naming the layer.
+/// Keras models tinyrnn cannot run, refused with one `error:` line naming the layer (or,
+/// for their ONNX export, the node).
 #[test]
 fn keras_refusals_name_the_layer() {
     let kb = data_dir().join("keras_bidir");
@@ -406,8 +417,12 @@ fn keras_refusals_name_the_layer() {
             "(GRU): the layer before it has go_backwards=True and return_sequences=True, so Keras hands it the sequence in reversed time order",
         ),
         (
-            "bigru.onnx",
-            "(ReverseSequence): a time-reversed input, as Keras's ONNX export writes for Bidirectional and go_backwards=True layers (a Loop over the reversed sequence), is not supported; import the .keras file instead",
+            "bigru_sum.onnx",
+            "node `sequential_3_1/bidirectional_2_1/add` (Add): Add of the two directions of bidirectional recurrent layer 0 (Keras Bidirectional merge_mode \"sum\", \"mul\" or \"ave\") is not supported: only the two concatenated, [forward; backward] (merge_mode \"concat\")",
+        ),
+        (
+            "gru_back_seq.onnx",
+            "(Loop): the Loop reads the per-step output of a reverse (go_backwards=True, return_sequences=True) layer, which Keras hands on in reversed time order",
         ),
     ] {
         let (code, out, err) = cli(&[OsStr::new("inspect"), s(&kb.join(file))]);
@@ -415,4 +430,184 @@ fn keras_refusals_name_the_layer() {
         assert_eq!(err.lines().count(), 1, "{file}: {err}");
         assert!(err.starts_with("error: ") && err.contains(want), "{file}: {err}");
     }
+}
+
+/// Keras's ONNX export (`model.export(format="onnx")`, tests/data/keras_bidir/*.onnx) of
+/// `Bidirectional` and `go_backwards=True` layers: a `Loop` per direction, the backward one
+/// over a `ReverseSequence` of its input (and, for a `Bidirectional` with
+/// `return_sequences`, its per-step output reversed back before the `Concat`), or for
+/// `Bidirectional(LSTM)` one fused `LSTM` node with `direction="bidirectional"`. Each imports
+/// as the layers the `.keras` file gives: `tinyrnn run`'s float outputs match Keras's
+/// `model.predict` within 1e-5 and the same model imported from its `.keras` within 1e-6 on
+/// all 370 test sequences; `tinyrnn quantize` makes int16 and int8 blobs of it, and
+/// `tinyrnn eval` compares them with the float model.
+#[test]
+fn keras_onnx_bidirectional_and_go_backwards_match_predict() {
+    let kb = data_dir().join("keras_bidir");
+    let v = data_dir().join("vowels");
+    let bi = Direction::Bidirectional;
+    let rev = Direction::Reverse;
+    let run = |model: &Path, tag: &str| -> Vec<f64> {
+        let out = scratch(&format!("bidir-keras-onnx-{tag}")).join("y.npy");
+        let (code, _, err) = cli(&[
+            OsStr::new("run"),
+            s(model),
+            OsStr::new("--input"),
+            s(&v.join("test_raw.npy")),
+            OsStr::new("--lengths"),
+            s(&v.join("test_lengths.npy")),
+            OsStr::new("--output"),
+            s(&out),
+        ]);
+        assert_eq!(code, 0, "{tag}: {err}");
+        npy(&out).data
+    };
+    for (name, dirs, pool) in [
+        ("bigru", vec![bi], Pool::FinalStates),
+        ("birnn", vec![bi], Pool::FinalStates),
+        ("bilstm_gap", vec![bi], Pool::Mean),
+        ("bigru_gap", vec![bi], Pool::Mean),
+        ("bigru2", vec![bi, bi], Pool::FinalStates),
+        ("gru_back", vec![rev], Pool::FinalStates),
+        ("gru_back_gmp", vec![rev], Pool::Max),
+    ] {
+        let onnx = kb.join(format!("{name}.onnx"));
+        let keras = kb.join(format!("{name}.keras"));
+        let m = load(&onnx, &ImportOptions::default());
+        m.validate().unwrap();
+        assert_eq!(shape(&m), (dirs, pool), "{name}");
+        let got = run(&onnx, &format!("{name}-onnx"));
+        let from_keras = run(&keras, &format!("{name}-keras"));
+        let want = npy(&kb.join(format!("{name}_pred.npy"))).data;
+        assert_eq!(got.len(), 370 * 9);
+        let e = max_abs(&got, &want);
+        let ek = max_abs(&got, &from_keras);
+        println!(
+            "keras_bidir/{name}.onnx: max |float - keras predict| {e:.2e}, |float - .keras import| {ek:.2e}"
+        );
+        assert!(e <= 1e-5, "{name}: {e} vs Keras");
+        assert!(ek <= 1e-6, "{name}: {ek} vs the .keras import");
+        for (precision, min_agreement) in [("int16", 0.99), ("int8", 0.97)] {
+            let blob = scratch(&format!("bidir-keras-onnx-{name}-{precision}")).join("m.trnn");
+            let (code, _, err) = cli(&[
+                OsStr::new("quantize"),
+                s(&onnx),
+                OsStr::new("--precision"),
+                OsStr::new(precision),
+                OsStr::new("--calib"),
+                s(&v.join("calib_raw.npy")),
+                OsStr::new("--calib-lengths"),
+                s(&v.join("calib_lengths.npy")),
+                OsStr::new("-o"),
+                s(&blob),
+            ]);
+            assert_eq!(code, 0, "{name} {precision}: {err}");
+            let (code, out, err) = cli(&[
+                OsStr::new("eval"),
+                s(&blob),
+                OsStr::new("-i"),
+                s(&v.join("test_raw.npy")),
+                OsStr::new("--labels"),
+                s(&v.join("test_labels.npy")),
+                OsStr::new("--lengths"),
+                s(&v.join("test_lengths.npy")),
+                OsStr::new("--reference"),
+                s(&onnx),
+                OsStr::new("--json"),
+            ]);
+            assert_eq!(code, 0, "{name} {precision}: {err}");
+            let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let (acc, ref_acc, agree, err_max) = (
+                r["accuracy"].as_f64().unwrap(),
+                r["reference_accuracy"].as_f64().unwrap(),
+                r["agreement"].as_f64().unwrap(),
+                r["max_abs_error"].as_f64().unwrap(),
+            );
+            println!(
+                "keras_bidir/{name}.onnx {precision}: accuracy {acc:.4} (float {ref_acc:.4}), argmax agreement {agree:.4}, max |q - float| {err_max:.2e}"
+            );
+            assert!(
+                agree >= min_agreement,
+                "{name} {precision}: agreement {agree}"
+            );
+            if precision == "int16" {
+                assert!(err_max <= 1e-3, "{name} int16: max |q - float| {err_max}");
+            }
+        }
+    }
+}
+
+/// What Keras's export puts around a `ReverseSequence` other than a whole-sequence time
+/// reversal feeding a Loop (or undoing one), edited into tests/data/keras_bidir files:
+/// one `error:` line naming the node.
+#[test]
+fn keras_onnx_reverse_sequence_refusals_name_the_node() {
+    use common::{encode, find_node, load_onnx};
+    let kb = data_dir().join("keras_bidir");
+    let d = scratch("bidir-keras-onnx-refusals");
+    let refused = |m: &tinyrnn_cli::import::proto::ModelProto, tag: &str| -> String {
+        let p = d.join(format!("{tag}.onnx"));
+        std::fs::write(&p, encode(m)).unwrap();
+        let (code, out, err) = cli(&[OsStr::new("inspect"), s(&p)]);
+        assert_eq!(code, 1, "{tag}: {out}{err}");
+        assert_eq!(err.lines().count(), 1, "{tag}: {err}");
+        assert!(err.starts_with("error: "), "{tag}: {err}");
+        err
+    };
+    let rs_name = "sequential_1/bidirectional_1/backward_gru_1/ReverseV2_ReverseSequence__105";
+    // Partial reversal: sequence_lens a constant 5 (every sequence reversed in its first
+    // five steps only).
+    let mut m = load_onnx(&kb.join("bigru.onnx"));
+    m.graph
+        .as_mut()
+        .unwrap()
+        .initializer
+        .push(tinyrnn_cli::import::proto::TensorProto {
+            dims: vec![1],
+            data_type: tinyrnn_cli::import::proto::dtype::INT64,
+            int64_data: vec![5],
+            name: "five".into(),
+            ..Default::default()
+        });
+    find_node(&mut m, "ReverseSequence").input[1] = "five".into();
+    let e = refused(&m, "partial");
+    assert!(
+        e.contains(&format!("node `{rs_name}` (ReverseSequence): ReverseSequence with sequence_lens other than the full time size of every sequence")),
+        "{e}"
+    );
+    // The feature axis as its time axis.
+    let mut m = load_onnx(&kb.join("bigru.onnx"));
+    let n = find_node(&mut m, "ReverseSequence");
+    n.attribute = vec![
+        common::attr_i("time_axis", 2),
+        common::attr_i("batch_axis", 1),
+    ];
+    let e = refused(&m, "feature-axis");
+    assert!(
+        e.contains(&format!("node `{rs_name}` (ReverseSequence): ReverseSequence with time_axis=2 over a Feat(12) axis of the data sequence")),
+        "{e}"
+    );
+    // Bidirectional(return_sequences=True) whose backward per-step output is concatenated
+    // without being reversed back: step t would pair fwd_t with bwd_{T-1-t}.
+    let mut m = load_onnx(&kb.join("bigru_gap.onnx"));
+    let g = m.graph.as_mut().unwrap();
+    let pos = g
+        .node
+        .iter()
+        .rposition(|n| n.op_type == "ReverseSequence")
+        .unwrap();
+    let back = g.node[pos].clone();
+    for n in g.node.iter_mut() {
+        for i in n.input.iter_mut() {
+            if *i == back.output[0] {
+                *i = back.input[0].clone();
+            }
+        }
+    }
+    g.node.remove(pos);
+    let e = refused(&m, "not-reversed-back");
+    assert!(
+        e.contains("(Concat): Concat of a time-reversed sequence with one in time order"),
+        "{e}"
+    );
 }

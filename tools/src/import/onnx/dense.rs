@@ -300,6 +300,7 @@ mod tests {
                 b: vec![0.0; 2],
             }],
             last: false,
+            rev: false,
         });
         let mut ev = eval(
             &opts,

@@ -109,9 +109,14 @@ impl Eval<'_> {
             }
             (Val::Seq(s), Val::Const(c)) => Ok(vec![Val::Seq(self.seq_arith(s, &c, op, false)?)]),
             (Val::Const(c), Val::Seq(s)) => Ok(vec![Val::Seq(self.seq_arith(s, &c, op, true)?)]),
-            (Val::Seq(_), Val::Seq(_)) => bail!(
-                "{op} of two data-dependent tensors (residual connections etc. are not supported)"
-            ),
+            (Val::Seq(x), Val::Seq(y)) => match (&x.parts[..], &y.parts[..]) {
+                ([Stage::Dir { layer, .. }], [Stage::Dir { layer: l2, .. }]) if layer == l2 => bail!(
+                    "{op} of the two directions of bidirectional recurrent layer {layer} (Keras Bidirectional merge_mode \"sum\", \"mul\" or \"ave\") is not supported: only the two concatenated, [forward; backward] (merge_mode \"concat\")"
+                ),
+                _ => bail!(
+                    "{op} of two data-dependent tensors (residual connections etc. are not supported)"
+                ),
+            },
             (x @ (Val::Sym { .. } | Val::Const(_)), y @ (Val::Sym { .. } | Val::Const(_))) => {
                 let (xv, xs) = to_sym(&x)?;
                 let (yv, ys) = to_sym(&y)?;
@@ -284,6 +289,7 @@ mod tests {
                 b: vec![0.0; width],
             }],
             last: false,
+            rev: false,
         })
     }
 

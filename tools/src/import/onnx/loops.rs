@@ -22,12 +22,27 @@
 //! and the weights are read off the affine forms. Any other body (another activation such
 //! as `HardSigmoid`, an op outside this list, another combination) is refused, naming the
 //! node.
+//!
+//! Direction. Keras exports a `go_backwards=True` layer, and a `Bidirectional` layer's
+//! backward direction, as the same `Loop` over a `ReverseSequence` of the layer's input
+//! (`Seq::rev`): that `Loop` is a reverse layer. Its carried state after the last
+//! iteration is the reverse layer's final state (its state after frame 0, what Keras
+//! returns without `return_sequences`); its scan output holds the steps in the order the
+//! loop ran them, i.e. time-reversed (what a `go_backwards=True, return_sequences=True`
+//! layer returns; `Bidirectional` reverses it back before its `Concat`). When the previous
+//! layer is a `Loop` layer of the opposite direction, same cell and sizes, over the same
+//! sequence, the two are one bidirectional layer: the values already computed from the
+//! first become its direction (`Stage::Dir`), and only `[forward; backward]` concatenated on
+//! the feature axis means anything downstream (`Bidirectional`'s merge_mode `concat`; an
+//! `Add`/`Mul` of the two is refused). A `Loop` reading a reverse layer's per-step output
+//! is refused, as the `.keras` importer refuses a recurrent layer after a
+//! `go_backwards=True, return_sequences=True` one.
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use tinyrnn::{CellKind, DenseAct, RnnAct};
+use tinyrnn::{CellKind, DenseAct, Direction, OutputAct, Pool, RnnAct};
 
 use super::super::onnx_tensor::{resolve_slice, Tensor};
 use super::super::proto::{GraphProto, NodeProto};
@@ -292,13 +307,63 @@ impl Eval<'_> {
                 "the Loop body is not an LSTM, GRU or SimpleRNN step (Keras export): not supported"
             )
         })?;
-        self.push_loop_layer(layer, &x)?;
-        let k = self.layers.len() - 1;
+        // Over a time-reversed sequence: a reverse layer, or the other direction of the
+        // previous Loop's layer (Keras's Bidirectional: both read the same sequence).
+        let mut layer = layer;
+        if x.rev {
+            layer.direction = Direction::Reverse;
+        }
+        let key = self.loop_key(&x);
+        let merged = match self.layers.len().checked_sub(1) {
+            Some(m) if self.loop_inputs.get(&m) == Some(&key) => {
+                let l = &self.layers[m];
+                let opposite = l.direction != layer.direction
+                    && matches!(l.direction, Direction::Forward | Direction::Reverse);
+                (opposite
+                    && l.cell == layer.cell
+                    && l.input_size == layer.input_size
+                    && l.hidden_size == layer.hidden_size)
+                    .then_some(m)
+            }
+            _ => None,
+        };
+        let dir = u8::from(x.rev);
+        let k = match merged {
+            Some(m) => {
+                self.join_loop_layers(m, layer)?;
+                m
+            }
+            None => {
+                self.push_loop_layer(layer, &x)?;
+                let k = self.layers.len() - 1;
+                self.loop_inputs.insert(k, key);
+                k
+            }
+        };
+        // The carried state after the last iteration is the final state; the scan output
+        // holds every step in the order the Loop ran them (reversed if `x.rev`).
+        let stage = |cell: bool, last: bool| match merged {
+            Some(m) => Stage::Dir {
+                layer: m,
+                dir,
+                cell,
+            },
+            None if x.rev && last => Stage::Rec {
+                layer: k,
+                cell,
+                pool: Pool::FinalStates,
+                mlp: Vec::new(),
+                head: None,
+                act: OutputAct::Identity,
+            },
+            None => Stage::hidden(k, cell),
+        };
         let rec = |cell: bool, last: bool, axes: Vec<Ax>| {
             Val::Seq(Seq {
                 axes,
-                parts: vec![Stage::hidden(k, cell)],
+                parts: vec![stage(cell, last)],
                 last,
+                rev: x.rev && !last,
             })
         };
         let mut outs = Vec::new();
@@ -317,6 +382,75 @@ impl Eval<'_> {
             outs.push(rec(false, false, vec![Ax::Time, Ax::Batch, Ax::Feat(h)]));
         }
         Ok(outs)
+    }
+
+    /// What a Loop layer reads, compared between the two directions of a bidirectional
+    /// layer: the sequence with its axes' roles resolved, in time order.
+    fn loop_key(&self, x: &Seq) -> Seq {
+        Seq {
+            axes: x.axes.iter().map(|&a| self.ax(a)).collect(),
+            rev: false,
+            ..x.clone()
+        }
+    }
+
+    /// Makes layer `m` (a Loop layer, forward or reverse) and `other` (the opposite
+    /// direction over the same sequence) one bidirectional layer `m`, and rewrites the
+    /// values computed so far from layer `m` alone into its direction (`Stage::Dir`): its
+    /// per-step output, or its final state. Anything else already applied to that one
+    /// direction is refused.
+    fn join_loop_layers(&mut self, m: usize, other: FloatLayer) -> Result<()> {
+        let old_rev = self.layers[m].direction == Direction::Reverse;
+        let d = u8::from(old_rev);
+        let name = if old_rev { "backward" } else { "forward" };
+        for v in self.vals.values_mut() {
+            let Val::Seq(s) = v else { continue };
+            let last = s.last;
+            for p in &mut s.parts {
+                let Stage::Rec {
+                    layer,
+                    cell,
+                    pool,
+                    mlp,
+                    head,
+                    act,
+                } = p
+                else {
+                    continue;
+                };
+                if *layer != m {
+                    continue;
+                }
+                let plain = mlp.is_empty() && head.is_none() && *act == OutputAct::Identity;
+                let ok = plain
+                    && match (old_rev, *pool) {
+                        (false, Pool::Last) => true,
+                        (true, Pool::Last) => !last,
+                        (true, Pool::FinalStates) => last,
+                        _ => false,
+                    };
+                if !ok {
+                    bail!(
+                        "the {name} Loop's output of recurrent layer {m} is used on its own ({} over time{}) as well as joined with the other direction over the same sequence: only the two directions concatenated [forward; backward] (Keras Bidirectional, merge_mode \"concat\") are supported",
+                        pool.name(),
+                        if plain { "" } else { ", then a dense layer or activation" }
+                    );
+                }
+                *p = Stage::Dir {
+                    layer: m,
+                    dir: d,
+                    cell: *cell,
+                };
+            }
+        }
+        let old = self.layers[m].clone();
+        let (mut fwd, mut bwd) = if old_rev { (other, old) } else { (old, other) };
+        bwd.direction = Direction::Forward;
+        fwd.direction = Direction::Bidirectional;
+        fwd.backward = Some(Box::new(bwd));
+        self.layers[m] = fwd;
+        self.loop_inputs.remove(&m);
+        Ok(())
     }
 
     /// Sets the sequence's axes (time first) and appends the layer (the input stage as in
@@ -342,7 +476,11 @@ impl Eval<'_> {
                 self.pre
                     .extend(dense.clone().map(|d| d.close(DenseAct::Identity)));
             }
-            s if k > 0 && s.is_plain_state(k - 1) => {}
+            s if k > 0 && s.is_plain_state(k - 1) => {
+                if self.layers[k - 1].direction == Direction::Reverse {
+                    bail!("the Loop reads the per-step output of a reverse (go_backwards=True, return_sequences=True) layer, which Keras hands on in reversed time order; only a GlobalAveragePooling1D/GlobalMaxPooling1D may follow such a layer");
+                }
+            }
             Stage::Rec { .. } | Stage::Dir { .. } => {
                 bail!("the Loop's input is not the hidden state of the previous recurrent layer")
             }

@@ -8,9 +8,11 @@
 //!   size, from `Shape` of the data);
 //! * **zeros** of a symbolic shape (`ConstantOfShape`/`Expand` of 0: a zero initial state);
 //! * **the sequence**: the tensor derived from the graph input, described by the meaning
-//!   of each axis (batch, time, features, size-1) and by what it holds (the input with a
+//!   of each axis (batch, time, features, size-1), by what it holds (the input with a
 //!   pending per-feature affine map, or the hidden state of recurrent layer *k*, possibly
-//!   through a dense head and an output activation).
+//!   through a dense head and an output activation) and by whether its time axis runs
+//!   backwards (a whole-sequence `ReverseSequence`, as Keras's export writes for
+//!   `Bidirectional` and `go_backwards=True`).
 //!
 //! A recurrent node (`LSTM`/`GRU`/`RNN`) consumes the sequence and appends a layer; the
 //! graph output must end up as the last layer's hidden state (or its head). Nothing
@@ -29,8 +31,10 @@
 //!   `dense.rs` (MatMul/Gemm, in the pre-net or the head), `activation.rs` (output and
 //!   dense activations, LayerNorm, BatchNorm), `pool.rs` (ReduceMean/Max/Sum over time),
 //!   `shape.rs` (shape glue), `fold.rs` (constants, casts and arithmetic folded into
-//!   constants, the input normalization or a dense layer), `loops.rs` (Keras 3's `Loop`
-//!   export of GRU/SimpleRNN/LSTM: the body matched against the cell equations);
+//!   constants, the input normalization or a dense layer; `ReverseSequence` in
+//!   `shape.rs`), `loops.rs` (Keras 3's `Loop` export of GRU/SimpleRNN/LSTM: the body
+//!   matched against the cell equations; over a time-reversed sequence a reverse layer,
+//!   joined with the forward `Loop` over the same sequence into a bidirectional one);
 //! * `fuse.rs`: decomposed GELU / LayerNorm rewritten into one node before evaluation.
 //!
 //! The sequence's stages map onto the model: the input (with its normalization), then the
@@ -115,12 +119,6 @@ pub fn import(bytes: &[u8], opts: &ImportOptions, model_path: &Path) -> Result<F
         bail!("the graph has no output");
     }
     check_not_unrolled(graph)?;
-    if let Some(n) = graph.node.iter().find(|n| n.op_type == "ReverseSequence") {
-        bail!(
-            "node `{}` (ReverseSequence): a time-reversed input, as Keras's ONNX export writes for Bidirectional and go_backwards=True layers (a Loop over the reversed sequence), is not supported; import the .keras file instead",
-            n.name
-        );
-    }
     let fused_graph = proto::GraphProto {
         node: fuse::fuse(graph, &ExternalData::beside(model_path)),
         ..graph.clone()
@@ -226,9 +224,28 @@ fn needed_nodes<'g>(
                     stack.push(i.as_str());
                 }
             }
+            // A `Loop` body reads outer values by name (the sequence it steps through).
+            for a in &graph.node[k].attribute {
+                if let Some(g) = a.g.as_deref() {
+                    subgraph_reads(g, &mut stack);
+                }
+            }
         }
     }
     (needed, seen)
+}
+
+/// Every value name the nodes of subgraph `g` (and their own subgraphs) read: its own
+/// values too, which name no node of the outer graph and so add nothing there.
+fn subgraph_reads<'g>(g: &'g proto::GraphProto, out: &mut Vec<&'g str>) {
+    for n in &g.node {
+        out.extend(n.input.iter().filter(|i| !i.is_empty()).map(String::as_str));
+        for a in &n.attribute {
+            if let Some(sub) = a.g.as_deref() {
+                subgraph_reads(sub, out);
+            }
+        }
+    }
 }
 
 struct Eval<'o> {
@@ -248,6 +265,9 @@ struct Eval<'o> {
     /// default exporter without `dynamic_shapes` bakes the example's batch and time sizes
     /// into its `Reshape` targets).
     fixed: [Option<usize>; 2],
+    /// What each Loop-made layer read (by layer index, see `loops.rs`), until a Loop over
+    /// the same sequence in the other direction joins it into a bidirectional layer.
+    loop_inputs: HashMap<usize, Seq>,
 }
 
 impl<'o> Eval<'o> {
@@ -262,6 +282,7 @@ impl<'o> Eval<'o> {
             pre: Vec::new(),
             free: [None, None],
             fixed: [None, None],
+            loop_inputs: HashMap::new(),
         }
     }
 
@@ -307,6 +328,7 @@ impl<'o> Eval<'o> {
                     b: vec![0.0; features],
                 }],
                 last: false,
+                rev: false,
             }),
         );
         Ok(())
@@ -413,6 +435,9 @@ impl<'o> Eval<'o> {
         }
         if s.parts.len() != 1 {
             bail!("the output `{name}` stacks the states of several layers");
+        }
+        if s.rev {
+            bail!("the output `{name}` is a sequence in reversed time order (the per-step output of a go_backwards=True layer with return_sequences=True, as Keras returns it): not supported");
         }
         let nl = self.layers.len();
         let (pool, mlp, head, act) = match s.parts.into_iter().next() {

@@ -118,6 +118,9 @@ pub(super) const OPS: &[Op] = &[
     op("Slice", Family::Shape, |e, n| e.slice(n)),
     op("Concat", Family::Shape, |e, n| e.concat(n)),
     op("Transpose", Family::Shape, |e, n| e.transpose(n)),
+    op("ReverseSequence", Family::Shape, |e, n| {
+        e.reverse_sequence(n)
+    }),
     op("Reshape", Family::Shape, |e, n| e.reshape(n)),
     op("Flatten", Family::Shape, |e, n| e.flatten(n)),
     op("Constant", Family::Fold, |e, n| e.constant(n)),

@@ -55,6 +55,8 @@ impl Eval<'_> {
             s.axes.remove(axis);
         }
         s.last = true;
+        // Mean, max and sum do not depend on the order of the steps.
+        s.rev = false;
         Ok(vec![Val::Seq(s)])
     }
 }
@@ -79,6 +81,7 @@ mod tests {
             axes: vec![Ax::Batch, Ax::Time, Ax::Feat(h)],
             parts: vec![Stage::hidden(0, false)],
             last: false,
+            rev: false,
         })
     }
 

@@ -51,11 +51,24 @@ impl RecAttrs {
             "GRU" => 3,
             _ => 1,
         };
-        let acts: Vec<String> = attr_strs(n, "activations")
+        let mut acts: Vec<String> = attr_strs(n, "activations")
             .unwrap_or_default()
             .iter()
             .map(|s| s.to_ascii_lowercase())
             .collect();
+        // A bidirectional node lists the forward direction's activations, then the reverse
+        // one's (tf2onnx writes both, torch neither): one list if they are the same.
+        let per = match op {
+            "LSTM" => 3,
+            "GRU" => 2,
+            _ => 1,
+        };
+        if direction == Direction::Bidirectional
+            && acts.len() == 2 * per
+            && acts[..per] == acts[per..]
+        {
+            acts.truncate(per);
+        }
         let cell = match op {
             "LSTM" => {
                 if !acts.is_empty() && acts != ["sigmoid", "tanh", "tanh"] {
@@ -202,6 +215,9 @@ impl Eval<'_> {
                 ),
             }
         }
+        if x.rev {
+            bail!("input X is a time-reversed sequence (ReverseSequence): an {op} node reading it is not supported (a reverse layer is direction=\"reverse\")");
+        }
         // Which stage feeds this layer.
         let k = self.layers.len();
         let mut norm = None;
@@ -258,7 +274,7 @@ impl Eval<'_> {
                     Ok(out)
                 }
                 Val::Seq(_) => bail!("{what} computed from the input is not supported"),
-                Val::Sym { .. } => bail!("{what} is a shape value"),
+                Val::Sym { .. } | Val::Filled { .. } => bail!("{what} is a shape value"),
             }
         };
         let h0 = init(self.input(n, 5)?, "initial_h")?;
@@ -368,11 +384,13 @@ impl Eval<'_> {
                 axes: y_axes,
                 parts: parts(false, false),
                 last: false,
+                rev: false,
             }),
             Val::Seq(Seq {
                 axes: yh_axes.clone(),
                 parts: parts(false, true),
                 last: true,
+                rev: false,
             }),
         ];
         if op == "LSTM" {
@@ -380,6 +398,7 @@ impl Eval<'_> {
                 axes: yh_axes,
                 parts: parts(true, true),
                 last: true,
+                rev: false,
             }));
         }
         Ok(outs)
@@ -550,6 +569,7 @@ mod tests {
                 b: vec![0.0],
             }],
             last: false,
+            rev: false,
         });
         let b: Vec<f64> = (9..=16).map(f64::from).collect();
         let mut ev = eval(

@@ -6,6 +6,8 @@ use anyhow::{anyhow, bail, Result};
 
 use super::super::onnx_tensor::{broadcast, resolve_slice, Tensor};
 use super::super::proto::NodeProto;
+use tinyrnn::Pool;
+
 use super::value::{make_sym, sym_to_const, Ax, Dim, Seq, Stage, Val};
 use super::{attr, attr_i, attr_ints, norm_axis, Eval};
 
@@ -35,6 +37,7 @@ impl Eval<'_> {
                     vec![Dim::K(v.len() as i64)]
                 }
             }
+            Val::Filled { .. } => bail!("Shape of a sequence-length vector"),
             Val::Absent => bail!("Shape of a missing input"),
         };
         let r = dims.len() as i64;
@@ -115,6 +118,17 @@ impl Eval<'_> {
                 }
                 None => bail!("Expand of a non-zero constant to a data-dependent shape"),
             },
+            // A scalar shape value broadcast to a vector: `[value; len]`.
+            Val::Sym { v, .. } if v.len() == 1 && shape.len() == 1 => {
+                Ok(vec![if shape[0] == Dim::K(1) {
+                    make_sym(v, false)
+                } else {
+                    Val::Filled {
+                        value: v[0],
+                        len: shape[0],
+                    }
+                }])
+            }
             Val::Zeros(d) => Ok(vec![Val::Zeros(if shape.len() >= d.len() {
                 shape
             } else {
@@ -164,6 +178,7 @@ impl Eval<'_> {
                 let keep = !idx.dims.is_empty();
                 Ok(vec![Val::Seq(self.select(s, a, ids[0], keep)?)])
             }
+            Val::Filled { .. } => bail!("Gather of a sequence-length vector"),
             Val::Absent => bail!("Gather of a missing input"),
         }
     }
@@ -175,10 +190,7 @@ impl Eval<'_> {
                 if matches!(self.ax(s.axes[a]), Ax::Free(_)) {
                     bail!("selects step -1 of an input axis before any recurrent layer");
                 }
-                if let Some(Stage::Dir { layer, .. }) = s.parts.first() {
-                    return Err(Stage::one_direction(*layer, "selecting the last step"));
-                }
-                s.last = true;
+                self.take_last(&mut s)?;
                 if keep {
                     s.axes[a] = Ax::TimeLast;
                 } else {
@@ -208,6 +220,92 @@ impl Eval<'_> {
             other => bail!("selects index {i} of a {other:?} axis of the data sequence"),
         }
         Ok(s)
+    }
+
+    /// Marks the sequence as its last time step (`last`; the caller drops or resizes the
+    /// time axis). Of a layer's output in time order that is its state after the last
+    /// frame; of a time-reversed one (`rev`) the step at time 0, which only for a reverse
+    /// layer (or the reverse direction of a bidirectional one) is a final state.
+    pub(super) fn take_last(&self, s: &mut Seq) -> Result<()> {
+        let rev = s.rev;
+        for p in &mut s.parts {
+            match p {
+                Stage::Dir { layer, dir, .. } if (*dir == 1) != rev => {
+                    return Err(Stage::one_direction(
+                        *layer,
+                        if rev {
+                            "selecting the first step (the last of the time-reversed sequence)"
+                        } else {
+                            "selecting the last step"
+                        },
+                    ));
+                }
+                Stage::Dir { .. } => {}
+                Stage::Rec { layer, pool, .. } if rev => {
+                    let reverse = self.layers.get(*layer).map(|l| l.direction)
+                        == Some(tinyrnn::Direction::Reverse);
+                    if !reverse || *pool != Pool::Last {
+                        bail!("selects the last step of a time-reversed sequence (its step at time 0): only a reverse layer's final state is supported");
+                    }
+                    *pool = Pool::FinalStates;
+                }
+                _ if rev => bail!(
+                    "selects the last step of a time-reversed sequence (its step at time 0): only a reverse layer's final state is supported"
+                ),
+                _ => {}
+            }
+        }
+        s.last = true;
+        s.rev = false;
+        Ok(())
+    }
+
+    /// `ReverseSequence` of the whole of every sequence (`sequence_lens` = the time size
+    /// for each batch entry) along the sequence's time axis: the same values with `rev`
+    /// flipped (see [`Seq::rev`]). Keras's ONNX export reverses the input this way before
+    /// the `Loop` of a `go_backwards=True` layer or of a `Bidirectional` layer's backward
+    /// direction, and that `Loop`'s per-step output back again for `return_sequences`.
+    pub(super) fn reverse_sequence(&mut self, n: &NodeProto) -> Result<Vec<Val>> {
+        let mut s = match self.input(n, 0)? {
+            Val::Seq(s) => s,
+            _ => bail!(
+                "ReverseSequence of a value that does not depend on the input is not supported"
+            ),
+        };
+        if s.last {
+            bail!("ReverseSequence of a single time step");
+        }
+        let time_axis = attr_i(n, "time_axis").unwrap_or(0);
+        let batch_axis = attr_i(n, "batch_axis").unwrap_or(1);
+        let r = s.axes.len();
+        let (ta, ba) = (norm_axis(time_axis, r)?, norm_axis(batch_axis, r)?);
+        if ta == ba {
+            bail!("ReverseSequence with time_axis = batch_axis = {time_axis}");
+        }
+        for (pos, role, what) in [(ta, Ax::Time, "time_axis"), (ba, Ax::Batch, "batch_axis")] {
+            match self.ax(s.axes[pos]) {
+                Ax::Free(i) => self.free[i as usize] = Some(role),
+                a if a == role => {}
+                other => bail!(
+                    "ReverseSequence with {what}={} over a {other:?} axis of the data sequence: only reversing its time axis (batch_axis its batch axis) is supported",
+                    if pos == ta { time_axis } else { batch_axis }
+                ),
+            }
+        }
+        let t_fixed = self.fixed_size(Ax::Time);
+        let whole = match self.input(n, 1)? {
+            Val::Filled { value, len } => {
+                self.dim(value) == Dim::Time && matches!(self.dim(len), Dim::Batch | Dim::K(1))
+            }
+            Val::Const(t) => t_fixed
+                .is_some_and(|tt| !t.data.is_empty() && t.data.iter().all(|&v| v == tt as f64)),
+            _ => false,
+        };
+        if !whole {
+            bail!("ReverseSequence with sequence_lens other than the full time size of every sequence: reversing only part of a sequence is not supported");
+        }
+        s.rev = !s.rev;
+        Ok(vec![Val::Seq(s)])
     }
 
     pub(super) fn unsqueeze(&self, n: &NodeProto) -> Result<Vec<Val>> {
@@ -259,6 +357,7 @@ impl Eval<'_> {
                 }
                 Ok(vec![Val::Seq(s)])
             }
+            Val::Filled { .. } => bail!("Unsqueeze of a sequence-length vector"),
             Val::Absent => bail!("Unsqueeze of a missing input"),
         }
     }
@@ -332,6 +431,7 @@ impl Eval<'_> {
                     .collect();
                 Ok(vec![Val::Seq(s)])
             }
+            Val::Filled { .. } => bail!("Squeeze of a sequence-length vector"),
             Val::Absent => bail!("Squeeze of a missing input"),
         }
     }
@@ -367,6 +467,7 @@ impl Eval<'_> {
             Val::Sym { .. } => 1,
             Val::Zeros(d) => d.len(),
             Val::Seq(s) => s.axes.len(),
+            Val::Filled { .. } => bail!("Slice of a sequence-length vector"),
             Val::Absent => bail!("Slice of a missing input"),
         };
         let axes: Vec<usize> = match axes {
@@ -416,8 +517,8 @@ impl Eval<'_> {
                     match self.ax(s.axes[a]) {
                         _ if full => {}
                         Ax::Time if st_ == -1 && step == 1 && en >= i32::MAX as i64 => {
+                            self.take_last(&mut s)?;
                             s.axes[a] = Ax::TimeLast;
-                            s.last = true;
                         }
                         Ax::Unit | Ax::TimeLast => {
                             if resolve_slice(1, st_, en, step)?.1 != 1 {
@@ -447,7 +548,7 @@ impl Eval<'_> {
                 }
                 Ok(vec![Val::Seq(s)])
             }
-            Val::Absent => unreachable!(),
+            Val::Filled { .. } | Val::Absent => unreachable!(),
         }
     }
 
@@ -524,6 +625,9 @@ impl Eval<'_> {
         for s in &seqs {
             if s.axes.len() != seqs[0].axes.len() || s.last != seqs[0].last {
                 bail!("Concat of differently shaped layer states");
+            }
+            if s.rev != seqs[0].rev {
+                bail!("Concat of a time-reversed sequence with one in time order (a backward direction's per-step output that was not reversed back)");
             }
             for (k, (&x, &y)) in s.axes.iter().zip(&seqs[0].axes).enumerate() {
                 if k != a && self.ax(x) != self.ax(y) {
@@ -655,6 +759,7 @@ impl Eval<'_> {
                     .collect();
                 Ok(vec![Val::Seq(self.regroup(s, &target)?)])
             }
+            Val::Filled { .. } => bail!("Reshape of a sequence-length vector"),
             Val::Absent => bail!("Reshape of a missing input"),
         }
     }
@@ -768,6 +873,7 @@ mod tests {
             axes: vec![Ax::Batch, Ax::Time, Ax::Feat(h)],
             parts: vec![Stage::hidden(0, false)],
             last: false,
+            rev: false,
         })
     }
 
@@ -901,6 +1007,7 @@ mod tests {
                     })
                     .collect(),
                 last,
+                rev: false,
             })
         };
         let mut ev = eval(
@@ -950,14 +1057,30 @@ mod tests {
             err(ev.concat(&node("Concat", &["b", "f"], vec![int("axis", 1)]))),
             "Concat on the feature axis of values other than the forward and the reverse direction of one bidirectional layer, in that order"
         );
-        let z = Val::Const(Tensor::new(vec![], vec![0.0], true));
-        ev.vals.insert("zero".into(), z);
-        let fy = ev
-            .gather(&node("Gather", &["y", "zero"], vec![int("axis", 1)]))
+        for (k, name) in [(0.0, "fy"), (1.0, "by")] {
+            let z = Val::Const(Tensor::new(vec![], vec![k], true));
+            ev.vals.insert("k".into(), z);
+            let y = ev
+                .gather(&node("Gather", &["y", "k"], vec![int("axis", 1)]))
+                .unwrap();
+            ev.vals.insert(name.into(), y[0].clone());
+        }
+        // The forward direction's last step is its final state; the reverse direction's
+        // last step is its first one (it runs from the end).
+        let fl = ev
+            .gather(&node("Gather", &["fy", "m1"], vec![int("axis", 0)]))
             .unwrap();
-        ev.vals.insert("fy".into(), fy[0].clone());
         assert_eq!(
-            err(ev.gather(&node("Gather", &["fy", "m1"], vec![int("axis", 0)]))),
+            seq(&fl[0]).parts,
+            [Stage::Dir {
+                layer: 0,
+                dir: 0,
+                cell: false
+            }]
+        );
+        assert!(seq(&fl[0]).last);
+        assert_eq!(
+            err(ev.gather(&node("Gather", &["by", "m1"], vec![int("axis", 0)]))),
             "selecting the last step on one direction of bidirectional recurrent layer 0 alone: only both directions concatenated ([forward; reverse] on the feature axis) are supported"
         );
     }

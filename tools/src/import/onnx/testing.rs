@@ -74,6 +74,7 @@ pub(super) fn state(width: usize) -> Val {
         axes: vec![Ax::Batch, Ax::Feat(width)],
         parts: vec![Stage::hidden(0, false)],
         last: true,
+        rev: false,
     })
 }
 

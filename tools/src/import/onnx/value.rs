@@ -169,6 +169,11 @@ pub(super) struct Seq {
     pub(super) parts: Vec<Stage>,
     /// Only the last time step is present (the time axis was selected away).
     pub(super) last: bool,
+    /// The time axis runs backwards (a `ReverseSequence` of the whole sequence, or the
+    /// per-step output of a `Loop` over such a sequence, which Keras's ONNX export writes
+    /// for `Bidirectional` and `go_backwards=True`): step `t` holds what the stage holds
+    /// at time `T−1−t`. Always `false` once `last` (the selection fixed the meaning).
+    pub(super) rev: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +186,12 @@ pub(super) enum Val {
     },
     /// All zeros, of these dims.
     Zeros(Vec<Dim>),
+    /// A 1-D integer vector of `len` entries, each `value` (`Expand` of a scalar shape
+    /// value: the `sequence_lens` of a `ReverseSequence` over whole sequences).
+    Filled {
+        value: Dim,
+        len: Dim,
+    },
     Seq(Seq),
     /// An omitted optional input / unused output.
     Absent,
