@@ -502,6 +502,12 @@ fn keras_onnx_bidirectional_and_go_backwards_match_predict() {
                 s(&blob),
             ]);
             assert_eq!(code, 0, "{name} {precision}: {err}");
+            let (code, out, err) = cli(&[OsStr::new("inspect"), s(&blob)]);
+            assert_eq!(code, 0, "{name} {precision}: {err}");
+            assert!(
+                out.contains("RAM: window buffer"),
+                "{name} {precision}: not a window-mode blob: {out}"
+            );
             let (code, out, err) = cli(&[
                 OsStr::new("eval"),
                 s(&blob),

@@ -1084,4 +1084,84 @@ mod tests {
             "selecting the last step on one direction of bidirectional recurrent layer 0 alone: only both directions concatenated ([forward; reverse] on the feature axis) are supported"
         );
     }
+
+    /// `ReverseSequence` of whole sequences (`Expand` of the time size to one length per
+    /// batch entry) flips the sequence's `rev` and gives the input axes their roles; a
+    /// partial one, or one over the feature axis, is refused. The last step of a
+    /// time-reversed sequence is only a reverse layer's final state.
+    #[test]
+    fn reverse_sequence_of_whole_sequences() {
+        let opts = ImportOptions::default();
+        let x = Val::Seq(Seq {
+            axes: vec![Ax::Free(0), Ax::Free(1), Ax::Feat(3)],
+            parts: vec![Stage::Input {
+                a: vec![1.0; 3],
+                b: vec![0.0; 3],
+            }],
+            last: false,
+            rev: false,
+        });
+        let mut ev = eval(
+            &opts,
+            vec![
+                ("x", x),
+                (
+                    "t",
+                    Val::Sym {
+                        v: vec![Dim::Free(1)],
+                        scalar: true,
+                    },
+                ),
+                (
+                    "b",
+                    Val::Sym {
+                        v: vec![Dim::Free(0)],
+                        scalar: false,
+                    },
+                ),
+                ("five", Val::Const(Tensor::ints(&[5]))),
+            ],
+        );
+        let lens = ev.expand(&node("Expand", &["t", "b"], vec![])).unwrap();
+        assert_eq!(
+            lens[0],
+            Val::Filled {
+                value: Dim::Free(1),
+                len: Dim::Free(0)
+            }
+        );
+        ev.vals.insert("lens".into(), lens[0].clone());
+        let axes = vec![int("time_axis", 1), int("batch_axis", 0)];
+        let r = ev
+            .reverse_sequence(&node("ReverseSequence", &["x", "lens"], axes.clone()))
+            .unwrap();
+        assert!(seq(&r[0]).rev);
+        assert_eq!(ev.free, [Some(Ax::Batch), Some(Ax::Time)]);
+        ev.vals.insert("r".into(), r[0].clone());
+        let rr = ev
+            .reverse_sequence(&node("ReverseSequence", &["r", "lens"], axes.clone()))
+            .unwrap();
+        assert!(!seq(&rr[0]).rev);
+        assert_eq!(
+            err(ev.reverse_sequence(&node("ReverseSequence", &["x", "five"], axes))),
+            "ReverseSequence with sequence_lens other than the full time size of every sequence: reversing only part of a sequence is not supported"
+        );
+        assert_eq!(
+            err(ev.reverse_sequence(&node(
+                "ReverseSequence",
+                &["x", "lens"],
+                vec![int("time_axis", 2), int("batch_axis", 0)]
+            ))),
+            "ReverseSequence with time_axis=2 over a Feat(3) axis of the data sequence: only reversing its time axis (batch_axis its batch axis) is supported"
+        );
+        // Layer 0 (none here: not a reverse layer), time-reversed: its last step is refused.
+        let mut y = seq(&y(4)).clone();
+        y.rev = true;
+        ev.vals.insert("yr".into(), Val::Seq(y));
+        ev.vals.insert("m1".into(), Val::Const(Tensor::ints(&[-1])));
+        assert_eq!(
+            err(ev.gather(&node("Gather", &["yr", "m1"], vec![int("axis", 1)]))),
+            "selects the last step of a time-reversed sequence (its step at time 0): only a reverse layer's final state is supported"
+        );
+    }
 }
