@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Keras `Bidirectional` and `go_backwards` fixtures (issue #11): tests/data/keras_bidir/.
 
-Run: /tmp/tfvenv/bin/python tools/scripts/make_keras_bidir.py [NAME ...] (~2 min on 2 cores;
+Run: /tmp/tfvenv/bin/python tools/scripts/make_keras_bidir.py [NAME ...] (~4 min on 2 cores;
 with NAMEs, only those models are (re)made and the others' .keras files are kept; --export only
 re-exports the ONNX files from the saved .keras files). Reuses
 make_keras.py's data (JapaneseVowels, aeon's bundled files), training in equal-length
