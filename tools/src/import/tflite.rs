@@ -14,15 +14,15 @@
 //! | `FULLY_CONNECTED` (fused activation) before the first recurrent layer | pre-net dense |
 //! | `UNIDIRECTIONAL_SEQUENCE_LSTM` / `_RNN` | recurrent layer (LSTM gates `i, f, c, o` → `i, f, g, o`; `cell_clip` kept as [`FloatLayer::cell_clip`]) |
 //! | `REVERSE_V2` (time), the same sequence op on the reversed and the original sequence, the last step of each, `CONCATENATION` `[forward, backward]` | a bidirectional layer (Keras `Bidirectional`, concat merge), pooling [`Pool::FinalStates`] |
+//! | `UNPACK` of the time steps, one copy of a `SimpleRNN` / `GRU` / `LSTM` cell per step, then the last step's `h` (or `PACK` into the next unrolled layer) | recurrent layer(s), pooling `Last` (Keras `unroll=True`; see tflite_unroll.rs) |
 //! | `STRIDED_SLICE` of the last time step / `MEAN` / `REDUCE_MAX` / `SUM` over time | pooling `Last` / `Mean` / `Max` / `Sum` |
 //! | `FULLY_CONNECTED` after it | hidden head layers, the last one the head |
 //! | `RELU` / `LOGISTIC` / `TANH` after a dense | its activation (on the last one: the output activation) |
 //! | `SOFTMAX` (beta 1) at the end | softmax output |
 //! | `RESHAPE` / `SQUEEZE` / `EXPAND_DIMS` that keep the values | dropped |
 //!
-//! Refused by name: a `WHILE` loop (what Keras 3 RNN layers convert to), the unrolled form
-//! of `unroll=True` layers (`UNPACK` of the time steps, one copy of the cell per step), bidirectional
-//! sequence ops, LSTM projection clipping, CIFG, projection and layer-norm LSTMs,
+//! Refused by name: a `WHILE` loop (what Keras 3 RNN layers convert to), an unrolled layer
+//! whose steps are not copies of one cell, bidirectional sequence ops, LSTM projection clipping, CIFG, projection and layer-norm LSTMs,
 //! time-major sequence ops, integer model inputs/outputs, and any other operator (one error
 //! naming the operator and its index).
 
@@ -997,7 +997,11 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
     if let Some((at, steps)) = unrolled {
         m.validate().map_err(|e| anyhow!("{e}"))?;
         let quantized = g.tensors.iter().any(|t| t.quant.is_some());
-        let tol = if quantized { UNROLL_TOL_QUANT } else { UNROLL_TOL };
+        let tol = if quantized {
+            UNROLL_TOL_QUANT
+        } else {
+            UNROLL_TOL
+        };
         let err = unroll::check(&g, &ops, *input, *output, &m, steps, tol)?;
         eprintln!(
             "note: op {at} (UNPACK): {} unrolled recurrent layer(s) (Keras unroll=True), unrolled for {steps} time steps, read as streaming layer(s) (outputs within {err:.0e} of the graph's on random {steps}-step inputs); tinyrnn runs sequences of any length: a longer or shorter one is what re-unrolling for its length would compute",

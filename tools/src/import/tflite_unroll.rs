@@ -117,7 +117,11 @@ fn time_steps(g: &Graph, op: &Op, x: i32, width: usize) -> Result<Vec<i32>> {
     let num = o.map_or(Ok(0), |o| o.i32(0, 0))?;
     let axis = o.map_or(Ok(0), |o| o.i32(1, 0))?;
     let s = &g.tensor(x)?.shape;
-    let axis = if axis < 0 { axis + s.len() as i32 } else { axis };
+    let axis = if axis < 0 {
+        axis + s.len() as i32
+    } else {
+        axis
+    };
     let ok = s.len() == 3
         && s.last() == Some(&(width as i32))
         && ((axis == 0 && s[1] == 1) || (axis == 1 && s[0] == 1))
@@ -134,27 +138,24 @@ fn time_steps(g: &Graph, op: &Op, x: i32, width: usize) -> Result<Vec<i32>> {
 
 /// Reads the unrolled layer(s) starting at the `UNPACK` `ops[at]` of the running value `x`
 /// (`width` features per frame).
-pub(super) fn unrolled(
-    g: &Graph,
-    ops: &[Op],
-    at: usize,
-    x: i32,
-    width: usize,
-) -> Result<Unrolled> {
+pub(super) fn unrolled(g: &Graph, ops: &[Op], at: usize, x: i32, width: usize) -> Result<Unrolled> {
     let rd = readers(ops);
     let mut layers = Vec::new();
     let mut used = vec![at];
     let mut width = width;
     let mut unpack = at;
-    let mut xs = time_steps(g, &ops[at], x, width)
-        .with_context(|| format!("op {at} (UNPACK)"))?;
+    let mut xs = time_steps(g, &ops[at], x, width).with_context(|| format!("op {at} (UNPACK)"))?;
     let steps = xs.len();
     if steps < 3 {
         bail!("op {at} (UNPACK): {steps} time steps; an unrolled layer is read from at least 3");
     }
     loop {
-        let (layer, region, out) = layer(g, ops, &rd, &xs, width)
-            .with_context(|| format!("the unrolled layer {} split by op {unpack} (UNPACK)", layers.len()))?;
+        let (layer, region, out) = layer(g, ops, &rd, &xs, width).with_context(|| {
+            format!(
+                "the unrolled layer {} split by op {unpack} (UNPACK)",
+                layers.len()
+            )
+        })?;
         width = layer.hidden_size;
         layers.push(layer);
         used.extend(region);
@@ -229,8 +230,9 @@ fn same_const(g: &Graph, a: &Op, ka: usize, b: &Op, kb: usize) -> Result<bool> {
     // the coarser rounding step of the two.
     let step = |op: &Op, k: usize| -> f64 {
         let t = g.tensors.get(op.inputs[k] as usize);
-        t.and_then(|t| t.quant.as_ref())
-            .map_or(0.0, |q| q.scale.iter().fold(0.0f64, |m, &s| m.max(f64::from(s))))
+        t.and_then(|t| t.quant.as_ref()).map_or(0.0, |q| {
+            q.scale.iter().fold(0.0f64, |m, &s| m.max(f64::from(s)))
+        })
     };
     let tol = step(a, ka).max(step(b, kb));
     Ok(va
@@ -338,7 +340,9 @@ fn layer(
             let o = super::options(pk, opt::PACK)?;
             let axis = o.map_or(Ok(0), |o| o.i32(1, 0))?;
             if axis != 0 {
-                bail!("op {p} (PACK) stacks along axis {axis}; expected the time axis 0 of [T, 1, H]");
+                bail!(
+                    "op {p} (PACK) stacks along axis {axis}; expected the time axis 0 of [T, 1, H]"
+                );
             }
             Exit::Pack(p)
         }
@@ -547,8 +551,7 @@ fn layer(
         swap(&mut b_ih, h);
         swap(&mut b_hh, h);
     }
-    let mut used = region;
-    used.retain(|_| true);
+    let used = region;
     Ok((
         FloatLayer {
             cell,
@@ -570,6 +573,9 @@ fn layer(
         exit,
     ))
 }
+
+/// Every evaluated tensor's values.
+type Values = HashMap<i32, Vec<f64>>;
 
 /// Values of the graph's tensors, computed in f64 from the dequantized constants.
 struct Eval<'g, 'a> {
@@ -629,7 +635,7 @@ fn evaluate(
     input: i32,
     output: i32,
     x: &[f64],
-) -> Result<(Vec<f64>, HashMap<i32, Vec<f64>>)> {
+) -> Result<(Vec<f64>, Values)> {
     let mut e = Eval {
         g,
         v: HashMap::new(),
@@ -677,7 +683,10 @@ fn evaluate(
                 y
             }
             "ADD" | "SUB" | "MUL" => {
-                let (a, b) = (e.get(op, 0).with_context(ctx)?, e.get(op, 1).with_context(ctx)?);
+                let (a, b) = (
+                    e.get(op, 0).with_context(ctx)?,
+                    e.get(op, 1).with_context(ctx)?,
+                );
                 let tag = match op.name.as_str() {
                     "ADD" => opt::ADD,
                     "SUB" => opt::SUB,
@@ -685,7 +694,11 @@ fn evaluate(
                 };
                 let code = fused_of(tag).with_context(ctx)?;
                 let n = a.len().max(b.len());
-                if n % a.len().max(1) != 0 || n % b.len().max(1) != 0 || a.is_empty() || b.is_empty() {
+                if n % a.len().max(1) != 0
+                    || n % b.len().max(1) != 0
+                    || a.is_empty()
+                    || b.is_empty()
+                {
                     bail!("{}: operands of {} and {} values", ctx(), a.len(), b.len());
                 }
                 (0..n)
@@ -702,7 +715,11 @@ fn evaluate(
                     })
                     .collect()
             }
-            "LOGISTIC" => e.get(op, 0)?.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect(),
+            "LOGISTIC" => e
+                .get(op, 0)?
+                .iter()
+                .map(|&v| 1.0 / (1.0 + (-v).exp()))
+                .collect(),
             "TANH" => e.get(op, 0)?.iter().map(|&v| v.tanh()).collect(),
             "RELU" => e.get(op, 0)?.iter().map(|&v| v.max(0.0)).collect(),
             "RELU6" => e.get(op, 0)?.iter().map(|&v| v.clamp(0.0, 6.0)).collect(),
@@ -805,8 +822,24 @@ fn evaluate(
                     }
                     let norm = |x: i64| if x < 0 { x + d } else { x };
                     let (lo, hi) = if step > 0 { (0, d) } else { (-1, d - 1) };
-                    let start = if bit(bm, a) { if step > 0 { 0 } else { d - 1 } } else { norm(b[a]).clamp(lo, hi) };
-                    let stop = if bit(em, a) { if step > 0 { d } else { -1 } } else { norm(en[a]).clamp(lo, hi) };
+                    let start = if bit(bm, a) {
+                        if step > 0 {
+                            0
+                        } else {
+                            d - 1
+                        }
+                    } else {
+                        norm(b[a]).clamp(lo, hi)
+                    };
+                    let stop = if bit(em, a) {
+                        if step > 0 {
+                            d
+                        } else {
+                            -1
+                        }
+                    } else {
+                        norm(en[a]).clamp(lo, hi)
+                    };
                     let mut v = Vec::new();
                     let mut i = start;
                     while (step > 0 && i < stop) || (step < 0 && i > stop) {
@@ -815,9 +848,8 @@ fn evaluate(
                     }
                     idx.push(v);
                 }
-                let strides: Vec<usize> = (0..s.len())
-                    .map(|a| s[a + 1..].iter().product())
-                    .collect();
+                let strides: Vec<usize> =
+                    (0..s.len()).map(|a| s[a + 1..].iter().product()).collect();
                 let mut y = vec![0usize];
                 for (a, ix) in idx.iter().enumerate() {
                     let sa = strides[a];
@@ -832,11 +864,10 @@ fn evaluate(
         };
         e.v.insert(out, y);
     }
-    let y = e
-        .v
-        .get(&output)
-        .cloned()
-        .ok_or_else(|| anyhow!("the graph's output is not computed"))?;
+    let y =
+        e.v.get(&output)
+            .cloned()
+            .ok_or_else(|| anyhow!("the graph's output is not computed"))?;
     Ok((y, e.v))
 }
 
@@ -871,7 +902,10 @@ pub(super) fn check(
     for _ in 0..4 {
         let x: Vec<f64> = (0..steps * f).map(|_| rng.next() * 4.0 - 2.0).collect();
         let (y, vals) = evaluate(g, ops, input, output, &x)?;
-        let frames32: Vec<Vec<f32>> = x.chunks(f).map(|c| c.iter().map(|&v| v as f32).collect()).collect();
+        let frames32: Vec<Vec<f32>> = x
+            .chunks(f)
+            .map(|c| c.iter().map(|&v| v as f32).collect())
+            .collect();
         // The graph computes in f64 from the f64 input; the model reads f32 frames: feed it
         // the same values (exact in f32 after this rounding).
         let xr: Vec<f64> = frames32.iter().flatten().map(|&v| f64::from(v)).collect();
@@ -906,7 +940,9 @@ pub(super) fn check(
                 l.step(0, &xt, &mut h, &mut c, &mut ());
                 let held = vals.values().any(|v| {
                     v.len() == h.len()
-                        && v.iter().zip(&h).all(|(a, b)| (a - b).abs() <= tol.max(1e-6))
+                        && v.iter()
+                            .zip(&h)
+                            .all(|(a, b)| (a - b).abs() <= tol.max(1e-6))
                 });
                 if !held {
                     at = Some(t);
