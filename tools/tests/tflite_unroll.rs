@@ -281,3 +281,25 @@ fn tflite_unrolled_tampered_refused() {
         "time step 3 does not compute the cell of its other steps",
     );
 }
+
+/// Corrupted unrolled files (byte flips over the whole of rnn_int8.tflite, and truncations):
+/// an error or a model, never a panic.
+#[test]
+fn tflite_unrolled_corrupt_bytes_never_panic() {
+    let bytes = std::fs::read(tfu("rnn_int8.tflite")).unwrap();
+    let p = std::path::Path::new("x.tflite");
+    let opts = ImportOptions::default();
+    let mut errors = 0;
+    for n in (8..bytes.len()).step_by(97) {
+        errors += import::load_model_bytes(&bytes[..n], p, &opts).is_err() as usize;
+    }
+    assert!(errors > 0);
+    for i in (8..bytes.len()).step_by(5) {
+        for v in [0x00u8, 0xff, 0x80] {
+            let mut c = bytes.clone();
+            c[i] = v;
+            // Ok or Err: both fine, a panic fails the test.
+            let _ = import::load_model_bytes(&c, p, &opts);
+        }
+    }
+}

@@ -468,7 +468,10 @@ fn layer(
         let (_, w) = g.matrix(op, 1, Some(rows), h)?;
         Ok((w, g.bias(op, 2, rows)?))
     };
-    let dims: Vec<usize> = shapes.iter().map(|s| s[0]).collect();
+    let dims: Vec<usize> = shapes
+        .iter()
+        .map(|s| if s.len() == 2 { s[0] } else { 0 })
+        .collect();
     let (cell, w_hh, b_hh) = match (gh / h.max(1), gh % h.max(1), &dims[..]) {
         (1, 0, [r]) if *r == h => {
             let (w, b) = rec(0, h)?;
@@ -516,8 +519,8 @@ fn layer(
         if op.name != "ADD" {
             continue;
         }
-        for k in 0..2 {
-            if g.is_const(op.inputs[k]) {
+        for (k, &t) in op.inputs.iter().enumerate().take(2) {
+            if g.is_const(t) {
                 if let Ok((s, _)) = g.constant(op, k) {
                     if s.iter().product::<usize>() == gh && gh > h {
                         late.push((j, k));
@@ -809,6 +812,9 @@ fn evaluate(
                     bail!("{}: ellipsis/new-axis/offset slicing", ctx());
                 }
                 let (b, en, st) = (g.ints(op, 1)?, g.ints(op, 2)?, g.ints(op, 3)?);
+                if v.len() != s.iter().product::<usize>() {
+                    bail!("{}: {} values for shape {s:?}", ctx(), v.len());
+                }
                 if b.len() != s.len() || en.len() != s.len() || st.len() != s.len() {
                     bail!("{}: slice of rank {} for shape {s:?}", ctx(), b.len());
                 }
