@@ -30,7 +30,8 @@ Dense(9, softmax)), with NAME_pred.npy; weights_only.h5 (save_weights: refused).
 TFLite: lstm_while.tflite, lstm.keras converted by tf.lite.TFLiteConverter for input
 [1, 20, 12]: Keras 3 layers convert to a WHILE loop (VAR_HANDLE, WHILE, BATCH_MATMUL...),
 not to UNIDIRECTIONAL_SEQUENCE_LSTM; tinyrnn refuses .tflite files (`--tflite` writes only it).
-Unrolled TFLite (refused, untrained): lstm_unroll.tflite, gru_unroll.tflite, rnn_unroll.tflite:
+Unrolled TFLite (untrained; imported since the unrolled form is read, see
+make_tflite_unroll.py for trained ones): lstm_unroll.tflite, gru_unroll.tflite, rnn_unroll.tflite:
 Input(shape=(8, 12), batch_size=1) -> LSTM / GRU / SimpleRNN(4, unroll=True) -> Dense(9,
 softmax), converted by tf.lite.TFLiteConverter.from_keras_model. TF 2.21 emits no WHILE for
 them: RESHAPE, UNPACK of the 8 time steps, then one copy of the cell per step

@@ -2,8 +2,8 @@
 //! tools/scripts/make_tflite.py) against the TFLite interpreter's own outputs, float and
 //! int8 (dequantized at import), tinyrnn's own int16/int8 quantization of them (with the
 //! LSTMs' cell_clip) against the interpreter's recorded results, the Bidirectional(LSTM)
-//! form, and the refusals (WHILE loops, unrolled layers, unsupported operators, broken
-//! flatbuffers) as one `error:` line.
+//! form, Keras 3 unrolled layers (tests/tflite_unroll.rs has the trained ones), and the
+//! refusals (WHILE loops, unsupported operators, broken flatbuffers) as one `error:` line.
 
 mod common;
 
@@ -229,22 +229,42 @@ fn tflite_refusals() {
             "import the .keras file itself",
         ),
         (tfl("elu.tflite"), "op 3 (ELU) is not supported"),
-        // Keras 3 LSTM / GRU / SimpleRNN(unroll=True), fixed length 8: no WHILE, the time
-        // steps split by UNPACK, one copy of the cell per step (make_keras.py `unrolled`).
+        // An unrolled layer whose 4th step reads other recurrent weights (tflite_unroll.rs).
         (
-            data_dir().join("keras/lstm_unroll.tflite"),
-            "op 1 (UNPACK) is not supported: it splits the sequence into time steps, as an unrolled recurrent layer does (Keras `unroll=True`",
-        ),
-        (
-            data_dir().join("keras/gru_unroll.tflite"),
-            "op 1 (UNPACK) is not supported: it splits the sequence into time steps",
-        ),
-        (
-            data_dir().join("keras/rnn_unroll.tflite"),
-            "import the .keras file itself or its ONNX export",
+            data_dir().join("tflite_unroll/tampered_weights.tflite"),
+            "every step must use the same recurrent weights",
         ),
     ] {
         refused(&f, &["inspect"], want);
+    }
+}
+
+/// Keras 3 LSTM / GRU / SimpleRNN(4, unroll=True), untrained, fixed length 8
+/// (make_keras.py `unrolled`): no WHILE, the time steps split by UNPACK, one copy of the cell
+/// per step. Once refused, now imported as the streaming layer (the importer checks the
+/// model against the graph evaluated on random inputs; tests/tflite_unroll.rs compares
+/// trained ones with the interpreter and Keras).
+#[test]
+fn tflite_keras_unrolled_import() {
+    for (f, cell) in [
+        ("lstm", CellKind::Lstm { peepholes: false }),
+        (
+            "gru",
+            CellKind::Gru {
+                linear_before_reset: true,
+            },
+        ),
+        ("rnn", CellKind::Rnn(tinyrnn::RnnAct::Tanh)),
+    ] {
+        let p = data_dir().join(format!("keras/{f}_unroll.tflite"));
+        let m = import::load_model(&p, &ImportOptions::default()).unwrap();
+        assert_eq!(m.layers.len(), 1, "{f}");
+        assert_eq!(m.layers[0].cell, cell, "{f}");
+        assert_eq!((m.layers[0].input_size, m.layers[0].hidden_size), (12, 4));
+        assert_eq!((m.pool, m.output_act), (Pool::Last, OutputAct::Softmax));
+        let (code, _, err) = cli(&[OsStr::new("inspect"), p.as_os_str()]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("unrolled for 8 time steps"), "{err}");
     }
 }
 

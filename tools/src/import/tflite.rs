@@ -14,15 +14,15 @@
 //! | `FULLY_CONNECTED` (fused activation) before the first recurrent layer | pre-net dense |
 //! | `UNIDIRECTIONAL_SEQUENCE_LSTM` / `_RNN` | recurrent layer (LSTM gates `i, f, c, o` → `i, f, g, o`; `cell_clip` kept as [`FloatLayer::cell_clip`]) |
 //! | `REVERSE_V2` (time), the same sequence op on the reversed and the original sequence, the last step of each, `CONCATENATION` `[forward, backward]` | a bidirectional layer (Keras `Bidirectional`, concat merge), pooling [`Pool::FinalStates`] |
+//! | `UNPACK` of the time steps, one copy of a `SimpleRNN` / `GRU` / `LSTM` cell per step, then the last step's `h` (or `PACK` into the next unrolled layer) | recurrent layer(s), pooling `Last` (Keras `unroll=True`; see tflite_unroll.rs) |
 //! | `STRIDED_SLICE` of the last time step / `MEAN` / `REDUCE_MAX` / `SUM` over time | pooling `Last` / `Mean` / `Max` / `Sum` |
 //! | `FULLY_CONNECTED` after it | hidden head layers, the last one the head |
 //! | `RELU` / `LOGISTIC` / `TANH` after a dense | its activation (on the last one: the output activation) |
 //! | `SOFTMAX` (beta 1) at the end | softmax output |
 //! | `RESHAPE` / `SQUEEZE` / `EXPAND_DIMS` that keep the values | dropped |
 //!
-//! Refused by name: a `WHILE` loop (what Keras 3 RNN layers convert to), the unrolled form
-//! of `unroll=True` layers (`UNPACK` of the time steps, one copy of the cell per step), bidirectional
-//! sequence ops, LSTM projection clipping, CIFG, projection and layer-norm LSTMs,
+//! Refused by name: a `WHILE` loop (what Keras 3 RNN layers convert to), an unrolled layer
+//! whose steps are not copies of one cell, bidirectional sequence ops, LSTM projection clipping, CIFG, projection and layer-norm LSTMs,
 //! time-major sequence ops, integer model inputs/outputs, and any other operator (one error
 //! naming the operator and its index).
 
@@ -33,6 +33,9 @@ use tinyrnn::model::{CellKind, DenseAct, OutputAct, Pool, RnnAct};
 
 use super::tflite_fb::{Buf, Table};
 use crate::ir::{FloatDense, FloatLayer, FloatModel, FrameOp};
+
+#[path = "tflite_unroll.rs"]
+mod unroll;
 
 /// `BuiltinOperator` names by code (schema order).
 const OP_NAMES: &[&str] = &[
@@ -681,8 +684,10 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
     let mut pool = Pool::Last;
     let mut dense: Vec<FloatDense> = Vec::new();
     let mut softmax = false;
-    // Ops already read as part of a matched pattern (a Bidirectional layer).
+    // Ops already read as part of a matched pattern (a Bidirectional or unrolled layer).
     let mut taken: Vec<usize> = Vec::new();
+    // The UNPACK of unrolled layers and their fixed length.
+    let mut unrolled: Option<(usize, usize)> = None;
     for (i, op) in ops.iter().enumerate() {
         if taken.contains(&i) {
             continue;
@@ -712,6 +717,7 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
                 | "FULLY_CONNECTED"
                 | "UNIDIRECTIONAL_SEQUENCE_LSTM"
                 | "UNIDIRECTIONAL_SEQUENCE_RNN"
+                | "UNPACK"
                 | "REVERSE_V2"
                 | "STRIDED_SLICE"
                 | "MEAN"
@@ -728,8 +734,8 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
         );
         if !supported {
             let hint = match op.name.as_str() {
-                "UNPACK" | "SPLIT" | "SPLIT_V" | "SLICE" | "GATHER" => {
-                    ": it splits the sequence into time steps, as an unrolled recurrent layer does (Keras `unroll=True`: one copy of the cell per time step, for a fixed length), which tinyrnn does not import; import the .keras file itself or its ONNX export (`model.export(path, format=\"onnx\")`), or convert a tf_keras (Keras 2) LSTM without unroll, which becomes UNIDIRECTIONAL_SEQUENCE_LSTM"
+                "SPLIT" | "SPLIT_V" | "SLICE" | "GATHER" => {
+                    ": it splits the sequence into time steps some other way than the UNPACK of an unrolled recurrent layer (Keras `unroll=True`), the form tinyrnn imports"
                 }
                 "VAR_HANDLE" | "READ_VARIABLE" | "ASSIGN_VARIABLE" | "CALL_ONCE" => {
                     ": resource variables belong to a WHILE-loop graph; import the .keras file or a tf_keras conversion instead"
@@ -868,6 +874,26 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
                 width = l.hidden_size;
                 layers.push(l);
             }
+            "UNPACK" => {
+                if phase != Phase::Frames {
+                    bail!("{}: splits a pooled vector", ctx());
+                }
+                if !layers.is_empty() {
+                    bail!(
+                        "{}: an unrolled layer after a sequence op is not supported",
+                        ctx()
+                    );
+                }
+                let u = unroll::unrolled(&g, &ops, i, cur, width).with_context(ctx)?;
+                taken.extend(u.used);
+                width = u.layers.last().map_or(width, |l| l.hidden_size);
+                unrolled = Some((i, u.steps));
+                layers.extend(u.layers);
+                pool = Pool::Last;
+                phase = Phase::Pooled;
+                cur = u.out;
+                continue;
+            }
             "REVERSE_V2" => {
                 if phase != Phase::Frames {
                     bail!("{}: reverses a pooled vector", ctx());
@@ -957,7 +983,7 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
     if head.as_ref().is_some_and(|h| h.act != DenseAct::Identity) {
         dense.extend(head.take());
     }
-    Ok(FloatModel {
+    let m = FloatModel {
         input_size,
         norm: None,
         pre: pre.into_iter().map(FrameOp::Dense).collect(),
@@ -967,8 +993,32 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
         head,
         output_act,
         name: String::new(),
-    })
+    };
+    if let Some((at, steps)) = unrolled {
+        m.validate().map_err(|e| anyhow!("{e}"))?;
+        let quantized = g.tensors.iter().any(|t| t.quant.is_some());
+        let tol = if quantized {
+            UNROLL_TOL_QUANT
+        } else {
+            UNROLL_TOL
+        };
+        let err = unroll::check(&g, &ops, *input, *output, &m, steps, tol)?;
+        eprintln!(
+            "note: op {at} (UNPACK): {} unrolled recurrent layer(s) (Keras unroll=True), unrolled for {steps} time steps, read as streaming layer(s) (outputs within {err:.0e} of the graph's on random {steps}-step inputs); tinyrnn runs sequences of any length: a longer or shorter one is what re-unrolling for its length would compute",
+            m.layers.len()
+        );
+    }
+    Ok(m)
 }
+
+/// How far the imported model's outputs may be from the unrolled graph's own (evaluated in
+/// f64 on random inputs) for a float file: both compute the same equations in f64 with the
+/// same constants, so only summation order differs.
+const UNROLL_TOL: f64 = 1e-9;
+/// The same for a quantized file: the converter stores the first step's folded constants
+/// (the zero initial state's gate biases) and split biases as separate quantized tensors,
+/// which differ from the recurrent projection's bias by their rounding.
+const UNROLL_TOL_QUANT: f64 = 1e-2;
 
 /// Keras `Bidirectional(LSTM(..))` / `Bidirectional(SimpleRNN(..))` (`merge_mode="concat"`,
 /// `return_sequences=False`) as the TFLite converter writes it, from the `REVERSE_V2` at
