@@ -219,12 +219,42 @@ pub struct Dataset {
     pub lengths: PathBuf,
     /// `(N,)` labels.
     pub labels: PathBuf,
+    /// How `cargo xtask bless` rebuilds `model` (optional keys): `tinyrnn quantize SOURCE
+    /// --precision int8 --calib CALIB --calib-lengths CALIB_LENGTHS [--normalize NORMALIZE]`.
+    pub source: Option<PathBuf>,
+    /// Calibration sequences for [`source`](Self::source).
+    pub calib: Option<PathBuf>,
+    /// Their true lengths.
+    pub calib_lengths: Option<PathBuf>,
+    /// Input standardization (`norm.json`) folded into the blob.
+    pub normalize: Option<PathBuf>,
 }
+
+/// The QEMU boards' further datasets (feature `graph-models` of the board crates): name and
+/// file in `boards/qemu-common/`, in the order the firmware runs them after `dataset.txt`'s.
+/// Read by `boards/board-support/build.rs` (which embeds them) and by `cargo xtask qemu`
+/// (which compares each one's `seq=` lines with `tinyrnn run --raw`).
+pub const EXTRA_DATASETS: [(&str, &str); 3] = [
+    ("mlp", "dataset-mlp.txt"),
+    ("pre", "dataset-pre.txt"),
+    ("bidir", "dataset-bidir.txt"),
+];
 
 impl Dataset {
     /// Parses `key = path` lines (`#` comments); the environment variable `TINYRNN_BLOB`,
     /// if set, overrides `model`.
     pub fn read(path: &Path) -> Result<Dataset, String> {
+        let mut ds = Dataset::read_file(path)?;
+        // `TINYRNN_BLOB` replaces the model (e.g. a blob just quantized by `cargo xtask demo`);
+        // xtask makes it absolute before building, so both sides read the same file.
+        if let Some(p) = std::env::var_os("TINYRNN_BLOB").filter(|p| !p.is_empty()) {
+            ds.model = PathBuf::from(p);
+        }
+        Ok(ds)
+    }
+
+    /// [`read`](Self::read) without the `TINYRNN_BLOB` override.
+    pub fn read_file(path: &Path) -> Result<Dataset, String> {
         let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let get = |key: &str| -> Result<PathBuf, String> {
@@ -236,17 +266,15 @@ impl Dataset {
                 .map(|(_, v)| dir.join(v.trim()))
                 .ok_or_else(|| format!("{}: no `{key} = ...` line", path.display()))
         };
-        // `TINYRNN_BLOB` replaces the model (e.g. a blob just quantized by `cargo xtask demo`);
-        // xtask makes it absolute before building, so both sides read the same file.
-        let model = match std::env::var_os("TINYRNN_BLOB") {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => get("model")?,
-        };
         Ok(Dataset {
-            model,
+            model: get("model")?,
             input: get("input")?,
             lengths: get("lengths")?,
             labels: get("labels")?,
+            source: get("source").ok(),
+            calib: get("calib").ok(),
+            calib_lengths: get("calib_lengths").ok(),
+            normalize: get("normalize").ok(),
         })
     }
 }
