@@ -11,6 +11,12 @@
 //! frames of each sequence, back to back, every value an `f32` little-endian.
 //! `$OUT_DIR/data.rs` holds the constants (see `src/data.rs`).
 //!
+//! With the feature `graph-models` (the QEMU boards) the datasets of
+//! `tinyrnn_host_npy::EXTRA_DATASETS` (`boards/qemu-common/dataset-<name>.txt`, not subject
+//! to `TINYRNN_BLOB`) are embedded the same way as `$OUT_DIR/<name>-model.trnn`,
+//! `<name>-frames.bin` (a recording equal to an earlier one's is embedded once) and one
+//! module each in `$OUT_DIR/extra.rs` (`data::extra::<name>`).
+//!
 //! Link arguments are not here: `cargo:rustc-link-arg*` applies only to the package's own
 //! targets, so each board's `build.rs` gives its own.
 

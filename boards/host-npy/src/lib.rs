@@ -310,6 +310,25 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The committed dataset files parse, relative to their folder; the optional quantize
+    /// keys are there for the further datasets only.
+    #[test]
+    fn committed_datasets() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../qemu-common");
+        let main = Dataset::read_file(&dir.join("dataset.txt")).unwrap();
+        assert!(main.model.ends_with("vowels_lstm_int8.trnn"));
+        assert!(main.source.is_none() && main.calib.is_none());
+        for (name, file) in EXTRA_DATASETS {
+            let ds = Dataset::read_file(&dir.join(file)).unwrap();
+            for p in [&ds.model, &ds.input, &ds.lengths, &ds.labels] {
+                assert!(p.is_file(), "{name}: {}", p.display());
+            }
+            for p in [&ds.source, &ds.calib, &ds.calib_lengths, &ds.normalize] {
+                assert!(p.as_ref().is_some_and(|p| p.is_file()), "{name}: {p:?}");
+            }
+        }
+    }
+
     #[test]
     fn shape_overflow_is_an_error() {
         let p = Path::new("x.npy");

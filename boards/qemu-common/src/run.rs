@@ -40,8 +40,10 @@ type SeqLine = Line<{ 40 + 7 * sizes::OUTPUT }>;
 /// (one copy of the runtime's code: `Session` is generic over its buffer sizes) and one set
 /// of buffers serve them all.
 mod sizes {
+    #[cfg(all(not(feature = "graph-models"), feature = "window"))]
+    pub use crate::data::WINDOW;
     #[cfg(not(feature = "graph-models"))]
-    pub use crate::data::{INPUT, OUTPUT, SCRATCH, STATE, WINDOW};
+    pub use crate::data::{INPUT, OUTPUT, SCRATCH, STATE};
 
     #[cfg(feature = "graph-models")]
     macro_rules! largest {
@@ -128,8 +130,10 @@ fn run_model(model: &Model<'_>, rec: &Recording) -> Result<(), Failure> {
     // Sized at compile time from the blobs by ../board-support/build.rs; `new` would say `TooLarge` otherwise.
     let mut clf: Clf<'_> = Classifier::new(model, Config::default())?;
     // Window mode needs this crate's feature `window` (on with `all-models` and
-    // `graph-models`); without it a windowed blob fails in `push` (`Error::NeedsWindow`).
-    let windowed = cfg!(feature = "window") && model.is_windowed();
+    // `graph-models`, and it turns on tinyrnn's); without it `load` refuses a windowed blob
+    // (`FeatureDisabled(window)`).
+    #[cfg(feature = "window")]
+    let windowed = model.is_windowed();
     let mut logits_buf = [0i16; sizes::OUTPUT];
     let logits = &mut logits_buf[..model.output_size().min(sizes::OUTPUT)];
     let mut t = 0;

@@ -700,7 +700,28 @@ pub fn template() -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::template_lines;
+    use super::{groups, template_lines};
+
+    #[test]
+    fn output_splits_by_dataset() {
+        let lines: Vec<String> = [
+            "board=x blob=1B seqs=1",
+            "seq=0 class=1 logits=1,2",
+            "accuracy=1/1",
+            "dataset=mlp blob=2B seqs=1 window=0w",
+            "seq=0 class=0 logits=3,2",
+            "dataset=bidir blob=3B seqs=1 window=9w",
+            "stack_used=4",
+        ]
+        .map(String::from)
+        .to_vec();
+        let g = groups(&lines);
+        let names: Vec<&str> = g.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["main", "mlp", "bidir"]);
+        assert_eq!(g[0].1[1], "seq=0 class=1 logits=1,2");
+        assert_eq!(g[1].1, ["seq=0 class=0 logits=3,2"]);
+        assert_eq!(g[2].1, ["stack_used=4"]);
+    }
 
     #[test]
     fn template_lines_pick_the_class_logit() {
