@@ -12,8 +12,44 @@ include!(concat!(env!("OUT_DIR"), "/data.rs"));
 /// # Panics
 /// If `t >= N_FRAMES`.
 pub fn frame(t: usize, out: &mut [f32; INPUT]) {
-    let bytes = &FRAMES[t * INPUT * 4..(t + 1) * INPUT * 4];
-    for (v, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-        *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    RECORDING.frame(t, out);
+}
+
+/// An embedded model and recording: the module's constants as one value ([`RECORDING`],
+/// `extra::<name>::RECORDING`), for code that runs any of them.
+pub struct Recording {
+    /// The model blob.
+    pub blob: &'static [u8],
+    /// Features per frame.
+    pub input: usize,
+    /// True length of each sequence, in frames.
+    pub lengths: &'static [u16],
+    /// True class of each sequence.
+    pub labels: &'static [u16],
+    /// `Σ lengths × input` `f32` little-endian, sequences back to back.
+    pub frames: &'static [u8],
+}
+
+impl Recording {
+    /// The `input` values of frame `t` (global index) decoded from `frames` into `out`
+    /// (its first `input` values).
+    ///
+    /// # Panics
+    /// If `t` is past the last frame or `out` is shorter than `input`.
+    pub fn frame(&self, t: usize, out: &mut [f32]) {
+        let n = self.input;
+        let bytes = &self.frames[t * n * 4..(t + 1) * n * 4];
+        for (v, b) in out[..n].iter_mut().zip(bytes.chunks_exact(4)) {
+            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
     }
+}
+
+/// The QEMU boards' further datasets (feature `graph-models`): one module per entry of
+/// `tinyrnn_host_npy::EXTRA_DATASETS` (`boards/qemu-common/dataset-<name>.txt`), each with
+/// the constants above.
+#[cfg(feature = "graph-models")]
+pub mod extra {
+    use super::Recording;
+    include!(concat!(env!("OUT_DIR"), "/extra.rs"));
 }

@@ -219,12 +219,42 @@ pub struct Dataset {
     pub lengths: PathBuf,
     /// `(N,)` labels.
     pub labels: PathBuf,
+    /// How `cargo xtask bless` rebuilds `model` (optional keys): `tinyrnn quantize SOURCE
+    /// --precision int8 --calib CALIB --calib-lengths CALIB_LENGTHS [--normalize NORMALIZE]`.
+    pub source: Option<PathBuf>,
+    /// Calibration sequences for [`source`](Self::source).
+    pub calib: Option<PathBuf>,
+    /// Their true lengths.
+    pub calib_lengths: Option<PathBuf>,
+    /// Input standardization (`norm.json`) folded into the blob.
+    pub normalize: Option<PathBuf>,
 }
+
+/// The QEMU boards' further datasets (feature `graph-models` of the board crates): name and
+/// file in `boards/qemu-common/`, in the order the firmware runs them after `dataset.txt`'s.
+/// Read by `boards/board-support/build.rs` (which embeds them) and by `cargo xtask qemu`
+/// (which compares each one's `seq=` lines with `tinyrnn run --raw`).
+pub const EXTRA_DATASETS: [(&str, &str); 3] = [
+    ("mlp", "dataset-mlp.txt"),
+    ("pre", "dataset-pre.txt"),
+    ("bidir", "dataset-bidir.txt"),
+];
 
 impl Dataset {
     /// Parses `key = path` lines (`#` comments); the environment variable `TINYRNN_BLOB`,
     /// if set, overrides `model`.
     pub fn read(path: &Path) -> Result<Dataset, String> {
+        let mut ds = Dataset::read_file(path)?;
+        // `TINYRNN_BLOB` replaces the model (e.g. a blob just quantized by `cargo xtask demo`);
+        // xtask makes it absolute before building, so both sides read the same file.
+        if let Some(p) = std::env::var_os("TINYRNN_BLOB").filter(|p| !p.is_empty()) {
+            ds.model = PathBuf::from(p);
+        }
+        Ok(ds)
+    }
+
+    /// [`read`](Self::read) without the `TINYRNN_BLOB` override.
+    pub fn read_file(path: &Path) -> Result<Dataset, String> {
         let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let get = |key: &str| -> Result<PathBuf, String> {
@@ -236,17 +266,15 @@ impl Dataset {
                 .map(|(_, v)| dir.join(v.trim()))
                 .ok_or_else(|| format!("{}: no `{key} = ...` line", path.display()))
         };
-        // `TINYRNN_BLOB` replaces the model (e.g. a blob just quantized by `cargo xtask demo`);
-        // xtask makes it absolute before building, so both sides read the same file.
-        let model = match std::env::var_os("TINYRNN_BLOB") {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => get("model")?,
-        };
         Ok(Dataset {
-            model,
+            model: get("model")?,
             input: get("input")?,
             lengths: get("lengths")?,
             labels: get("labels")?,
+            source: get("source").ok(),
+            calib: get("calib").ok(),
+            calib_lengths: get("calib_lengths").ok(),
+            normalize: get("normalize").ok(),
         })
     }
 }
@@ -280,6 +308,25 @@ mod tests {
         assert_eq!(b.ints().unwrap(), vec![7, -3, i64::MAX]);
         assert!(write_f32(&f, &[2, 2], &[1.0]).is_err());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The committed dataset files parse, relative to their folder; the optional quantize
+    /// keys are there for the further datasets only.
+    #[test]
+    fn committed_datasets() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../qemu-common");
+        let main = Dataset::read_file(&dir.join("dataset.txt")).unwrap();
+        assert!(main.model.ends_with("vowels_lstm_int8.trnn"));
+        assert!(main.source.is_none() && main.calib.is_none());
+        for (name, file) in EXTRA_DATASETS {
+            let ds = Dataset::read_file(&dir.join(file)).unwrap();
+            for p in [&ds.model, &ds.input, &ds.lengths, &ds.labels] {
+                assert!(p.is_file(), "{name}: {}", p.display());
+            }
+            for p in [&ds.source, &ds.calib, &ds.calib_lengths, &ds.normalize] {
+                assert!(p.as_ref().is_some_and(|p| p.is_file()), "{name}: {p:?}");
+            }
+        }
     }
 
     #[test]

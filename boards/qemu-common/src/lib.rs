@@ -9,7 +9,12 @@
 //!    the integer outputs with `Session::output_q` and prints
 //!    `seq=<i> class=<c> logits=<v0>,<v1>,...` (`class` = argmax, ties → lowest index),
 //!    the same line format as the host's `tinyrnn run --raw`;
-//! 4. prints `accuracy=<correct>/<n>` and `stack_used=<bytes>` (high-water mark);
+//! 4. prints `accuracy=<correct>/<n>`; with the feature `graph-models` (default) steps 2–4
+//!    repeat for each further dataset (`data::extra`: an MLP head, a pre-net, a windowed
+//!    bidirectional GRU), each after a `dataset=<name>` line; a windowed model runs through
+//!    `Session::step_window` and gives one output per sequence
+//!    (`Session::output_window_q`), as `tinyrnn run` does; then `stack_used=<bytes>`
+//!    (high-water mark);
 //! 5. exits through semihosting with status 0, or 1 after any error (a panic exits 101).
 //!
 //! Output goes through defmt (`defmt-semihosting`); the host decodes it with the ELF

@@ -5,12 +5,13 @@
 //! cargo xtask qemu [BOARD...]            build, run under QEMU, compare with the host, sizes
 //!       --show                           just print each board's decoded output
 //!       --expected cli|file              host reference: `tinyrnn run --raw` (built here) or
-//!                                        boards/qemu-common/expected.txt (default: cli;
+//!                                        boards/qemu-common/expected*.txt (default: cli;
 //!                                        TINYRNN_EXPECTED=file)
 //!       --timeout SECS                   per-board QEMU time limit (default 60)
 //!       --dev                            dev profile (opt-level "s", overflow checks) instead of release
 //!       --features LIST                  build the boards with only these tinyrnn features
-//!                                        (`minimal` = lstm,int8, what the bundled model needs)
+//!                                        (`minimal` = lstm,int8, what the bundled model needs;
+//!                                        without `graph-models` only dataset.txt's model runs)
 //! cargo xtask size [--dev] [--timeout SECS] [--features LIST] [BOARD...]
 //!                                        build + run, print flash / RAM / stack per board
 //! cargo xtask size minimal [--top N] [TARGET...]
@@ -18,7 +19,7 @@
 //!                                        for thumbv6m and thumbv7em: sections, symbols largest
 //!                                        first (top N per section, default 30), .text goal
 //!                                        16 KB (fails above it; src/size.rs)
-//! cargo xtask bless                      write boards/qemu-common/expected.txt from the host CLI
+//! cargo xtask bless                      re-quantize the further QEMU blobs, write boards/qemu-common/expected*.txt
 //! cargo xtask make-test-blob             regenerate the bring-up data in boards/qemu-common/data/
 //! cargo xtask bench [--json] [--check] [--update] [--timeout SECS] [MACHINE...]
 //!                                        instructions per step under QEMU (BENCHMARKS.md),

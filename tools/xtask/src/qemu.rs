@@ -10,7 +10,7 @@ use std::{fs, thread};
 use crate::boards::{self, Board};
 use crate::defmt::Table;
 use crate::{elf, root, Result};
-use tinyrnn_host_npy::Dataset;
+use tinyrnn_host_npy::{Dataset, EXTRA_DATASETS};
 
 /// Where the expected `seq=` lines come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +79,40 @@ pub(crate) fn dataset() -> Result<Dataset> {
     Ok(Dataset::read(&path)?)
 }
 
-fn expected_path() -> PathBuf {
-    root().join("boards/qemu-common/expected.txt")
+/// One dataset the QEMU firmware streams: `dataset.txt`'s (name `main`, printed first, no
+/// header) or one of `tinyrnn_host_npy::EXTRA_DATASETS` (feature `graph-models`), whose lines
+/// follow a `dataset=<name> ...` line.
+pub(crate) struct Set {
+    pub name: &'static str,
+    pub ds: Dataset,
+}
+
+/// The datasets a firmware built with `features` (`None`: the default features) runs, in order.
+fn sets(features: Option<&str>) -> Result<Vec<Set>> {
+    let mut sets = vec![Set {
+        name: "main",
+        ds: dataset()?,
+    }];
+    let graph = features.is_none_or(|f| f.split(',').any(|f| f.trim() == "graph-models"));
+    if graph {
+        for (name, file) in EXTRA_DATASETS {
+            let path = root().join("boards/qemu-common").join(file);
+            sets.push(Set {
+                name,
+                ds: Dataset::read_file(&path)?,
+            });
+        }
+    }
+    Ok(sets)
+}
+
+/// `expected.txt` for `main`, `expected-<name>.txt` for the others.
+fn expected_path(set: &str) -> PathBuf {
+    let file = match set {
+        "main" => "expected.txt".to_string(),
+        _ => format!("expected-{set}.txt"),
+    };
+    root().join("boards/qemu-common").join(file)
 }
 
 /// Only the lines that must match the host byte for byte.
@@ -91,15 +123,28 @@ pub(crate) fn seq_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Builds the host CLI and runs it on the dataset (`--raw`), returning its stdout.
-fn cli_output() -> Result<String> {
-    let ds = dataset()?;
+/// The firmware's output split by dataset: the lines before the first `dataset=` line
+/// belong to `main`, then each `dataset=<name> ...` line starts the group `<name>`.
+fn groups(lines: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut out = vec![("main".to_string(), Vec::new())];
+    for l in lines {
+        if let Some(rest) = l.strip_prefix("dataset=") {
+            let name = rest.split(' ').next().unwrap_or("");
+            out.push((name.to_string(), Vec::new()));
+        } else if let Some((_, g)) = out.last_mut() {
+            g.push(l.clone());
+        }
+    }
+    out
+}
+
+/// Builds the host CLI and runs it on a dataset (`--raw`), returning its stdout.
+fn cli_output(ds: &Dataset) -> Result<String> {
     cli_run(&ds.model, &ds.input, &ds.lengths)
 }
 
-/// Builds the host CLI and runs `tinyrnn run MODEL --input INPUT --lengths LENGTHS --raw`,
-/// returning its stdout.
-pub(crate) fn cli_run(model: &Path, input: &Path, lengths: &Path) -> Result<String> {
+/// Builds the host CLI (`cargo build --release -p tinyrnn-cli`) and returns its path.
+fn cli() -> Result<PathBuf> {
     let root = root();
     let status = Command::new(cargo())
         .args(["build", "--release", "-p", "tinyrnn-cli"])
@@ -111,7 +156,13 @@ pub(crate) fn cli_run(model: &Path, input: &Path, lengths: &Path) -> Result<Stri
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or(root.join("target"));
-    let out = Command::new(target.join("release").join("tinyrnn"))
+    Ok(target.join("release").join("tinyrnn"))
+}
+
+/// Builds the host CLI and runs `tinyrnn run MODEL --input INPUT --lengths LENGTHS --raw`,
+/// returning its stdout.
+pub(crate) fn cli_run(model: &Path, input: &Path, lengths: &Path) -> Result<String> {
+    let out = Command::new(cli()?)
         .arg("run")
         .arg(model)
         .arg("--input")
@@ -131,47 +182,100 @@ pub(crate) fn cli_run(model: &Path, input: &Path, lengths: &Path) -> Result<Stri
     Ok(String::from_utf8(out.stdout)?)
 }
 
-fn expected_lines(src: Expected) -> Result<Vec<String>> {
-    let text = match src {
-        Expected::Cli => {
-            let text = cli_output()?;
-            let committed = fs::read_to_string(expected_path()).unwrap_or_default();
-            let overridden = std::env::var_os("TINYRNN_BLOB").is_some()
-                || std::env::var_os("TINYRNN_DATASET").is_some();
-            if !overridden && seq_lines(&committed) != seq_lines(&text) {
-                println!(
-                    "note: {} differs from the CLI's output: refresh it with `cargo xtask bless`",
-                    expected_path().display()
-                );
-            }
-            text
-        }
-        Expected::File => fs::read_to_string(expected_path()).map_err(|e| {
-            format!(
-                "{}: {e} (run `cargo xtask bless`)",
-                expected_path().display()
-            )
-        })?,
+/// `tinyrnn quantize SOURCE --precision int8 --calib .. --calib-lengths .. [--normalize ..]
+/// -o OUT` for a dataset that names its `source`; `Ok(false)` if it names none.
+fn quantize(ds: &Dataset, out: &Path) -> Result<bool> {
+    let (Some(source), Some(calib), Some(lengths)) = (&ds.source, &ds.calib, &ds.calib_lengths)
+    else {
+        return Ok(false);
     };
-    let lines = seq_lines(&text);
-    if lines.is_empty() {
-        return Err(format!("the host reference ({src:?}) has no seq= lines").into());
+    let mut cmd = Command::new(cli()?);
+    cmd.arg("quantize")
+        .arg(source)
+        .args(["--precision", "int8", "--calib"])
+        .arg(calib)
+        .arg("--calib-lengths")
+        .arg(lengths);
+    if let Some(n) = &ds.normalize {
+        cmd.arg("--normalize").arg(n);
     }
-    Ok(lines)
+    let run = cmd.arg("-o").arg(out).output()?;
+    if !run.status.success() {
+        return Err(format!(
+            "tinyrnn quantize {} failed: {}",
+            source.display(),
+            String::from_utf8_lossy(&run.stderr)
+        )
+        .into());
+    }
+    Ok(true)
 }
 
-/// `cargo xtask bless`: rewrites `boards/qemu-common/expected.txt` from the host CLI.
-pub fn bless() -> Result<()> {
-    let lines = seq_lines(&cli_output()?);
-    if lines.is_empty() {
-        return Err("tinyrnn run --raw printed no seq= lines".into());
+/// The `seq=` lines each set must print, in order.
+fn expected_lines(src: Expected, sets: &[Set]) -> Result<Vec<Vec<String>>> {
+    let overridden =
+        std::env::var_os("TINYRNN_BLOB").is_some() || std::env::var_os("TINYRNN_DATASET").is_some();
+    let mut all = Vec::new();
+    for set in sets {
+        let path = expected_path(set.name);
+        let text = match src {
+            Expected::Cli => {
+                let text = cli_output(&set.ds)?;
+                let committed = fs::read_to_string(&path).unwrap_or_default();
+                if !(overridden && set.name == "main") {
+                    if seq_lines(&committed) != seq_lines(&text) {
+                        println!(
+                            "note: {} differs from the CLI's output: refresh it with `cargo xtask bless`",
+                            path.display()
+                        );
+                    }
+                    // The committed blob is what the firmware embeds: say so if the CLI
+                    // now quantizes its source differently.
+                    let fresh = root()
+                        .join("target/qemu-blobs")
+                        .join(format!("{}.trnn", set.name));
+                    fs::create_dir_all(fresh.parent().unwrap_or(Path::new(".")))?;
+                    if quantize(&set.ds, &fresh)? && fs::read(&fresh)? != fs::read(&set.ds.model)? {
+                        println!(
+                            "note: {} differs from a fresh `tinyrnn quantize` of {}: refresh it with `cargo xtask bless`",
+                            set.ds.model.display(),
+                            set.ds.source.as_deref().unwrap_or(Path::new("")).display()
+                        );
+                    }
+                }
+                text
+            }
+            Expected::File => fs::read_to_string(&path)
+                .map_err(|e| format!("{}: {e} (run `cargo xtask bless`)", path.display()))?,
+        };
+        let lines = seq_lines(&text);
+        if lines.is_empty() {
+            return Err(format!(
+                "the host reference ({src:?}) for {} has no seq= lines",
+                set.name
+            )
+            .into());
+        }
+        all.push(lines);
     }
-    fs::write(expected_path(), lines.join("\n") + "\n")?;
-    println!(
-        "wrote {} ({} lines)",
-        expected_path().display(),
-        lines.len()
-    );
+    Ok(all)
+}
+
+/// `cargo xtask bless`: re-quantizes the blob of every dataset that names its `source`
+/// (`dataset-<name>.txt`), then rewrites `boards/qemu-common/expected*.txt` from the host CLI.
+pub fn bless() -> Result<()> {
+    for set in sets(None)? {
+        if quantize(&set.ds, &set.ds.model)? {
+            println!("wrote {}", set.ds.model.display());
+        }
+        let lines = seq_lines(&cli_output(&set.ds)?);
+        if lines.is_empty() {
+            return Err(format!("tinyrnn run --raw printed no seq= lines for {}", set.name).into());
+        }
+        let path = expected_path(set.name);
+        fs::write(&path, lines.join("\n") + "\n")?;
+        println!("wrote {} ({} lines)", path.display(), lines.len());
+    }
     Ok(())
 }
 
@@ -294,12 +398,16 @@ struct Report {
 }
 
 pub fn run(opts: &Options) -> Result<bool> {
+    let sets = sets(opts.features.as_deref())?;
     let expected = if opts.show || opts.size_only {
         None
     } else {
-        Some(expected_lines(opts.expected)?)
+        Some(expected_lines(opts.expected, &sets)?)
     };
-    let blob_len = fs::metadata(dataset()?.model)?.len();
+    let mut blob_len = 0;
+    for set in &sets {
+        blob_len += fs::metadata(&set.ds.model)?.len();
+    }
     let timeout = Duration::from_secs(opts.timeout);
     let mut reports = Vec::new();
     for &board in &opts.boards {
@@ -352,24 +460,49 @@ pub fn run(opts: &Options) -> Result<bool> {
         };
         rep.pass = status_ok;
         if let Some(exp) = &expected {
-            let got = seq_lines(&out.lines.join("\n"));
-            if got != *exp {
-                rep.pass = false;
+            let got = groups(&out.lines);
+            let names: Vec<&str> = sets.iter().map(|s| s.name).collect();
+            let got_names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+            let mut same = true;
+            if got_names != names {
+                same = false;
                 rep.note
-                    .push_str("; seq= lines differ from the host (diff above)");
-                println!(
-                    "{}: seq= lines differ from the host (- host, + board):",
-                    board.name
-                );
-                print_diff(exp, &got);
-            } else if status_ok {
-                rep.note = format!("{} seq= lines match the host", got.len());
+                    .push_str(&format!("; datasets {got_names:?}, expected {names:?}"));
             }
-            if let Some(acc) = out.lines.iter().find(|l| l.starts_with("accuracy=")) {
-                rep.note.push_str(&format!(", {acc}"));
-            } else {
+            let mut counts = Vec::new();
+            let mut accuracies = Vec::new();
+            for ((set, exp), (_, lines)) in sets.iter().zip(exp).zip(&got) {
+                let seq = seq_lines(&lines.join("\n"));
+                counts.push(format!("{} {}", set.name, seq.len()));
+                if seq != *exp {
+                    same = false;
+                    rep.note.push_str(&format!(
+                        "; {}: seq= lines differ from the host (diff above)",
+                        set.name
+                    ));
+                    println!(
+                        "{}: {}: seq= lines differ from the host (- host, + board):",
+                        board.name, set.name
+                    );
+                    print_diff(exp, &seq);
+                }
+                match lines.iter().find(|l| l.starts_with("accuracy=")) {
+                    Some(acc) => accuracies.push(format!("{} {}", set.name, acc)),
+                    None => {
+                        rep.pass = false;
+                        rep.note
+                            .push_str(&format!(", {}: no accuracy= line", set.name));
+                    }
+                }
+            }
+            if !same {
                 rep.pass = false;
-                rep.note.push_str(", no accuracy= line");
+            } else if status_ok && accuracies.len() == sets.len() {
+                rep.note = format!(
+                    "seq= lines match the host ({}), {}",
+                    counts.join(", "),
+                    accuracies.join(", ")
+                );
             }
         }
         if !status_ok && !opts.show {
@@ -567,7 +700,28 @@ pub fn template() -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::template_lines;
+    use super::{groups, template_lines};
+
+    #[test]
+    fn output_splits_by_dataset() {
+        let lines: Vec<String> = [
+            "board=x blob=1B seqs=1",
+            "seq=0 class=1 logits=1,2",
+            "accuracy=1/1",
+            "dataset=mlp blob=2B seqs=1 window=0w",
+            "seq=0 class=0 logits=3,2",
+            "dataset=bidir blob=3B seqs=1 window=9w",
+            "stack_used=4",
+        ]
+        .map(String::from)
+        .to_vec();
+        let g = groups(&lines);
+        let names: Vec<&str> = g.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["main", "mlp", "bidir"]);
+        assert_eq!(g[0].1[1], "seq=0 class=1 logits=1,2");
+        assert_eq!(g[1].1, ["seq=0 class=0 logits=3,2"]);
+        assert_eq!(g[2].1, ["stack_used=4"]);
+    }
 
     #[test]
     fn template_lines_pick_the_class_logit() {
