@@ -21,10 +21,10 @@ Written:
   Bidirectional(LSTM(8, return_sequences=True)) -> GlobalAveragePooling1D -> Dense(9,
   softmax); NAME_pred.npy (tf_keras predict). legacy_bigru_sum.h5: untrained,
   merge_mode="sum" (refused by name).
-* NAME_unroll_f32.tflite / NAME_unroll_int8.tflite for bigru_v (and for trained models of
-  tests/data/keras named on the command line, e.g. `--unroll mlp gap`, not committed: an
-  unrolled file holds one copy of the cell per step, 15-185 KB each; the lstm, gru, gru_rb,
-  rnn and lstm2 twins are make_tflite_unroll.py's tests/data/tflite_unroll): the same weights in a twin
+* NAME_unroll_f32.tflite / NAME_unroll_int8.tflite for bigru_v and for the trained mlp and
+  gap of tests/data/keras (and others named on the command line, not committed: an unrolled
+  file holds one copy of the cell per step, 15-185 KB each; the lstm, gru, gru_rb, rnn and
+  lstm2 twins are make_tflite_unroll.py's tests/data/tflite_unroll): the same weights in a twin
   with `unroll=True` on every recurrent layer and a fixed input [1, T, 12] (unrolling needs
   a static length; T = 14, the most frequent test length), without the model's leading
   Normalization layer (the converter writes it as SUB/MUL ops, which are not part of the
@@ -266,7 +266,7 @@ def main() -> None:
         (OUT / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     unrolled("bigru_v", bigru, xtr, xte, yte, rows, info)
     extra = [a for a in sys.argv[1:] if not a.startswith("-")]
-    for name in extra:
+    for name in ["mlp", "gap"] + extra:
         m = keras.models.load_model(mk.OUT / f"{name}.keras")
         if name == "rnn":
             unrolled(name, m, xtr_norm, xte_norm, yte, rows, info)

@@ -10,17 +10,16 @@
 //! length): tests/data/keras (make_keras.py, make_keras_onnx.py), tests/data/keras_bidir
 //! (make_keras_bidir.py), tests/data/tflite (make_tflite.py: tf_keras models, whose
 //! converter output is fused `UNIDIRECTIONAL_SEQUENCE_LSTM`), tests/data/keras_table
-//! (make_keras_table.py: the trained Keras 3 `Bidirectional(GRU(16))` `bigru_v`, its
-//! `unroll=True` `.tflite` twins, and the legacy `.h5` Bidirectional models),
-//! tests/data/tflite_unroll (make_tflite_unroll.py: the `unroll=True` `.tflite` twins of the
-//! trained Keras 3 lstm, gru, gru_rb, rnn and lstm2; none exist for mlp and gap, see
-//! `NOT_SHIPPED`).
+//! (make_keras_table.py: the trained Keras 3 `Bidirectional(GRU(16))` `bigru_v`, the
+//! `unroll=True` `.tflite` twins of bigru_v, mlp and gap, and the legacy `.h5`
+//! Bidirectional models), tests/data/tflite_unroll (make_tflite_unroll.py: the
+//! `unroll=True` `.tflite` twins of the trained Keras 3 lstm, gru, gru_rb, rnn and lstm2).
 //!
 //! An unrolled `.tflite` has a fixed length. The tflite_unroll twins (T = 7) take features
 //! normalized with vowels/norm.json, and their rows run the 370 test sequences cut to their
 //! first 7 frames, against Keras's predict of the twin and the interpreter on the same
-//! frames (accuracies on 7 frames are lower). The `bigru_v` twins (T = 14) leave out the
-//! model's leading Normalization layer (`keras_table/bigru_v_norm.json`, that layer's
+//! frames (accuracies on 7 frames are lower). The keras_table twins (T = 14) leave out the
+//! model's leading Normalization layer (`keras_table/NAME_norm.json`, that layer's
 //! statistics, is folded in at import as `--normalize` does, so they take raw features like
 //! the `.keras` file); the interpreter's outputs exist for the 45 test sequences of length 14
 //! only (keras_table/info.json `unroll_rows`): the float model imported from them is
@@ -48,7 +47,8 @@
 //!   tests/tflite_unroll.rs `tflite_unrolled_quantized_accuracy`, for the same reason).
 //!
 //! Rows with `refused_today` are files tinyrnn does not import yet (the converter's
-//! unrolled form of a `Bidirectional` layer): they must be refused with the given message
+//! unrolled form of a `Bidirectional` layer, and of a layer pooled by
+//! GlobalAveragePooling1D): they must be refused with the given message
 //! (printed as "refused today: …", not a failure); once they import, every assertion above
 //! applies to them as to any other row.
 
@@ -123,14 +123,11 @@ fn row(
     }
 }
 
-/// Keras 3 models without `unroll=True` `.tflite` twins in the repository (size: one copy of
-/// the cell per step, 50-85 KB each for T = 14; `make_keras_table.py --unroll mlp gap`
-/// writes them): listed in the table as missing.
-const NOT_SHIPPED: &[&str] = &["mlp", "gap"];
-
-/// The unrolled `.tflite` of a `Bidirectional(GRU)`: its layer's last state is read by both
-/// the next step and the CONCATENATION of the two directions.
+/// Refused today: the unrolled `.tflite` of a `Bidirectional(GRU)` (its layer's last state
+/// is read by both the next step and the CONCATENATION of the two directions), and of a
+/// layer whose whole sequence a MEAN (GlobalAveragePooling1D) reads.
 const BIDIR_UNROLL: &str = "(UNPACK): the cell's tensors are read by";
+const GAP_UNROLL: &str = "(MEAN) reads the whole sequence of an unrolled layer";
 
 /// Keras 3 models with `unroll=True` `.tflite` twins in tests/data/tflite_unroll
 /// (make_tflite_unroll.py: T = 7, normalized features, the test sequences cut to 7 frames).
@@ -170,7 +167,6 @@ fn rows() -> Vec<Row> {
         ),
     ];
     for (model, dir, name, input) in k3 {
-        let shipped = !NOT_SHIPPED.contains(&name);
         let pred = format!("{dir}/{name}_pred.npy");
         let pred = Some(pred.as_str());
         v.push(row(
@@ -206,10 +202,7 @@ fn rows() -> Vec<Row> {
             }
             continue;
         }
-        for (format, kind) in [(TFL_F32, "f32"), (TFL_INT8, "int8")]
-            .into_iter()
-            .filter(|_| shipped)
-        {
+        for (format, kind) in [(TFL_F32, "f32"), (TFL_INT8, "int8")] {
             let mut r = row(
                 model,
                 format,
@@ -221,7 +214,11 @@ fn rows() -> Vec<Row> {
             if input == Raw {
                 r.normalize = Some(format!("keras_table/{name}_norm.json"));
             }
-            r.refused_today = Some(BIDIR_UNROLL);
+            r.refused_today = match name {
+                "bigru_v" => Some(BIDIR_UNROLL),
+                "gap" => Some(GAP_UNROLL),
+                _ => None,
+            };
             v.push(r);
         }
     }
@@ -539,15 +536,6 @@ fn tf_table() {
             cells[1],
             sizes[0],
             sizes[1],
-        );
-    }
-    for (model, name) in [
-        ("LSTM(16) → Dense(16, relu) head", "mlp"),
-        ("GRU(16, return_sequences) → GlobalAveragePooling1D", "gap"),
-    ] {
-        assert!(NOT_SHIPPED.contains(&name));
-        println!(
-            "| {model} | .tflite f32, int8 | — | not committed (`make_keras_table.py --unroll {name}` writes it) | | | | | | |"
         );
     }
     println!("\n{imported} rows imported and checked, {pending} refused today");
