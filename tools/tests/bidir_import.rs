@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use common::{cli, data_dir, max_abs, npy, scratch};
 use tinyrnn::{CellKind, Direction, Pool};
 use tinyrnn_cli::import::{self, ImportOptions};
-use tinyrnn_cli::ir::FloatModel;
+use tinyrnn_cli::ir::{FloatLayer, FloatModel};
 
 fn dir(model: &str) -> PathBuf {
     data_dir().join("bidir").join(model)
@@ -430,6 +430,80 @@ fn keras_refusals_name_the_layer() {
         assert_eq!(err.lines().count(), 1, "{file}: {err}");
         assert!(err.starts_with("error: ") && err.contains(want), "{file}: {err}");
     }
+}
+
+/// Legacy tf.keras 2.x full-model `.h5` files with `Bidirectional` (what NNoM users have;
+/// tests/data/keras_table/, tools/scripts/make_keras_table.py, trained on JapaneseVowels, raw
+/// features): tf.keras lists both directions' weights on the wrapper, `forward_<layer>/…`
+/// then `backward_<layer>/…`. `Bidirectional(GRU(16))` (each direction's final state) and
+/// `Bidirectional(LSTM(8, return_sequences=True))` + `GlobalAveragePooling1D`: the f64
+/// reference within 1e-5 of tf_keras's `model.predict` on all 370 test sequences, and
+/// swapping the two directions' weights moves the outputs far from it (the test tells the
+/// directions apart). merge_mode `"sum"` is refused naming the layer.
+#[test]
+fn keras_legacy_h5_bidirectional_matches_tf_keras_predict() {
+    use tinyrnn_cli::data;
+    use tinyrnn_cli::exec::{self, Runnable, Steps};
+    let kt = data_dir().join("keras_table");
+    let v = data_dir().join("vowels");
+    let x = data::read_inputs(&v.join("test_raw.npy")).unwrap();
+    let lengths = data::read_lengths(&v.join("test_lengths.npy"), x.n, x.t).unwrap();
+    let run = |m: &FloatModel| {
+        exec::run(
+            &Runnable::Float(Box::new(m.clone())),
+            &x,
+            Some(&lengths),
+            Steps::Last,
+        )
+        .unwrap()
+        .y
+    };
+    for (name, cell, hidden, pool) in [
+        (
+            "legacy_bigru",
+            CellKind::Gru {
+                linear_before_reset: true,
+            },
+            16,
+            Pool::FinalStates,
+        ),
+        (
+            "legacy_bilstm_gap",
+            CellKind::Lstm { peepholes: false },
+            8,
+            Pool::Mean,
+        ),
+    ] {
+        let m = load(&kt.join(format!("{name}.h5")), &ImportOptions::default());
+        assert_eq!(shape(&m), (vec![Direction::Bidirectional], pool), "{name}");
+        let l = &m.layers[0];
+        assert_eq!((l.cell, l.input_size, l.hidden_size), (cell, 12, hidden));
+        assert!(m.norm.is_some(), "{name}: Normalization folded");
+        let want = npy(&kt.join(format!("{name}_pred.npy"))).data;
+        let got = run(&m);
+        let e = max_abs(&got, &want);
+        println!("keras_table/{name}.h5: max |float - tf_keras predict| {e:.2e}");
+        assert!(e <= 1e-5, "{name}: {e}");
+        let mut swapped = m.clone();
+        let b = *swapped.layers[0].backward.take().unwrap();
+        let f = std::mem::replace(&mut swapped.layers[0], b);
+        swapped.layers[0].direction = Direction::Bidirectional;
+        swapped.layers[0].backward = Some(Box::new(FloatLayer {
+            direction: Direction::Forward,
+            backward: None,
+            ..f
+        }));
+        let e_swapped = max_abs(&run(&swapped), &want);
+        assert!(e_swapped > 1e-2, "{name}: swapped directions {e_swapped:e}");
+    }
+    let (code, out, err) = cli(&[OsStr::new("inspect"), s(&kt.join("legacy_bigru_sum.h5"))]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ")
+            && err.contains("(legacy Keras .h5): layer `bidirectional_2` (Bidirectional): merge_mode=\"sum\" is not supported"),
+        "{err}"
+    );
 }
 
 /// Keras's ONNX export (`model.export(format="onnx")`, tests/data/keras_bidir/*.onnx) of

@@ -16,7 +16,8 @@
 //! `go_backwards=True` makes a reverse layer, `Bidirectional(...)` with merge_mode `concat` a
 //! bidirectional one, output `[forward; backward]` — Keras re-reverses the backward
 //! sequence, and without `return_sequences` gives each direction's final state, the IR's
-//! `Pool::FinalStates`; `.keras` files only),
+//! `Pool::FinalStates`; in a legacy `.h5` the two directions' weights are the wrapper's
+//! `forward_…`/`backward_…` ones),
 //! an optional `GlobalAveragePooling1D`/`GlobalMaxPooling1D` after a last layer that
 //! returns sequences, then hidden `Dense`/`LayerNormalization` layers and the output `Dense`
 //! (its `softmax`/`sigmoid`/`tanh` the output activation). `Dropout` is dropped anywhere,
@@ -124,23 +125,44 @@ struct LegacyWeights {
 }
 
 impl Weights for LegacyWeights {
+    /// `folder` is `model_weights/<layer>` (a recurrent layer's `/cell` suffix ignored: the
+    /// legacy file lists the cell's weights on the layer), or for one direction of a
+    /// `Bidirectional` layer `model_weights/<layer>/forward_layer` / `/backward_layer`:
+    /// tf.keras lists both directions' weights on the wrapper, named
+    /// `<layer>/forward_<inner>/…` and `<layer>/backward_<inner>/…`, and each direction
+    /// takes the names of its own prefix, in order.
     fn var(&self, folder: &str, i: usize) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
         let folder = folder.strip_suffix("/cell").unwrap_or(folder);
-        let Ok(group) = self.file.group(folder) else {
+        let (group_path, direction) = match folder.rsplit_once('/') {
+            // `model_weights/<layer>/…_layer`, not a layer named `forward_layer`
+            Some((g, "forward_layer")) if g.contains('/') => (g, Some("forward_")),
+            Some((g, "backward_layer")) if g.contains('/') => (g, Some("backward_")),
+            _ => (folder, None),
+        };
+        let Ok(group) = self.file.group(group_path) else {
             return Ok(None);
         };
         let names = match group.attribute("weight_names") {
             Ok(a) => a.read_strings().unwrap_or_default(),
             Err(_) => return Ok(None),
         };
+        let names: Vec<&String> = match direction {
+            None => names.iter().collect(),
+            Some(prefix) => {
+                let layer = group_path.rsplit('/').next().unwrap_or_default();
+                names
+                    .iter()
+                    .filter(|n| {
+                        let rest = n.strip_prefix(&format!("{layer}/")).unwrap_or(n);
+                        rest.starts_with(prefix)
+                    })
+                    .collect()
+            }
+        };
         let Some(name) = names.get(i) else {
             return Ok(None);
         };
-        read_f32(&self.file, &format!("{folder}/{name}"))
-    }
-
-    fn legacy(&self) -> bool {
-        true
+        read_f32(&self.file, &format!("{group_path}/{name}"))
     }
 }
 
@@ -299,11 +321,6 @@ pub trait Weights {
     /// # Errors
     /// A dataset that exists but cannot be read as float32.
     fn var(&self, folder: &str, i: usize) -> Result<Option<(Vec<usize>, Vec<f32>)>>;
-
-    /// Whether this is a legacy tf.keras 2.x `.h5` (weights found by `weight_names`).
-    fn legacy(&self) -> bool {
-        false
-    }
 }
 
 struct H5Weights {
@@ -817,12 +834,15 @@ pub fn build(layers: &[LayerConfig], w: &dyn Weights) -> Result<FloatModel> {
                 }
                 let input_hint = g.width();
                 let (layer, return_sequences) = if l.class == "Bidirectional" {
-                    let merge = l.config["merge_mode"].as_str().unwrap_or("concat");
-                    if merge != "concat" {
-                        bail!("{who}: merge_mode=\"{merge}\" is not supported (\"concat\" only: [forward; backward])");
-                    }
-                    if w.legacy() {
-                        bail!("{who}: Bidirectional in a legacy .h5 file is not supported; save the model as .keras (model.save(\"model.keras\")) and import that");
+                    // Keras's default is "concat"; `None` (JSON null) returns the two
+                    // directions as two outputs.
+                    let merge = match l.config.get("merge_mode") {
+                        None => "\"concat\"".to_string(),
+                        Some(Value::Null) => "None".to_string(),
+                        Some(v) => v.to_string(),
+                    };
+                    if merge != "\"concat\"" {
+                        bail!("{who}: merge_mode={merge} is not supported (\"concat\" only: [forward; backward])");
                     }
                     let inner = |key: &str, folder: &str| -> Option<LayerConfig> {
                         let v = &l.config[key];
@@ -1214,6 +1234,13 @@ mod tests {
                     layer("Bidirectional", json!({"merge_mode": "mul"})),
                 ],
                 "(Bidirectional): merge_mode=\"mul\" is not supported (\"concat\" only",
+            ),
+            (
+                vec![
+                    input.clone(),
+                    layer("Bidirectional", json!({"merge_mode": null})),
+                ],
+                "(Bidirectional): merge_mode=None is not supported (\"concat\" only",
             ),
             (
                 vec![
