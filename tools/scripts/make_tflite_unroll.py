@@ -58,19 +58,30 @@ OUT = DATA / "tflite_unroll"
 SRC = Path(os.path.dirname(aeon.__file__)) / "datasets" / "data" / "JapaneseVowels"
 F, C, T, SEED = 12, 9, 7, 0
 NAMES = ["rnn", "gru", "gru_rb", "lstm", "lstm2"]
+# Twins of tests/data/keras_bidir/NAME.keras (make_keras_bidir.py).
+BIDIR = ["bigru", "gru_back", "bigru2", "birnn"]
 
 
 def twin(name: str):
     """The unrolled, batch-1, fixed-length twin of tests/data/keras/NAME.keras."""
-    src = keras.models.load_model(DATA / "keras" / f"{name}.keras")
-    rec = [l for l in src.layers if isinstance(l, (layers.SimpleRNN, layers.GRU, layers.LSTM))]
+    folder = "keras_bidir" if name in BIDIR else "keras"
+    src = keras.models.load_model(DATA / folder / f"{name}.keras")
+    kinds = (layers.SimpleRNN, layers.GRU, layers.LSTM, layers.Bidirectional)
+    rec = [l for l in src.layers if isinstance(l, kinds)]
     dense = [l for l in src.layers if isinstance(l, layers.Dense)]
     assert len(dense) == 1, name
     stack = [keras.Input(shape=(T, F), batch_size=1)]
     for l in rec:
-        cfg = l.get_config()
-        cfg["unroll"] = True
-        stack.append(type(l).from_config(cfg))
+        if isinstance(l, layers.Bidirectional):
+            cfg = l.forward_layer.get_config()
+            cfg["unroll"] = True
+            cfg["go_backwards"] = False
+            stack.append(layers.Bidirectional(type(l.forward_layer).from_config(cfg),
+                                              merge_mode=l.merge_mode))
+        else:
+            cfg = l.get_config()
+            cfg["unroll"] = True
+            stack.append(type(l).from_config(cfg))
     stack.append(layers.Dense.from_config(dense[0].get_config()))
     m = keras.Sequential(stack)
     for a, b in zip(m.layers, rec + dense):
@@ -190,7 +201,7 @@ def main() -> None:
     info.update({"keras": keras.__version__, "tensorflow": tf.__version__, "T": T})
     info.setdefault("ops", {})
     info.setdefault("accuracy", {})
-    for name in only or NAMES:
+    for name in only or NAMES + BIDIR:
         m = twin(name)
         pk = m.predict(x, batch_size=1, verbose=0)
         np.save(OUT / f"{name}_keras_pred.npy", pk)

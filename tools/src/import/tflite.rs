@@ -886,10 +886,15 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
                 }
                 let u = unroll::unrolled(&g, &ops, i, cur, width).with_context(ctx)?;
                 taken.extend(u.used);
-                width = u.layers.last().map_or(width, |l| l.hidden_size);
+                width = u.layers.last().map_or(width, FloatLayer::out_size);
                 unrolled = Some((i, u.steps));
+                // A last backward or bidirectional layer's output is its final state(s): a
+                // backward direction's is its state after frame 0.
+                pool = match u.layers.last().map(|l| l.direction) {
+                    Some(tinyrnn::Direction::Forward) | None => Pool::Last,
+                    Some(_) => Pool::FinalStates,
+                };
                 layers.extend(u.layers);
-                pool = Pool::Last;
                 phase = Phase::Pooled;
                 cur = u.out;
                 continue;
@@ -1003,8 +1008,13 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
             UNROLL_TOL
         };
         let err = unroll::check(&g, &ops, *input, *output, &m, steps, tol)?;
+        let how = if m.streams() {
+            "read as streaming layer(s)"
+        } else {
+            "read as backward/bidirectional layer(s) (window mode: each run reads the whole sequence)"
+        };
         eprintln!(
-            "note: op {at} (UNPACK): {} unrolled recurrent layer(s) (Keras unroll=True), unrolled for {steps} time steps, read as streaming layer(s) (outputs within {err:.0e} of the graph's on random {steps}-step inputs); tinyrnn runs sequences of any length: a longer or shorter one is what re-unrolling for its length would compute",
+            "note: op {at} (UNPACK): {} unrolled recurrent layer(s) (Keras unroll=True), unrolled for {steps} time steps, {how} (outputs within {err:.0e} of the graph's on random {steps}-step inputs); tinyrnn runs sequences of any length: a longer or shorter one is what re-unrolling for its length would compute",
             m.layers.len()
         );
     }
