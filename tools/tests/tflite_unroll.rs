@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use common::*;
 use tinyrnn::Precision;
-use tinyrnn::{CellKind, OutputAct, Pool, RnnAct};
+use tinyrnn::{CellKind, Direction, OutputAct, Pool, RnnAct};
 use tinyrnn_cli::data::{self, Sequences};
 use tinyrnn_cli::exec::{self, Blob, Outputs, Runnable, Steps};
 use tinyrnn_cli::import::{self, ImportOptions};
@@ -31,25 +31,34 @@ fn vowels(f: &str) -> PathBuf {
     data_dir().join("vowels").join(f)
 }
 
-/// (file stem, cells of its layers).
-fn models() -> Vec<(&'static str, Vec<CellKind>)> {
+/// (file stem, cell and direction of each layer, units).
+fn models() -> Vec<(&'static str, Vec<(CellKind, Direction)>, usize)> {
     let lstm = CellKind::Lstm { peepholes: false };
+    let gru = CellKind::Gru {
+        linear_before_reset: true,
+    };
+    let fw = Direction::Forward;
+    let bi = Direction::Bidirectional;
     vec![
-        ("rnn", vec![CellKind::Rnn(RnnAct::Tanh)]),
-        (
-            "gru",
-            vec![CellKind::Gru {
-                linear_before_reset: true,
-            }],
-        ),
+        ("rnn", vec![(CellKind::Rnn(RnnAct::Tanh), fw)], 16),
+        ("gru", vec![(gru, fw)], 16),
         (
             "gru_rb",
-            vec![CellKind::Gru {
-                linear_before_reset: false,
-            }],
+            vec![(
+                CellKind::Gru {
+                    linear_before_reset: false,
+                },
+                fw,
+            )],
+            16,
         ),
-        ("lstm", vec![lstm]),
-        ("lstm2", vec![lstm, lstm]),
+        ("lstm", vec![(lstm, fw)], 16),
+        ("lstm2", vec![(lstm, fw), (lstm, fw)], 16),
+        // Twins of tests/data/keras_bidir/ (8 units per direction).
+        ("bigru", vec![(gru, bi)], 8),
+        ("gru_back", vec![(gru, Direction::Reverse)], 8),
+        ("bigru2", vec![(gru, bi), (gru, bi)], 8),
+        ("birnn", vec![(CellKind::Rnn(RnnAct::Tanh), bi)], 8),
     ]
 }
 
@@ -94,18 +103,35 @@ fn load(f: &str, opts: &ImportOptions) -> FloatModel {
     import::load_model(&tfu(&format!("{f}.tflite")), opts).unwrap_or_else(|e| panic!("{f}: {e:#}"))
 }
 
-fn check_structure(f: &str, m: &FloatModel, cells: &[CellKind]) {
+fn check_structure(f: &str, m: &FloatModel, cells: &[(CellKind, Direction)], units: usize) {
     assert_eq!(m.layers.len(), cells.len(), "{f}");
-    for (k, (l, &c)) in m.layers.iter().zip(cells).enumerate() {
-        assert_eq!(l.cell, c, "{f} layer {k}");
-        let inp = if k == 0 { 12 } else { 16 };
-        assert_eq!((l.input_size, l.hidden_size), (inp, 16), "{f} layer {k}");
+    let mut inp = 12;
+    for (k, (l, &(c, d))) in m.layers.iter().zip(cells).enumerate() {
+        assert_eq!((l.cell, l.direction), (c, d), "{f} layer {k}");
+        assert_eq!((l.input_size, l.hidden_size), (inp, units), "{f} layer {k}");
         assert_eq!(
             l.cell_clip, None,
             "{f}: Keras 3 unrolled cells have no clip"
         );
+        assert_eq!(l.backward.is_some(), d == Direction::Bidirectional, "{f}");
+        if let Some(b) = &l.backward {
+            assert_eq!(
+                (b.cell, b.input_size, b.hidden_size),
+                (c, inp, units),
+                "{f}"
+            );
+            assert_ne!(b.w_ih, l.w_ih, "{f}: the two directions' weights");
+        }
+        inp = l.out_size();
     }
-    assert_eq!(m.pool, Pool::Last, "{f}");
+    // A last backward/bidirectional layer gives its final state(s) (a backward direction's
+    // is its state after frame 0).
+    let pool = if cells.last().unwrap().1 == Direction::Forward {
+        Pool::Last
+    } else {
+        Pool::FinalStates
+    };
+    assert_eq!(m.pool, pool, "{f}");
     assert!(
         m.mlp.is_empty() && m.pre.is_empty() && m.norm.is_none(),
         "{f}"
@@ -125,10 +151,10 @@ fn accuracy(ts: &TestSet, class: &dyn Fn(usize) -> usize) -> f64 {
 #[test]
 fn tflite_unrolled_float_matches_interpreter_and_keras() {
     let ts = test_set();
-    for (name, cells) in models() {
+    for (name, cells, units) in models() {
         let f = format!("{name}_f32");
         let m = load(&f, &ImportOptions::default());
-        check_structure(&f, &m, &cells);
+        check_structure(&f, &m, &cells, units);
         let out = run(&m, &ts.x, &ts);
         let interp = npy(&tfu(&format!("{f}_pred.npy")));
         let keras = npy(&tfu(&format!("{name}_keras_pred.npy")));
@@ -156,10 +182,10 @@ fn tflite_unrolled_float_matches_interpreter_and_keras() {
 fn tflite_unrolled_int8_dequantized_agrees_with_interpreter() {
     let ts = test_set();
     let n = ts.labels.len();
-    for (name, cells) in models() {
+    for (name, cells, units) in models() {
         let f = format!("{name}_int8");
         let m = load(&f, &ImportOptions::default());
-        check_structure(&f, &m, &cells);
+        check_structure(&f, &m, &cells, units);
         let out = run(&m, &ts.x, &ts);
         let interp = npy(&tfu(&format!("{f}_pred.npy")));
         let float = run(
@@ -206,7 +232,7 @@ fn tflite_unrolled_quantized_accuracy() {
         normalize: Some(vowels("norm.json")),
         ..Default::default()
     };
-    for (name, _) in models() {
+    for (name, _, _) in models() {
         for kind in ["f32", "int8"] {
             let f = format!("{name}_{kind}");
             let m = load(&f, &opts);
