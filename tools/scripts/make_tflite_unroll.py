@@ -6,7 +6,10 @@ to float and int8 .tflite; writes tests/data/tflite_unroll/ (never run in CI).
 
 Models (the weights of tests/data/keras/NAME.keras, made by make_keras.py): rnn (SimpleRNN),
 gru (reset_after=True), gru_rb (reset_after=False), lstm, lstm2 (LSTM(return_sequences) ->
-LSTM), each 16 units -> Dense(9, softmax). Each is rebuilt as a batch-1 Sequential for a fixed
+LSTM), each 16 units -> Dense(9, softmax); and (the weights of tests/data/keras_bidir/NAME.keras,
+made by make_keras_bidir.py, 8 units per direction) bigru (Bidirectional(GRU), concat),
+gru_back (GRU(go_backwards=True)), bigru2 (Bidirectional(GRU(return_sequences)) ->
+Bidirectional(GRU)), birnn (Bidirectional(SimpleRNN)). Each is rebuilt as a batch-1 Sequential for a fixed
 length of T = 7 frames with `unroll=True`, and the trained weights are copied in. The
 Normalization layer of the trained gru / gru_rb / lstm / lstm2 is left out: every unrolled
 twin takes the features normalized with tests/data/vowels/norm.json (test_norm.npy), what
@@ -18,7 +21,11 @@ The converter writes an unrolled layer as UNPACK of the T time steps and one cop
 cell per step (no WHILE). An unrolled model runs a fixed length, so the test set is each of
 the 370 test sequences cut to its first T frames (the shortest has 7).
 
-Written, for NAME in rnn gru gru_rb lstm lstm2:
+A Bidirectional layer converts to one cell copy per step and direction, both reading the same
+UNPACK outputs (the backward one from x_{T-1}), joined by a CONCATENATION of the final states
+or, with return_sequences, of the forward PACK and the REVERSE_V2 of the backward PACK.
+
+Written, for NAME in rnn gru gru_rb lstm lstm2 bigru gru_back bigru2 birnn:
   NAME_f32.tflite   TFLiteConverter.from_keras_model (float)
   NAME_int8.tflite  full-integer int8 with a representative dataset (100 training sequences,
                     first T frames; float input/output, so QUANTIZE first and DEQUANTIZE last)
@@ -26,6 +33,10 @@ Written, for NAME in rnn gru gru_rb lstm lstm2:
   NAME_keras_pred.npy       Keras `model.predict` of the unrolled twin, [370, 9] f32
   test_x.npy / test_labels.npy are not written: the test set is test_norm.npy[:, :T].
 info.json: versions, T, the operator counts of each file and every accuracy.
+Refused by tinyrnn (untrained twins of keras_bidir/, float file only, NAME_f32.tflite):
+  bigru_sum     Bidirectional(GRU, merge_mode="sum"): an ADD of the two directions
+  gru_back_seq  GRU(go_backwards=True, return_sequences=True) -> GRU: the sequence in reversed
+                time order read by another recurrent layer
 Tampered copies of rnn_f32.tflite (refused; `--tamper` writes only these):
   tampered_weights.tflite  the recurrent FULLY_CONNECTED of the 4th step reads a copy of the
                            recurrent kernel with one value changed (+0.5)
@@ -60,11 +71,13 @@ F, C, T, SEED = 12, 9, 7, 0
 NAMES = ["rnn", "gru", "gru_rb", "lstm", "lstm2"]
 # Twins of tests/data/keras_bidir/NAME.keras (make_keras_bidir.py).
 BIDIR = ["bigru", "gru_back", "bigru2", "birnn"]
+# Untrained twins that tinyrnn refuses (float file only).
+REFUSED = ["bigru_sum", "gru_back_seq"]
 
 
 def twin(name: str):
     """The unrolled, batch-1, fixed-length twin of tests/data/keras/NAME.keras."""
-    folder = "keras_bidir" if name in BIDIR else "keras"
+    folder = "keras_bidir" if name in BIDIR + REFUSED else "keras"
     src = keras.models.load_model(DATA / folder / f"{name}.keras")
     kinds = (layers.SimpleRNN, layers.GRU, layers.LSTM, layers.Bidirectional)
     rec = [l for l in src.layers if isinstance(l, kinds)]
@@ -201,7 +214,7 @@ def main() -> None:
     info.update({"keras": keras.__version__, "tensorflow": tf.__version__, "T": T})
     info.setdefault("ops", {})
     info.setdefault("accuracy", {})
-    for name in only or NAMES + BIDIR:
+    for name in [n for n in only or NAMES + BIDIR if n not in REFUSED]:
         m = twin(name)
         pk = m.predict(x, batch_size=1, verbose=0)
         np.save(OUT / f"{name}_keras_pred.npy", pk)
@@ -219,6 +232,15 @@ def main() -> None:
             err = float(np.abs(pred - pk).max())
             print(f"{name} {kind}: {len(b)} bytes, {len(o)} ops, accuracy {acc:.4f} "
                   f"(keras {info['accuracy'][name + '_keras']:.4f}), max |interp - keras| {err:.2e}")
+    for name in REFUSED:
+        if only and name not in only:
+            continue
+        b = convert(twin(name))
+        o = ops(b)
+        assert "WHILE" not in o and "UNPACK" in o, o
+        (OUT / f"{name}_f32.tflite").write_bytes(b)
+        info["ops"][f"{name}_f32"] = dict(sorted(collections.Counter(o).items()))
+        print(f"{name} f32 (refused by tinyrnn): {len(b)} bytes, {len(o)} ops")
     info_path.write_text(json.dumps(info, indent=2) + "\n")
     tamper()
 

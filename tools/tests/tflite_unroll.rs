@@ -1,9 +1,11 @@
 //! Unrolled recurrent layers in `.tflite` files (Keras 3 `unroll=True`: UNPACK of the time
 //! steps, one copy of the cell per step): the trained JapaneseVowels Keras models of
-//! tests/data/keras/ (SimpleRNN, GRU with both `reset_after`, LSTM, stacked LSTM → LSTM)
-//! converted for T = 7 frames by tools/scripts/make_tflite_unroll.py, float and int8, against
+//! tests/data/keras/ (SimpleRNN, GRU with both `reset_after`, LSTM, stacked LSTM → LSTM) and
+//! tests/data/keras_bidir/ (Bidirectional(GRU), GRU(go_backwards=True), stacked
+//! Bidirectional(GRU) → Bidirectional(GRU), Bidirectional(SimpleRNN)) converted for T = 7 frames by tools/scripts/make_tflite_unroll.py, float and int8, against
 //! the TFLite interpreter's and Keras's own outputs on the 370 test sequences cut to their
-//! first 7 frames; tinyrnn's int16/int8 quantization of them; tampered graphs refused.
+//! first 7 frames; tinyrnn's int16/int8 quantization of them; tampered graphs and other
+//! Bidirectional merges refused.
 
 mod common;
 
@@ -175,7 +177,7 @@ fn tflite_unrolled_float_matches_interpreter_and_keras() {
 /// kernels: they differ by the interpreter's rounding of every activation and state to int8
 /// (tinyrnn keeps them in float), so argmax agreement and accuracy are compared, and the
 /// dequantized model against the float file's (the same trained weights). Measured: agreement
-/// with the interpreter 98.11 % (gru_rb) to 99.73 % (gru, lstm2), with the float file
+/// with the interpreter 98.11 % (gru_rb) to 100 % (bigru), with the float file
 /// 98.92 % to 100 %; bound 98 % (7 of 370 sequences); a wrong gate order or scale gives
 /// chance-level agreement.
 #[test]
@@ -221,7 +223,8 @@ fn tflite_unrolled_int8_dequantized_agrees_with_interpreter() {
 /// have close top-two probabilities) than the whole-sequence ones of tests/tflite.rs.
 /// Measured (`-- --nocapture`): int16 agreement with float ≥ 99.73 % (lstm_f32: one
 /// sequence), int8 ≥ 98.92 % (gru_rb_f32: 4 sequences); no accuracy below the float
-/// model's by more than 0.27 pp.
+/// model's by more than 0.54 pp (bigru2_f32 int8: 2 sequences). The backward and
+/// bidirectional files quantize to window-mode blobs.
 #[test]
 fn tflite_unrolled_quantized_accuracy() {
     let ts = test_set();
@@ -327,5 +330,54 @@ fn tflite_unrolled_corrupt_bytes_never_panic() {
             // Ok or Err: both fine, a panic fails the test.
             let _ = import::load_model_bytes(&c, p, &opts);
         }
+    }
+}
+
+/// Unrolled Bidirectional / go_backwards files that tinyrnn cannot run (untrained twins of
+/// tests/data/keras_bidir/, make_tflite_unroll.py): merge_mode "sum" (an ADD of the two
+/// directions' final states) and a go_backwards GRU returning its sequence (stacked in
+/// reversed time order) read by another GRU. Each refused naming the op.
+#[test]
+fn tflite_unrolled_bidirectional_refusals() {
+    refused(
+        &tfu("bigru_sum_f32.tflite"),
+        "(ADD) combines the forward and the backward direction; only Bidirectional merge_mode \"concat\" is supported",
+    );
+    refused(
+        &tfu("gru_back_seq_f32.tflite"),
+        "a backward (go_backwards=True) layer returning sequences: op 110 (PACK) stacks its outputs in reversed time order",
+    );
+}
+
+/// `tinyrnn quantize` of the unrolled Bidirectional file gives a window-mode blob (the
+/// backward direction reads the whole sequence), and `inspect` of the file says so.
+#[test]
+fn tflite_unrolled_bidirectional_quantizes_to_window_blob() {
+    let (code, _, err) = cli(&[OsStr::new("inspect"), tfu("bigru_f32.tflite").as_os_str()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("backward/bidirectional layer(s) (window mode"),
+        "{err}"
+    );
+    for p in ["int16", "int8"] {
+        let blob = scratch(&format!("tflite-unroll-bigru-{p}")).join("m.trnn");
+        let (code, _, err) = cli(&[
+            OsStr::new("quantize"),
+            tfu("bigru_f32.tflite").as_os_str(),
+            OsStr::new("--normalize"),
+            vowels("norm.json").as_os_str(),
+            OsStr::new("--precision"),
+            OsStr::new(p),
+            OsStr::new("--calib"),
+            vowels("calib_raw.npy").as_os_str(),
+            OsStr::new("--calib-lengths"),
+            vowels("calib_lengths.npy").as_os_str(),
+            OsStr::new("-o"),
+            blob.as_os_str(),
+        ]);
+        assert_eq!(code, 0, "{p}: {err}");
+        let (code, out, err) = cli(&[OsStr::new("inspect"), blob.as_os_str()]);
+        assert_eq!(code, 0, "{p}: {err}");
+        assert!(out.contains("RAM: window buffer"), "{p}: {out}");
     }
 }
