@@ -13,7 +13,19 @@
 //! or h_{T−1}            (read by the rest of the graph: pooling `Last`)
 //! ```
 //!
-//! The cell's ops are those downstream of the `x_t` up to the first op that is not one of the
+//! Backward and bidirectional layers (`go_backwards=True`, `Bidirectional(..)`): each `x_t` is
+//! read by one input projection per direction, told apart by their weights; a direction
+//! whose first projection (of `x_0`) feeds fewer cell ops than its last (of `x_{T−1}`) is a
+//! backward one and is read with its steps in reverse order (its "step 0" reads `x_{T−1}`,
+//! its final state is the one after `x_0`). Alone it is a reverse layer (only its final state
+//! may leave it: a `PACK` of its outputs is in reversed time order, refused); with a forward
+//! copy, their outputs must meet in one `CONCATENATION([forward, backward])` on the feature
+//! axis — of the final states, or (return_sequences) of the forward `PACK` and the backward
+//! `PACK` re-reversed by a `REVERSE_V2` of the time axis — a bidirectional layer (Keras
+//! merge_mode `concat`); an op reading both directions (`ADD`/`MUL` of another merge_mode) is
+//! refused naming it. These layers run in window mode.
+//!
+//! The cell's ops are those downstream of the input projections up to the first op that is not one of the
 //! cell's (the `PACK`, the head's `FULLY_CONNECTED`): the tensors leaving them are the
 //! layer's output. The cell is told by the weights of the recurrent projections, with
 //! `W: [g·H, F]`:
