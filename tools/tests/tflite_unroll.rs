@@ -33,8 +33,11 @@ fn vowels(f: &str) -> PathBuf {
     data_dir().join("vowels").join(f)
 }
 
-/// (file stem, cell and direction of each layer, units).
-fn models() -> Vec<(&'static str, Vec<(CellKind, Direction)>, usize)> {
+/// Cell and direction of each layer.
+type Layers = Vec<(CellKind, Direction)>;
+
+/// (file stem, its layers, units).
+fn models() -> Vec<(&'static str, Layers, usize)> {
     let lstm = CellKind::Lstm { peepholes: false };
     let gru = CellKind::Gru {
         linear_before_reset: true,
