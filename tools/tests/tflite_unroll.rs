@@ -314,11 +314,17 @@ fn tflite_unrolled_tampered_refused() {
     );
 }
 
-/// Corrupted unrolled files (byte flips over the whole of rnn_int8.tflite, and truncations):
-/// an error or a model, never a panic.
+/// Corrupted unrolled files (byte flips over the whole of rnn_int8.tflite and of the
+/// Bidirectional birnn_int8.tflite, and truncations): an error or a model, never a panic.
 #[test]
 fn tflite_unrolled_corrupt_bytes_never_panic() {
-    let bytes = std::fs::read(tfu("rnn_int8.tflite")).unwrap();
+    for (f, stride) in [("rnn_int8.tflite", 5), ("birnn_int8.tflite", 7)] {
+        corrupt_never_panics(f, stride);
+    }
+}
+
+fn corrupt_never_panics(f: &str, stride: usize) {
+    let bytes = std::fs::read(tfu(f)).unwrap();
     let p = std::path::Path::new("x.tflite");
     let opts = ImportOptions::default();
     let mut errors = 0;
@@ -326,7 +332,7 @@ fn tflite_unrolled_corrupt_bytes_never_panic() {
         errors += import::load_model_bytes(&bytes[..n], p, &opts).is_err() as usize;
     }
     assert!(errors > 0);
-    for i in (8..bytes.len()).step_by(5) {
+    for i in (8..bytes.len()).step_by(stride) {
         for v in [0x00u8, 0xff, 0x80] {
             let mut c = bytes.clone();
             c[i] = v;
