@@ -37,6 +37,12 @@ Refused by tinyrnn (untrained twins of keras_bidir/, float file only, NAME_f32.t
   bigru_sum     Bidirectional(GRU, merge_mode="sum"): an ADD of the two directions
   gru_back_seq  GRU(go_backwards=True, return_sequences=True) -> GRU: the sequence in reversed
                 time order read by another recurrent layer
+Untrained (`untrained`; small_x.npy: 20 random sequences [6, 5]; Dense(2) head, no softmax):
+  small_bilstm2             Bidirectional(LSTM(4), return_sequences) -> Bidirectional(LSTM(3))
+  small_bigru_rb_lstm_back  Bidirectional(GRU(4, reset_after=False), return_sequences) ->
+                            LSTM(3, go_backwards=True)
+    NAME_{f32,int8}.tflite, NAME_{f32,int8}_pred.npy (interpreter), NAME_keras_pred.npy
+  small_biave_f32.tflite, small_bimul_f32.tflite   merge_mode "ave" / "mul" (refused)
 Tampered copies of rnn_f32.tflite (refused; `--tamper` writes only these):
   tampered_weights.tflite  the recurrent FULLY_CONNECTED of the 4th step reads a copy of the
                            recurrent kernel with one value changed (+0.5)
@@ -190,6 +196,50 @@ def tamper() -> None:
     print("tampered_weights.tflite: op reading", t.name, "; tampered_op.tflite: removed op", k)
 
 
+def untrained(info) -> None:
+    """Small untrained unrolled models on a fixed random input (no trained twin needed to
+    check the cells): every cell in both directions, and the merges tinyrnn refuses."""
+    keras.utils.set_random_seed(1)
+    t, f = 6, 5
+    x = np.random.default_rng(0).normal(size=(20, t, f)).astype(np.float32)
+    np.save(OUT / "small_x.npy", x)
+    inp = lambda: keras.Input((t, f), batch_size=1)  # noqa: E731
+    models = {
+        # Bidirectional(LSTM(4), return_sequences) -> Bidirectional(LSTM(3)) -> Dense(2)
+        "small_bilstm2": [layers.Bidirectional(layers.LSTM(4, unroll=True, return_sequences=True)),
+                          layers.Bidirectional(layers.LSTM(3, unroll=True))],
+        # Bidirectional(GRU(4, reset_after=False), return_sequences) -> LSTM(3, go_backwards)
+        "small_bigru_rb_lstm_back": [
+            layers.Bidirectional(layers.GRU(4, unroll=True, return_sequences=True, reset_after=False)),
+            layers.LSTM(3, unroll=True, go_backwards=True)],
+        # refused: merge_mode "ave" (ADD, then MUL by 0.5) and "mul"
+        "small_biave": [layers.Bidirectional(layers.SimpleRNN(4, unroll=True), merge_mode="ave")],
+        "small_bimul": [layers.Bidirectional(layers.GRU(4, unroll=True), merge_mode="mul")],
+    }
+    for name, rec in models.items():
+        m = keras.Sequential([inp(), *rec, layers.Dense(2)])
+        refused = name in ("small_biave", "small_bimul")
+        if not refused:
+            np.save(OUT / f"{name}_keras_pred.npy", m.predict(x, batch_size=1, verbose=0))
+        for kind, r in [("f32", None)] + ([] if refused else [("int8", list(x))]):
+            b = convert(m, r)
+            o = ops(b)
+            assert "WHILE" not in o and "UNPACK" in o, o
+            (OUT / f"{name}_{kind}.tflite").write_bytes(b)
+            info["ops"][f"{name}_{kind}"] = dict(sorted(collections.Counter(o).items()))
+            if not refused:
+                it = tf.lite.Interpreter(model_content=b)
+                it.allocate_tensors()
+                i, oi = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+                y = np.zeros((len(x), 2), np.float32)
+                for n in range(len(x)):
+                    it.set_tensor(i, x[n : n + 1])
+                    it.invoke()
+                    y[n] = it.get_tensor(oi)[0]
+                np.save(OUT / f"{name}_{kind}_pred.npy", y)
+            print(f"{name} {kind}: {len(b)} bytes, {len(o)} ops")
+
+
 def main() -> None:
     keras.utils.set_random_seed(SEED)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -214,7 +264,7 @@ def main() -> None:
     info.update({"keras": keras.__version__, "tensorflow": tf.__version__, "T": T})
     info.setdefault("ops", {})
     info.setdefault("accuracy", {})
-    for name in [n for n in only or NAMES + BIDIR if n not in REFUSED]:
+    for name in [n for n in only or NAMES + BIDIR if n not in REFUSED + ["untrained"]]:
         m = twin(name)
         pk = m.predict(x, batch_size=1, verbose=0)
         np.save(OUT / f"{name}_keras_pred.npy", pk)
@@ -241,6 +291,8 @@ def main() -> None:
         (OUT / f"{name}_f32.tflite").write_bytes(b)
         info["ops"][f"{name}_f32"] = dict(sorted(collections.Counter(o).items()))
         print(f"{name} f32 (refused by tinyrnn): {len(b)} bytes, {len(o)} ops")
+    if not only or "untrained" in only:
+        untrained(info)
     info_path.write_text(json.dumps(info, indent=2) + "\n")
     tamper()
 

@@ -390,3 +390,65 @@ fn tflite_unrolled_bidirectional_quantizes_to_window_blob() {
         assert!(out.contains("RAM: window buffer"), "{p}: {out}");
     }
 }
+
+/// Small untrained unrolled models (make_tflite_unroll.py `untrained`, 20 random sequences of
+/// 6 frames): Bidirectional(LSTM(4), return_sequences) → Bidirectional(LSTM(3)), and
+/// Bidirectional(GRU(4, reset_after=False), return_sequences) → LSTM(3, go_backwards=True).
+/// Float files within 1e-5 of the TFLite interpreter and of Keras (measured ≤ 5.4e-8); the
+/// int8 files dequantized within 5e-3 of Keras (their int8-rounded weights are the
+/// difference; measured ≤ 2.3e-3; the interpreter's int8 run also rounds every activation
+/// and is up to 6.3e-2 away).
+#[test]
+fn tflite_unrolled_small_bidirectional_lstm_and_backward() {
+    let x = data::read_inputs(&tfu("small_x.npy")).unwrap();
+    let lengths = vec![x.t; x.n];
+    let bi = Direction::Bidirectional;
+    let lstm = CellKind::Lstm { peepholes: false };
+    let gru_rb = CellKind::Gru {
+        linear_before_reset: false,
+    };
+    for (name, want) in [
+        ("small_bilstm2", [(lstm, bi, 5, 4), (lstm, bi, 8, 3)]),
+        (
+            "small_bigru_rb_lstm_back",
+            [(gru_rb, bi, 5, 4), (lstm, Direction::Reverse, 8, 3)],
+        ),
+    ] {
+        let keras = npy(&tfu(&format!("{name}_keras_pred.npy")));
+        for kind in ["f32", "int8"] {
+            let f = format!("{name}_{kind}");
+            let m = load(&f, &ImportOptions::default());
+            let got: Vec<_> = m
+                .layers
+                .iter()
+                .map(|l| (l.cell, l.direction, l.input_size, l.hidden_size))
+                .collect();
+            assert_eq!(got, want, "{f}");
+            assert_eq!(m.pool, Pool::FinalStates, "{f}");
+            let out = exec::run(
+                &Runnable::Float(Box::new(m)),
+                &x,
+                Some(&lengths),
+                Steps::Last,
+            )
+            .unwrap();
+            let interp = npy(&tfu(&format!("{f}_pred.npy")));
+            let (ei, ek) = (max_abs(&out.y, &interp.data), max_abs(&out.y, &keras.data));
+            println!("tflite unrolled {f}: vs interpreter {ei:.2e}, vs Keras {ek:.2e}");
+            if kind == "f32" {
+                assert!(ei <= 1e-5, "{f}: {ei:e}");
+                assert!(ek <= 1e-5, "{f}: {ek:e}");
+            } else {
+                assert!(ek <= 5e-3, "{f}: {ek:e}");
+            }
+        }
+    }
+    refused(
+        &tfu("small_biave_f32.tflite"),
+        "(ADD) combines the forward and the backward direction",
+    );
+    refused(
+        &tfu("small_bimul_f32.tflite"),
+        "(MUL) combines the forward and the backward direction",
+    );
+}
