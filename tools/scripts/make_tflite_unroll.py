@@ -2,7 +2,8 @@
 """The trained Keras 3 JapaneseVowels models of tests/data/keras/ converted with `unroll=True`
 to float and int8 .tflite; writes tests/data/tflite_unroll/ (never run in CI).
 
-    /tmp/tfvenv/bin/python tools/scripts/make_tflite_unroll.py      (~1 min on 2 cores)
+    /tmp/tfvenv/bin/python tools/scripts/make_tflite_unroll.py [NAME ... | untrained]   (~3 min on 2 cores;
+    with NAMEs only those files are (re)made)
 
 Models (the weights of tests/data/keras/NAME.keras, made by make_keras.py): rnn (SimpleRNN),
 gru (reset_after=True), gru_rb (reset_after=False), lstm, lstm2 (LSTM(return_sequences) ->
