@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The trained Keras 3 JapaneseVowels models of tests/data/keras/ converted with `unroll=True`
-to float and int8 .tflite; writes tests/data/tflite_unroll/ (never run in CI).
+"""The trained Keras 3 JapaneseVowels models of tests/data/keras/ and tests/data/keras_bidir/ converted
+with `unroll=True` to float and int8 .tflite; writes tests/data/tflite_unroll/ (never run in CI).
 
     /tmp/tfvenv/bin/python tools/scripts/make_tflite_unroll.py [NAME ... | untrained]   (~3 min on 2 cores;
     with NAMEs only those files are (re)made)
