@@ -1,9 +1,11 @@
 //! Unrolled recurrent layers in `.tflite` files (Keras 3 `unroll=True`: UNPACK of the time
 //! steps, one copy of the cell per step): the trained JapaneseVowels Keras models of
-//! tests/data/keras/ (SimpleRNN, GRU with both `reset_after`, LSTM, stacked LSTM → LSTM)
-//! converted for T = 7 frames by tools/scripts/make_tflite_unroll.py, float and int8, against
+//! tests/data/keras/ (SimpleRNN, GRU with both `reset_after`, LSTM, stacked LSTM → LSTM) and
+//! tests/data/keras_bidir/ (Bidirectional(GRU), GRU(go_backwards=True), stacked
+//! Bidirectional(GRU) → Bidirectional(GRU), Bidirectional(SimpleRNN)) converted for T = 7 frames by tools/scripts/make_tflite_unroll.py, float and int8, against
 //! the TFLite interpreter's and Keras's own outputs on the 370 test sequences cut to their
-//! first 7 frames; tinyrnn's int16/int8 quantization of them; tampered graphs refused.
+//! first 7 frames; tinyrnn's int16/int8 quantization of them; tampered graphs and other
+//! Bidirectional merges refused.
 
 mod common;
 
@@ -12,7 +14,7 @@ use std::path::PathBuf;
 
 use common::*;
 use tinyrnn::Precision;
-use tinyrnn::{CellKind, OutputAct, Pool, RnnAct};
+use tinyrnn::{CellKind, Direction, OutputAct, Pool, RnnAct};
 use tinyrnn_cli::data::{self, Sequences};
 use tinyrnn_cli::exec::{self, Blob, Outputs, Runnable, Steps};
 use tinyrnn_cli::import::{self, ImportOptions};
@@ -31,25 +33,37 @@ fn vowels(f: &str) -> PathBuf {
     data_dir().join("vowels").join(f)
 }
 
-/// (file stem, cells of its layers).
-fn models() -> Vec<(&'static str, Vec<CellKind>)> {
+/// Cell and direction of each layer.
+type Layers = Vec<(CellKind, Direction)>;
+
+/// (file stem, its layers, units).
+fn models() -> Vec<(&'static str, Layers, usize)> {
     let lstm = CellKind::Lstm { peepholes: false };
+    let gru = CellKind::Gru {
+        linear_before_reset: true,
+    };
+    let fw = Direction::Forward;
+    let bi = Direction::Bidirectional;
     vec![
-        ("rnn", vec![CellKind::Rnn(RnnAct::Tanh)]),
-        (
-            "gru",
-            vec![CellKind::Gru {
-                linear_before_reset: true,
-            }],
-        ),
+        ("rnn", vec![(CellKind::Rnn(RnnAct::Tanh), fw)], 16),
+        ("gru", vec![(gru, fw)], 16),
         (
             "gru_rb",
-            vec![CellKind::Gru {
-                linear_before_reset: false,
-            }],
+            vec![(
+                CellKind::Gru {
+                    linear_before_reset: false,
+                },
+                fw,
+            )],
+            16,
         ),
-        ("lstm", vec![lstm]),
-        ("lstm2", vec![lstm, lstm]),
+        ("lstm", vec![(lstm, fw)], 16),
+        ("lstm2", vec![(lstm, fw), (lstm, fw)], 16),
+        // Twins of tests/data/keras_bidir/ (8 units per direction).
+        ("bigru", vec![(gru, bi)], 8),
+        ("gru_back", vec![(gru, Direction::Reverse)], 8),
+        ("bigru2", vec![(gru, bi), (gru, bi)], 8),
+        ("birnn", vec![(CellKind::Rnn(RnnAct::Tanh), bi)], 8),
     ]
 }
 
@@ -94,18 +108,35 @@ fn load(f: &str, opts: &ImportOptions) -> FloatModel {
     import::load_model(&tfu(&format!("{f}.tflite")), opts).unwrap_or_else(|e| panic!("{f}: {e:#}"))
 }
 
-fn check_structure(f: &str, m: &FloatModel, cells: &[CellKind]) {
+fn check_structure(f: &str, m: &FloatModel, cells: &[(CellKind, Direction)], units: usize) {
     assert_eq!(m.layers.len(), cells.len(), "{f}");
-    for (k, (l, &c)) in m.layers.iter().zip(cells).enumerate() {
-        assert_eq!(l.cell, c, "{f} layer {k}");
-        let inp = if k == 0 { 12 } else { 16 };
-        assert_eq!((l.input_size, l.hidden_size), (inp, 16), "{f} layer {k}");
+    let mut inp = 12;
+    for (k, (l, &(c, d))) in m.layers.iter().zip(cells).enumerate() {
+        assert_eq!((l.cell, l.direction), (c, d), "{f} layer {k}");
+        assert_eq!((l.input_size, l.hidden_size), (inp, units), "{f} layer {k}");
         assert_eq!(
             l.cell_clip, None,
             "{f}: Keras 3 unrolled cells have no clip"
         );
+        assert_eq!(l.backward.is_some(), d == Direction::Bidirectional, "{f}");
+        if let Some(b) = &l.backward {
+            assert_eq!(
+                (b.cell, b.input_size, b.hidden_size),
+                (c, inp, units),
+                "{f}"
+            );
+            assert_ne!(b.w_ih, l.w_ih, "{f}: the two directions' weights");
+        }
+        inp = l.out_size();
     }
-    assert_eq!(m.pool, Pool::Last, "{f}");
+    // A last backward/bidirectional layer gives its final state(s) (a backward direction's
+    // is its state after frame 0).
+    let pool = if cells.last().unwrap().1 == Direction::Forward {
+        Pool::Last
+    } else {
+        Pool::FinalStates
+    };
+    assert_eq!(m.pool, pool, "{f}");
     assert!(
         m.mlp.is_empty() && m.pre.is_empty() && m.norm.is_none(),
         "{f}"
@@ -125,10 +156,10 @@ fn accuracy(ts: &TestSet, class: &dyn Fn(usize) -> usize) -> f64 {
 #[test]
 fn tflite_unrolled_float_matches_interpreter_and_keras() {
     let ts = test_set();
-    for (name, cells) in models() {
+    for (name, cells, units) in models() {
         let f = format!("{name}_f32");
         let m = load(&f, &ImportOptions::default());
-        check_structure(&f, &m, &cells);
+        check_structure(&f, &m, &cells, units);
         let out = run(&m, &ts.x, &ts);
         let interp = npy(&tfu(&format!("{f}_pred.npy")));
         let keras = npy(&tfu(&format!("{name}_keras_pred.npy")));
@@ -149,17 +180,17 @@ fn tflite_unrolled_float_matches_interpreter_and_keras() {
 /// kernels: they differ by the interpreter's rounding of every activation and state to int8
 /// (tinyrnn keeps them in float), so argmax agreement and accuracy are compared, and the
 /// dequantized model against the float file's (the same trained weights). Measured: agreement
-/// with the interpreter 98.11 % (gru_rb) to 99.73 % (gru, lstm2), with the float file
+/// with the interpreter 98.11 % (gru_rb) to 100 % (bigru), with the float file
 /// 98.92 % to 100 %; bound 98 % (7 of 370 sequences); a wrong gate order or scale gives
 /// chance-level agreement.
 #[test]
 fn tflite_unrolled_int8_dequantized_agrees_with_interpreter() {
     let ts = test_set();
     let n = ts.labels.len();
-    for (name, cells) in models() {
+    for (name, cells, units) in models() {
         let f = format!("{name}_int8");
         let m = load(&f, &ImportOptions::default());
-        check_structure(&f, &m, &cells);
+        check_structure(&f, &m, &cells, units);
         let out = run(&m, &ts.x, &ts);
         let interp = npy(&tfu(&format!("{f}_pred.npy")));
         let float = run(
@@ -195,7 +226,8 @@ fn tflite_unrolled_int8_dequantized_agrees_with_interpreter() {
 /// have close top-two probabilities) than the whole-sequence ones of tests/tflite.rs.
 /// Measured (`-- --nocapture`): int16 agreement with float ≥ 99.73 % (lstm_f32: one
 /// sequence), int8 ≥ 98.92 % (gru_rb_f32: 4 sequences); no accuracy below the float
-/// model's by more than 0.27 pp.
+/// model's by more than 0.54 pp (bigru2_f32 int8: 2 sequences). The backward and
+/// bidirectional files quantize to window-mode blobs.
 #[test]
 fn tflite_unrolled_quantized_accuracy() {
     let ts = test_set();
@@ -206,7 +238,7 @@ fn tflite_unrolled_quantized_accuracy() {
         normalize: Some(vowels("norm.json")),
         ..Default::default()
     };
-    for (name, _) in models() {
+    for (name, _, _) in models() {
         for kind in ["f32", "int8"] {
             let f = format!("{name}_{kind}");
             let m = load(&f, &opts);
@@ -282,11 +314,17 @@ fn tflite_unrolled_tampered_refused() {
     );
 }
 
-/// Corrupted unrolled files (byte flips over the whole of rnn_int8.tflite, and truncations):
-/// an error or a model, never a panic.
+/// Corrupted unrolled files (byte flips over the whole of rnn_int8.tflite and of the
+/// Bidirectional birnn_int8.tflite, and truncations): an error or a model, never a panic.
 #[test]
 fn tflite_unrolled_corrupt_bytes_never_panic() {
-    let bytes = std::fs::read(tfu("rnn_int8.tflite")).unwrap();
+    for (f, stride) in [("rnn_int8.tflite", 5), ("birnn_int8.tflite", 7)] {
+        corrupt_never_panics(f, stride);
+    }
+}
+
+fn corrupt_never_panics(f: &str, stride: usize) {
+    let bytes = std::fs::read(tfu(f)).unwrap();
     let p = std::path::Path::new("x.tflite");
     let opts = ImportOptions::default();
     let mut errors = 0;
@@ -294,7 +332,7 @@ fn tflite_unrolled_corrupt_bytes_never_panic() {
         errors += import::load_model_bytes(&bytes[..n], p, &opts).is_err() as usize;
     }
     assert!(errors > 0);
-    for i in (8..bytes.len()).step_by(5) {
+    for i in (8..bytes.len()).step_by(stride) {
         for v in [0x00u8, 0xff, 0x80] {
             let mut c = bytes.clone();
             c[i] = v;
@@ -302,4 +340,115 @@ fn tflite_unrolled_corrupt_bytes_never_panic() {
             let _ = import::load_model_bytes(&c, p, &opts);
         }
     }
+}
+
+/// Unrolled Bidirectional / go_backwards files that tinyrnn cannot run (untrained twins of
+/// tests/data/keras_bidir/, make_tflite_unroll.py): merge_mode "sum" (an ADD of the two
+/// directions' final states) and a go_backwards GRU returning its sequence (stacked in
+/// reversed time order) read by another GRU. Each refused naming the op.
+#[test]
+fn tflite_unrolled_bidirectional_refusals() {
+    refused(
+        &tfu("bigru_sum_f32.tflite"),
+        "(ADD) combines the forward and the backward direction; only Bidirectional merge_mode \"concat\" is supported",
+    );
+    refused(
+        &tfu("gru_back_seq_f32.tflite"),
+        "a backward (go_backwards=True) layer returning sequences: op 110 (PACK) stacks its outputs in reversed time order",
+    );
+}
+
+/// `tinyrnn quantize` of the unrolled Bidirectional file gives a window-mode blob (the
+/// backward direction reads the whole sequence), and `inspect` of the file says so.
+#[test]
+fn tflite_unrolled_bidirectional_quantizes_to_window_blob() {
+    let (code, _, err) = cli(&[OsStr::new("inspect"), tfu("bigru_f32.tflite").as_os_str()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("backward/bidirectional layer(s) (window mode"),
+        "{err}"
+    );
+    for p in ["int16", "int8"] {
+        let blob = scratch(&format!("tflite-unroll-bigru-{p}")).join("m.trnn");
+        let (code, _, err) = cli(&[
+            OsStr::new("quantize"),
+            tfu("bigru_f32.tflite").as_os_str(),
+            OsStr::new("--normalize"),
+            vowels("norm.json").as_os_str(),
+            OsStr::new("--precision"),
+            OsStr::new(p),
+            OsStr::new("--calib"),
+            vowels("calib_raw.npy").as_os_str(),
+            OsStr::new("--calib-lengths"),
+            vowels("calib_lengths.npy").as_os_str(),
+            OsStr::new("-o"),
+            blob.as_os_str(),
+        ]);
+        assert_eq!(code, 0, "{p}: {err}");
+        let (code, out, err) = cli(&[OsStr::new("inspect"), blob.as_os_str()]);
+        assert_eq!(code, 0, "{p}: {err}");
+        assert!(out.contains("RAM: window buffer"), "{p}: {out}");
+    }
+}
+
+/// Small untrained unrolled models (make_tflite_unroll.py `untrained`, 20 random sequences of
+/// 6 frames): Bidirectional(LSTM(4), return_sequences) → Bidirectional(LSTM(3)), and
+/// Bidirectional(GRU(4, reset_after=False), return_sequences) → LSTM(3, go_backwards=True).
+/// Float files within 1e-5 of the TFLite interpreter and of Keras (measured ≤ 5.4e-8); the
+/// int8 files dequantized within 5e-3 of Keras (their int8-rounded weights are the
+/// difference; measured ≤ 2.3e-3; the interpreter's int8 run also rounds every activation
+/// and is up to 6.3e-2 away).
+#[test]
+fn tflite_unrolled_small_bidirectional_lstm_and_backward() {
+    let x = data::read_inputs(&tfu("small_x.npy")).unwrap();
+    let lengths = vec![x.t; x.n];
+    let bi = Direction::Bidirectional;
+    let lstm = CellKind::Lstm { peepholes: false };
+    let gru_rb = CellKind::Gru {
+        linear_before_reset: false,
+    };
+    for (name, want) in [
+        ("small_bilstm2", [(lstm, bi, 5, 4), (lstm, bi, 8, 3)]),
+        (
+            "small_bigru_rb_lstm_back",
+            [(gru_rb, bi, 5, 4), (lstm, Direction::Reverse, 8, 3)],
+        ),
+    ] {
+        let keras = npy(&tfu(&format!("{name}_keras_pred.npy")));
+        for kind in ["f32", "int8"] {
+            let f = format!("{name}_{kind}");
+            let m = load(&f, &ImportOptions::default());
+            let got: Vec<_> = m
+                .layers
+                .iter()
+                .map(|l| (l.cell, l.direction, l.input_size, l.hidden_size))
+                .collect();
+            assert_eq!(got, want, "{f}");
+            assert_eq!(m.pool, Pool::FinalStates, "{f}");
+            let out = exec::run(
+                &Runnable::Float(Box::new(m)),
+                &x,
+                Some(&lengths),
+                Steps::Last,
+            )
+            .unwrap();
+            let interp = npy(&tfu(&format!("{f}_pred.npy")));
+            let (ei, ek) = (max_abs(&out.y, &interp.data), max_abs(&out.y, &keras.data));
+            println!("tflite unrolled {f}: vs interpreter {ei:.2e}, vs Keras {ek:.2e}");
+            if kind == "f32" {
+                assert!(ei <= 1e-5, "{f}: {ei:e}");
+                assert!(ek <= 1e-5, "{f}: {ek:e}");
+            } else {
+                assert!(ek <= 5e-3, "{f}: {ek:e}");
+            }
+        }
+    }
+    refused(
+        &tfu("small_biave_f32.tflite"),
+        "(ADD) combines the forward and the backward direction",
+    );
+    refused(
+        &tfu("small_bimul_f32.tflite"),
+        "(MUL) combines the forward and the backward direction",
+    );
 }

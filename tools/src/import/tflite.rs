@@ -15,6 +15,7 @@
 //! | `UNIDIRECTIONAL_SEQUENCE_LSTM` / `_RNN` | recurrent layer (LSTM gates `i, f, c, o` → `i, f, g, o`; `cell_clip` kept as [`FloatLayer::cell_clip`]) |
 //! | `REVERSE_V2` (time), the same sequence op on the reversed and the original sequence, the last step of each, `CONCATENATION` `[forward, backward]` | a bidirectional layer (Keras `Bidirectional`, concat merge), pooling [`Pool::FinalStates`] |
 //! | `UNPACK` of the time steps, one copy of a `SimpleRNN` / `GRU` / `LSTM` cell per step, then the last step's `h` (or `PACK` into the next unrolled layer) | recurrent layer(s), pooling `Last` (Keras `unroll=True`; see tflite_unroll.rs) |
+//! | the same with a second cell copy reading the steps from the last (`go_backwards=True`), or both joined by a `CONCATENATION` `[forward, backward]` (of the final states, or of the `PACK`s, the backward one re-reversed by `REVERSE_V2`) | a reverse / bidirectional layer (Keras `Bidirectional`, concat merge; window mode), a last one pooled [`Pool::FinalStates`] |
 //! | `STRIDED_SLICE` of the last time step / `MEAN` / `REDUCE_MAX` / `SUM` over time | pooling `Last` / `Mean` / `Max` / `Sum` |
 //! | `FULLY_CONNECTED` after it | hidden head layers, the last one the head |
 //! | `RELU` / `LOGISTIC` / `TANH` after a dense | its activation (on the last one: the output activation) |
@@ -22,7 +23,9 @@
 //! | `RESHAPE` / `SQUEEZE` / `EXPAND_DIMS` that keep the values | dropped |
 //!
 //! Refused by name: a `WHILE` loop (what Keras 3 RNN layers convert to), an unrolled layer
-//! whose steps are not copies of one cell, bidirectional sequence ops, LSTM projection clipping, CIFG, projection and layer-norm LSTMs,
+//! whose steps are not copies of one cell, an unrolled `Bidirectional` merge other than
+//! concat (the op joining the two directions), an unrolled `go_backwards=True` layer returning
+//! sequences (stacked in reversed time order), bidirectional sequence ops, LSTM projection clipping, CIFG, projection and layer-norm LSTMs,
 //! time-major sequence ops, integer model inputs/outputs, and any other operator (one error
 //! naming the operator and its index).
 
@@ -886,10 +889,15 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
                 }
                 let u = unroll::unrolled(&g, &ops, i, cur, width).with_context(ctx)?;
                 taken.extend(u.used);
-                width = u.layers.last().map_or(width, |l| l.hidden_size);
+                width = u.layers.last().map_or(width, FloatLayer::out_size);
                 unrolled = Some((i, u.steps));
+                // A last backward or bidirectional layer's output is its final state(s): a
+                // backward direction's is its state after frame 0.
+                pool = match u.layers.last().map(|l| l.direction) {
+                    Some(tinyrnn::Direction::Forward) | None => Pool::Last,
+                    Some(_) => Pool::FinalStates,
+                };
                 layers.extend(u.layers);
-                pool = Pool::Last;
                 phase = Phase::Pooled;
                 cur = u.out;
                 continue;
@@ -1003,8 +1011,13 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
             UNROLL_TOL
         };
         let err = unroll::check(&g, &ops, *input, *output, &m, steps, tol)?;
+        let how = if m.streams() {
+            "read as streaming layer(s)"
+        } else {
+            "read as backward/bidirectional layer(s) (window mode: each run reads the whole sequence)"
+        };
         eprintln!(
-            "note: op {at} (UNPACK): {} unrolled recurrent layer(s) (Keras unroll=True), unrolled for {steps} time steps, read as streaming layer(s) (outputs within {err:.0e} of the graph's on random {steps}-step inputs); tinyrnn runs sequences of any length: a longer or shorter one is what re-unrolling for its length would compute",
+            "note: op {at} (UNPACK): {} unrolled recurrent layer(s) (Keras unroll=True), unrolled for {steps} time steps, {how} (outputs within {err:.0e} of the graph's on random {steps}-step inputs); tinyrnn runs sequences of any length: a longer or shorter one is what re-unrolling for its length would compute",
             m.layers.len()
         );
     }

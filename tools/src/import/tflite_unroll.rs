@@ -13,7 +13,19 @@
 //! or h_{T−1}            (read by the rest of the graph: pooling `Last`)
 //! ```
 //!
-//! The cell's ops are those downstream of the `x_t` up to the first op that is not one of the
+//! Backward and bidirectional layers (`go_backwards=True`, `Bidirectional(..)`): each `x_t` is
+//! read by one input projection per direction, told apart by their weights; a direction
+//! whose first projection (of `x_0`) feeds fewer cell ops than its last (of `x_{T−1}`) is a
+//! backward one and is read with its steps in reverse order (its "step 0" reads `x_{T−1}`,
+//! its final state is the one after `x_0`). Alone it is a reverse layer (only its final state
+//! may leave it: a `PACK` of its outputs is in reversed time order, refused); with a forward
+//! copy, their outputs must meet in one `CONCATENATION([forward, backward])` on the feature
+//! axis — of the final states, or (return_sequences) of the forward `PACK` and the backward
+//! `PACK` re-reversed by a `REVERSE_V2` of the time axis — a bidirectional layer (Keras
+//! merge_mode `concat`); an op reading both directions (`ADD`/`MUL` of another merge_mode) is
+//! refused naming it. These layers run in window mode.
+//!
+//! The cell's ops are those downstream of the input projections up to the first op that is not one of the
 //! cell's (the `PACK`, the head's `FULLY_CONNECTED`): the tensors leaving them are the
 //! layer's output. The cell is told by the weights of the recurrent projections, with
 //! `W: [g·H, F]`:
@@ -136,11 +148,107 @@ fn time_steps(g: &Graph, op: &Op, x: i32, width: usize) -> Result<Vec<i32>> {
     Ok(op.outputs.clone())
 }
 
+/// Follows the glue ops (`RESHAPE`, `QUANTIZE`, `DEQUANTIZE`) from tensor `t`, adding them to
+/// `used`: the op reading the result (the only reader) and the tensor it reads.
+fn through_glue(
+    ops: &[Op],
+    rd: &HashMap<i32, Vec<usize>>,
+    mut t: i32,
+    used: &mut Vec<usize>,
+) -> Result<(usize, i32)> {
+    loop {
+        let r = rd.get(&t).map_or(&[][..], |v| &v[..]);
+        let &[j] = r else {
+            bail!(
+                "the output of an unrolled layer is read by {} ops; expected one",
+                r.len()
+            );
+        };
+        match ops[j].name.as_str() {
+            "RESHAPE" | "QUANTIZE" | "DEQUANTIZE" => {
+                used.push(j);
+                t = out0(ops, j)?;
+            }
+            _ => return Ok((j, t)),
+        }
+    }
+}
+
+/// The input projections of the time steps `xs`: each `x_t` is read by one
+/// `FULLY_CONNECTED` per direction. Returns one list per direction (in time order), told
+/// apart by their weights (those of time step 1's readers).
+fn projections(
+    g: &Graph,
+    ops: &[Op],
+    rd: &HashMap<i32, Vec<usize>>,
+    xs: &[i32],
+) -> Result<Vec<Vec<usize>>> {
+    let readers = |t: usize| -> Result<Vec<usize>> {
+        let x = xs[t];
+        let r = rd.get(&x).map_or(&[][..], |v| &v[..]);
+        let ok = (1..=2).contains(&r.len())
+            && r.iter()
+                .all(|&j| ops[j].name == "FULLY_CONNECTED" && ops[j].inputs.first() == Some(&x));
+        if !ok {
+            bail!(
+                "time step {t}'s input is read by {}; expected one FULLY_CONNECTED (the input projection) per direction",
+                r.iter()
+                    .map(|&j| format!("op {j} ({})", ops[j].name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Ok(r.to_vec())
+    };
+    let refs = readers(1)?;
+    let mut dirs: Vec<Vec<usize>> = vec![Vec::with_capacity(xs.len()); refs.len()];
+    for t in 0..xs.len() {
+        let r = readers(t)?;
+        if r.len() != refs.len() {
+            bail!(
+                "time step {t}'s input is read by {} input projections, time step 1's by {}",
+                r.len(),
+                refs.len()
+            );
+        }
+        for (d, &rf) in refs.iter().enumerate() {
+            let mut m = Vec::new();
+            for &j in &r {
+                if same_const(g, &ops[rf], 1, &ops[j], 1)? {
+                    m.push(j);
+                }
+            }
+            match m[..] {
+                [j] => dirs[d].push(j),
+                _ => bail!(
+                    "time step {t}: {} of its input projections have the weights {} of op {rf} (FULLY_CONNECTED) of time step 1; expected one",
+                    m.len(),
+                    tname(g, &ops[rf], 1)
+                ),
+            }
+        }
+    }
+    Ok(dirs)
+}
+
+/// How many cell ops are downstream of op `j`'s output.
+fn reach(ops: &[Op], j: usize) -> Result<usize> {
+    let mut live: std::collections::HashSet<i32> = ops[j].outputs.iter().copied().collect();
+    let mut n = 0;
+    for op in &ops[j + 1..] {
+        if cell_op(&op.name) && op.inputs.iter().any(|t| live.contains(t)) {
+            n += 1;
+            live.extend(op.outputs.iter().copied());
+        }
+    }
+    Ok(n)
+}
+
 /// Reads the unrolled layer(s) starting at the `UNPACK` `ops[at]` of the running value `x`
 /// (`width` features per frame).
 pub(super) fn unrolled(g: &Graph, ops: &[Op], at: usize, x: i32, width: usize) -> Result<Unrolled> {
     let rd = readers(ops);
-    let mut layers = Vec::new();
+    let mut layers: Vec<FloatLayer> = Vec::new();
     let mut used = vec![at];
     let mut width = width;
     let mut unpack = at;
@@ -150,16 +258,157 @@ pub(super) fn unrolled(g: &Graph, ops: &[Op], at: usize, x: i32, width: usize) -
         bail!("op {at} (UNPACK): {steps} time steps; an unrolled layer is read from at least 3");
     }
     loop {
-        let (layer, region, out) = layer(g, ops, &rd, &xs, width).with_context(|| {
-            format!(
-                "the unrolled layer {} split by op {unpack} (UNPACK)",
-                layers.len()
-            )
-        })?;
-        width = layer.hidden_size;
+        let k = layers.len();
+        let ctx = || format!("the unrolled layer {k} split by op {unpack} (UNPACK)");
+        let dirs = projections(g, ops, &rd, &xs).with_context(ctx)?;
+        // Each direction's steps in the order it computes them: a forward cell's first step
+        // feeds every later one, a backward (go_backwards) cell's starts from x_{T−1}.
+        let mut read = Vec::new();
+        for xfc in dirs {
+            let (first, last) = (reach(ops, xfc[0])?, reach(ops, xfc[steps - 1])?);
+            if first == last {
+                bail!(
+                    "{}: the cell ops after time step 0's and time step {}'s input projections (ops {} and {}) do not tell a forward from a backward layer",
+                    ctx(),
+                    steps - 1,
+                    xfc[0],
+                    xfc[steps - 1]
+                );
+            }
+            let backward = last > first;
+            let order: Vec<usize> = if backward {
+                xfc.iter().rev().copied().collect()
+            } else {
+                xfc
+            };
+            let (layer, region, exit) = layer(g, ops, &rd, &order, width).with_context(ctx)?;
+            read.push((backward, layer, region, exit));
+        }
+        let (layer, exit) = match read.len() {
+            1 => {
+                let (backward, mut layer, region, exit) = read.pop().expect("one direction");
+                used.extend(region);
+                if backward {
+                    if let Exit::Pack(p) = exit {
+                        bail!(
+                            "{}: a backward (go_backwards=True) layer returning sequences: op {p} (PACK) stacks its outputs in reversed time order, which tinyrnn's layers do not produce",
+                            ctx()
+                        );
+                    }
+                    layer.direction = tinyrnn::Direction::Reverse;
+                }
+                (layer, exit)
+            }
+            _ => {
+                if read.iter().filter(|r| r.0).count() != 1 {
+                    bail!(
+                        "{}: two cells read the time steps in the same order; expected a forward and a backward one (Bidirectional)",
+                        ctx()
+                    );
+                }
+                read.sort_by_key(|r| r.0);
+                let (_, b, rb, eb) = read.pop().expect("two directions");
+                let (_, mut f, rf, ef) = read.pop().expect("two directions");
+                if let Some(j) = rf.iter().find(|j| rb.contains(j)) {
+                    bail!(
+                        "{}: op {j} ({}) combines the forward and the backward direction; only Bidirectional merge_mode \"concat\" is supported",
+                        ctx(),
+                        ops[*j].name
+                    );
+                }
+                if (b.cell, b.input_size, b.hidden_size) != (f.cell, f.input_size, f.hidden_size) {
+                    bail!(
+                        "{}: the backward cell ({} of {}) differs from the forward one ({} of {})",
+                        ctx(),
+                        b.cell.name(),
+                        b.hidden_size,
+                        f.cell.name(),
+                        f.hidden_size
+                    );
+                }
+                used.extend(rf);
+                used.extend(rb);
+                // The merge: CONCATENATION([forward, backward]) on the feature axis, of
+                // the final states or (return_sequences) of the stacked outputs, the
+                // backward ones re-reversed by a REVERSE_V2 of the time axis.
+                let (cf, tf, cb, tb, exit) = match (ef, eb) {
+                    (Exit::Last(hf), Exit::Last(hb)) => {
+                        let (cf, tf) = through_glue(ops, &rd, hf, &mut used).with_context(ctx)?;
+                        let (cb, tb) = through_glue(ops, &rd, hb, &mut used).with_context(ctx)?;
+                        (cf, tf, cb, tb, None)
+                    }
+                    (Exit::Pack(pf), Exit::Pack(pb)) => {
+                        used.extend([pf, pb]);
+                        let (cf, tf) =
+                            through_glue(ops, &rd, out0(ops, pf)?, &mut used).with_context(ctx)?;
+                        let (r, tr) =
+                            through_glue(ops, &rd, out0(ops, pb)?, &mut used).with_context(ctx)?;
+                        if ops[r].name != "REVERSE_V2" {
+                            bail!(
+                                "{}: op {r} ({}) reads the backward direction's outputs; expected a REVERSE_V2 of the time axis (Keras Bidirectional re-reverses them)",
+                                ctx(),
+                                ops[r].name
+                            );
+                        }
+                        let rank = g.tensor(tr)?.shape.len() as i64;
+                        let axes = g.ints(&ops[r], 1).with_context(ctx)?;
+                        let time = if g.tensor(tr)?.shape.first() == Some(&(steps as i32)) {
+                            0
+                        } else {
+                            1
+                        };
+                        if axes.len() != 1 || axis_of(axes[0], rank as usize)? != time {
+                            bail!(
+                                "{}: op {r} (REVERSE_V2) reverses axes {axes:?}, not the time axis {time}",
+                                ctx()
+                            );
+                        }
+                        used.push(r);
+                        let (cb, tb) =
+                            through_glue(ops, &rd, out0(ops, r)?, &mut used).with_context(ctx)?;
+                        (cf, tf, cb, tb, Some(()))
+                    }
+                    _ => bail!(
+                        "{}: one direction returns sequences and the other does not",
+                        ctx()
+                    ),
+                };
+                let c = &ops[cf];
+                if cf != cb || c.name != "CONCATENATION" || c.inputs[..] != [tf, tb] {
+                    bail!(
+                        "{}: op {cf} ({}) reads the forward direction's output and op {cb} ({}) the backward one's; expected one CONCATENATION of [forward, backward] (Bidirectional merge_mode \"concat\")",
+                        ctx(),
+                        ops[cf].name,
+                        ops[cb].name
+                    );
+                }
+                let o = super::options(c, opt::CONCATENATION).with_context(ctx)?;
+                let axis = o.map_or(Ok(0), |o| o.i32(0, 0))?;
+                let rank = g.tensor(tf)?.shape.len();
+                if axis_of(i64::from(axis), rank)? + 1 != rank
+                    || o.map_or(Ok(0), |o| o.u8(1, 0))? != 0
+                {
+                    bail!(
+                        "op {cf} (CONCATENATION): axis {axis} (or a fused activation); expected the feature axis of the two directions"
+                    );
+                }
+                used.push(cf);
+                let cat = out0(ops, cf)?;
+                f.direction = tinyrnn::Direction::Bidirectional;
+                f.backward = Some(Box::new(b));
+                (
+                    f,
+                    if exit.is_some() {
+                        Exit::Seq(cat)
+                    } else {
+                        Exit::Last(cat)
+                    },
+                )
+            }
+        };
+        width = layer.out_size();
         layers.push(layer);
-        used.extend(region);
-        match out {
+        let seq = match exit {
             Exit::Last(h) => {
                 return Ok(Unrolled {
                     layers,
@@ -170,46 +419,36 @@ pub(super) fn unrolled(g: &Graph, ops: &[Op], at: usize, x: i32, width: usize) -
             }
             Exit::Pack(p) => {
                 used.push(p);
-                // PACK [T, 1, H] → (glue) → UNPACK: the next unrolled layer.
-                let mut t = out0(ops, p)?;
-                loop {
-                    let r = rd.get(&t).map_or(&[][..], |v| &v[..]);
-                    let &[j] = r else {
-                        bail!(
-                            "op {p} (PACK): the whole sequence (return_sequences) is read by {} ops; only another unrolled layer is supported after it",
-                            r.len()
-                        );
-                    };
-                    match ops[j].name.as_str() {
-                        "RESHAPE" | "QUANTIZE" | "DEQUANTIZE" => {
-                            used.push(j);
-                            t = out0(ops, j)?;
-                        }
-                        "UNPACK" => {
-                            xs = time_steps(g, &ops[j], t, width)
-                                .with_context(|| format!("op {j} (UNPACK)"))?;
-                            if xs.len() != steps {
-                                bail!("op {j} (UNPACK): {} time steps after {steps}", xs.len());
-                            }
-                            used.push(j);
-                            unpack = j;
-                            break;
-                        }
-                        n => bail!(
-                            "op {j} ({n}) reads the whole sequence of an unrolled layer (return_sequences): only another unrolled layer is supported after it"
-                        ),
-                    }
-                }
+                out0(ops, p)?
             }
+            Exit::Seq(t) => t,
+        };
+        // PACK [T, 1, H] → (glue) → UNPACK: the next unrolled layer.
+        let (j, t) = through_glue(ops, &rd, seq, &mut used).with_context(|| {
+            "the whole sequence (return_sequences) of an unrolled layer: only another unrolled layer is supported after it"
+        })?;
+        if ops[j].name != "UNPACK" {
+            bail!(
+                "op {j} ({}) reads the whole sequence of an unrolled layer (return_sequences): only another unrolled layer is supported after it",
+                ops[j].name
+            );
         }
+        xs = time_steps(g, &ops[j], t, width).with_context(|| format!("op {j} (UNPACK)"))?;
+        if xs.len() != steps {
+            bail!("op {j} (UNPACK): {} time steps after {steps}", xs.len());
+        }
+        used.push(j);
+        unpack = j;
     }
 }
 
 enum Exit {
     /// `h_{T−1}`, read by the rest of the graph.
     Last(i32),
-    /// The `PACK` of `h_0 … h_{T−1}`.
+    /// The `PACK` of `h_0 … h_{T−1}` (in the order the cell computes them).
     Pack(usize),
+    /// A bidirectional layer's whole output sequence `[1, T, 2H]` (return_sequences).
+    Seq(i32),
 }
 
 /// Same tensor, or equal dequantized values.
@@ -248,33 +487,41 @@ fn tname(g: &Graph, op: &Op, k: usize) -> String {
         .map_or_else(|| "(none)".to_string(), |t| format!("'{}'", t.name))
 }
 
-/// One unrolled layer from its time-step inputs `xs`: the layer, the ops it consists of and
-/// where its output goes.
+/// One unrolled layer (one direction) from the input projections `xfc` of its time steps,
+/// in the order it computes them: the layer, the ops it consists of and where its output
+/// goes.
 fn layer(
     g: &Graph,
     ops: &[Op],
     rd: &HashMap<i32, Vec<usize>>,
-    xs: &[i32],
+    xfc: &[usize],
     width: usize,
 ) -> Result<(FloatLayer, Vec<usize>, Exit)> {
-    let steps = xs.len();
-    // The cell's ops: downstream of the x_t, through cell ops only; `dep[t]` = the last time
-    // step a tensor depends on.
+    let steps = xfc.len();
+    // The cell's ops: downstream of the input projections, through cell ops only; `dep[t]` =
+    // the last step (in the cell's order) a tensor depends on.
     // Two passes: the first collects the recurrent weights of the steps before the last; the
     // second stops at a FULLY_CONNECTED of the last step with other weights (the head).
     let mut rec_w: Vec<usize> = Vec::new(); // ops whose weights are the recurrent ones
     let mut dep: HashMap<i32, usize> = HashMap::new();
     let mut region = Vec::new();
     for pass in 0..2 {
-        dep = xs.iter().enumerate().map(|(k, &t)| (t, k)).collect();
+        dep.clear();
+        for (k, &j) in xfc.iter().enumerate() {
+            dep.insert(out0(ops, j)?, k);
+        }
         region.clear();
+        region.extend_from_slice(xfc);
         for (j, op) in ops.iter().enumerate() {
+            if xfc.contains(&j) {
+                continue;
+            }
             let d = op.inputs.iter().filter_map(|t| dep.get(t)).max().copied();
             let Some(d) = d else { continue };
             if !cell_op(&op.name) {
                 continue;
             }
-            if op.name == "FULLY_CONNECTED" && !xs.contains(&op.inputs[0]) {
+            if op.name == "FULLY_CONNECTED" {
                 if pass == 0 && d + 2 <= steps {
                     rec_w.push(j);
                 }
@@ -347,24 +594,7 @@ fn layer(
             Exit::Pack(p)
         }
     };
-    // Input projections: each x_t read by exactly one FULLY_CONNECTED.
-    let mut xfc = Vec::with_capacity(steps);
-    for (t, &x) in xs.iter().enumerate() {
-        let r = rd.get(&x).map_or(&[][..], |v| &v[..]);
-        match r {
-            [j] if ops[*j].name == "FULLY_CONNECTED" && ops[*j].inputs.first() == Some(&x) => {
-                xfc.push(*j)
-            }
-            _ => bail!(
-                "time step {t}'s input is read by {}; expected one FULLY_CONNECTED (the input projection)",
-                r.iter()
-                    .map(|&j| format!("op {j} ({})", ops[j].name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
-    }
-    for &j in &xfc {
+    for &j in xfc {
         let o = super::options(&ops[j], super::opt::FULLY_CONNECTED)?;
         if o.map_or(Ok(0), |o| o.u8(0, 0))? != 0 {
             bail!("op {j} (FULLY_CONNECTED): a fused activation on the input projection");
@@ -866,6 +1096,28 @@ fn evaluate(
                 }
                 y.iter().map(|&i| v[i]).collect()
             }
+            "REVERSE_V2" => {
+                let v = e.get(op, 0).with_context(ctx)?;
+                let s = e.shape(op.inputs[0])?;
+                let axes = g.ints(op, 1).with_context(ctx)?;
+                let &[a] = &axes[..] else {
+                    bail!("{}: axes {axes:?}", ctx());
+                };
+                let a = axis_of(a, s.len()).with_context(ctx)?;
+                if v.len() != s.iter().product::<usize>() {
+                    bail!("{}: {} values for shape {s:?}", ctx(), v.len());
+                }
+                let outer: usize = s[..a].iter().product();
+                let inner: usize = s[a + 1..].iter().product();
+                let mut y = Vec::with_capacity(v.len());
+                for q in 0..outer {
+                    for i in (0..s[a]).rev() {
+                        let base = (q * s[a] + i) * inner;
+                        y.extend_from_slice(&v[base..base + inner]);
+                    }
+                }
+                y
+            }
             n => bail!("op {j} ({n}) cannot be evaluated to check the unrolled layer"),
         };
         e.v.insert(out, y);
@@ -921,8 +1173,7 @@ pub(super) fn check(
             (y, vals)
         };
         let frames: Vec<&[f32]> = frames32.iter().map(|v| &v[..]).collect();
-        let want = m.run(&frames, &mut ());
-        let last = want.last().ok_or_else(|| anyhow!("no output"))?;
+        let last = &m.run_window(&frames, &mut ());
         if last.len() != y.len() {
             bail!(
                 "the graph's output has {} values, the imported model's {}",
@@ -941,8 +1192,13 @@ pub(super) fn check(
             let l = &m.layers[0];
             let (mut h, mut c) = l.initial_hc();
             let mut at = None;
-            for (t, fr) in frames32.iter().enumerate() {
-                let xt: Vec<f64> = m.normalize(fr);
+            let order: Vec<usize> = if l.direction == tinyrnn::Direction::Reverse {
+                (0..frames32.len()).rev().collect()
+            } else {
+                (0..frames32.len()).collect()
+            };
+            for (k, &t) in order.iter().enumerate() {
+                let xt: Vec<f64> = m.normalize(&frames32[t]);
                 l.step(0, &xt, &mut h, &mut c, &mut ());
                 let held = vals.values().any(|v| {
                     v.len() == h.len()
@@ -951,7 +1207,7 @@ pub(super) fn check(
                             .all(|(a, b)| (a - b).abs() <= tol.max(1e-6))
                 });
                 if !held {
-                    at = Some(t);
+                    at = Some(k);
                     break;
                 }
             }
