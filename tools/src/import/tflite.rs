@@ -688,6 +688,9 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
     let mut taken: Vec<usize> = Vec::new();
     // The UNPACK of unrolled layers and their fixed length.
     let mut unrolled: Option<(usize, usize)> = None;
+    // The time axis of the running sequence: 1 of [1, T, F]; an unrolled layer's packed
+    // sequence may put it first ([T, 1, H]).
+    let mut time_axis = 1usize;
     for (i, op) in ops.iter().enumerate() {
         if taken.contains(&i) {
             continue;
@@ -889,9 +892,14 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
                 width = u.layers.last().map_or(width, |l| l.hidden_size);
                 unrolled = Some((i, u.steps));
                 layers.extend(u.layers);
-                pool = Pool::Last;
-                phase = Phase::Pooled;
                 cur = u.out;
+                if let Some(t) = u.time {
+                    // The whole sequence, read by the reduction over time (the arm below).
+                    time_axis = t;
+                } else {
+                    pool = Pool::Last;
+                    phase = Phase::Pooled;
+                }
                 continue;
             }
             "REVERSE_V2" => {
@@ -930,9 +938,12 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
                 }
                 options(op, opt::REDUCER).with_context(ctx)?;
                 let axes = g.ints(op, 1).with_context(ctx)?;
-                if axes != [1] && axes != [-2] {
+                let rank = g.tensor(data_in).with_context(ctx)?.sig.len() as i64;
+                let time =
+                    |&a: &i64| (-rank..rank).contains(&a) && a.rem_euclid(rank) == time_axis as i64;
+                if !matches!(&axes[..], [a] if time(a)) {
                     bail!(
-                        "{}: reduces axes {axes:?}; only the time axis (1) is supported",
+                        "{}: reduces axes {axes:?}; only the time axis ({time_axis}) is supported",
                         ctx()
                     );
                 }
