@@ -14,7 +14,7 @@
 //! | `FULLY_CONNECTED` (fused activation) before the first recurrent layer | pre-net dense |
 //! | `UNIDIRECTIONAL_SEQUENCE_LSTM` / `_RNN` | recurrent layer (LSTM gates `i, f, c, o` → `i, f, g, o`; `cell_clip` kept as [`FloatLayer::cell_clip`]) |
 //! | `REVERSE_V2` (time), the same sequence op on the reversed and the original sequence, the last step of each, `CONCATENATION` `[forward, backward]` | a bidirectional layer (Keras `Bidirectional`, concat merge), pooling [`Pool::FinalStates`] |
-//! | `UNPACK` of the time steps, one copy of a `SimpleRNN` / `GRU` / `LSTM` cell per step, then the last step's `h` (or `PACK` into the next unrolled layer) | recurrent layer(s), pooling `Last` (Keras `unroll=True`; see tflite_unroll.rs) |
+//! | `UNPACK` of the time steps, one copy of a `SimpleRNN` / `GRU` / `LSTM` cell per step, then the last step's `h` (or `PACK` into the next unrolled layer) | recurrent layer(s), pooling `Last` (Keras `unroll=True`; see tflite_unroll.rs); the last layer's `PACK`ed whole sequence reduced over time by `MEAN` / `REDUCE_MAX` / `SUM`: pooling `Mean` / `Max` / `Sum` |
 //! | `STRIDED_SLICE` of the last time step / `MEAN` / `REDUCE_MAX` / `SUM` over time | pooling `Last` / `Mean` / `Max` / `Sum` |
 //! | `FULLY_CONNECTED` after it | hidden head layers, the last one the head |
 //! | `RELU` / `LOGISTIC` / `TANH` after a dense | its activation (on the last one: the output activation) |

@@ -9,7 +9,9 @@
 //!              FULLY_CONNECTED(h_{t−1}, U, b_h)    the recurrent projection(s); step 0's are
 //!                                                  constant-folded (zero initial state)
 //!              SPLIT / STRIDED_SLICE / ADD / SUB / MUL / LOGISTIC / TANH / RELU   the gates
-//! PACK(h_0 … h_{T−1})   (return_sequences: read by the next unrolled layer's UNPACK)
+//! PACK(h_0 … h_{T−1})   (return_sequences: read by the next unrolled layer's UNPACK, or
+//!                        by a MEAN / REDUCE_MAX / SUM over its time axis: pooling
+//!                        `Mean` / `Max` / `Sum`, GlobalAverage/MaxPooling1D)
 //! or h_{T−1}            (read by the rest of the graph: pooling `Last`)
 //! ```
 //!
