@@ -45,11 +45,6 @@
 //!   sequence of accuracy lost; int8 at most 1 % disagreement and 1 pp accuracy drop (on the
 //!   7-frame tflite_unroll rows at most 5 of 370 classes changed, the bound of
 //!   tests/tflite_unroll.rs `tflite_unrolled_quantized_accuracy`, for the same reason).
-//!
-//! Rows with `refused_today` are files tinyrnn does not import yet (the converter's
-//! unrolled form of a layer pooled by GlobalAveragePooling1D): they must be refused with the given message
-//! (printed as "refused today: …", not a failure); once they import, every assertion above
-//! applies to them as to any other row.
 
 mod common;
 
@@ -94,8 +89,6 @@ struct Row {
     /// `unroll=True` twins of models that start with a Normalization layer take normalized
     /// features, and this file holds that layer's mean and std.
     normalize: Option<String>,
-    /// Not imported yet: refused with this message (substring).
-    refused_today: Option<&'static str>,
     /// Every test sequence cut to its first `T` frames (the tests/data/tflite_unroll files,
     /// unrolled for T = 7, and their Keras/interpreter outputs on those frames).
     cut: Option<usize>,
@@ -117,14 +110,9 @@ fn row(
         keras: keras.map(Into::into),
         interp,
         normalize: None,
-        refused_today: None,
         cut: None,
     }
 }
-
-/// Refused today: the unrolled `.tflite` of a layer whose whole sequence a MEAN
-/// (GlobalAveragePooling1D) reads.
-const GAP_UNROLL: &str = "(MEAN) reads the whole sequence of an unrolled layer";
 
 /// Keras 3 models with `unroll=True` `.tflite` twins in tests/data/tflite_unroll
 /// (make_tflite_unroll.py: T = 7, normalized features, the test sequences cut to 7 frames).
@@ -211,10 +199,6 @@ fn rows() -> Vec<Row> {
             if input == Raw {
                 r.normalize = Some(format!("keras_table/{name}_norm.json"));
             }
-            r.refused_today = match name {
-                "gap" => Some(GAP_UNROLL),
-                _ => None,
-            };
             v.push(r);
         }
     }
@@ -358,7 +342,7 @@ fn tf_table() {
         "| model | format | file | float max err vs Keras predict | vs TFLite interpreter | float acc | int16 acc / agreement | int8 acc / agreement | int8 .tflite: interpreter acc vs tinyrnn int8 | blob bytes int16 / int8 |"
     );
     println!("|---|---|---|--:|--:|--:|--:|--:|--:|--:|");
-    let (mut imported, mut pending) = (0, 0);
+    let mut imported = 0;
     for r in rows() {
         let path = data_dir().join(&r.file);
         let file = r.file.as_str();
@@ -368,33 +352,7 @@ fn tf_table() {
         };
         let m = match import::load_model(&path, &own) {
             Ok(m) => m,
-            Err(e) => {
-                let msg = format!("{e:#}");
-                let Some(want) = r.refused_today else {
-                    panic!("{file}: {msg}");
-                };
-                assert!(
-                    msg.contains(want),
-                    "{file}: refused, but not for {want:?}: {msg}"
-                );
-                assert!(!msg.contains('\n'), "{msg}");
-                pending += 1;
-                // Without the path, up to "is not supported".
-                let short = msg.split(": ").skip(1).collect::<Vec<_>>().join(": ");
-                let short = match (short.find(" read by "), short.find("; expected")) {
-                    (Some(k), Some(j)) if k < j => {
-                        format!("{} … {}", &short[..k + 8], &short[j + 2..])
-                    }
-                    _ => short.clone(),
-                };
-                println!(
-                    "| {} | {} | `{file}` | refused today: {} | | | | | | |",
-                    r.model,
-                    r.format,
-                    short.replace('|', "\\|")
-                );
-                continue;
-            }
+            Err(e) => panic!("{file}: {e:#}"),
         };
         imported += 1;
         let lens = if r.cut.is_some() {
@@ -534,6 +492,6 @@ fn tf_table() {
             sizes[1],
         );
     }
-    println!("\n{imported} rows imported and checked, {pending} refused today");
+    println!("\n{imported} rows imported and checked");
     assert!(imported >= 20, "{imported}");
 }

@@ -452,3 +452,52 @@ fn tflite_unrolled_small_bidirectional_lstm_and_backward() {
         "(MUL) combines the forward and the backward direction",
     );
 }
+
+/// An unrolled layer's whole sequence reduced over time (make_tflite_unroll_pool.py, edited
+/// copies of keras_table/gap_unroll_f32.tflite, T = 14): REDUCE_MAX (GlobalMaxPooling1D)
+/// imports as `Pool::Max`; the MEAN of the PACK's own `[T, 1, H]` along axis 0 (no RESHAPE)
+/// as `Pool::Mean`; both against the TFLite interpreter on 8 random sequences. A reduction
+/// over any other axis is refused naming the op.
+#[test]
+fn tflite_unrolled_sequence_reduced_over_time() {
+    let x = npy(&tfu("pool_x.npy"));
+    let [n, t, f] = x.shape[..] else {
+        panic!("{:?}", x.shape)
+    };
+    let frames: Vec<f32> = x.data.iter().map(|&v| v as f32).collect();
+    for (name, pool) in [("gap_max_f32", Pool::Max), ("gap_t0_f32", Pool::Mean)] {
+        let m = load(name, &ImportOptions::default());
+        assert_eq!(m.pool, pool, "{name}");
+        assert_eq!(m.layers.len(), 1, "{name}");
+        assert_eq!(
+            m.layers[0].cell,
+            CellKind::Gru {
+                linear_before_reset: true
+            },
+            "{name}"
+        );
+        let want = npy(&tfu(&format!("{name}_pred.npy")));
+        assert_eq!(want.shape, [n, 9], "{name}");
+        let mut worst = 0.0f64;
+        for s in 0..n {
+            let seq: Vec<&[f32]> = (0..t)
+                .map(|k| &frames[(s * t + k) * f..(s * t + k + 1) * f])
+                .collect();
+            let y = m.run(&seq, &mut ());
+            let y = y.last().unwrap();
+            for (a, b) in y.iter().zip(&want.data[s * 9..(s + 1) * 9]) {
+                worst = worst.max((a - b).abs());
+            }
+        }
+        println!("{name}: max |tinyrnn - interpreter| = {worst:.1e}");
+        assert!(worst <= 1e-5, "{name}: {worst:e}");
+    }
+    refused(
+        &tfu("gap_axis_tampered.tflite"),
+        "(MEAN): reduces axes [2]; only the time axis (1) is supported",
+    );
+    refused(
+        &tfu("gap_t0_axis1_tampered.tflite"),
+        "(MEAN): reduces axes [1]; only the time axis (0) is supported",
+    );
+}

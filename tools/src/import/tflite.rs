@@ -14,7 +14,7 @@
 //! | `FULLY_CONNECTED` (fused activation) before the first recurrent layer | pre-net dense |
 //! | `UNIDIRECTIONAL_SEQUENCE_LSTM` / `_RNN` | recurrent layer (LSTM gates `i, f, c, o` → `i, f, g, o`; `cell_clip` kept as [`FloatLayer::cell_clip`]) |
 //! | `REVERSE_V2` (time), the same sequence op on the reversed and the original sequence, the last step of each, `CONCATENATION` `[forward, backward]` | a bidirectional layer (Keras `Bidirectional`, concat merge), pooling [`Pool::FinalStates`] |
-//! | `UNPACK` of the time steps, one copy of a `SimpleRNN` / `GRU` / `LSTM` cell per step, then the last step's `h` (or `PACK` into the next unrolled layer) | recurrent layer(s), pooling `Last` (Keras `unroll=True`; see tflite_unroll.rs) |
+//! | `UNPACK` of the time steps, one copy of a `SimpleRNN` / `GRU` / `LSTM` cell per step, then the last step's `h` (or `PACK` into the next unrolled layer) | recurrent layer(s), pooling `Last` (Keras `unroll=True`; see tflite_unroll.rs); the last layer's `PACK`ed whole sequence reduced over time by `MEAN` / `REDUCE_MAX` / `SUM`: pooling `Mean` / `Max` / `Sum` |
 //! | the same with a second cell copy reading the steps from the last (`go_backwards=True`), or both joined by a `CONCATENATION` `[forward, backward]` (of the final states, or of the `PACK`s, the backward one re-reversed by `REVERSE_V2`) | a reverse / bidirectional layer (Keras `Bidirectional`, concat merge; window mode), a last one pooled [`Pool::FinalStates`] |
 //! | `STRIDED_SLICE` of the last time step / `MEAN` / `REDUCE_MAX` / `SUM` over time | pooling `Last` / `Mean` / `Max` / `Sum` |
 //! | `FULLY_CONNECTED` after it | hidden head layers, the last one the head |
@@ -691,6 +691,9 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
     let mut taken: Vec<usize> = Vec::new();
     // The UNPACK of unrolled layers and their fixed length.
     let mut unrolled: Option<(usize, usize)> = None;
+    // The time axis of the running sequence: 1 of [1, T, F]; an unrolled layer's packed
+    // sequence may put it first ([T, 1, H]).
+    let mut time_axis = 1usize;
     for (i, op) in ops.iter().enumerate() {
         if taken.contains(&i) {
             continue;
@@ -898,8 +901,13 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
                     Some(_) => Pool::FinalStates,
                 };
                 layers.extend(u.layers);
-                phase = Phase::Pooled;
                 cur = u.out;
+                if let Some(t) = u.time {
+                    // The whole sequence, read by the reduction over time (the arm below).
+                    time_axis = t;
+                } else {
+                    phase = Phase::Pooled;
+                }
                 continue;
             }
             "REVERSE_V2" => {
@@ -938,9 +946,12 @@ pub fn import(bytes: &[u8]) -> Result<FloatModel> {
                 }
                 options(op, opt::REDUCER).with_context(ctx)?;
                 let axes = g.ints(op, 1).with_context(ctx)?;
-                if axes != [1] && axes != [-2] {
+                let rank = g.tensor(data_in).with_context(ctx)?.sig.len() as i64;
+                let time =
+                    |&a: &i64| (-rank..rank).contains(&a) && a.rem_euclid(rank) == time_axis as i64;
+                if !matches!(&axes[..], [a] if time(a)) {
                     bail!(
-                        "{}: reduces axes {axes:?}; only the time axis (1) is supported",
+                        "{}: reduces axes {axes:?}; only the time axis ({time_axis}) is supported",
                         ctx()
                     );
                 }

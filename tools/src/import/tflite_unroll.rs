@@ -9,7 +9,9 @@
 //!              FULLY_CONNECTED(h_{t−1}, U, b_h)    the recurrent projection(s); step 0's are
 //!                                                  constant-folded (zero initial state)
 //!              SPLIT / STRIDED_SLICE / ADD / SUB / MUL / LOGISTIC / TANH / RELU   the gates
-//! PACK(h_0 … h_{T−1})   (return_sequences: read by the next unrolled layer's UNPACK)
+//! PACK(h_0 … h_{T−1})   (return_sequences: read by the next unrolled layer's UNPACK, or
+//!                        by a MEAN / REDUCE_MAX / SUM over its time axis: pooling
+//!                        `Mean` / `Max` / `Sum`, GlobalAverage/MaxPooling1D)
 //! or h_{T−1}            (read by the rest of the graph: pooling `Last`)
 //! ```
 //!
@@ -89,8 +91,12 @@ pub(super) struct Unrolled {
     pub layers: Vec<FloatLayer>,
     /// Indices of the ops read as part of the layers.
     pub used: Vec<usize>,
-    /// The last layer's output `h_{T−1}` (`[1, H]`).
+    /// The last layer's output `h_{T−1}` (`[1, H]`), or its whole sequence when `time` is set.
     pub out: i32,
+    /// `Some(axis)` when the last layer's whole sequence (`PACK` `[T, 1, H]`, maybe reshaped,
+    /// e.g. to `[1, T, H]`) is read by a `MEAN` / `REDUCE_MAX` / `SUM`: its time axis, the one
+    /// that reduction must reduce (checked by the caller).
+    pub time: Option<usize>,
     /// The fixed sequence length.
     pub steps: usize,
 }
@@ -414,6 +420,7 @@ pub(super) fn unrolled(g: &Graph, ops: &[Op], at: usize, x: i32, width: usize) -
                     layers,
                     used,
                     out: h,
+                    time: None,
                     steps,
                 })
             }
@@ -423,15 +430,44 @@ pub(super) fn unrolled(g: &Graph, ops: &[Op], at: usize, x: i32, width: usize) -
             }
             Exit::Seq(t) => t,
         };
-        // PACK [T, 1, H] → (glue) → UNPACK: the next unrolled layer.
+        // PACK [T, 1, H] → (glue) → UNPACK: the next unrolled layer; or → MEAN / REDUCE_MAX /
+        // SUM over time: the last layer, pooled.
         let (j, t) = through_glue(ops, &rd, seq, &mut used).with_context(|| {
-            "the whole sequence (return_sequences) of an unrolled layer: only another unrolled layer is supported after it"
+            "the whole sequence (return_sequences) of an unrolled layer: only another unrolled layer or a MEAN / REDUCE_MAX / SUM over time is supported after it"
         })?;
-        if ops[j].name != "UNPACK" {
-            bail!(
-                "op {j} ({}) reads the whole sequence of an unrolled layer (return_sequences): only another unrolled layer is supported after it",
-                ops[j].name
-            );
+        match ops[j].name.as_str() {
+            "UNPACK" => {}
+            "MEAN" | "REDUCE_MAX" | "SUM" => {
+                // PACK stacks along axis 0 (a bidirectional CONCATENATION keeps the time
+                // axis of its PACKs) and a RESHAPE keeps the order: the values are
+                // time-major, so the time axis is the one of length T with only 1s before it
+                // and the features after it.
+                let s = &g.tensor(t)?.shape;
+                let time = s.iter().position(|&d| d == steps as i32).filter(|&a| {
+                    s.last() == Some(&(width as i32))
+                        && a + 1 < s.len()
+                        && s
+                            .iter()
+                            .enumerate()
+                            .all(|(k, &d)| k == a || k + 1 == s.len() || d == 1)
+                });
+                let Some(time) = time else {
+                    bail!(
+                        "op {j} ({}) reads the whole sequence of an unrolled layer reshaped to {s:?}; expected [T, 1, {width}] or [1, T, {width}] with T = {steps}",
+                        ops[j].name
+                    );
+                };
+                return Ok(Unrolled {
+                    layers,
+                    used,
+                    out: t,
+                    time: Some(time),
+                    steps,
+                });
+            }
+            n => bail!(
+                "op {j} ({n}) reads the whole sequence of an unrolled layer (return_sequences): only another unrolled layer or a MEAN / REDUCE_MAX / SUM over time is supported after it"
+            ),
         }
         xs = time_steps(g, &ops[j], t, width).with_context(|| format!("op {j} (UNPACK)"))?;
         if xs.len() != steps {
@@ -1115,6 +1151,39 @@ fn evaluate(
                         let base = (q * s[a] + i) * inner;
                         y.extend_from_slice(&v[base..base + inner]);
                     }
+                }
+                y
+            }
+            "MEAN" | "REDUCE_MAX" | "SUM" => {
+                // Over the given axes (keep_dims changes the shape only, not the order).
+                let v = e.get(op, 0).with_context(ctx)?;
+                let s = e.shape(op.inputs[0])?;
+                if v.len() != s.iter().product::<usize>() {
+                    bail!("{}: {} values for shape {s:?}", ctx(), v.len());
+                }
+                let mut red = vec![false; s.len()];
+                for a in g.ints(op, 1).with_context(ctx)? {
+                    red[axis_of(a, s.len()).with_context(ctx)?] = true;
+                }
+                let n: usize = (0..s.len()).filter(|&a| red[a]).map(|a| s[a]).product();
+                let kept: usize = v.len() / n.max(1);
+                let max = op.name == "REDUCE_MAX";
+                let mut y = vec![if max { f64::NEG_INFINITY } else { 0.0 }; kept];
+                for (i, &x) in v.iter().enumerate() {
+                    // The output index: the input's multi-index without the reduced axes.
+                    let (mut rest, mut o, mut stride) = (i, 0, 1);
+                    for a in (0..s.len()).rev() {
+                        let k = rest % s[a];
+                        rest /= s[a];
+                        if !red[a] {
+                            o += k * stride;
+                            stride *= s[a];
+                        }
+                    }
+                    y[o] = if max { y[o].max(x) } else { y[o] + x };
+                }
+                if op.name == "MEAN" {
+                    y.iter_mut().for_each(|v| *v /= n as f64);
                 }
                 y
             }
