@@ -20,7 +20,6 @@
 //! The inputs have a positive offset so that `h` has a non-zero mean (the sums grow).
 //! Runtime: about 12 M steps of a 5-unit LSTM, a few seconds in `--profile checked`.
 #[path = "../src/testutil.rs"]
-#[allow(dead_code)]
 mod testutil;
 
 use testutil::*;
