@@ -1062,8 +1062,9 @@ pub mod spec {
     /// One direction's initial `(h, c)`.
     fn initial(l: &LayerDesc<'_>) -> (Vec<i16>, Vec<i32>) {
         let n = l.hidden_size as usize;
+        // h is `P` wide for a projected LSTM
         let h = if l.h0.is_empty() {
-            vec![0; n]
+            vec![0; l.h_size()]
         } else {
             l.h0.chunks(2)
                 .map(|b| i16::from_le_bytes([b[0], b[1]]))
@@ -1124,7 +1125,7 @@ pub mod spec {
         }
         let last = m.layers().last().unwrap();
         let w = m.pooled_size();
-        let lh = last.hidden_size as usize;
+        let lh = last.h_size(); // `P` for a projected LSTM
         let pooled: Vec<i16> = (0..w)
             .map(|j| {
                 if n == 0 {

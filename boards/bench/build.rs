@@ -16,7 +16,7 @@ use std::{env, fs};
 mod cases;
 
 use cases::*;
-use tinyrnn::{Model, Precision, Session};
+use tinyrnn::{Model, Precision, Session, Window};
 
 /// Uniform in `[0, 1)` from a hash.
 fn unit(seed: u32) -> f64 {
@@ -38,6 +38,26 @@ fn requant(factor: f64, max_shift: u32) -> [u8; 5] {
     r[..4].copy_from_slice(&(m as i32).to_le_bytes());
     r[4] = s as u8;
     r
+}
+
+/// The checksum of a model's output (`win`: the windowed case), as the firmware's decision.
+fn output_of(s: &mut Session<'_, STATE, SCRATCH>, win: Option<&mut Window<'_>>) -> u32 {
+    let n = s.model().output_size();
+    if s.model().precision().is_int() {
+        let mut q = vec![0i16; n];
+        match win {
+            Some(w) => s.output_window_q(w, &mut q).unwrap(),
+            None => s.output_q(&mut q).unwrap(),
+        }
+        output_checksum(&q, &[])
+    } else {
+        let mut f = vec![0f32; n];
+        match win {
+            Some(w) => s.output_window(w, &mut f).unwrap(),
+            None => s.output(&mut f).unwrap(),
+        }
+        output_checksum(&[], &f)
+    }
 }
 
 fn main() {
@@ -105,7 +125,7 @@ fn main() {
         for (t, &(hidden, cols)) in RQ_TABLES.iter().enumerate() {
             let sigma_x = if hidden { 16384.0 } else { 4096.0 };
             let base = 6144.0 / (sigma_w * sigma_x * (cols as f64).sqrt());
-            let table: Vec<u8> = (0..MAX_ROWS)
+            let table: Vec<u8> = (0..rq_rows(full)[t])
                 .flat_map(|r| {
                     let jitter = 0.75 + 0.5 * unit((t * MAX_ROWS + r) as u32 ^ 0x7000_0000);
                     requant(base * jitter, max_shift)
@@ -142,7 +162,10 @@ fn main() {
             .unwrap();
         }
     }
-    let inc = |n: &str| format!("include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{n}.bin\"))");
+    // 16-byte aligned: the f32 kernel's `VLDM` needs word-aligned weights (an unaligned blob
+    // runs the portable kernel), and a bare `include_bytes!` is aligned by luck only.
+    let inc =
+        |n: &str| format!("&Aligned(*include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{n}.bin\"))).0");
     let rq_list = |p: usize| {
         (0..RQ_TABLES.len())
             .map(|t| inc(&format!("rq{p}_{t}")))
@@ -169,29 +192,76 @@ fn main() {
         weights: [&w8, &w16, &wf],
         biases: [&b8, &b16, &bf],
         rq: [
-            [&rq[0][0], &rq[0][1], &rq[0][2], &rq[0][3], &rq[0][4]],
-            [&rq[1][0], &rq[1][1], &rq[1][2], &rq[1][3], &rq[1][4]],
+            [
+                &rq[0][0], &rq[0][1], &rq[0][2], &rq[0][3], &rq[0][4], &rq[0][5],
+            ],
+            [
+                &rq[1][0], &rq[1][1], &rq[1][2], &rq[1][3], &rq[1][4], &rq[1][5],
+            ],
         ],
     };
     let mut expected = Vec::new();
+    let mut decisions = Vec::new();
+    let frame_q = |t: usize, n: usize| -> Vec<i16> { (0..n).map(|j| input_q(t, j)).collect() };
+    let frame_f = |t: usize, n: usize| -> Vec<f32> { (0..n).map(|j| input_f32(t, j)).collect() };
     let mut k = 0;
     while let Some(c) = case(full, k) {
         let model = Model::from_desc(desc(&c, &pools)).expect("bench model is valid");
         let mut sums = [0u32; 2];
-        for (i, steps) in [1, STEPS].into_iter().enumerate() {
-            let mut s = Session::<STATE, SCRATCH>::new(&model).unwrap();
-            for t in 0..steps {
-                if c.precision == Precision::F32 {
-                    let f: Vec<f32> = (0..c.input).map(|j| input_f32(t, j)).collect();
-                    s.step(&f).unwrap();
-                } else {
-                    let f: Vec<i16> = (0..c.input).map(|j| input_q(t, j)).collect();
-                    s.step_q(&f).unwrap();
+        let mut decision = 0u32;
+        match c.graph {
+            Graph::Plain => {
+                for (i, steps) in [1, STEPS].into_iter().enumerate() {
+                    let mut s = Session::<STATE, SCRATCH>::new(&model).unwrap();
+                    for t in 0..steps {
+                        if c.precision == Precision::F32 {
+                            s.step(&frame_f(t, c.input)).unwrap();
+                        } else {
+                            s.step_q(&frame_q(t, c.input)).unwrap();
+                        }
+                    }
+                    sums[i] = checksum(s.state());
                 }
             }
-            sums[i] = checksum(s.state());
+            Graph::BiWindow => {
+                let mut buf = vec![0u32; window_words(full)];
+                for (i, steps) in [1, STEPS, WINDOW].into_iter().enumerate() {
+                    let mut s = Session::<STATE, SCRATCH>::new(&model).unwrap();
+                    {
+                        let mut win = Window::new(&mut buf);
+                        for t in 0..steps {
+                            s.step_window(&frame_f(t % WFRAMES, c.input), &mut win)
+                                .unwrap();
+                        }
+                        if i == 2 {
+                            decision = output_of(&mut s, Some(&mut win));
+                        }
+                    }
+                    if i < 2 {
+                        sums[i] = window_checksum(s.state(), &buf, &c, steps);
+                    }
+                }
+            }
+            _ => {
+                for (i, steps) in [1, STEPS, WINDOW].into_iter().enumerate() {
+                    let mut s = Session::<STATE, SCRATCH>::new(&model).unwrap();
+                    for t in 0..steps {
+                        if c.precision == Precision::F32 {
+                            s.step(&frame_f(t, c.input)).unwrap();
+                        } else {
+                            s.step_q(&frame_q(t, c.input)).unwrap();
+                        }
+                    }
+                    if i == 2 {
+                        decision = output_of(&mut s, None);
+                    } else {
+                        sums[i] = checksum(s.state());
+                    }
+                }
+            }
         }
         expected.push(format!("({:#010x}, {:#010x})", sums[0], sums[1]));
+        decisions.push(format!("{decision:#010x}"));
         k += 1;
     }
     writeln!(rs, "/// Number of cases on this machine.").unwrap();
@@ -205,6 +275,17 @@ fn main() {
         rs,
         "pub static EXPECTED: [(u32, u32); N_CASES] = [{}];",
         expected.join(", ")
+    )
+    .unwrap();
+    writeln!(
+        rs,
+        "/// Host checksums of the decision after WINDOW frames, per case (graph cases; 0 for the plain ones)."
+    )
+    .unwrap();
+    writeln!(
+        rs,
+        "pub static DECISIONS: [u32; N_CASES] = [{}];",
+        decisions.join(", ")
     )
     .unwrap();
     fs::write(out.join("generated.rs"), rs).unwrap();

@@ -8,8 +8,8 @@
 //! put the gate pre-activations at a standard deviation of ≈ 1.5 (the activations' table range,
 //! as in a trained model).
 
-use tinyrnn::model::{pad4, LayerDesc, ModelDesc};
-use tinyrnn::{CellKind, OutputAct, Precision, RnnAct};
+use tinyrnn::model::{pad4, DenseDesc, DenseOpDesc, DirWeights, LayerDesc, ModelDesc, OpDesc};
+use tinyrnn::{CellKind, DenseAct, Direction, OutputAct, Pool, Precision, RnnAct};
 
 /// `(input, hidden)` of the measured shapes.
 pub const SHAPES: [(usize, usize); 3] = [(9, 32), (9, 64), (32, 128)];
@@ -35,14 +35,107 @@ pub const CELLS: [CellKind; 3] = [
     CellKind::Rnn(RnnAct::Tanh),
 ];
 
-/// The requantization tables: `(hidden product?, padded columns)`.
-pub const RQ_TABLES: [(bool, usize); 5] = [
+/// The requantization tables: `(hidden product?, padded columns)`; their records are
+/// generated for `MAX_ROWS` rows, the first [`RQ_ROWS`] of each are stored.
+pub const RQ_TABLES: [(bool, usize); 6] = [
     (false, 12),
     (false, 32),
     (true, 32),
     (true, 64),
     (true, 128),
+    (true, 16),
 ];
+
+/// The model around the recurrent layer of a case (issue #10's ops, issue #13 §7).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Graph {
+    /// One layer, last step, no head: the cell alone (the first cases of every machine).
+    Plain,
+    /// Last step, then a 2-layer MLP head: `Dense(H→MLP_HIDDEN, ReLU)` (a hidden head op)
+    /// and `Dense(MLP_HIDDEN→CLASSES)` (the head).
+    Mlp,
+    /// Mean over time of `h` (running sums per frame, the division at the decision), no
+    /// head: the output is the pooled vector.
+    Mean,
+    /// An input projection pre-net `Dense(I→PRE_OUT, ReLU)` per frame, then the layer (its
+    /// input is `PRE_OUT` wide), last step, no head.
+    Pre,
+    /// A bidirectional layer over a tumbling window of `WINDOW` frames (`Session::step_window`
+    /// per frame, `classify_window` at the decision), `cat(h_n fwd, h_n bwd)`, then
+    /// `Dense(2H→CLASSES)`.
+    BiWindow,
+}
+
+impl Graph {
+    /// The suffix of the case's name (`lstm+mlp`); empty for [`Graph::Plain`].
+    pub const fn name(self) -> &'static str {
+        match self {
+            Graph::Plain => "",
+            Graph::Mlp => "mlp",
+            Graph::Mean => "mean",
+            Graph::Pre => "pre",
+            Graph::BiWindow => "bi-w64",
+        }
+    }
+}
+
+/// Hidden width of the MLP head's first layer.
+pub const MLP_HIDDEN: usize = 32;
+/// Output width of the heads (classes).
+pub const CLASSES: usize = 8;
+/// Output width of the input projection pre-net.
+pub const PRE_OUT: usize = 32;
+/// Scratch capacity of the graph cases' session: the widest need, f32 (`full`: the MLP
+/// head's dense layer `pad4(128) + pad4(32)` values, the pre-net GRU's `pad4(32) +
+/// pad4(128)`), else the same values two per word (RAM is short on the micro:bit).
+pub const fn gscratch(full: bool) -> usize {
+    if full {
+        MAX_HIDDEN + 32
+    } else {
+        (MAX_HIDDEN + 32) / 2
+    }
+}
+/// Distinct input frames of the windowed case: frame `t` is frame `t mod WFRAMES` of the
+/// inputs (RAM).
+pub const WFRAMES: usize = 8;
+/// Widest output of a graph case (the pre-net GRU's `h`, H128).
+pub const MAX_OUT: usize = MAX_HIDDEN;
+/// Frames of the bidirectional model's window (and of every graph case's decision).
+pub const WINDOW: usize = 64;
+
+/// The graph cases of every precision, after the plain ones: `(graph, cell, I, H)`. They
+/// run in a session with the plain cases' state capacity `STATE` (another capacity costs
+/// the plain cases 3–6 instructions per step: it is no longer a constant LLVM propagates
+/// into the non-generic `run_layers_int`), so the mean (`2·H + 2` more state words) is
+/// measured at H32 only.
+pub const GRAPHS: [(Graph, CellKind, usize, usize); 6] = [
+    (Graph::Mlp, CELLS[0], 9, 32),
+    (Graph::Mlp, CELLS[0], 32, 128),
+    (Graph::Mean, CELLS[0], 9, 32),
+    (Graph::Pre, CELLS[1], 9, 32),
+    (Graph::Pre, CELLS[1], 32, 128),
+    (Graph::BiWindow, CELLS[1], 9, 32),
+];
+
+/// `u32` words of the window buffer: `STEPS` frames of the windowed case, per frame
+/// `pad4(9)` inputs and `pad4(2·H)` outputs, one value per word (f32, H32) or two (`full`
+/// false: integer models only, H16).
+pub const fn window_words(full: bool) -> usize {
+    if full {
+        STEPS * (12 + 64)
+    } else {
+        STEPS * (12 + 32) / 2
+    }
+}
+
+/// Rows of each [`RQ_TABLES`] entry the cases of a machine use (the rest is not stored:
+/// flash is short on the micro:bit): I9 LSTM H64 (256 rows); I32 LSTM H128 (512); H32
+/// layers (128) and the H32 bidirectional GRU's reverse rows (192); H64 (256); H128 (512);
+/// the H16 bidirectional GRU (96).
+#[allow(dead_code)] // build.rs
+pub const fn rq_rows(full: bool) -> [usize; 6] {
+    [256, 512, if full { 192 } else { 128 }, 256, 512, 96]
+}
 
 /// One measured case.
 #[derive(Clone, Copy)]
@@ -51,6 +144,7 @@ pub struct Case {
     pub precision: Precision,
     pub input: usize,
     pub hidden: usize,
+    pub graph: Graph,
 }
 
 /// The precisions measured on a machine: all three with an FPU and 4 MB of flash
@@ -63,9 +157,28 @@ pub fn precisions(full: bool) -> &'static [Precision] {
     }
 }
 
-/// Case `k` of a machine (`None` past the end): precision, then cell, then shape.
+/// Case `k` of a machine (`None` past the end): the plain cases (precision, then cell,
+/// then shape), then the graph cases ([`GRAPHS`] per precision).
 pub fn case(full: bool, k: usize) -> Option<Case> {
     let per_prec = CELLS.len() * SHAPES.len();
+    let plain = per_prec * precisions(full).len();
+    if k >= plain {
+        let g = k - plain;
+        let precision = *precisions(full).get(g / GRAPHS.len())?;
+        let (graph, cell, input, mut hidden) = GRAPHS[g % GRAPHS.len()];
+        // 16 KB of RAM on the micro:bit and sifive-e: the window of an H32 model does not
+        // fit next to the session and the frames
+        if graph == Graph::BiWindow && !full {
+            hidden = 16;
+        }
+        return Some(Case {
+            cell,
+            precision,
+            input,
+            hidden,
+            graph,
+        });
+    }
     let precision = *precisions(full).get(k / per_prec)?;
     let r = k % per_prec;
     let cell = CELLS[r / SHAPES.len()];
@@ -75,8 +188,13 @@ pub fn case(full: bool, k: usize) -> Option<Case> {
         precision,
         input,
         hidden,
+        graph: Graph::Plain,
     })
 }
+
+/// A 16-byte aligned value (the pools: `POOLS` in the generated code).
+#[repr(C, align(16))]
+pub struct Aligned<B: ?Sized>(pub B);
 
 /// The shared pools, indexed by precision (`Int8`, `Int16`, `F32`; empty when not built).
 pub struct Pools<'a> {
@@ -84,8 +202,8 @@ pub struct Pools<'a> {
     pub weights: [&'a [u8]; 3],
     /// `2 · MAX_ROWS` biases (`b_ih` rows first, then `b_hh`).
     pub biases: [&'a [u8]; 3],
-    /// int8 and int16: one table of `MAX_ROWS` records per entry of [`RQ_TABLES`].
-    pub rq: [[&'a [u8]; 5]; 2],
+    /// int8 and int16: one table of [`RQ_ROWS`] records per entry of [`RQ_TABLES`].
+    pub rq: [[&'a [u8]; 6]; 2],
 }
 
 fn pidx(p: Precision) -> usize {
@@ -107,35 +225,62 @@ fn rq_table<'a>(pools: &Pools<'a>, p: Precision, hidden: bool, cols: usize) -> &
     pools.rq[pidx(p)][k]
 }
 
+/// A dense layer of `out` rows over `input` values (weights, biases and requant records from
+/// the pools at row `row0`; `hidden`: the input is a Q0.15 `h`, else a Q.12 vector).
+fn dense<'a>(
+    p: Precision,
+    pools: &Pools<'a>,
+    out: usize,
+    input: usize,
+    hidden: bool,
+    row0: usize,
+) -> DenseDesc<'a> {
+    let (wb, bb) = (p.weight_bytes(), p.bias_bytes());
+    let ci = pad4(input);
+    let slice = |s: &'a [u8], from: usize, len: usize| s.get(from..from + len).unwrap_or(&[]);
+    DenseDesc {
+        out_size: out as u16,
+        in_size: input as u16,
+        weight: slice(pools.weights[pidx(p)], row0 * ci * wb, out * ci * wb),
+        bias: slice(pools.biases[pidx(p)], row0 * bb, out * bb),
+        rq: slice(
+            rq_table(pools, p, hidden, ci),
+            row0 * 5,
+            if p.is_int() { out * 5 } else { 0 },
+        ),
+    }
+}
+
 /// The model of case `c`, borrowing from `pools` (validate it with `Model::from_desc`).
 pub fn desc<'a>(c: &Case, pools: &Pools<'a>) -> ModelDesc<'a> {
     let p = c.precision;
+    let int = p.is_int();
+    let frac = |f: u8| if int { f } else { 0 };
     let rows = c.cell.gates() * c.hidden;
     let (wb, bb) = (p.weight_bytes(), p.bias_bytes());
     let w = pools.weights[pidx(p)];
     let b = pools.biases[pidx(p)];
-    let (ci, ch) = (pad4(c.input), pad4(c.hidden));
+    // the layer's input: the pre-net's output or the frame
+    let l_in = if c.graph == Graph::Pre {
+        PRE_OUT
+    } else {
+        c.input
+    };
+    let (ci, ch) = (pad4(l_in), pad4(c.hidden));
     let slice = |s: &'a [u8], from: usize, len: usize| s.get(from..from + len).unwrap_or(&[]);
-    let layer = LayerDesc {
+    let rq_len = if int { rows * 5 } else { 0 };
+    let mut layer = LayerDesc {
         cell: c.cell,
-        input_size: c.input as u16,
+        input_size: l_in as u16,
         hidden_size: c.hidden as u16,
-        x_frac: if p.is_int() { X_FRAC } else { 0 },
-        h_frac: if p.is_int() { 15 } else { 0 },
+        x_frac: frac(X_FRAC),
+        h_frac: frac(15),
         w_ih: slice(w, 0, rows * ci * wb),
         w_hh: slice(w, 0, rows * ch * wb),
         b_ih: slice(b, 0, rows * bb),
         b_hh: slice(b, MAX_ROWS * bb, rows * bb),
-        rq_ih: slice(
-            rq_table(pools, p, false, ci),
-            0,
-            if p.is_int() { rows * 5 } else { 0 },
-        ),
-        rq_hh: slice(
-            rq_table(pools, p, true, ch),
-            0,
-            if p.is_int() { rows * 5 } else { 0 },
-        ),
+        rq_ih: slice(rq_table(pools, p, false, ci), 0, rq_len),
+        rq_hh: slice(rq_table(pools, p, true, ch), 0, rq_len),
         peephole: &[],
         p_frac: 0,
         h0: &[],
@@ -147,20 +292,68 @@ pub fn desc<'a>(c: &Case, pools: &Pools<'a>) -> ModelDesc<'a> {
         direction: tinyrnn::Direction::Forward,
         backward: None,
     };
+    let mut pre = heapless::Vec::new();
+    let mut mlp = heapless::Vec::new();
+    let mut head = None;
+    let mut pool = Pool::Last;
+    let mut output_frac = frac(15);
+    match c.graph {
+        Graph::Plain => {}
+        Graph::Mlp => {
+            let _ = mlp.push(OpDesc::Dense(DenseOpDesc {
+                act: DenseAct::Relu,
+                x_frac: frac(15),
+                y_frac: frac(X_FRAC),
+                dense: dense(p, pools, MLP_HIDDEN, c.hidden, true, 0),
+            }));
+            head = Some(dense(p, pools, CLASSES, MLP_HIDDEN, false, MLP_HIDDEN));
+            output_frac = frac(X_FRAC);
+        }
+        Graph::Mean => pool = Pool::Mean,
+        Graph::Pre => {
+            let _ = pre.push(OpDesc::Dense(DenseOpDesc {
+                act: DenseAct::Relu,
+                x_frac: frac(X_FRAC),
+                y_frac: frac(X_FRAC),
+                dense: dense(p, pools, PRE_OUT, c.input, false, 0),
+            }));
+        }
+        Graph::BiWindow => {
+            // the reverse direction: the same pools from other rows
+            let (r0, b0) = (rows, 2 * rows);
+            layer.direction = Direction::Bidirectional;
+            layer.backward = Some(DirWeights {
+                w_ih: slice(w, r0 * ci * wb, rows * ci * wb),
+                w_hh: slice(w, r0 * ch * wb, rows * ch * wb),
+                b_ih: slice(b, b0 * bb, rows * bb),
+                b_hh: slice(b, (MAX_ROWS + b0) * bb, rows * bb),
+                rq_ih: slice(rq_table(pools, p, false, ci), r0 * 5, rq_len),
+                rq_hh: slice(rq_table(pools, p, true, ch), r0 * 5, rq_len),
+                peephole: &[],
+                h0: &[],
+                c0: &[],
+                w_hr: &[],
+                rq_hr: &[],
+            });
+            pool = Pool::FinalStates;
+            head = Some(dense(p, pools, CLASSES, 2 * c.hidden, true, 0));
+            output_frac = frac(X_FRAC);
+        }
+    }
     let mut layers = heapless::Vec::new();
     let _ = layers.push(layer);
     ModelDesc {
         precision: p,
         input_size: c.input as u16,
         norm: None,
-        pre: heapless::Vec::new(),
+        pre,
         layers,
-        pool: tinyrnn::Pool::Last,
+        pool,
         pool_frac: 0,
-        mlp: heapless::Vec::new(),
-        head: None,
+        mlp,
+        head,
         output_act: OutputAct::Identity,
-        output_frac: if p.is_int() { 15 } else { 0 },
+        output_frac,
         name: "bench",
     }
 }
@@ -197,6 +390,33 @@ pub fn input_f32(t: usize, j: usize) -> f32 {
 pub fn checksum(state: &[i32]) -> u32 {
     let mut h = 0x811c_9dc5u32;
     for &w in state {
+        for b in w.to_le_bytes() {
+            h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+        }
+    }
+    h
+}
+
+/// The checksum of a decision's output: integer values, then f32 bits.
+pub fn output_checksum(q: &[i16], f: &[f32]) -> u32 {
+    let mut w: heapless::Vec<i32, MAX_OUT> = heapless::Vec::new();
+    for &v in q {
+        let _ = w.push(v as i32);
+    }
+    for &v in f {
+        let _ = w.push(v.to_bits() as i32);
+    }
+    checksum(&w)
+}
+
+/// The checksum of a windowed run: the state, then the first `frames` frames of the window
+/// buffer's input region (`pad4(input)` values per frame; two per word on integer paths).
+pub fn window_checksum(state: &[i32], buf: &[u32], c: &Case, frames: usize) -> u32 {
+    let per_word = if c.precision.is_int() { 2 } else { 1 };
+    let n = frames * pad4(c.input) / per_word;
+    let words = buf.get(..n).unwrap_or(&[]);
+    let mut h = checksum(state);
+    for &w in words {
         for b in w.to_le_bytes() {
             h = (h ^ b as u32).wrapping_mul(0x0100_0193);
         }

@@ -18,12 +18,12 @@
 use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
 use tinyrnn::fxp::{dequantize, Requant};
 use tinyrnn::model::{
-    crc32, pad4, write_blob, DenseDesc, LayerDesc, ModelDesc, NormDesc, FORMAT_VERSION, HEADER_LEN,
-    MAGIC,
+    crc32, pad4, write_blob, DenseDesc, DenseOpDesc, DirWeights, LayerDesc, ModelDesc, NormDesc,
+    OpDesc, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_OPS,
 };
 use tinyrnn::{
-    CellKind, Classifier, Config, Error, F32Math, Generator, Model, OutputAct, Precision, Session,
-    MAX_DIM, MAX_LAYERS,
+    CellKind, Classifier, Config, DenseAct, Direction, Error, F32Math, Generator, Model, OutputAct,
+    Pool, Precision, Session, Window, MAX_DIM, MAX_LAYERS,
 };
 
 #[path = "../../../src/testutil.rs"]
@@ -32,10 +32,14 @@ mod testutil;
 
 pub mod import;
 
-/// State words of the largest valid model: `MAX_LAYERS` LSTM layers of `MAX_DIM` units.
-pub const STATE: usize = 2 * MAX_LAYERS * MAX_DIM;
-/// Scratch words of the largest valid model: an f32 reset-before GRU, `x`, `h` and `r ⊙ h`.
-pub const SCRATCH: usize = 3 * MAX_DIM;
+/// State words of the largest valid model: `MAX_LAYERS` LSTM layers of `MAX_DIM` units
+/// (a projected one: `P + H`), plus the mean's accumulators over `MAX_DIM` values.
+pub const STATE: usize = 2 * MAX_LAYERS * MAX_DIM + 2 * MAX_DIM + 2;
+/// Scratch words of the largest valid model: an f32 projected LSTM or reset-before GRU,
+/// `x`, `h` and `m` / `r ⊙ h` (dense ops need at most `in + out`).
+pub const SCRATCH: usize = 4 * MAX_DIM;
+/// Frames of the window buffer of a windowed model (small: the decision reruns the window).
+pub const WINDOW_FRAMES: usize = 12;
 
 /// The committed real blobs (tests/data/blobs): the JapaneseVowels classifiers.
 pub static BLOBS: [(&str, &[u8]); 9] = [
@@ -150,7 +154,7 @@ pub fn model(data: &[u8]) {
     let rest = u.take_rest();
     // The naive simulator is slow: small models only.
     let small = m.input_size() <= 16 && m.layers().iter().all(|l| l.hidden_size <= 16);
-    if m.precision().is_int() && small {
+    if m.precision().is_int() && small && !m.is_windowed() {
         against_spec(&m, rest);
     }
     exercise(&m, rest);
@@ -212,15 +216,14 @@ fn check_state(m: &Model<'_>, state: &[i32]) {
     }
     let mut words = state.iter();
     for l in m.layers() {
-        let h = l.hidden_size as usize;
-        for &w in words.by_ref().take(h) {
+        for &w in words.by_ref().take(l.h_size()) {
             assert!(
                 (i16::MIN as i32..=i16::MAX as i32).contains(&w),
                 "h word {w}"
             );
         }
         if matches!(l.cell, CellKind::Lstm { .. }) {
-            words.by_ref().take(h).for_each(drop);
+            words.by_ref().take(l.hidden_size as usize).for_each(drop);
         }
     }
 }
@@ -287,6 +290,36 @@ fn check_outputs<const S: usize, const C: usize>(s: &mut Session<'_, S, C>) {
     }
 }
 
+/// Whether an f32 model's state words are what `restore_state` documents as valid: finite
+/// `h`/`c`, a max accumulator that is not NaN (−∞ before the first frame), finite `f64`
+/// sums (the mean's frame count is a `u64`).
+fn f32_state_restorable(m: &Model<'_>, state: &[i32]) -> bool {
+    let n_layers: usize = m
+        .layers()
+        .iter()
+        .map(|l| {
+            l.h_size()
+                + if matches!(l.cell, CellKind::Lstm { .. }) {
+                    l.hidden_size as usize
+                } else {
+                    0
+                }
+        })
+        .sum();
+    let (layers, acc) = state.split_at(n_layers.min(state.len()));
+    let f = |w: &i32| f32::from_bits(*w as u32);
+    let w = m.pooled_size();
+    layers.iter().all(|v| f(v).is_finite())
+        && match m.pool() {
+            Pool::Last | Pool::FinalStates => true,
+            Pool::Max => acc.iter().take(w).all(|v| !f(v).is_nan()),
+            Pool::Sum | Pool::Mean => acc.chunks(2).take(w).all(|p| {
+                let (lo, hi) = (p[0] as u32 as u64, *p.get(1).unwrap_or(&0) as u32 as u64);
+                f64::from_bits(lo | hi << 32).is_finite()
+            }),
+        }
+}
+
 /// Save, restore, and restore corrupted or wrong-length states.
 fn check_save_restore<const S: usize, const C: usize>(
     s: &mut Session<'_, S, C>,
@@ -304,7 +337,7 @@ fn check_save_restore<const S: usize, const C: usize>(
     );
     assert_eq!(s.save_state(&mut buf), Ok(n));
     let before = s.state().to_vec();
-    let finite = int || before.iter().all(|&w| f32::from_bits(w as u32).is_finite());
+    let finite = int || f32_state_restorable(s.model(), &before);
     if finite {
         assert_eq!(s.restore_state(&buf), Ok(()));
         assert_eq!(s.state(), &before[..]);
@@ -332,6 +365,11 @@ fn check_save_restore<const S: usize, const C: usize>(
 /// Runs `m` through every public operation, driven by `data`.
 pub fn exercise(m: &Model<'_>, data: &[u8]) {
     let mut u = Unstructured::new(data);
+    if m.is_windowed() {
+        let _ = run_window_session(m, &mut u);
+        let _ = run_window_classifier(m, &mut u);
+        return;
+    }
     let _ = run_session(m, &mut u);
     let _ = run_classifier(m, &mut u);
     let _ = run_generator(m, &mut u);
@@ -395,6 +433,196 @@ fn run_session(m: &Model<'_>, u: &mut Unstructured<'_>) -> AResult<()> {
         check_state(m, s.state());
     }
     check_outputs(&mut s);
+    Ok(())
+}
+
+/// The outputs over the window held, twice (the same result: the window and the streamed
+/// state are left as they are), their dequantization and argmax.
+fn check_window_outputs(s: &mut Session<'_, STATE, SCRATCH>, win: &mut Window<'_>) {
+    let m = s.model();
+    let n = m.output_size();
+    let mut y = vec![0f32; n];
+    let mut y2 = vec![0f32; n];
+    s.output_window(win, &mut y).expect("output_window");
+    s.output_window(win, &mut y2).expect("output_window again");
+    assert_eq!(
+        y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        y2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        "output_window is repeatable"
+    );
+    assert_eq!(s.output(&mut y2), Err(Error::NeedsWindow));
+    let d = s.classify_window(win).expect("classify_window");
+    assert!((d.class as usize) < n);
+    if m.precision().is_int() {
+        let mut q = vec![0i16; n];
+        s.output_window_q(win, &mut q).expect("output_window_q");
+        let of = m.desc().output_frac as u32;
+        for (a, b) in y.iter().zip(&q) {
+            assert_eq!(*a, dequantize(*b as i32, of), "dequantization is exact");
+        }
+        let best = q
+            .iter()
+            .enumerate()
+            .fold(0, |b, (i, v)| if *v > q[b] { i } else { b });
+        assert_eq!((d.class as usize, d.score_q), (best, q[best]));
+    } else {
+        assert_eq!(
+            s.output_window_q(win, &mut vec![0i16; n]),
+            Err(Error::PrecisionMismatch)
+        );
+    }
+}
+
+/// A windowed model: `step_window` with arbitrary frames into a small window buffer (a full
+/// buffer is `TooLarge` and changes nothing), the window outputs, `step` refused, reset and
+/// clear; integer models without normalization are compared with the spec's offline run
+/// of the window (`testutil::spec::run_window`) at every decision.
+fn run_window_session(m: &Model<'_>, u: &mut Unstructured<'_>) -> AResult<()> {
+    let mut s = Session::<STATE, SCRATCH>::new(m).expect("every valid model fits");
+    let mut buf = vec![0u32; m.window_words(WINDOW_FRAMES)];
+    let mut win = Window::new(&mut buf);
+    assert_eq!(win.capacity(m), WINDOW_FRAMES);
+    let n_in = m.input_size();
+    let int = m.precision().is_int();
+    // the spec's frames (integer models without a normalization: `q / 2^frac` is exact)
+    let exact = int && m.desc().norm.is_none();
+    let frac = m.input_frac() as i32;
+    let mut held: Vec<Vec<i16>> = Vec::new();
+    let mut frame = vec![0f32; n_in];
+    for _ in 0..u.int_in_range(1..=40)? {
+        match u.int_in_range(0u8..=9)? {
+            0..=5 => {
+                let q: Vec<i16> = if exact && u.ratio(3u8, 4)? {
+                    let q = (0..n_in)
+                        .map(|_| u.arbitrary::<i16>())
+                        .collect::<AResult<Vec<i16>>>()?;
+                    for (f, &v) in frame.iter_mut().zip(&q) {
+                        *f = v as f32 * 2f32.powi(-frac);
+                    }
+                    q
+                } else {
+                    fill(u, &mut frame)?;
+                    Vec::new()
+                };
+                let before = (s.state().to_vec(), win.frames());
+                match s.step_window(&frame, &mut win) {
+                    Ok(()) => {
+                        if q.len() == n_in && held.len() + 1 == win.frames() {
+                            held.push(q);
+                        } else {
+                            held.clear();
+                            // no longer comparable: until the next clear
+                            held.push(vec![]);
+                        }
+                    }
+                    Err(Error::NonFinite) => {
+                        assert_eq!((s.state().to_vec(), win.frames()), before)
+                    }
+                    Err(Error::TooLarge { .. }) => {
+                        assert_eq!(win.frames(), WINDOW_FRAMES);
+                        assert_eq!((s.state().to_vec(), win.frames()), before);
+                    }
+                    Err(e) => panic!("step_window: {e:?}"),
+                }
+            }
+            6 => {
+                check_window_outputs(&mut s, &mut win);
+                let comparable = exact && held.iter().all(|x| x.len() == n_in);
+                if comparable && win.frames() == held.len() && !held.is_empty() {
+                    let mut q = vec![0i16; m.output_size()];
+                    s.output_window_q(&mut win, &mut q)
+                        .expect("output_window_q");
+                    assert_eq!(
+                        q,
+                        testutil::spec::run_window(m, &held),
+                        "window of {} frames vs the spec",
+                        held.len()
+                    );
+                }
+            }
+            7 => {
+                // a finite frame: `step` checks the (normalized) input first, so a
+                // non-finite one (or a normalization overflowing to ±∞) is `NonFinite`
+                let r = s.step(&vec![0.5; n_in]);
+                let norm = m.desc().norm.is_some();
+                assert!(
+                    r == Err(Error::NeedsWindow) || (norm && r == Err(Error::NonFinite)),
+                    "step on a windowed model: {r:?}"
+                );
+                assert_eq!(
+                    s.output(&mut vec![0f32; m.output_size()]),
+                    Err(Error::NeedsWindow)
+                );
+            }
+            8 => {
+                s.reset();
+                win.clear();
+                held.clear();
+            }
+            _ => {
+                let k = u.int_in_range(0..=WINDOW_FRAMES + 1)?;
+                if m.window_layer() == Some(0) {
+                    win.drop_front(m, k);
+                    let keep = held.len().saturating_sub(k);
+                    held.drain(..held.len() - keep);
+                } else {
+                    s.reset();
+                    win.clear();
+                    held.clear();
+                }
+            }
+        }
+        check_state(m, s.state());
+    }
+    check_window_outputs(&mut s, &mut win);
+    Ok(())
+}
+
+/// A windowed model through `Classifier::push_window`: tumbling or overlapping windows
+/// (`hop`), a decision exactly when the window is full, then every `hop` frames.
+fn run_window_classifier(m: &Model<'_>, u: &mut Unstructured<'_>) -> AResult<()> {
+    let mut cfg = Config::default();
+    let window = u.int_in_range(1..=WINDOW_FRAMES as u32)?;
+    cfg.window = Some(window);
+    cfg.hop = if u.arbitrary()? {
+        Some(u.int_in_range(0..=window + 1)?)
+    } else {
+        None
+    };
+    let mut c = match Classifier::<STATE, SCRATCH, 0>::new(m, cfg) {
+        Ok(c) => c,
+        Err(Error::BadHop) => {
+            let hop = cfg.hop.unwrap_or(1);
+            assert!(hop == 0 || hop > window, "{cfg:?}");
+            return Ok(());
+        }
+        Err(Error::Unsupported) => {
+            assert!(m.window_layer() != Some(0) && cfg.hop.is_some_and(|h| h < window));
+            return Ok(());
+        }
+        Err(e) => panic!("Classifier::new: {e:?}"),
+    };
+    let hop = cfg.hop.unwrap_or(window);
+    let mut buf = vec![0u32; m.window_words(window as usize)];
+    let mut win = Window::new(&mut buf);
+    let n = m.output_size();
+    let mut frame = vec![0f32; m.input_size()];
+    let mut since = 0u32;
+    let mut first = true;
+    for _ in 0..u.int_in_range(0..=3 * WINDOW_FRAMES)? {
+        fill(u, &mut frame)?;
+        match c.push_window(&frame, &mut win) {
+            Ok(Some(d)) => {
+                since += 1;
+                assert!((d.class as usize) < n);
+                assert_eq!(since, if first { window } else { hop }, "{cfg:?}");
+                since = 0;
+                first = hop >= window;
+            }
+            Ok(None) => since += 1,
+            Err(e) => assert_eq!(e, Error::NonFinite),
+        }
+    }
     Ok(())
 }
 
@@ -494,15 +722,9 @@ fn against_spec(m: &Model<'_>, data: &[u8]) {
 // Arbitrary valid models
 // ------------------------------------------------------------------------------------
 
-/// One layer's tensors, owned.
+/// One direction's tensors, owned.
 #[derive(Debug)]
-struct LayerSpec {
-    cell: CellKind,
-    input: u16,
-    hidden: u16,
-    x_frac: u8,
-    h_frac: u8,
-    p_frac: u8,
+struct DirSpec {
     w_ih: Vec<u8>,
     w_hh: Vec<u8>,
     b_ih: Vec<u8>,
@@ -512,6 +734,60 @@ struct LayerSpec {
     peephole: Vec<u8>,
     h0: Vec<u8>,
     c0: Vec<u8>,
+    w_hr: Vec<u8>,
+    rq_hr: Vec<u8>,
+}
+
+impl DirSpec {
+    fn bytes(&self) -> usize {
+        [
+            &self.w_ih,
+            &self.w_hh,
+            &self.b_ih,
+            &self.b_hh,
+            &self.rq_ih,
+            &self.rq_hh,
+            &self.peephole,
+            &self.h0,
+            &self.c0,
+            &self.w_hr,
+            &self.rq_hr,
+        ]
+        .iter()
+        .map(|t| t.len())
+        .sum()
+    }
+}
+
+/// One layer, owned: the forward tensors, and the reverse ones of a bidirectional layer.
+#[derive(Debug)]
+struct LayerSpec {
+    cell: CellKind,
+    input: u16,
+    hidden: u16,
+    x_frac: u8,
+    h_frac: u8,
+    p_frac: u8,
+    /// LSTM projection width `P` (0: none).
+    proj: u16,
+    /// LSTM cell clip (4 bytes) or empty.
+    clip: Vec<u8>,
+    direction: Direction,
+    fwd: DirSpec,
+    bwd: Option<DirSpec>,
+}
+
+/// A pre-net / hidden head dense op, owned.
+#[derive(Debug)]
+struct OpSpec {
+    act: DenseAct,
+    x_frac: u8,
+    y_frac: u8,
+    out: u16,
+    input: u16,
+    weight: Vec<u8>,
+    bias: Vec<u8>,
+    rq: Vec<u8>,
 }
 
 /// A dense head: out size, in size, weight, bias, requant records.
@@ -523,7 +799,11 @@ pub struct ModelSpec {
     precision: Precision,
     input: u16,
     norm: Option<(Vec<u8>, Vec<u8>)>,
+    pre: Vec<OpSpec>,
     layers: Vec<LayerSpec>,
+    pool: Pool,
+    pool_frac: u8,
+    mlp: Vec<OpSpec>,
     head: Option<HeadSpec>,
     act: OutputAct,
     output_frac: u8,
@@ -597,7 +877,9 @@ fn requants(u: &mut Unstructured<'_>, rows: usize, max_shift: u8) -> AResult<Vec
 }
 
 impl ModelSpec {
-    /// An arbitrary model the loader must accept.
+    /// An arbitrary model the loader must accept: a pre-net (0–2 dense ops), 1–4 layers
+    /// (LSTM with projection and cell clip, forward / reverse / bidirectional), a pooling,
+    /// hidden head ops (0–2) and a head.
     pub fn arbitrary(u: &mut Unstructured<'_>) -> AResult<ModelSpec> {
         let precision = *u.choose(&[Precision::Int8, Precision::Int16, Precision::F32])?;
         let int = precision.is_int();
@@ -611,96 +893,222 @@ impl ModelSpec {
         } else {
             62
         };
+        let tensor = |u: &mut Unstructured<'_>, n: usize, b: usize| -> AResult<Vec<u8>> {
+            if int {
+                bytes(u, n * b)
+            } else {
+                f32s(u, n)
+            }
+        };
+        let rqs = |u: &mut Unstructured<'_>, rows: usize| -> AResult<Vec<u8>> {
+            if int {
+                requants(u, rows, max_shift)
+            } else {
+                Ok(Vec::new())
+            }
+        };
         let input = dim(u, true)?;
         let norm = if u.arbitrary()? {
             Some((f32s(u, input as usize)?, f32s(u, input as usize)?))
         } else {
             None
         };
-        let n_layers = u.int_in_range(1..=MAX_LAYERS)?;
-        let mut layers = Vec::with_capacity(n_layers);
         let mut prev = input;
-        let mut x_frac = u.int_in_range(0..=15)?;
-        for k in 0..n_layers {
-            let cell = *u.choose(&testutil::CELLS)?;
-            // one big layer at most, to keep executions fast
-            let hidden = dim(u, k == 0)?;
-            let (i, h) = (prev as usize, hidden as usize);
-            let rows = cell.gates() * h;
-            let h_frac = if cell.bounded() {
+        let mut frac: u8 = u.int_in_range(0..=15)?;
+        // a dense op reading `prev` values in `frac`
+        let op = |u: &mut Unstructured<'_>, prev: u16, frac: u8| -> AResult<OpSpec> {
+            let out = dim(u, false)?;
+            let act = match u.int_in_range(0u8..=7)? {
+                0 => DenseAct::Identity,
+                1 => DenseAct::Relu,
+                2 => {
+                    let (a, b) = (value(u)?, value(u)?);
+                    let fin = |x: f32| if x.is_finite() { x } else { 0.0 };
+                    let (a, b) = (fin(a), fin(b));
+                    DenseAct::Clip {
+                        lo: a.min(b),
+                        hi: a.max(b),
+                    }
+                }
+                3 => DenseAct::LeakyRelu {
+                    alpha: if int {
+                        u.int_in_range(0u16..=1000)? as f32 / 1000.0
+                    } else {
+                        let a = value(u)?;
+                        if a.is_finite() {
+                            a
+                        } else {
+                            0.01
+                        }
+                    },
+                },
+                4 => DenseAct::Tanh,
+                5 => DenseAct::Sigmoid,
+                6 if !int => DenseAct::GeluTanh,
+                _ => DenseAct::Relu,
+            };
+            let y_frac = if !int {
+                0
+            } else if matches!(act, DenseAct::Tanh | DenseAct::Sigmoid) {
                 15
             } else {
                 u.int_in_range(0..=15)?
             };
-            let tensor = |u: &mut Unstructured<'_>, n: usize, b: usize| -> AResult<Vec<u8>> {
-                if int {
-                    bytes(u, n * b)
-                } else {
-                    f32s(u, n)
-                }
-            };
-            let peep = matches!(cell, CellKind::Lstm { peepholes: true });
-            let l = LayerSpec {
-                cell,
+            let (rows, i) = (out as usize, prev as usize);
+            Ok(OpSpec {
+                act,
+                x_frac: if int { frac } else { 0 },
+                y_frac,
+                out,
                 input: prev,
-                hidden,
-                x_frac: if int { x_frac } else { 0 },
-                h_frac: if int { h_frac } else { 0 },
-                p_frac: if int { u.int_in_range(0..=15)? } else { 0 },
-                w_ih: tensor(u, rows * pad4(i), wb)?,
-                w_hh: tensor(u, rows * pad4(h), wb)?,
-                b_ih: tensor(u, rows, bb)?,
-                b_hh: tensor(u, rows, bb)?,
-                rq_ih: if int {
-                    requants(u, rows, max_shift)?
-                } else {
-                    Vec::new()
-                },
-                rq_hh: if int {
-                    requants(u, rows, max_shift)?
-                } else {
-                    Vec::new()
-                },
-                peephole: if peep {
-                    tensor(u, 3 * h, ab)?
-                } else {
-                    Vec::new()
-                },
-                h0: if u.arbitrary()? {
-                    tensor(u, h, ab)?
-                } else {
-                    Vec::new()
-                },
-                c0: if matches!(cell, CellKind::Lstm { .. }) && u.arbitrary()? {
-                    tensor(u, h, 4)?
-                } else {
-                    Vec::new()
-                },
-            };
-            layers.push(l);
-            prev = hidden;
-            x_frac = h_frac;
+                weight: tensor(u, rows * pad4(i), wb)?,
+                bias: tensor(u, rows, bb)?,
+                rq: rqs(u, rows)?,
+            })
+        };
+        let graph = u.ratio(1u8, 2)?;
+        let mut pre = Vec::new();
+        if graph && u.ratio(1u8, 3)? {
+            for _ in 0..u.int_in_range(1..=2)? {
+                let o = op(u, prev, frac)?;
+                prev = o.out;
+                frac = o.y_frac;
+                pre.push(o);
+            }
         }
-        let last_frac = x_frac;
-        let head = if u.arbitrary()? {
-            let c = dim(u, false)?;
-            let (rows, i) = (c as usize, prev as usize);
-            let weight = if int {
-                bytes(u, rows * pad4(i) * wb)?
+        let n_layers = u.int_in_range(1..=MAX_LAYERS)?;
+        let mut layers = Vec::with_capacity(n_layers);
+        for k in 0..n_layers {
+            let cell = *u.choose(&testutil::CELLS)?;
+            let lstm = matches!(cell, CellKind::Lstm { .. });
+            // one big layer at most, to keep executions fast
+            let hidden = dim(u, k == 0)?;
+            let proj = if graph && lstm && u.ratio(1u8, 4)? {
+                dim(u, false)?
             } else {
-                f32s(u, rows * pad4(i))?
+                0
             };
-            let bias = if int {
-                bytes(u, rows * bb)?
+            let (i, h) = (prev as usize, hidden as usize);
+            let hw = if proj != 0 { proj as usize } else { h };
+            let rows = cell.gates() * h;
+            let h_frac = if !int {
+                0
+            } else if cell.bounded() && proj == 0 {
+                15
             } else {
-                f32s(u, rows)?
+                u.int_in_range(0..=15)?
             };
-            let rq = if int {
-                requants(u, rows, max_shift)?
+            let clip = if graph && lstm && u.ratio(1u8, 4)? {
+                if int {
+                    u.int_in_range(1..=i32::MAX)?.to_le_bytes().to_vec()
+                } else {
+                    let c = f32::from_le_bytes(f32s(u, 1)?.try_into().unwrap_or([0; 4])).abs();
+                    (if c > 0.0 { c } else { 1.0 }).to_le_bytes().to_vec()
+                }
             } else {
                 Vec::new()
             };
-            Some((c, prev, weight, bias, rq))
+            let direction = if graph && u.ratio(1u8, 3)? {
+                match *u.choose(&[Direction::Reverse, Direction::Bidirectional])? {
+                    // the concatenated output must stay a valid width
+                    Direction::Bidirectional if 2 * hw > MAX_DIM => Direction::Reverse,
+                    d => d,
+                }
+            } else {
+                Direction::Forward
+            };
+            let peep = matches!(cell, CellKind::Lstm { peepholes: true });
+            let dir = |u: &mut Unstructured<'_>| -> AResult<DirSpec> {
+                Ok(DirSpec {
+                    w_ih: tensor(u, rows * pad4(i), wb)?,
+                    w_hh: tensor(u, rows * pad4(hw), wb)?,
+                    b_ih: tensor(u, rows, bb)?,
+                    b_hh: tensor(u, rows, bb)?,
+                    rq_ih: rqs(u, rows)?,
+                    rq_hh: rqs(u, rows)?,
+                    peephole: if peep {
+                        tensor(u, 3 * h, ab)?
+                    } else {
+                        Vec::new()
+                    },
+                    h0: if u.arbitrary()? {
+                        tensor(u, hw, ab)?
+                    } else {
+                        Vec::new()
+                    },
+                    c0: if lstm && u.arbitrary()? {
+                        tensor(u, h, 4)?
+                    } else {
+                        Vec::new()
+                    },
+                    w_hr: if proj != 0 {
+                        tensor(u, hw * pad4(h), wb)?
+                    } else {
+                        Vec::new()
+                    },
+                    rq_hr: if proj != 0 { rqs(u, hw)? } else { Vec::new() },
+                })
+            };
+            let fwd = dir(u)?;
+            let bwd = if direction == Direction::Bidirectional {
+                Some(dir(u)?)
+            } else {
+                None
+            };
+            layers.push(LayerSpec {
+                cell,
+                input: prev,
+                hidden,
+                x_frac: if int { frac } else { 0 },
+                h_frac,
+                p_frac: if int { u.int_in_range(0..=15)? } else { 0 },
+                proj,
+                clip,
+                direction,
+                fwd,
+                bwd,
+            });
+            prev = (hw * direction.count()) as u16;
+            frac = h_frac;
+        }
+        let pool = if graph {
+            *u.choose(&[
+                Pool::Last,
+                Pool::Mean,
+                Pool::Max,
+                Pool::Sum,
+                Pool::FinalStates,
+            ])?
+        } else {
+            Pool::Last
+        };
+        let pool_frac = if int && pool == Pool::Sum {
+            u.int_in_range(0..=frac)?
+        } else {
+            0
+        };
+        if int && pool == Pool::Sum {
+            frac = pool_frac;
+        }
+        let mut mlp = Vec::new();
+        if graph && u.ratio(1u8, 2)? {
+            for _ in 0..u.int_in_range(1..=2)? {
+                let o = op(u, prev, frac)?;
+                prev = o.out;
+                frac = o.y_frac;
+                mlp.push(o);
+            }
+        }
+        let head = if u.arbitrary()? {
+            let c = dim(u, false)?;
+            let (rows, i) = (c as usize, prev as usize);
+            Some((
+                c,
+                prev,
+                tensor(u, rows * pad4(i), wb)?,
+                tensor(u, rows, bb)?,
+                rqs(u, rows)?,
+            ))
         } else {
             None
         };
@@ -719,7 +1127,7 @@ impl ModelSpec {
         } else if act != OutputAct::Identity {
             15
         } else if head.is_none() {
-            last_frac
+            frac
         } else {
             u.int_in_range(0..=15)?
         };
@@ -727,7 +1135,11 @@ impl ModelSpec {
             precision,
             input,
             norm,
+            pre,
             layers,
+            pool,
+            pool_frac,
+            mlp,
             head,
             act,
             output_frac,
@@ -745,24 +1157,54 @@ impl ModelSpec {
                 hidden_size: l.hidden,
                 x_frac: l.x_frac,
                 h_frac: l.h_frac,
-                w_ih: &l.w_ih,
-                w_hh: &l.w_hh,
-                b_ih: &l.b_ih,
-                b_hh: &l.b_hh,
-                rq_ih: &l.rq_ih,
-                rq_hh: &l.rq_hh,
-                peephole: &l.peephole,
+                w_ih: &l.fwd.w_ih,
+                w_hh: &l.fwd.w_hh,
+                b_ih: &l.fwd.b_ih,
+                b_hh: &l.fwd.b_hh,
+                rq_ih: &l.fwd.rq_ih,
+                rq_hh: &l.fwd.rq_hh,
+                peephole: &l.fwd.peephole,
                 p_frac: l.p_frac,
-                h0: &l.h0,
-                c0: &l.c0,
-                proj_size: 0,
-                w_hr: &[],
-                rq_hr: &[],
-                cell_clip: &[],
-                direction: tinyrnn::Direction::Forward,
-                backward: None,
+                h0: &l.fwd.h0,
+                c0: &l.fwd.c0,
+                proj_size: l.proj,
+                w_hr: &l.fwd.w_hr,
+                rq_hr: &l.fwd.rq_hr,
+                cell_clip: &l.clip,
+                direction: l.direction,
+                backward: l.bwd.as_ref().map(|d| DirWeights {
+                    w_ih: &d.w_ih,
+                    w_hh: &d.w_hh,
+                    b_ih: &d.b_ih,
+                    b_hh: &d.b_hh,
+                    rq_ih: &d.rq_ih,
+                    rq_hh: &d.rq_hh,
+                    peephole: &d.peephole,
+                    h0: &d.h0,
+                    c0: &d.c0,
+                    w_hr: &d.w_hr,
+                    rq_hr: &d.rq_hr,
+                }),
             })
             .collect::<heapless::Vec<_, MAX_LAYERS>>();
+        fn ops(v: &[OpSpec]) -> heapless::Vec<OpDesc<'_>, MAX_OPS> {
+            v.iter()
+                .map(|o| {
+                    OpDesc::Dense(DenseOpDesc {
+                        act: o.act,
+                        x_frac: o.x_frac,
+                        y_frac: o.y_frac,
+                        dense: DenseDesc {
+                            out_size: o.out,
+                            in_size: o.input,
+                            weight: &o.weight,
+                            bias: &o.bias,
+                            rq: &o.rq,
+                        },
+                    })
+                })
+                .collect()
+        }
         let desc = ModelDesc {
             precision: self.precision,
             input_size: self.input,
@@ -770,11 +1212,11 @@ impl ModelSpec {
                 offset: o,
                 scale: s,
             }),
-            pre: heapless::Vec::new(),
+            pre: ops(&self.pre),
             layers,
-            pool: tinyrnn::Pool::Last,
-            pool_frac: 0,
-            mlp: heapless::Vec::new(),
+            pool: self.pool,
+            pool_frac: self.pool_frac,
+            mlp: ops(&self.mlp),
             head: self.head.as_ref().map(|(c, i, w, b, rq)| DenseDesc {
                 out_size: *c,
                 in_size: *i,
@@ -786,22 +1228,19 @@ impl ModelSpec {
             output_frac: self.output_frac,
             name: "fuzz",
         };
+        let op_bytes = |v: &[OpSpec]| -> usize {
+            v.iter()
+                .map(|o| o.weight.len() + o.bias.len() + o.rq.len() + 64)
+                .sum()
+        };
         let tensors: usize = self
             .layers
             .iter()
-            .map(|l| {
-                l.w_ih.len()
-                    + l.w_hh.len()
-                    + l.b_ih.len()
-                    + l.b_hh.len()
-                    + l.rq_ih.len()
-                    + l.rq_hh.len()
-                    + l.peephole.len()
-                    + l.h0.len()
-                    + l.c0.len()
-            })
+            .map(|l| l.fwd.bytes() + l.bwd.as_ref().map_or(0, DirSpec::bytes) + 64)
             .sum::<usize>()
             + self.norm.as_ref().map_or(0, |(o, s)| o.len() + s.len())
+            + op_bytes(&self.pre)
+            + op_bytes(&self.mlp)
             + self
                 .head
                 .as_ref()

@@ -61,6 +61,8 @@ pub const CMSIS_LSTM: [(usize, usize, u64, u64); 3] = [
 
 /// Steps of the firmware's long run (`boards/bench/src/cases.rs`).
 pub const STEPS: u64 = 65;
+/// Frames before a graph case's decision, and the windowed case's window.
+pub const WINDOW: u64 = 64;
 
 pub struct Options {
     pub machines: Vec<&'static Board>,
@@ -147,13 +149,25 @@ pub struct Record {
     pub hidden: u64,
     pub short: u64,
     pub long: u64,
+    /// Graph cases (`cell` is `lstm+mlp`, …): one decision (`Session::output_q` /
+    /// `output`, or `output_window_q` / `output_window` over the window) after [`WINDOW`]
+    /// frames.
+    pub decision: Option<u64>,
     pub text_bytes: u64,
     pub functions: Vec<Func>,
 }
 
 impl Record {
+    /// The recurrent cell (`lstm` of `lstm+mlp`).
+    pub fn cell_kind(&self) -> &str {
+        self.cell.split('+').next().unwrap_or("")
+    }
+    /// The graph around the cell (`mlp` of `lstm+mlp`; empty for a plain case).
+    pub fn graph(&self) -> &str {
+        self.cell.split_once('+').map_or("", |(_, g)| g)
+    }
     pub fn gates(&self) -> u64 {
-        match self.cell.as_str() {
+        match self.cell_kind() {
             "lstm" => 4,
             "gru" => 3,
             _ => 1,
@@ -307,16 +321,31 @@ fn run_machine(m: &'static Board, opts: &Options, plugin: &Path) -> Result<Machi
         .sum();
     let text = fs::read_to_string(&windows_file).unwrap_or_default();
     let windows = parse_windows(&text);
+    // Windows in case order: a plain case has two (1 step, 65 steps), a graph case three
+    // (the decision after 64 frames too).
+    let mut next = 0;
     for l in stdout.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
         let ["case", k, cell, prec, input, hidden, _verdict] = f.as_slice() else {
             continue;
         };
-        let k: usize = k.parse()?;
-        let (Some(short), Some(long)) = (windows.get(2 * k), windows.get(2 * k + 1)) else {
+        let graph = cell.contains('+');
+        let first = next;
+        next += if graph { 3 } else { 2 };
+        let (Some(short), Some(long)) = (windows.get(first), windows.get(first + 1)) else {
             ok = false;
             notes.push(format!("case {k}: missing windows"));
             continue;
+        };
+        let decision = if graph {
+            let Some(d) = windows.get(first + 2) else {
+                ok = false;
+                notes.push(format!("case {k}: missing decision window"));
+                continue;
+            };
+            Some(d.0)
+        } else {
+            None
         };
         let functions = step_functions(&funcs, &long.1);
         records.push(Record {
@@ -327,6 +356,7 @@ fn run_machine(m: &'static Board, opts: &Options, plugin: &Path) -> Result<Machi
             hidden: hidden.parse()?,
             short: short.0,
             long: long.0,
+            decision,
             text_bytes: functions.iter().map(|f| f.size).sum(),
             functions,
         });
@@ -359,6 +389,10 @@ fn to_json(r: &Record) -> serde_json::Value {
         "step_text_bytes": r.text_bytes,
         "cell_text_bytes": r.cell_text_bytes(),
     });
+    if let Some(d) = r.decision {
+        v["instructions_decision"] = d.into();
+        v["decision_after_frames"] = WINDOW.into();
+    }
     if let Some((s16, s8)) = r.cmsis() {
         v["cmsis_nn_s16"] = s16.into();
         v["cmsis_nn_s8"] = s8.into();
@@ -399,7 +433,7 @@ fn machine_section(m: &Board, r: &MachineResult) -> String {
         "| cell | precision | I | H | MACs | instructions / step | instructions / MAC | step `.text` bytes |"
     );
     let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|");
-    for x in &r.records {
+    for x in r.records.iter().filter(|x| x.graph().is_empty()) {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {:.2} | {} |",
@@ -413,6 +447,7 @@ fn machine_section(m: &Board, r: &MachineResult) -> String {
             thousands(x.text_bytes as f64)
         );
     }
+    graph_table(&mut s, r);
     let cmsis: Vec<&Record> = r.records.iter().filter(|x| x.cmsis().is_some()).collect();
     if !cmsis.is_empty() {
         let _ = writeln!(
@@ -467,6 +502,57 @@ fn machine_section(m: &Board, r: &MachineResult) -> String {
         }
     }
     s
+}
+
+/// The graph cases of a machine (issue #10's ops): per frame against the plain row of the
+/// same cell, precision and shape, and the decision.
+fn graph_table(s: &mut String, r: &MachineResult) {
+    let graphs: Vec<&Record> = r.records.iter().filter(|x| !x.graph().is_empty()).collect();
+    if graphs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nGraph cases (see \"Graph ops\" above): instructions per frame (same method), the plain row of \
+         the same cell, precision and shape, and one decision (`output_q` / `output`; \
+         `output_window_q` / `output_window` over the window) after {WINDOW} frames; amortized = \
+         per frame + decision / {WINDOW} (a decision every {WINDOW} frames).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| model | precision | I | H | instructions / frame | plain row | ratio | decision | amortized / frame |"
+    );
+    let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|");
+    for x in graphs {
+        let plain = r.records.iter().find(|p| {
+            p.graph().is_empty()
+                && p.cell == x.cell_kind()
+                && p.precision == x.precision
+                && p.input == x.input
+                && p.hidden == x.hidden
+        });
+        let d = x.decision.unwrap_or(0) as f64;
+        let (plain_s, ratio) = match plain {
+            Some(p) => (
+                thousands(p.per_step()),
+                format!("{:.3}", x.per_step() / p.per_step()),
+            ),
+            None => ("–".into(), "–".into()),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            x.cell,
+            x.precision,
+            x.input,
+            x.hidden,
+            thousands(x.per_step()),
+            plain_s,
+            ratio,
+            thousands(d),
+            thousands(x.per_step() + d / WINDOW as f64)
+        );
+    }
 }
 
 /// The first line of `prog --version` (`rustc 1.95.0 (...)`, `QEMU emulator version ...`).
@@ -615,6 +701,7 @@ pub fn run(opts: &Options) -> Result<bool> {
                 gate::Counts {
                     short: x.short,
                     long: x.long,
+                    decision: x.decision,
                 },
             )
         })

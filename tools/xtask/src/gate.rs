@@ -28,6 +28,8 @@ pub struct Counts {
     pub short: u64,
     /// The [`STEPS`]-step run.
     pub long: u64,
+    /// Graph cases: one decision after [`WINDOW`](crate::bench::WINDOW) frames.
+    pub decision: Option<u64>,
 }
 
 impl Counts {
@@ -120,9 +122,14 @@ pub fn parse(doc: &str) -> Result<Figures> {
             num(c, "input")?,
             num(c, "hidden")?,
         );
+        let decision = match c.get("instructions_decision") {
+            None => None,
+            Some(_) => Some(num(c, "instructions_decision")?),
+        };
         let counts = Counts {
             short: num(c, "instructions_1_step")?,
             long: num(c, &long_name)?,
+            decision,
         };
         if fig.get(&k).is_some() {
             return Err(format!("BENCHMARKS.md: committed figures: {} twice", name(&k)).into());
@@ -144,9 +151,12 @@ pub fn render(fig: &Figures) -> String {
     s += "  \"cases\": [\n";
     for (i, (k, c)) in fig.cases.iter().enumerate() {
         let sep = if i + 1 < fig.cases.len() { "," } else { "" };
+        let decision = c.decision.map_or(String::new(), |d| {
+            format!(", \"instructions_decision\": {d}")
+        });
         s += &format!(
             "    {{\"machine\": {}, \"cell\": {}, \"precision\": {}, \"input\": {}, \"hidden\": {}, \
-             \"instructions_1_step\": {}, \"instructions_{STEPS}_steps\": {}, \"instructions_per_step\": {:.1}}}{sep}\n",
+             \"instructions_1_step\": {}, \"instructions_{STEPS}_steps\": {}, \"instructions_per_step\": {:.1}{decision}}}{sep}\n",
             q(&k.0),
             q(&k.1),
             q(&k.2),
@@ -252,7 +262,7 @@ pub fn compare(fig: &Figures, measured: &[(Key, Counts)], measured_machines: &[&
             continue;
         };
         o.compared += 1;
-        let checks = [
+        let mut checks = vec![
             ("per step", c.steps(), m.steps(), c.per_step(), m.per_step()),
             (
                 "1-step run",
@@ -262,6 +272,12 @@ pub fn compare(fig: &Figures, measured: &[(Key, Counts)], measured_machines: &[&
                 m.short as f64,
             ),
         ];
+        // a decision measured without a committed one (or the reverse) compares with 0:
+        // a regression (or an improvement) asking for the figures to be updated
+        if c.decision.is_some() || m.decision.is_some() {
+            let (old, new) = (c.decision.unwrap_or(0), m.decision.unwrap_or(0));
+            checks.push(("decision", old, new, old as f64, new as f64));
+        }
         let mut worst = 0i8;
         let mut parts = Vec::new();
         for (what, old, new, old_shown, new_shown) in checks {
@@ -356,6 +372,7 @@ mod tests {
         Counts {
             short: 1000 + per_step,
             long: 1000 + per_step * STEPS,
+            decision: None,
         }
     }
     fn figs(cases: Vec<(Key, Counts)>) -> Figures {
@@ -382,7 +399,8 @@ mod tests {
             f.cases[0].1,
             Counts {
                 short: 101_000,
-                long: 5_673_480
+                long: 5_673_480,
+                decision: None
             }
         );
         assert_eq!(f.cases[0].1.per_step(), 87_070.0);
@@ -447,6 +465,32 @@ mod tests {
         m.short += 1_500;
         m.long += 1_500;
         assert_eq!(run(m).regressions.len(), 1);
+    }
+
+    #[test]
+    fn decision_is_gated_and_round_trips() {
+        let key = k("microbit", "lstm+mlp", 9, 32);
+        let mut base = c(10_000);
+        base.decision = Some(5_000);
+        let fig = figs(vec![(key.clone(), base)]);
+        let doc = replace_block(DOC, &fig).unwrap();
+        assert!(doc.contains("\"instructions_decision\": 5000}"), "{doc}");
+        assert_eq!(parse(&doc).unwrap(), fig);
+        let run = |d: Option<u64>| {
+            let mut m = base;
+            m.decision = d;
+            compare(&fig, &[(key.clone(), m)], &["microbit"])
+        };
+        assert!(run(Some(5_000)).within.is_empty());
+        assert_eq!(run(Some(5_050)).within.len(), 1);
+        let o = run(Some(5_051));
+        assert_eq!(o.regressions.len(), 1, "{o:?}");
+        assert!(o.regressions[0].contains("decision 5000.0 -> 5051.0 (+1.02 %)"));
+        assert_eq!(run(Some(4_000)).improvements.len(), 1);
+        // a plain case without a committed decision that starts measuring one
+        let plain = figs(vec![(key.clone(), c(10_000))]);
+        let o = compare(&plain, &[(key.clone(), base)], &["microbit"]);
+        assert_eq!(o.regressions.len(), 1, "{o:?}");
     }
 
     #[test]
