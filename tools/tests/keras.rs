@@ -563,6 +563,47 @@ fn unsupported_layers_are_refused_by_name() {
     }
 }
 
+/// A real `.keras` file (lstm.keras, as Keras wrote it) with a `Conv1D` layer inserted into
+/// its `config.json` before the LSTM, the weights file unchanged: refused through the CLI by
+/// the layer's class and name, one `error:` line, exit 1 — not imported without the layer.
+#[test]
+fn a_keras_file_with_an_unsupported_layer_is_refused_by_the_cli() {
+    use std::io::{Read, Write};
+    let src = std::fs::File::open(keras("lstm.keras")).unwrap();
+    let mut zin = zip::ZipArchive::new(src).unwrap();
+    let p = scratch("keras_conv1d").join("conv1d.keras");
+    let mut zout = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+    for i in 0..zin.len() {
+        let mut f = zin.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        if name == "config.json" {
+            let mut c: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let layers = c["config"]["layers"].as_array_mut().unwrap();
+            let at = layers
+                .iter()
+                .position(|l| l["class_name"] == "LSTM")
+                .unwrap();
+            layers.insert(
+                at,
+                serde_json::json!({
+                    "module": "keras.layers",
+                    "class_name": "Conv1D",
+                    "config": {"name": "conv1d", "filters": 8, "kernel_size": [3]},
+                }),
+            );
+            bytes = serde_json::to_vec(&c).unwrap();
+        }
+        zout.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zout.write_all(&bytes).unwrap();
+    }
+    zout.finish().unwrap();
+    let err = refused(&p);
+    assert!(err.contains("(Conv1D)") && err.contains("conv1d"), "{err}");
+}
+
 /// Broken files: one `error:` line each, exit 1, no panic.
 #[test]
 fn broken_keras_files_are_one_error_line() {
