@@ -287,6 +287,33 @@ fn apply_ops(
 }
 
 impl FloatLayer {
+    /// A forward layer from its tensors (PyTorch layout and gate order, see the fields), with
+    /// nothing else: no peepholes, initial state, cell clip, projection or backward direction.
+    /// Importers set those fields on the result when the file has them.
+    pub fn forward(
+        cell: CellKind,
+        input_size: usize,
+        hidden_size: usize,
+        [w_ih, w_hh, b_ih, b_hh]: [Vec<f32>; 4],
+    ) -> Self {
+        FloatLayer {
+            cell,
+            input_size,
+            hidden_size,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            peephole: None,
+            h0: None,
+            c0: None,
+            cell_clip: None,
+            direction: Direction::Forward,
+            backward: None,
+            w_hr: None,
+        }
+    }
+
     /// Number of gates of this layer's cell.
     pub fn gates(&self) -> usize {
         self.cell.gates()

@@ -457,22 +457,7 @@ pub fn convert_recurrent(
             swap_zr(v, h);
         }
     }
-    FloatLayer {
-        cell,
-        input_size: input,
-        hidden_size: h,
-        w_ih,
-        w_hh,
-        b_ih,
-        b_hh,
-        peephole: None,
-        h0: None,
-        c0: None,
-        cell_clip: None,
-        direction: tinyrnn::Direction::Forward,
-        backward: None,
-        w_hr: None,
-    }
+    FloatLayer::forward(cell, input, h, [w_ih, w_hh, b_ih, b_hh])
 }
 
 fn output_act(name: &str) -> Option<OutputAct> {

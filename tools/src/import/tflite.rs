@@ -1242,24 +1242,16 @@ fn lstm(g: &Graph, op: &Op, width: usize) -> Result<FloatLayer> {
         }
         _ => bail!("{peep} of 3 peephole inputs (a CIFG LSTM) is not supported"),
     };
-    Ok(FloatLayer {
-        cell: CellKind::Lstm {
-            peepholes: peephole.is_some(),
-        },
-        input_size: width,
-        hidden_size: h,
-        w_ih,
-        w_hh,
-        b_ih,
-        b_hh: vec![0.0; 4 * h],
-        peephole,
-        h0: None,
-        c0: None,
-        cell_clip,
-        direction: tinyrnn::Direction::Forward,
-        backward: None,
-        w_hr: None,
-    })
+    let peepholes = peephole.is_some();
+    let mut l = FloatLayer::forward(
+        CellKind::Lstm { peepholes },
+        width,
+        h,
+        [w_ih, w_hh, b_ih, vec![0.0; 4 * h]],
+    );
+    l.peephole = peephole;
+    l.cell_clip = cell_clip;
+    Ok(l)
 }
 
 /// `UNIDIRECTIONAL_SEQUENCE_RNN` (inputs: 0 x, 1 input weights, 2 recurrent weights, 3 bias,
@@ -1280,22 +1272,12 @@ fn rnn(g: &Graph, op: &Op, width: usize) -> Result<FloatLayer> {
     let (h, w_ih) = g.matrix(op, 1, None, width)?;
     let (_, w_hh) = g.matrix(op, 2, Some(h), h)?;
     let b_ih = g.bias(op, 3, h)?;
-    Ok(FloatLayer {
-        cell: CellKind::Rnn(act),
-        input_size: width,
-        hidden_size: h,
-        w_ih,
-        w_hh,
-        b_ih,
-        b_hh: vec![0.0; h],
-        peephole: None,
-        h0: None,
-        c0: None,
-        cell_clip: None,
-        direction: tinyrnn::Direction::Forward,
-        backward: None,
-        w_hr: None,
-    })
+    Ok(FloatLayer::forward(
+        CellKind::Rnn(act),
+        width,
+        h,
+        [w_ih, w_hh, b_ih, vec![0.0; h]],
+    ))
 }
 
 /// Checks that a `STRIDED_SLICE` of `[1, T, width]` takes the last time step of everything.

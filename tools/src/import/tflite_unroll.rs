@@ -822,22 +822,7 @@ fn layer(
     }
     let used = region;
     Ok((
-        FloatLayer {
-            cell,
-            input_size: width,
-            hidden_size: h,
-            w_ih,
-            w_hh,
-            b_ih,
-            b_hh,
-            peephole: None,
-            h0: None,
-            c0: None,
-            cell_clip: None,
-            direction: tinyrnn::Direction::Forward,
-            backward: None,
-            w_hr: None,
-        },
+        FloatLayer::forward(cell, width, h, [w_ih, w_hh, b_ih, b_hh]),
         used,
         exit,
     ))

@@ -814,22 +814,7 @@ fn t(w: &[f64], rows: usize, n: usize) -> Vec<f32> {
 }
 
 fn layer(cell: CellKind, i: usize, h: usize, gates: &[(&Aff, Option<&Aff>)]) -> FloatLayer {
-    let mut l = FloatLayer {
-        cell,
-        input_size: i,
-        hidden_size: h,
-        w_ih: Vec::new(),
-        w_hh: Vec::new(),
-        b_ih: Vec::new(),
-        b_hh: Vec::new(),
-        peephole: None,
-        h0: None,
-        c0: None,
-        cell_clip: None,
-        direction: tinyrnn::Direction::Forward,
-        backward: None,
-        w_hr: None,
-    };
+    let mut l = FloatLayer::forward(cell, i, h, Default::default());
     for (a, rec) in gates {
         l.w_ih.extend(t(&a.wx, i, h));
         match rec {
