@@ -504,6 +504,8 @@ fn graph_models_run_in_every_precision() {
         DenseAct::LeakyRelu { alpha: 0.1 },
         DenseAct::Tanh,
         DenseAct::Sigmoid,
+        DenseAct::Gelu,
+        DenseAct::GeluTanh,
     ];
     let (n, t) = (6, 20);
     let x = data(n, t, 5, 1.5);
@@ -577,6 +579,7 @@ fn graph_models_run_in_every_precision() {
 #[test]
 fn graph_ops_without_a_kernel_are_refused_by_name() {
     use tinyrnn::{DenseAct, Pool};
+    use tinyrnn_cli::ir::{FloatLayerNorm, FrameOp};
     let x = data(2, 5, 5, 1.0);
     let batch = Batch {
         data: &x,
@@ -585,28 +588,16 @@ fn graph_ops_without_a_kernel_are_refused_by_name() {
         f: 5,
         lengths: None,
     };
-    let fm = graph_model(DenseAct::Gelu, Pool::Mean);
+    let mut fm = graph_model(DenseAct::Gelu, Pool::Mean);
+    fm.pre.push(FrameOp::LayerNorm(FloatLayerNorm {
+        gamma: vec![1.0; 6],
+        beta: vec![0.0; 6],
+        eps: 1e-5,
+    }));
     let stats = calibrate(&fm, &batch, || {}).unwrap();
     for p in [Precision::F32, Precision::Int8] {
         let e = quantize(&fm, Some(&stats), &QuantOptions::new(p)).unwrap_err();
-        assert!(format!("{e:#}").contains("exact GELU"), "{e:#}");
-    }
-    let fm = graph_model(DenseAct::GeluTanh, Pool::Mean);
-    let stats = calibrate(&fm, &batch, || {}).unwrap();
-    let e = quantize(&fm, Some(&stats), &QuantOptions::new(Precision::Int16)).unwrap_err();
-    assert!(
-        format!("{e:#}").contains("gelu(tanh) has no integer kernel"),
-        "{e:#}"
-    );
-    // the tanh form runs in f32, matching the reference
-    let q = quantize(&fm, Some(&stats), &QuantOptions::new(Precision::F32)).unwrap();
-    let seq: Vec<&[f32]> = (0..5).map(|j| &x[j * 5..][..5]).collect();
-    let want = fm.run(&seq, &mut ());
-    let got = run_blob(&q.blob, &seq);
-    for (w, g) in want.iter().zip(&got) {
-        for (a, b) in w.iter().zip(g) {
-            assert!((a - *b as f64).abs() <= 1e-5, "{a} vs {b}");
-        }
+        assert!(format!("{e:#}").contains("is a LayerNorm"), "{e:#}");
     }
 }
 
@@ -634,6 +625,8 @@ fn graph_models_match_the_spec_simulator_bit_for_bit() {
         DenseAct::LeakyRelu { alpha: 0.1 },
         DenseAct::Tanh,
         DenseAct::Sigmoid,
+        DenseAct::Gelu,
+        DenseAct::GeluTanh,
     ];
     let mut checked = 0;
     for (i, act) in acts.into_iter().enumerate() {
@@ -668,7 +661,7 @@ fn graph_models_match_the_spec_simulator_bit_for_bit() {
             }
         }
     }
-    assert_eq!(checked, 6 * 4 * 2 * t);
+    assert_eq!(checked, 8 * 4 * 2 * t);
 }
 
 /// Resealed single-bit flips of a format-2 graph blob (pre-net, pooling, head ops): every
