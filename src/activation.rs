@@ -26,6 +26,11 @@
 //! | [`tanh_q`] | 1.08 LSB (3.3e-5) | 1 LSB |
 //! | [`sigmoid_q`] | 0.80 LSB (2.4e-5) | 1 LSB |
 //!
+//! [`gelu_q`] (feature `dense-net`, the pre-net / head GELU, both forms) reads the same
+//! machinery: [`GELU_LUT`] is `erf(x/√2)` built and lifted exactly like [`TANH_LUT`], and the
+//! tanh form feeds `√(2/π)(x + 0.044715x³)` (computed in Q.18) to [`TANH_LUT`]; one rounding
+//! of `x·Φ(x)` to the output format. Max error `0.5 LSB + 3.1e-5·2^y_frac` (exhaustive).
+//!
 //! [`exp_q`] (for the integer softmax) returns `e^x` for `x ≤ 0` in Q.12 as Q2.30, from two
 //! small tables (`e^−k`, `e^−k/64`; 324 bytes) and a cubic for the last 6 bits; max error
 //! 3.0 units of 2^−30 (2.8e-9) over every input in `[−2^16, 0]`.
@@ -108,15 +113,43 @@ const fn round_u16(v: f64) -> u16 {
     }
 }
 
-const fn build_tanh_lut() -> [u16; LUT_INTERVALS + 1] {
+/// `erf(z)` for `z ≥ 0` in `const` f64 arithmetic: `(2/√π)·e^(−z²)·Σ_n 2^n·z^(2n+1) /
+/// (1·3·…·(2n+1))` (A&S 7.1.6; every term positive, so no cancellation). 200 terms: the
+/// term ratio `2z²/(2n+1)` is below 0.1 long before for `z ≤ 6/√2`. Relative error ~1e-12
+/// (that of [`exp_f64`]); only used to build [`GELU_LUT`] at compile time.
+const fn erf_f64(z: f64) -> f64 {
+    let z2 = z * z;
+    let mut term = z;
+    let mut sum = z;
+    let mut n = 1;
+    while n < 200 {
+        term = term * 2.0 * z2 / (2 * n + 1) as f64;
+        sum += term;
+        n += 1;
+    }
+    // 2/√π
+    core::f64::consts::FRAC_2_SQRT_PI * exp_f64(-z2) * sum
+}
+
+/// The table of `tanh(x)` (`gelu == false`) or of `erf(x/√2) = 2Φ(x) − 1` (`gelu == true`)
+/// on `[0, 6]` in steps of 1/64, Q0.16, every node lifted by `h²·|f''(x)|/16` (both
+/// functions are odd, increasing and concave on `x ≥ 0`: the same construction, the same
+/// error argument).
+const fn build_lut(gelu: bool) -> [u16; LUT_INTERVALS + 1] {
     let mut t = [0u16; LUT_INTERVALS + 1];
     let h = 1.0 / 64.0;
     let mut k = 0;
     while k <= LUT_INTERVALS {
         let x = k as f64 * h;
-        let y = tanh_f64(x);
-        // |tanh''(x)| = 2·tanh(x)·(1 − tanh²(x)) for x ≥ 0
-        let d2 = 2.0 * y * (1.0 - y * y);
+        let (y, d2) = if gelu {
+            // d²/dx² erf(x/√2) = −2x·φ(x), φ(x) = e^(−x²/2)/√(2π)
+            let y = erf_f64(x * core::f64::consts::FRAC_1_SQRT_2);
+            (y, 2.0 * x * exp_f64(-x * x / 2.0) * 0.398_942_280_401_432_7)
+        } else {
+            let y = tanh_f64(x);
+            // |tanh''(x)| = 2·tanh(x)·(1 − tanh²(x)) for x ≥ 0
+            (y, 2.0 * y * (1.0 - y * y))
+        };
         t[k] = round_u16((y + h * h * d2 / 16.0) * 65536.0);
         k += 1;
     }
@@ -125,7 +158,13 @@ const fn build_tanh_lut() -> [u16; LUT_INTERVALS + 1] {
 
 /// `tanh` on `[0, 6]` in steps of 1/64, Q0.16, nodes lifted by `h²·|tanh''|/16` (see the
 /// [module docs](self)).
-pub static TANH_LUT: [u16; LUT_INTERVALS + 1] = build_tanh_lut();
+pub static TANH_LUT: [u16; LUT_INTERVALS + 1] = build_lut(false);
+
+/// `erf(x/√2) = 2Φ(x) − 1` (Φ the standard normal CDF) on `[0, 6]` in steps of 1/64, Q0.16,
+/// nodes lifted by `h²·|f''|/16` like [`TANH_LUT`]: the exact GELU's table (feature
+/// `dense-net`; 770 bytes of flash, linked only when a model can use it).
+#[cfg(feature = "dense-net")]
+pub static GELU_LUT: [u16; LUT_INTERVALS + 1] = build_lut(true);
 
 /// `e^−k` for `k = 0..=16`, Q2.30.
 static EXP_INT: [u32; 17] = {
@@ -153,17 +192,17 @@ static EXP_MID: [u32; 64] = {
 // Integer activations
 // ---------------------------------------------------------------------------------------
 
-/// Linear interpolation of [`TANH_LUT`] at `a / 2^frac_bits` table steps, result in
-/// Q0.16 scaled by `2^frac_bits`. `a` must be below `TANH_SAT << (frac_bits − 6)`; out of
-/// range returns the saturated value (never panics).
+/// Linear interpolation of `lut` ([`TANH_LUT`] or [`GELU_LUT`]) at `a / 2^frac_bits` table
+/// steps, result in Q0.16 scaled by `2^frac_bits` (`frac_bits ≤ 12`). `a` must be below
+/// `TANH_SAT << (frac_bits − 6)`; out of range returns the saturated value (never panics).
 #[inline(always)]
-fn lut_interp(a: u32, frac_bits: u32) -> u32 {
+fn lut_interp(lut: &[u16; LUT_INTERVALS + 1], a: u32, frac_bits: u32) -> u32 {
     let idx = (a >> frac_bits) as usize;
     let frac = a & ((1 << frac_bits) - 1);
-    match (TANH_LUT.get(idx), TANH_LUT.get(idx.wrapping_add(1))) {
+    match (lut.get(idx), lut.get(idx.wrapping_add(1))) {
         (Some(&y0), Some(&y1)) => {
-            // y1 ≥ y0 (tanh is increasing, the lift keeps it so: checked by a test), so
-            // everything stays in u32: y0·2^7 + (y1 − y0)·127 < 2^24.
+            // y1 ≥ y0 (both functions increase, the lift keeps it so: checked by a test), so
+            // everything stays in u32: y0·2^12 + (y1 − y0)·4095 < 2^29.
             ((y0 as u32) << frac_bits) + (y1 as u32).wrapping_sub(y0 as u32).wrapping_mul(frac)
         }
         _ => 65536 << frac_bits,
@@ -190,7 +229,7 @@ pub fn tanh_q(x: i32) -> i16 {
         ACT_ONE as i32
     } else {
         // Q0.16 · 2^6 → Q0.15: drop 7 bits with rounding; ≤ 32768, clamp to ACT_ONE.
-        let v = (lut_interp(a, LUT_SHIFT) + (1 << 6)) >> 7;
+        let v = (lut_interp(&TANH_LUT, a, LUT_SHIFT) + (1 << 6)) >> 7;
         if v > ACT_ONE as u32 {
             ACT_ONE as i32
         } else {
@@ -227,7 +266,7 @@ pub fn sigmoid_q(x: i32) -> i16 {
         1 << 15
     } else {
         // tanh in Q0.16·2^7 = Q.23; + 1.0 (2^23), then to Q0.15 of the half: drop 9 bits.
-        ((1u32 << 23) + lut_interp(a, LUT_SHIFT + 1) + (1 << 8)) >> 9
+        ((1u32 << 23) + lut_interp(&TANH_LUT, a, LUT_SHIFT + 1) + (1 << 8)) >> 9
     };
     // s ∈ [16384, 32768]
     let s = s as i32;
@@ -266,6 +305,67 @@ pub fn leaky_relu_q(v: i16, a: i32) -> i16 {
     }
 }
 
+/// `√(2/π)` in Q.32 (rounded): the tanh-form GELU's `k`.
+#[cfg(feature = "dense-net")]
+const GELU_K_Q32: u64 = 3_426_888_095;
+/// `0.044715·√(2/π)` in Q.32 (rounded).
+#[cfg(feature = "dense-net")]
+const GELU_C_Q32: u64 = 153_233_301;
+
+/// Integer GELU, `gelu(x) = x·Φ(x)`: input Q19.12 (any `i32`, the requantized row), output
+/// `i16` in `y_frac` fractional bits (`y_frac ≤ 15`, what the loader accepts). `tanh_form`
+/// selects `Φ_t(x) = (1 + tanh(√(2/π)·(x + 0.044715·x³)))/2` (PyTorch
+/// `approximate="tanh"`) instead of the exact `Φ(x) = (1 + erf(x/√2))/2`.
+///
+/// ```text
+/// a = |x|
+/// exact:  fb = 6,  t = interp(GELU_LUT, a, 6)                    erf(a/√2) in Q.22
+/// tanh:   fb = 12, m = K + ⌊min(a, 2^15)²·C / 2^24⌋              k·(1 + 0.044715·x²), Q.32
+///                  u = ⌊(min(a, 2^15)·m + 2^25) / 2^26⌋           u = √(2/π)(a + 0.044715a³), Q.18
+///                  t = interp(TANH_LUT, u, 12)                    tanh(u) in Q.28
+/// P = 2^(16+fb) + t  (x ≥ 0),  2^(16+fb) − t  (x < 0)             Φ(x) in Q.(17+fb)
+/// gelu_q = clamp_i16(⌊(±a·P + 2^(s−1)) / 2^s⌋),  s = 29 + fb − y_frac   (sign of x; one rounding)
+/// ```
+///
+/// `interp` is the tables' linear interpolation (saturating at 1.0 from the last node on,
+/// so huge `|x|` give exactly `x` or 0); `a·P < 2^60` in `u64`. Both tables are built and
+/// lifted the same way ([`TANH_LUT`], [`GELU_LUT`]).
+///
+/// Max error, measured exhaustively over every input in `[−2^17, 2^17]` (±32; beyond, the
+/// result is `sat_i16(x)` or 0 within the same bound) and every `y_frac` in `0..=15`
+/// (test `gelu_exhaustive_error`), against the exact function of each form (f64): the
+/// value before the final rounding is within **3.1e-5** (exact form) / **2.6e-5** (tanh form)
+/// of the exact one, so the output is within `0.5 LSB + 3.1e-5·2^y_frac` resp.
+/// `0.5 LSB + 2.6e-5·2^y_frac` of the exact value clamped to the `i16` range; measured:
+/// 0.51 / 0.53 LSB at `y_frac = 10`, 1.0 / 0.86 LSB at 15. The largest part is the table's
+/// Q0.16 resolution of `1 − Φ` in the negative tail (`2^−17·|x|` near `x ≈ −4.3`).
+#[cfg(feature = "dense-net")]
+#[inline]
+pub fn gelu_q(x: i32, y_frac: u32, tanh_form: bool) -> i16 {
+    let a = x.unsigned_abs();
+    let (t, fb) = if tanh_form {
+        // x ≥ 8 saturates tanh (u ≥ 24.6 > 6) and keeps a² < 2^31
+        let ac = a.min(1 << 15) as u64;
+        let m = GELU_K_Q32 + ((ac * ac * GELU_C_Q32) >> 24); // < 2^35
+        let u = (ac * m + (1 << 25)) >> 26; // < 2^24
+        (lut_interp(&TANH_LUT, u as u32, 12), 12)
+    } else {
+        (lut_interp(&GELU_LUT, a, LUT_SHIFT), LUT_SHIFT)
+    };
+    // t ≤ 2^(16+fb): P ≥ 0
+    let half = 1u64 << (16 + fb);
+    let p = if x < 0 {
+        half - t as u64
+    } else {
+        half + t as u64
+    };
+    let v = (a as u64 * p) as i64; // < 2^31 · 2^29
+    let v = if x < 0 { -v } else { v };
+    let s = 29 + fb - y_frac.min(15);
+    let r = (v + (1i64 << (s - 1))) >> s;
+    r.clamp(i16::MIN as i64, i16::MAX as i64) as i16
+}
+
 /// The integer activation of a pre-net / hidden head dense op on one requantized row `y`,
 /// output `i16` in `y_frac` fractional bits (see [`DenseOpDesc`](crate::model::DenseOpDesc)):
 ///
@@ -276,15 +376,19 @@ pub fn leaky_relu_q(v: i16, a: i32) -> i16 {
 /// | Clip `{lo, hi}` | `y_frac` | `sat_i16(y)` clamped to `[q(lo), q(hi)]`, `q` = [`quantize_f32`](crate::fxp::quantize_f32)`(·, y_frac)`: bounds within 0.5 LSB |
 /// | LeakyReLU `{alpha}` | `y_frac` | [`leaky_relu_q`] (≤ 1 LSB) |
 /// | Tanh / Sigmoid | Q19.12 | [`tanh_q`] / [`sigmoid_q`], Q0.15 (≤ 1.08 / 0.80 LSB) |
-///
-/// GELU has no integer formula yet (the loader refuses it on the integer paths); it maps to
-/// the identity here.
+/// | GELU / GELU (tanh) | Q19.12 | [`gelu_q`] in `y_frac` (≤ 0.5 LSB + 2.9e-5 / 3.3e-5) |
 #[inline]
 pub fn dense_act_q(act: crate::model::DenseAct, y: i32, y_frac: u32) -> i16 {
     use crate::fxp::{quantize_f32, sat_i16};
     use crate::model::DenseAct;
     match act {
-        DenseAct::Identity | DenseAct::Gelu | DenseAct::GeluTanh => sat_i16(y),
+        DenseAct::Identity => sat_i16(y),
+        #[cfg(feature = "dense-net")]
+        DenseAct::Gelu => gelu_q(y, y_frac, false),
+        #[cfg(feature = "dense-net")]
+        DenseAct::GeluTanh => gelu_q(y, y_frac, true),
+        #[cfg(not(feature = "dense-net"))]
+        DenseAct::Gelu | DenseAct::GeluTanh => sat_i16(y),
         DenseAct::Relu => sat_i16(y).max(0),
         DenseAct::Clip { lo, hi } => {
             let (l, h) = (quantize_f32(lo, y_frac), quantize_f32(hi, y_frac));
@@ -383,6 +487,19 @@ impl Math for AccurateMath {
 #[inline]
 pub fn exp_fast(x: f32) -> f32 {
     micromath::F32(x).exp().0
+}
+
+/// Exact GELU `x·Φ(x) = x·erfc(−x/√2)/2` in `f32` with `libm::erfcf` (both [`F32Math`]
+/// modes; `erfc` rather than `1 + erf` so negative inputs keep their relative accuracy).
+///
+/// Domain: every finite `f32` (x ≥ 10: `x`; x ≤ −14: a non-positive value above −1e-40, the
+/// exact value being below that too). Max absolute error 3.9e-7 on `[−12, 12]` against the exact function (f64
+/// `libm::erfc`), measured on every 16th `f32` (test `f32_gelu_error`): f32 rounding (half
+/// an ulp of 12 is 4.8e-7); `x` itself beyond.
+#[cfg(all(feature = "f32", feature = "dense-net"))]
+#[inline]
+pub fn gelu_f32(x: f32) -> f32 {
+    0.5 * x * libm::erfcf(-x * core::f32::consts::FRAC_1_SQRT_2)
 }
 
 /// `σ(x) = (1 + tanh(x/2)) / 2` with [`tanh_fast`] (feature `f32`): two more operations.
@@ -615,6 +732,105 @@ mod tests {
             et = et.max((t(x) as f64 - xd.tanh()).abs());
         }
         (es, et)
+    }
+
+    /// The exact GELU's table, regenerated with libm's f64 `erf`; increasing.
+    #[cfg(feature = "dense-net")]
+    #[test]
+    fn gelu_lut_regenerates_with_libm() {
+        let h = 1.0f64 / 64.0;
+        for (k, &t) in GELU_LUT.iter().enumerate() {
+            let x = k as f64 * h;
+            let y = libm::erf(x / core::f64::consts::SQRT_2);
+            let d2 = 2.0 * x * (-x * x / 2.0).exp() / (2.0 * core::f64::consts::PI).sqrt();
+            let want = ((y + h * h * d2 / 16.0) * 65536.0 + 0.5)
+                .floor()
+                .min(65535.0) as u16;
+            assert_eq!(t, want, "node {k}");
+        }
+        assert!(GELU_LUT.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!((GELU_LUT[0], GELU_LUT[LUT_INTERVALS]), (0, 65535));
+    }
+
+    #[cfg(feature = "dense-net")]
+    fn gelu_exact(x: f64) -> f64 {
+        0.5 * x * libm::erfc(-x / core::f64::consts::SQRT_2)
+    }
+
+    #[cfg(feature = "dense-net")]
+    fn gelu_tanh_exact(x: f64) -> f64 {
+        let k = (2.0 / core::f64::consts::PI).sqrt();
+        0.5 * x * (1.0 + (k * (x + 0.044_715 * x * x * x)).tanh())
+    }
+
+    /// Every input in [−2^17, 2^17] (±32) and every `y_frac`: |gelu_q − exact·2^f| ≤ 0.5 +
+    /// E·2^f (E = 3.1e-5 exact form, 2.6e-5 tanh form), exact clamped to the i16 range;
+    /// plus far inputs and oddities.
+    #[cfg(feature = "dense-net")]
+    #[test]
+    fn gelu_exhaustive_error() {
+        for (tanh_form, bound) in [(false, 3.1e-5), (true, 2.6e-5)] {
+            let mut worst = [0f64; 16];
+            for x in -(1i32 << 17)..=(1 << 17) {
+                let xf = x as f64 / 4096.0;
+                let g = if tanh_form {
+                    gelu_tanh_exact(xf)
+                } else {
+                    gelu_exact(xf)
+                };
+                for (f, w) in worst.iter_mut().enumerate() {
+                    let want = (g * (1u32 << f) as f64).clamp(-32768.0, 32767.0);
+                    let got = gelu_q(x, f as u32, tanh_form) as f64;
+                    *w = w.max((got - want).abs());
+                }
+            }
+            // implied approximation error before the final rounding
+            let e = worst
+                .iter()
+                .enumerate()
+                .map(|(f, w)| (w - 0.5) / (1u32 << f) as f64)
+                .fold(0f64, f64::max);
+            println!(
+                "gelu_q (tanh form: {tanh_form}): max error per y_frac 0..=15 (LSB) {:.3?}; \
+                 implied pre-rounding error ≤ {e:.2e}",
+                worst
+            );
+            for (f, w) in worst.iter().enumerate() {
+                assert!(
+                    *w <= 0.5 + bound * (1u32 << f) as f64,
+                    "tanh form {tanh_form}, y_frac {f}: {w} LSB"
+                );
+            }
+            // saturation: huge inputs give x (saturated to i16) or 0
+            for f in [0u32, 7, 12, 15] {
+                assert_eq!(gelu_q(i32::MIN, f, tanh_form), 0);
+                assert_eq!(gelu_q(i32::MAX, f, tanh_form), i16::MAX);
+                assert_eq!(gelu_q(-(40 << 12), f, tanh_form), 0);
+                assert_eq!(gelu_q(0, f, tanh_form), 0);
+            }
+            assert_eq!(gelu_q(40 << 12, 8, tanh_form), 40 << 8);
+        }
+    }
+
+    /// f32 exact GELU vs f64 on every 16th f32 in [0, 12] and its negative.
+    #[cfg(all(feature = "f32", feature = "dense-net"))]
+    #[test]
+    fn f32_gelu_error() {
+        let mut e = 0f64;
+        let top = 12.0f32.to_bits();
+        for b in (0..=top).step_by(16) {
+            for x in [f32::from_bits(b), -f32::from_bits(b)] {
+                e = e.max((gelu_f32(x) as f64 - gelu_exact(x as f64)).abs());
+            }
+        }
+        println!("f32 exact GELU: max abs error {e:.3e} on [−12, 12]");
+        assert!(e <= 3.9e-7, "{e}");
+        for x in [10.0f32, 100.0, 1e30] {
+            assert_eq!(gelu_f32(x), x);
+        }
+        for x in [-14.0f32, -100.0, -1e30] {
+            assert!(gelu_f32(x) <= 0.0 && gelu_f32(x) > -1e-40, "{x}");
+        }
     }
 
     #[test]

@@ -73,8 +73,8 @@
 //! |---|---|---|
 //! | `act` | enum [`DenseAct`] | activation (indices below; `Clip` and `LeakyRelu` carry `f32` LE fields) |
 //! | `x_frac` | `u8` | int paths: fractional bits of the input (the previous op's `y_frac`, the pooled format, or the quantized input for pre-net op 0); f32: 0 |
-//! | `y_frac` | `u8` | int paths: fractional bits of the output (15 after tanh/sigmoid); f32: 0 |
-//! | `dense` | [`DenseDesc`] | weights, biases, requant records (to `y_frac`, or Q19.12 before tanh/sigmoid) |
+//! | `y_frac` | `u8` | int paths: fractional bits of the output (15 after tanh/sigmoid; calibrated after GELU); f32: 0 |
+//! | `dense` | [`DenseDesc`] | weights, biases, requant records (to `y_frac`, or Q19.12 before tanh/sigmoid/GELU) |
 //!
 //! | field of [`DenseDesc`] | postcard type | meaning |
 //! |---|---|---|
@@ -98,7 +98,7 @@
 //! | [`RnnAct`] | `0` `Tanh`, `1` `Relu` |
 //! | [`OutputAct`] | `0` `Identity`, `1` `Sigmoid`, `2` `Tanh`, `3` `Softmax` |
 //! | [`OpDesc`] | `0` `Dense` then a [`DenseOpDesc`] |
-//! | [`DenseAct`] | `0` `Identity`, `1` `Relu`, `2` `Clip` then `lo: f32`, `hi: f32`; `3` `LeakyRelu` then `alpha: f32`; `4` `Tanh`, `5` `Sigmoid`, `6` `Gelu`, `7` `GeluTanh` (loaded only on f32; `Gelu` not yet) |
+//! | [`DenseAct`] | `0` `Identity`, `1` `Relu`, `2` `Clip` then `lo: f32`, `hi: f32`; `3` `LeakyRelu` then `alpha: f32`; `4` `Tanh`, `5` `Sigmoid`, `6` `Gelu`, `7` `GeluTanh` (every precision since this crate version; older readers refuse both on the int paths and `Gelu` on f32 with `Unsupported`) |
 //! | [`Pool`] | `0` `Last`, `1` `Mean`, `2` `Max`, `3` `Sum`, `4` `FinalStates` (format 3) |
 //! | [`Direction`] | `0` `Forward`, `1` `Reverse`, `2` `Bidirectional` |
 //! | `Option` | `0` `None`, `1` `Some` then the value |
@@ -1216,9 +1216,6 @@ fn check_op(
                         return Err(Error::Unsupported);
                     }
                 }
-                // no integer formula yet; exact GELU needs erf, not in the f32 math either
-                DenseAct::Gelu => return Err(Error::Unsupported),
-                DenseAct::GeluTanh if p.is_int() => return Err(Error::Unsupported),
                 _ => {}
             }
             if p.is_int() {

@@ -853,6 +853,40 @@ pub mod spec {
         }
     }
 
+    /// DESIGN.md's integer GELU, written from the equations (i128, the tables only).
+    fn gelu(x: i32, y_frac: u32, tanh_form: bool) -> i16 {
+        use tinyrnn::activation::{GELU_LUT, TANH_LUT};
+        // linear interpolation at `u / 2^fb` table steps, saturating at 2^16 from the last node
+        let interp = |lut: &[u16], u: i128, fb: u32| -> i128 {
+            let k = (u >> fb) as usize;
+            if k + 1 >= lut.len() {
+                return 65536 << fb;
+            }
+            let fr = u & ((1 << fb) - 1);
+            ((lut[k] as i128) << fb) + (lut[k + 1] as i128 - lut[k] as i128) * fr
+        };
+        let a = (x as i128).abs();
+        let (t, fb) = if tanh_form {
+            let k = (((2.0 / std::f64::consts::PI).sqrt() * 2f64.powi(32)).round()) as i128;
+            let c =
+                ((0.044715 * (2.0 / std::f64::consts::PI).sqrt() * 2f64.powi(32)).round()) as i128;
+            let ac = a.min(1 << 15);
+            let m = k + ((ac * ac * c) >> 24);
+            let u = (ac * m + (1 << 25)) >> 26;
+            (interp(&TANH_LUT, u, 12), 12)
+        } else {
+            (interp(&GELU_LUT, a, 6), 6)
+        };
+        let p = if x < 0 {
+            (1 << (16 + fb)) - t
+        } else {
+            (1 << (16 + fb)) + t
+        };
+        let v = if x < 0 { -a * p } else { a * p };
+        let s = 29 + fb - y_frac;
+        ((v + (1 << (s - 1))) >> s).clamp(-32768, 32767) as i16
+    }
+
     /// One pre-net / hidden head dense op (format 2) on `x`.
     pub fn op_step(op: &tinyrnn::model::OpDesc<'_>, p: Precision, x: &[i16]) -> Vec<i16> {
         use tinyrnn::model::{DenseAct, OpDesc};
@@ -879,7 +913,9 @@ pub mod spec {
                     }
                     DenseAct::Tanh => tanh_q(y),
                     DenseAct::Sigmoid => sigmoid_q(y),
-                    _ => sat_i16(y),
+                    DenseAct::Gelu => gelu(y, f, false),
+                    DenseAct::GeluTanh => gelu(y, f, true),
+                    DenseAct::Identity => sat_i16(y),
                 }
             })
             .collect()

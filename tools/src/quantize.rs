@@ -271,10 +271,6 @@ pub fn check_model(model: &FloatModel) -> anyhow::Result<()> {
                     check_finite(&format!("{what} op {i} weight"), &d.weight)?;
                     check_finite(&format!("{what} op {i} bias"), &d.bias)?;
                     match d.act {
-                        DenseAct::Gelu => bail!(
-                            "{what} op {i} uses the exact GELU (erf), which the runtime does \
-                             not run yet; export with GELU's tanh approximation for float32"
-                        ),
                         DenseAct::LeakyRelu { alpha } if !(0.0..=1.0).contains(&alpha) => {
                             bail!("{what} op {i}: LeakyReLU slope {alpha} is outside [0, 1]")
                         }
@@ -479,10 +475,6 @@ fn quantize_ops(
         };
         let (o, n) = (d.out_size, d.in_size);
         if !p.is_int() {
-            ensure!(
-                d.act != DenseAct::Gelu,
-                "{what} op {i}: the exact GELU is not supported by the runtime yet"
-            );
             out.push((
                 d.act,
                 0,
@@ -503,11 +495,25 @@ fn quantize_ops(
                 ));
                 (15, PRE_FRAC as u8)
             }
-            DenseAct::Gelu | DenseAct::GeluTanh => bail!(
-                "{what} op {i}: {} has no integer kernel yet; quantize to float32 (GELU tanh \
-                 form) or use another activation",
-                d.act.name()
-            ),
+            DenseAct::Gelu | DenseAct::GeluTanh => {
+                // requant to Q19.12 (the table's input), output in the calibrated format of
+                // the activated values (`gelu_q`)
+                tensors.push(tensor_report(
+                    format!("{what}{i}.pre"),
+                    &stats.op_range(i, lin),
+                    Some(PRE_FRAC as u8),
+                    (1u32 << 19) as f64,
+                ));
+                let r = stats.op_range(i, post);
+                let f = choose_frac(r.maxabs(), headroom);
+                tensors.push(tensor_report(
+                    format!("{what}{i}.out"),
+                    &r,
+                    Some(f),
+                    i16_limit(f),
+                ));
+                (f, PRE_FRAC as u8)
+            }
             act => {
                 // ReLU / Clip saturate after the activation; identity / leaky need the
                 // linear range
