@@ -514,7 +514,11 @@ fn quantize_ops(
                 ));
                 (f, PRE_FRAC as u8)
             }
-            act => {
+            // Listed, not `_`: a new activation must say here how it is calibrated.
+            act @ (DenseAct::Identity
+            | DenseAct::Relu
+            | DenseAct::Clip { .. }
+            | DenseAct::LeakyRelu { .. }) => {
                 // ReLU / Clip saturate after the activation; identity / leaky need the
                 // linear range
                 let r = match act {
