@@ -52,12 +52,20 @@ use super::*;
 pub struct Window<'b> {
     buf: &'b mut [u32],
     frames: usize,
+    /// The first windowed layer's forward outputs in the output slot are those of a run
+    /// from its `h0` at frame 0 (false after [`drop_front`](Self::drop_front): the
+    /// decision recomputes them).
+    fwd: bool,
 }
 
 impl<'b> Window<'b> {
     /// An empty window over `buf`.
     pub fn new(buf: &'b mut [u32]) -> Self {
-        Window { buf, frames: 0 }
+        Window {
+            buf,
+            frames: 0,
+            fwd: true,
+        }
     }
     /// Frames held (pushed since the last [`clear`](Self::clear)).
     pub fn frames(&self) -> usize {
@@ -66,6 +74,7 @@ impl<'b> Window<'b> {
     /// Forgets the frames held (the next frame is frame 0 of a new window).
     pub fn clear(&mut self) {
         self.frames = 0;
+        self.fwd = true;
     }
     /// Drops the oldest `n` frames (all if `n ≥ frames`): the windowed layers' input of
     /// the frames after them moves to the front. Only meaningful when the first layer is
@@ -90,6 +99,8 @@ impl<'b> Window<'b> {
             }
         }
         self.frames = keep;
+        // the forward direction's outputs began at the dropped frames: recomputed
+        self.fwd = keep == 0;
     }
     /// Words of the buffer.
     pub fn words(&self) -> usize {
@@ -236,6 +247,31 @@ impl<M: Math> Math for WinMath<M> {
     }
 }
 
+/// Where a windowed model's own state words are (see [`Model::window_state_words`]):
+/// the first windowed layer's state offset, its backward direction's words' offset and
+/// the frame-count word's index; `None` unless that layer is bidirectional.
+fn fwd_words(model: &Model<'_>, k: usize) -> Option<(usize, usize, usize)> {
+    if model.window_state_words() == 0 {
+        return None;
+    }
+    let l = model.layers().get(k)?;
+    let off: usize = model.layers().iter().take(k).map(layer_words).sum();
+    let bwd = layers_words(model);
+    Some((off, bwd, bwd + layer_words(l)))
+}
+
+/// Writes direction `d`'s `h` (`hs`) into an output slot frame.
+fn put_h(out: &mut [u32], hs: &[i32], d: usize, int: bool) {
+    let h = hs.len();
+    for (j, &v) in hs.iter().enumerate() {
+        if int {
+            set_q(out, d * h + j, v as i16);
+        } else if let Some(o) = out.get_mut(d * h + j) {
+            *o = v as u32;
+        }
+    }
+}
+
 /// `sum` (in `h_frac` bits) shifted right by `shift` to `pool_frac` (round to nearest,
 /// ties up) and saturated, as the streaming `Sum`.
 fn sum_q(s: i64, shift: u32) -> i16 {
@@ -350,6 +386,62 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 }
             }
         }
+        // a bidirectional first windowed layer: its forward direction steps now, its h_t
+        // into frame t's output slot (first half; the backward half comes at the decision)
+        if let Some((off, _, cnt_at)) = fwd_words(model, k) {
+            let int = p.is_int();
+            let words = layer_words(first);
+            let s_out = model
+                .layers()
+                .get(k..)
+                .unwrap_or(&[])
+                .iter()
+                .map(|l| pad4(l.out_size()))
+                .max()
+                .unwrap_or(0)
+                / pw;
+            let (inp, rest) = win
+                .buf
+                .split_at_mut_checked(cap.saturating_mul(s_in))
+                .unwrap_or((&mut [], &mut []));
+            let Session {
+                state,
+                scratch,
+                math,
+                ..
+            } = self;
+            if t == 0 {
+                if let Some(st) = state.get_mut(off..).and_then(|s| s.get_mut(..words)) {
+                    init_layer(first, st, int);
+                }
+                if let Some(c) = state.get_mut(cnt_at) {
+                    *c = 0;
+                }
+                win.fwd = true;
+            }
+            let taken = state.get(cnt_at).map_or(-1, |&c| c as i64);
+            if win.fwd && taken == t as i64 {
+                let st = state
+                    .get_mut(off..)
+                    .and_then(|s| s.get_mut(..words))
+                    .unwrap_or(&mut []);
+                step_dir(
+                    p,
+                    *math,
+                    first,
+                    st,
+                    scratch,
+                    self::frame(inp, t, s_in),
+                    model,
+                )?;
+                let out = frame_mut(rest, t, s_out);
+                out.fill(0);
+                put_h(out, st.get(..first.h_len()).unwrap_or(&[]), 0, int);
+                if let Some(c) = state.get_mut(cnt_at) {
+                    *c = t as i32 + 1;
+                }
+            }
+        }
         win.frames = t + 1;
         Ok(())
     }
@@ -386,6 +478,12 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             ..
         } = self;
         let mut off: usize = model.layers().iter().take(k).map(layer_words).sum();
+        // a bidirectional first windowed layer whose forward direction ran per frame (from
+        // h0 at frame 0, every frame held): only its backward direction runs now
+        let own = fwd_words(model, k);
+        let stepped = own.is_some_and(|(_, _, cnt_at)| {
+            win.fwd && state.get(cnt_at).is_some_and(|&c| c as i64 == t_len as i64)
+        });
         for (i, l) in layers.iter().enumerate() {
             let (src, stride, dst): (&[u32], usize, &mut [u32]) = if i == 0 {
                 (&*inp, s_in, &mut *a)
@@ -395,20 +493,34 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 (&*b, s_out, &mut *a)
             };
             let words = layer_words(l);
-            let st = state
-                .get_mut(off..)
-                .and_then(|s| s.get_mut(..words))
-                .ok_or(Error::TooLarge {
-                    buffer: Buffer::State,
-                    needed: model.state_len(),
-                    capacity: STATE,
-                })?;
+            let short = Error::TooLarge {
+                buffer: Buffer::State,
+                needed: model.state_len(),
+                capacity: STATE,
+            };
+            let at = off;
             off += words;
             let h = l.h_len();
-            for t in 0..t_len {
-                frame_mut(dst, t, s_out).fill(0);
+            let own_i = own.filter(|_| i == 0);
+            if !(stepped && i == 0) {
+                for t in 0..t_len {
+                    frame_mut(dst, t, s_out).fill(0);
+                }
             }
             for d in 0..l.direction.count() {
+                if d == 0 && stepped && i == 0 {
+                    continue;
+                }
+                // the backward direction of a per-frame one: its own words (the forward
+                // direction's state stays as the frames left it)
+                let from = match own_i {
+                    Some((_, bwd, _)) if d == 1 => bwd,
+                    _ => at,
+                };
+                let st = state
+                    .get_mut(from..)
+                    .and_then(|s| s.get_mut(..words))
+                    .ok_or(short.clone())?;
                 let (ld, rev) = match (l.direction, d) {
                     (Direction::Forward, _) => (*l, false),
                     (Direction::Reverse, _) => (*l, true),
@@ -421,17 +533,21 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 for s in 0..t_len {
                     let t = if rev { t_len - 1 - s } else { s };
                     step_dir(p, *math, &ld, st, scratch, frame(src, t, stride), model)?;
-                    let out = frame_mut(dst, t, s_out);
-                    let hs = st.get(..h).unwrap_or(&[]);
-                    for (j, &v) in hs.iter().enumerate() {
-                        if int {
-                            set_q(out, d * h + j, v as i16);
-                        } else if let Some(o) = out.get_mut(d * h + j) {
-                            *o = v as u32;
-                        }
+                    put_h(frame_mut(dst, t, s_out), st.get(..h).unwrap_or(&[]), d, int);
+                }
+                // recomputed from h0 over every frame held: the per-frame state again
+                if d == 0 {
+                    if let Some(c) = own_i.and_then(|(_, _, cnt_at)| state.get_mut(cnt_at)) {
+                        *c = t_len as i32;
+                        win.fwd = true;
                     }
                 }
             }
+        }
+        // a third windowed layer wrote over the first one's output slot: the next decision
+        // recomputes its forward direction
+        if layers.len() > 2 {
+            win.fwd = false;
         }
         // the last layer's output sequence
         let last = layers.last().ok_or(Error::BadDimension)?;
