@@ -2,7 +2,8 @@
 //!
 //! A reverse layer's output at frame `t` depends on every frame after `t`, so such a layer
 //! cannot stream. Its input is kept in a caller-owned [`Window`] buffer and the layer runs
-//! at the decision point:
+//! at the decision point; the forward direction of a bidirectional first windowed layer
+//! still steps per frame:
 //!
 //! ```text
 //! per frame (Session::step_window):
@@ -10,8 +11,11 @@
 //!   x = layers[0..k](x)                      the forward layers before the first windowed
 //!                                            layer k = Model::window_layer(), streaming
 //!   IN[t] = x                                 packed like the scratch, t = frames so far
+//!   layer k bidirectional:                    its forward direction, from h0/c0 at t = 0,
+//!     h_t = cell(IN[t], h_{t−1}); OUT[t] = [h_t; 0]   in the layer's state words
 //! at the decision (Session::output_window / classify_window), T = frames held:
-//!   for each layer l ≥ k, from its h0/c0 (per direction):
+//!   for each layer l ≥ k, from its h0/c0 (per direction; not layer k's forward
+//!   direction when it ran per frame over all T frames of this window):
 //!     forward:        h_t = cell(IN[t], h_{t−1})   t = 0 … T−1
 //!     reverse:        h_t = cell(IN[t], h_{t+1})   t = T−1 … 0
 //!     bidirectional:  OUT[t] = [fwd h_t; bwd h_t]  (the reverse weights: LayerDesc::backward)
@@ -26,6 +30,18 @@
 //! (`testutil::spec::run_window`). The concatenation needs no rescale: both directions
 //! share the layer's `h_frac` (Q0.15 for bounded cells).
 //!
+//! The per-frame forward direction of layer `k` is the one a decision would compute, so
+//! the results are unchanged. It counts the frames it has taken in a state word; the
+//! decision uses it only if that count is the window's frame count and the window's
+//! output slot still holds it, else it recomputes that direction from `h0` over the window
+//! (as for the other layers) and steps on per frame from there. Recomputed: overlapping
+//! windows (`Config::hop` < window: after [`Window::drop_front`] the held frames start
+//! later than the state did, so every decision of a hop window costs `2T` steps of layer
+//! `k`, as before), a [`reset`](Session::reset) or
+//! [`restore_state`](Session::restore_state) of another point mid-window, and the decision
+//! after one with three or more windowed layers (the third writes over layer `k`'s output
+//! slot). A [`Window::clear`] starts the forward direction from `h0` at the next frame.
+//!
 //! # Cost
 //!
 //! * **RAM**: the window buffer, [`Model::window_words`]`(T)` =
@@ -34,11 +50,15 @@
 //!   than one layer runs over the window; two values per word on the integer paths, one on
 //!   the f32 path. E.g. a bidirectional GRU with `I = 8`, `H = 32` first layer, int8:
 //!   `(8 + 64) / 2 = 36` words (144 bytes) per frame, 9,216 bytes for a 64-frame window.
-//!   The session's state and scratch are as for a forward model (a direction's state is
-//!   reused by the other).
-//! * **Latency**: a frame costs the pre-net and the forward layers before `k` plus a copy;
-//!   the decision costs `T` steps of each windowed layer per direction (a bidirectional
-//!   layer: `2T` cell steps), the pooling over `T` frames, and the head — all at once.
+//!   The session's scratch is as for a forward model; its state as well, except for a
+//!   bidirectional layer `k`: [`Model::window_state_words`] more, its backward direction's
+//!   words (`H`, an LSTM `h_len + H`) and the frame count (1), e.g. `32 + 1` words for the
+//!   GRU above. Later windowed layers reuse one direction's words for the other.
+//! * **Latency**: a frame costs the pre-net and the forward layers before `k`, a copy and,
+//!   for a bidirectional layer `k`, one cell step of its forward direction; the decision
+//!   costs `T` steps per direction of each windowed layer — layer `k` bidirectional: `T`
+//!   (its backward direction) instead of `2T`; with a hop, `2T` — the pooling over `T`
+//!   frames, and the head, all at once.
 
 use super::*;
 
@@ -286,7 +306,9 @@ fn sum_q(s: i64, shift: u32) -> i16 {
 impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     /// One frame of a windowed model: normalization, quantization, the pre-net and the
     /// forward layers before [`Model::window_layer`] as [`step`](Self::step) does, then
-    /// the windowed layers' input is appended to `win`. For a model that streams this is
+    /// the windowed layers' input is appended to `win`, and the forward direction of a
+    /// bidirectional first windowed layer takes one step (its `h_t` into `win`; see the
+    /// [module docs](crate::session::window)). For a model that streams this is
     /// [`step`](Self::step) (`win` is not touched).
     ///
     /// # Errors
