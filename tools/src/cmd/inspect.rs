@@ -459,8 +459,9 @@ fn text(v: &Value) -> String {
             // a bidirectional first windowed layer: its forward direction streams
             let fwd = match v.get("window_state_words").and_then(Value::as_u64) {
                 Some(n) if n > 0 => format!(
-                    " (its forward direction per frame: {n} of the state words are the \
-                     backward direction's and a frame count)"
+                    ", except layer {}'s forward direction, run per frame ({n} of the state \
+                     words: its backward direction's and a frame count)",
+                    show(k.clone())
                 ),
                 _ => String::new(),
             };
