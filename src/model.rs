@@ -1663,11 +1663,32 @@ impl<'a> Model<'a> {
     pub fn layers(&self) -> &[LayerDesc<'a>] {
         &self.desc.layers
     }
+    /// State words a windowed model adds after the layers' words when its first windowed
+    /// layer is bidirectional: that layer's forward direction runs per frame in its own
+    /// words, so its backward direction gets its own at the decision (`h`, and `c` for an
+    /// LSTM), plus one word counting the frames the forward direction has taken (see
+    /// `Session::step_window`). 0 otherwise.
+    pub fn window_state_words(&self) -> usize {
+        match self.window_layer().and_then(|k| self.desc.layers.get(k)) {
+            Some(l) if l.direction == Direction::Bidirectional => {
+                let h = l.hidden_size as usize;
+                let words = if matches!(l.cell, CellKind::Lstm { .. }) {
+                    l.h_len() + h
+                } else {
+                    h
+                };
+                words + 1
+            }
+            _ => 0,
+        }
+    }
     /// `i32` words of recurrent state: per layer its `h` ([`LayerDesc::h_size`]: `H`, or
     /// `P` for a projected LSTM) and, for an LSTM, `c` (`H`), plus the pooling accumulators
-    /// ([`pool_words`](Self::pool_words)).
+    /// ([`pool_words`](Self::pool_words)) or, for a windowed model, its
+    /// [`window_state_words`](Self::window_state_words).
     pub fn state_len(&self) -> usize {
         self.pool_words()
+            + self.window_state_words()
             + self
                 .desc
                 .layers

@@ -590,7 +590,9 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             init_layer(l, words, int);
         }
         let model = self.model;
-        let acc = self.state.get_mut(layers_words(model)..self.state_len);
+        // the pooling accumulators (a windowed model's own words stay 0: no frame taken)
+        let lw = layers_words(model);
+        let acc = self.state.get_mut(lw..lw + model.pool_words());
         pool_reset(model, acc.unwrap_or(&mut []));
     }
 
@@ -1177,7 +1179,29 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         }
         // pooling accumulators: an integer max within i16, f32 max not NaN, f64 sums finite
         let pw = self.model.pooled_size();
+        // a windowed model: no accumulators; the backward direction's words (range as
+        // the layer's, above) and the frame count (any value: checked against the window)
+        #[cfg(feature = "window")]
+        if let Some(l) = self
+            .model
+            .window_layer()
+            .and_then(|k| self.model.layers().get(k))
+            .filter(|_| self.model.window_state_words() > 0)
+        {
+            let h = l.h_len();
+            for (k, v) in w.by_ref().take(layer_words(l)).enumerate() {
+                let ok = if !int {
+                    f32::from_bits(v as u32).is_finite()
+                } else {
+                    k >= h || (i16::MIN as i32..=i16::MAX as i32).contains(&v)
+                };
+                if !ok {
+                    return Err(Error::BadState);
+                }
+            }
+        }
         let acc_ok = match self.model.pool() {
+            _ if self.model.pool_words() == 0 => true,
             Pool::Last | Pool::FinalStates => true,
             Pool::Max => w.by_ref().take(pw).all(|v| {
                 if int {

@@ -397,7 +397,7 @@ fn bidirectional_layer_needs_the_window_feature() {
         #[cfg(feature = "window")]
         {
             let m = r.unwrap();
-            let mut s = Session::<16, 16>::new(&m).unwrap();
+            let mut s = Session::<32, 16>::new(&m).unwrap();
             let mut words = vec![0u32; m.window_words(5)];
             let mut win = tinyrnn::Window::new(&mut words);
             for f in frames(1, 5) {

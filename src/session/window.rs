@@ -2,7 +2,8 @@
 //!
 //! A reverse layer's output at frame `t` depends on every frame after `t`, so such a layer
 //! cannot stream. Its input is kept in a caller-owned [`Window`] buffer and the layer runs
-//! at the decision point:
+//! at the decision point; the forward direction of a bidirectional first windowed layer
+//! still steps per frame:
 //!
 //! ```text
 //! per frame (Session::step_window):
@@ -10,8 +11,11 @@
 //!   x = layers[0..k](x)                      the forward layers before the first windowed
 //!                                            layer k = Model::window_layer(), streaming
 //!   IN[t] = x                                 packed like the scratch, t = frames so far
+//!   layer k bidirectional:                    its forward direction, from h0/c0 at t = 0,
+//!     h_t = cell(IN[t], h_{t−1}); OUT[t] = [h_t; 0]   in the layer's state words
 //! at the decision (Session::output_window / classify_window), T = frames held:
-//!   for each layer l ≥ k, from its h0/c0 (per direction):
+//!   for each layer l ≥ k, from its h0/c0 (per direction; not layer k's forward
+//!   direction when it ran per frame over all T frames of this window):
 //!     forward:        h_t = cell(IN[t], h_{t−1})   t = 0 … T−1
 //!     reverse:        h_t = cell(IN[t], h_{t+1})   t = T−1 … 0
 //!     bidirectional:  OUT[t] = [fwd h_t; bwd h_t]  (the reverse weights: LayerDesc::backward)
@@ -26,6 +30,18 @@
 //! (`testutil::spec::run_window`). The concatenation needs no rescale: both directions
 //! share the layer's `h_frac` (Q0.15 for bounded cells).
 //!
+//! The per-frame forward direction of layer `k` is the one a decision would compute, so
+//! the results are unchanged. It counts the frames it has taken in a state word; the
+//! decision uses it only if that count is the window's frame count and the window's
+//! output slot still holds it, else it recomputes that direction from `h0` over the window
+//! (as for the other layers) and steps on per frame from there. Recomputed: overlapping
+//! windows (`Config::hop` < window: after [`Window::drop_front`] the held frames start
+//! later than the state did, so every decision of a hop window costs `2T` steps of layer
+//! `k`, as before), a [`reset`](Session::reset) or
+//! [`restore_state`](Session::restore_state) of another point mid-window, and the decision
+//! after one with three or more windowed layers (the third writes over layer `k`'s output
+//! slot). A [`Window::clear`] starts the forward direction from `h0` at the next frame.
+//!
 //! # Cost
 //!
 //! * **RAM**: the window buffer, [`Model::window_words`]`(T)` =
@@ -34,11 +50,15 @@
 //!   than one layer runs over the window; two values per word on the integer paths, one on
 //!   the f32 path. E.g. a bidirectional GRU with `I = 8`, `H = 32` first layer, int8:
 //!   `(8 + 64) / 2 = 36` words (144 bytes) per frame, 9,216 bytes for a 64-frame window.
-//!   The session's state and scratch are as for a forward model (a direction's state is
-//!   reused by the other).
-//! * **Latency**: a frame costs the pre-net and the forward layers before `k` plus a copy;
-//!   the decision costs `T` steps of each windowed layer per direction (a bidirectional
-//!   layer: `2T` cell steps), the pooling over `T` frames, and the head — all at once.
+//!   The session's scratch is as for a forward model; its state as well, except for a
+//!   bidirectional layer `k`: [`Model::window_state_words`] more, its backward direction's
+//!   words (`H`, an LSTM `h_len + H`) and the frame count (1), e.g. `32 + 1` words for the
+//!   GRU above. Later windowed layers reuse one direction's words for the other.
+//! * **Latency**: a frame costs the pre-net and the forward layers before `k`, a copy and,
+//!   for a bidirectional layer `k`, one cell step of its forward direction; the decision
+//!   costs `T` steps per direction of each windowed layer — layer `k` bidirectional: `T`
+//!   (its backward direction) instead of `2T`; with a hop, `2T` — the pooling over `T`
+//!   frames, and the head, all at once.
 
 use super::*;
 
@@ -52,12 +72,20 @@ use super::*;
 pub struct Window<'b> {
     buf: &'b mut [u32],
     frames: usize,
+    /// The first windowed layer's forward outputs in the output slot are those of a run
+    /// from its `h0` at frame 0 (false after [`drop_front`](Self::drop_front): the
+    /// decision recomputes them).
+    fwd: bool,
 }
 
 impl<'b> Window<'b> {
     /// An empty window over `buf`.
     pub fn new(buf: &'b mut [u32]) -> Self {
-        Window { buf, frames: 0 }
+        Window {
+            buf,
+            frames: 0,
+            fwd: true,
+        }
     }
     /// Frames held (pushed since the last [`clear`](Self::clear)).
     pub fn frames(&self) -> usize {
@@ -66,6 +94,7 @@ impl<'b> Window<'b> {
     /// Forgets the frames held (the next frame is frame 0 of a new window).
     pub fn clear(&mut self) {
         self.frames = 0;
+        self.fwd = true;
     }
     /// Drops the oldest `n` frames (all if `n ≥ frames`): the windowed layers' input of
     /// the frames after them moves to the front. Only meaningful when the first layer is
@@ -90,6 +119,8 @@ impl<'b> Window<'b> {
             }
         }
         self.frames = keep;
+        // the forward direction's outputs began at the dropped frames: recomputed
+        self.fwd = keep == 0;
     }
     /// Words of the buffer.
     pub fn words(&self) -> usize {
@@ -236,6 +267,31 @@ impl<M: Math> Math for WinMath<M> {
     }
 }
 
+/// Where a windowed model's own state words are (see [`Model::window_state_words`]):
+/// the first windowed layer's state offset, its backward direction's words' offset and
+/// the frame-count word's index; `None` unless that layer is bidirectional.
+fn fwd_words(model: &Model<'_>, k: usize) -> Option<(usize, usize, usize)> {
+    if model.window_state_words() == 0 {
+        return None;
+    }
+    let l = model.layers().get(k)?;
+    let off: usize = model.layers().iter().take(k).map(layer_words).sum();
+    let bwd = layers_words(model);
+    Some((off, bwd, bwd + layer_words(l)))
+}
+
+/// Writes direction `d`'s `h` (`hs`) into an output slot frame.
+fn put_h(out: &mut [u32], hs: &[i32], d: usize, int: bool) {
+    let h = hs.len();
+    for (j, &v) in hs.iter().enumerate() {
+        if int {
+            set_q(out, d * h + j, v as i16);
+        } else if let Some(o) = out.get_mut(d * h + j) {
+            *o = v as u32;
+        }
+    }
+}
+
 /// `sum` (in `h_frac` bits) shifted right by `shift` to `pool_frac` (round to nearest,
 /// ties up) and saturated, as the streaming `Sum`.
 fn sum_q(s: i64, shift: u32) -> i16 {
@@ -250,7 +306,9 @@ fn sum_q(s: i64, shift: u32) -> i16 {
 impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
     /// One frame of a windowed model: normalization, quantization, the pre-net and the
     /// forward layers before [`Model::window_layer`] as [`step`](Self::step) does, then
-    /// the windowed layers' input is appended to `win`. For a model that streams this is
+    /// the windowed layers' input is appended to `win`, and the forward direction of a
+    /// bidirectional first windowed layer takes one step (its `h_t` into `win`; see the
+    /// [module docs](crate::session::window)). For a model that streams this is
     /// [`step`](Self::step) (`win` is not touched).
     ///
     /// # Errors
@@ -350,6 +408,62 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 }
             }
         }
+        // a bidirectional first windowed layer: its forward direction steps now, its h_t
+        // into frame t's output slot (first half; the backward half comes at the decision)
+        if let Some((off, _, cnt_at)) = fwd_words(model, k) {
+            let int = p.is_int();
+            let words = layer_words(first);
+            let s_out = model
+                .layers()
+                .get(k..)
+                .unwrap_or(&[])
+                .iter()
+                .map(|l| pad4(l.out_size()))
+                .max()
+                .unwrap_or(0)
+                / pw;
+            let (inp, rest) = win
+                .buf
+                .split_at_mut_checked(cap.saturating_mul(s_in))
+                .unwrap_or((&mut [], &mut []));
+            let Session {
+                state,
+                scratch,
+                math,
+                ..
+            } = self;
+            if t == 0 {
+                if let Some(st) = state.get_mut(off..).and_then(|s| s.get_mut(..words)) {
+                    init_layer(first, st, int);
+                }
+                if let Some(c) = state.get_mut(cnt_at) {
+                    *c = 0;
+                }
+                win.fwd = true;
+            }
+            let taken = state.get(cnt_at).map_or(-1, |&c| c as i64);
+            if win.fwd && taken == t as i64 {
+                let st = state
+                    .get_mut(off..)
+                    .and_then(|s| s.get_mut(..words))
+                    .unwrap_or(&mut []);
+                step_dir(
+                    p,
+                    *math,
+                    first,
+                    st,
+                    scratch,
+                    self::frame(inp, t, s_in),
+                    model,
+                )?;
+                let out = frame_mut(rest, t, s_out);
+                out.fill(0);
+                put_h(out, st.get(..first.h_len()).unwrap_or(&[]), 0, int);
+                if let Some(c) = state.get_mut(cnt_at) {
+                    *c = t as i32 + 1;
+                }
+            }
+        }
         win.frames = t + 1;
         Ok(())
     }
@@ -386,6 +500,12 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             ..
         } = self;
         let mut off: usize = model.layers().iter().take(k).map(layer_words).sum();
+        // a bidirectional first windowed layer whose forward direction ran per frame (from
+        // h0 at frame 0, every frame held): only its backward direction runs now
+        let own = fwd_words(model, k);
+        let stepped = own.is_some_and(|(_, _, cnt_at)| {
+            win.fwd && state.get(cnt_at).is_some_and(|&c| c as i64 == t_len as i64)
+        });
         for (i, l) in layers.iter().enumerate() {
             let (src, stride, dst): (&[u32], usize, &mut [u32]) = if i == 0 {
                 (&*inp, s_in, &mut *a)
@@ -395,20 +515,34 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 (&*b, s_out, &mut *a)
             };
             let words = layer_words(l);
-            let st = state
-                .get_mut(off..)
-                .and_then(|s| s.get_mut(..words))
-                .ok_or(Error::TooLarge {
-                    buffer: Buffer::State,
-                    needed: model.state_len(),
-                    capacity: STATE,
-                })?;
+            let short = Error::TooLarge {
+                buffer: Buffer::State,
+                needed: model.state_len(),
+                capacity: STATE,
+            };
+            let at = off;
             off += words;
             let h = l.h_len();
-            for t in 0..t_len {
-                frame_mut(dst, t, s_out).fill(0);
+            let own_i = own.filter(|_| i == 0);
+            if !(stepped && i == 0) {
+                for t in 0..t_len {
+                    frame_mut(dst, t, s_out).fill(0);
+                }
             }
             for d in 0..l.direction.count() {
+                if d == 0 && stepped && i == 0 {
+                    continue;
+                }
+                // the backward direction of a per-frame one: its own words (the forward
+                // direction's state stays as the frames left it)
+                let from = match own_i {
+                    Some((_, bwd, _)) if d == 1 => bwd,
+                    _ => at,
+                };
+                let st = state
+                    .get_mut(from..)
+                    .and_then(|s| s.get_mut(..words))
+                    .ok_or(short.clone())?;
                 let (ld, rev) = match (l.direction, d) {
                     (Direction::Forward, _) => (*l, false),
                     (Direction::Reverse, _) => (*l, true),
@@ -421,17 +555,21 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
                 for s in 0..t_len {
                     let t = if rev { t_len - 1 - s } else { s };
                     step_dir(p, *math, &ld, st, scratch, frame(src, t, stride), model)?;
-                    let out = frame_mut(dst, t, s_out);
-                    let hs = st.get(..h).unwrap_or(&[]);
-                    for (j, &v) in hs.iter().enumerate() {
-                        if int {
-                            set_q(out, d * h + j, v as i16);
-                        } else if let Some(o) = out.get_mut(d * h + j) {
-                            *o = v as u32;
-                        }
+                    put_h(frame_mut(dst, t, s_out), st.get(..h).unwrap_or(&[]), d, int);
+                }
+                // recomputed from h0 over every frame held: the per-frame state again
+                if d == 0 {
+                    if let Some(c) = own_i.and_then(|(_, _, cnt_at)| state.get_mut(cnt_at)) {
+                        *c = t_len as i32;
+                        win.fwd = true;
                     }
                 }
             }
+        }
+        // a third windowed layer wrote over the first one's output slot: the next decision
+        // recomputes its forward direction
+        if layers.len() > 2 {
+            win.fwd = false;
         }
         // the last layer's output sequence
         let last = layers.last().ok_or(Error::BadDimension)?;

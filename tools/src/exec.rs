@@ -401,8 +401,10 @@ pub fn run(
     })
 }
 
-/// Capacity of the host's sessions: enough for any blob the loader accepts.
-const STATE_WORDS: usize = 2 * tinyrnn::MAX_LAYERS * tinyrnn::MAX_DIM;
+/// Capacity of the host's sessions: enough for any blob the loader accepts (the layers'
+/// `h`/`c`, then the pooling accumulators or a windowed model's `Model::window_state_words`,
+/// at most `2 · MAX_DIM + 2`).
+const STATE_WORDS: usize = 2 * tinyrnn::MAX_LAYERS * tinyrnn::MAX_DIM + 2 * tinyrnn::MAX_DIM + 2;
 /// Scratch words: `[x; h]` plus `r ⊙ h`, one word per value (f32 path, the largest).
 const SCRATCH_WORDS: usize = 3 * tinyrnn::MAX_DIM;
 

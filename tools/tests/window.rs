@@ -280,6 +280,139 @@ fn windowed_models_match_the_reference_and_the_spec() {
     );
 }
 
+/// Outputs (f32 bits, integers) of a session's decision over `win`.
+fn decide(s: &mut Session<'_, 256, 256>, win: &mut Window<'_>) -> (Vec<u32>, Vec<i16>) {
+    let model = s.model();
+    let mut out = vec![0f32; model.output_size()];
+    s.output_window(win, &mut out).unwrap();
+    let mut q = vec![0i16; model.output_size()];
+    if model.precision().is_int() {
+        s.output_window_q(win, &mut q).unwrap();
+    }
+    (out.iter().map(|v| v.to_bits()).collect(), q)
+}
+
+/// A bidirectional first windowed layer runs its forward direction per frame: the
+/// decision equals the spec simulator (integers) and the f64 reference (f32), and is
+/// bit-identical to recomputing both directions at the decision (forced by
+/// `drop_front(0)`); so are a decision taken mid-window (then stepping on), a state saved
+/// mid-window and restored into a fresh session, a `reset` mid-window (recomputed), and
+/// repeated decisions with three windowed layers (the third writes over the first one's
+/// output slot).
+#[test]
+fn per_frame_forward_direction_equals_the_recompute() {
+    let t = 12;
+    let x = Lcg(11).vec(t * 5, 1.5);
+    let seq: Vec<&[f32]> = (0..t).map(|j| &x[j * 5..][..5]).collect();
+    let batch = Batch {
+        data: &x,
+        n: 1,
+        t,
+        f: 5,
+        lengths: None,
+    };
+    let mut checked = 0;
+    for (ci, cell) in CELLS.into_iter().enumerate() {
+        for stack in [Stack::One, Stack::AfterForward, Stack::Two, Stack::Two] {
+            let three = checked % 4 == 3;
+            let mut fm = model(
+                cell,
+                Direction::Bidirectional,
+                stack,
+                Pool::Mean,
+                40 + ci as u64,
+            );
+            if three {
+                let mut rng = Lcg(99);
+                let w = fm.pooled_size();
+                fm.layers
+                    .push(layer(&mut rng, cell, Direction::Bidirectional, w, 3));
+                let head = fm.head.as_mut().unwrap();
+                head.in_size = 6;
+                head.weight = rng.vec(4 * 6, 0.9);
+                fm.validate().unwrap();
+            }
+            let want = fm.run_window(&seq, &mut ());
+            let stats = calibrate(&fm, &batch, || {}).unwrap();
+            for p in [Precision::F32, Precision::Int16, Precision::Int8] {
+                let what = format!("{} {stack:?} three={three} {p:?}", cell.name());
+                let q = quantize(&fm, Some(&stats), &QuantOptions::new(p)).unwrap();
+                let model = Model::from_blob(&q.blob).unwrap();
+                assert!(model.window_state_words() > 0, "{what}");
+                let mut buf = vec![0u32; model.window_words(t)];
+                let mut win = Window::new(&mut buf);
+                let mut s = Session::<'_, 256, 256>::new(&model).unwrap();
+                s.set_f32_math(tinyrnn::F32Math::Accurate).unwrap();
+                let mut saved = vec![0u8; s.saved_len()];
+                for (i, f) in seq.iter().enumerate() {
+                    s.step_window(f, &mut win).unwrap();
+                    if i == 4 {
+                        let _ = decide(&mut s, &mut win); // mid-window, then on
+                    }
+                    if i == 8 {
+                        s.save_state(&mut saved).unwrap();
+                    }
+                }
+                let got = decide(&mut s, &mut win);
+                assert_eq!(decide(&mut s, &mut win), got, "{what}: again");
+                // the reference / the spec
+                if p == Precision::F32 {
+                    let e = want
+                        .iter()
+                        .zip(&got.0)
+                        .map(|(a, &b)| (a - f32::from_bits(b) as f64).abs())
+                        .fold(0.0, f64::max);
+                    assert!(e <= 1e-5, "{what}: f32 error {e}");
+                } else {
+                    let xq: Vec<Vec<i16>> = seq
+                        .iter()
+                        .map(|f| {
+                            f.iter()
+                                .map(|&v| tinyrnn::fxp::quantize_f32(v, model.input_frac() as u32))
+                                .collect()
+                        })
+                        .collect();
+                    assert_eq!(got.1, testutil::spec::run_window(&model, &xq), "{what}");
+                }
+                // both directions recomputed at the decision
+                win.drop_front(&model, 0);
+                assert_eq!(decide(&mut s, &mut win), got, "{what}: recomputed");
+                // restored mid-window into a fresh session, same window buffer
+                let mut r = Session::<'_, 256, 256>::new(&model).unwrap();
+                r.set_f32_math(tinyrnn::F32Math::Accurate).unwrap();
+                r.restore_state(&saved).unwrap();
+                let mut buf2 = vec![0u32; model.window_words(t)];
+                let mut w2 = Window::new(&mut buf2);
+                let mut r0 = Session::<'_, 256, 256>::new(&model).unwrap();
+                r0.set_f32_math(tinyrnn::F32Math::Accurate).unwrap();
+                for f in &seq[..9] {
+                    r0.step_window(f, &mut w2).unwrap();
+                }
+                for f in &seq[9..] {
+                    r.step_window(f, &mut w2).unwrap();
+                }
+                assert_eq!(decide(&mut r, &mut w2), got, "{what}: restored");
+                // reset mid-window (the first layer windowed: nothing streams before it)
+                if !matches!(stack, Stack::AfterForward) {
+                    let mut buf3 = vec![0u32; model.window_words(t)];
+                    let mut w3 = Window::new(&mut buf3);
+                    let mut z = Session::<'_, 256, 256>::new(&model).unwrap();
+                    z.set_f32_math(tinyrnn::F32Math::Accurate).unwrap();
+                    for (i, f) in seq.iter().enumerate() {
+                        z.step_window(f, &mut w3).unwrap();
+                        if i == 6 {
+                            z.reset();
+                        }
+                    }
+                    assert_eq!(decide(&mut z, &mut w3), got, "{what}: reset mid-window");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6 * 4);
+}
+
 /// A window buffer too small for the next frame is a typed error (nothing changes); a
 /// windowed model refuses the streaming calls; a forward model ignores the window.
 #[test]

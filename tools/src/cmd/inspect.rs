@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use tinyrnn::model::pad4;
-use tinyrnn::{CellKind, Model, OutputAct};
+use tinyrnn::{CellKind, Direction, Model, OutputAct};
 
 use crate::exec::{self, Runnable};
 use crate::import::ImportArgs;
@@ -130,7 +130,18 @@ pub fn float_json(m: &FloatModel, source: &str) -> Value {
     let mlp = ops(&m.mlp, &mut params);
     // as `Model::pool_words` counts them
     let w = m.pooled_size();
+    // a windowed model pools over its window buffer; a bidirectional first windowed layer
+    // adds its backward direction's words and a frame count (`Model::window_state_words`)
+    let first_windowed = m.layers.iter().find(|l| l.direction != Direction::Forward);
+    let window_words = first_windowed.map_or(0, |l| {
+        if l.direction == Direction::Bidirectional {
+            state_words([(l.cell, l.hidden_size)].into_iter()) + 1
+        } else {
+            0
+        }
+    });
     let pool_words = match m.pool {
+        _ if first_windowed.is_some() => 0,
         tinyrnn::Pool::Last | tinyrnn::Pool::FinalStates => 0,
         tinyrnn::Pool::Max => w,
         tinyrnn::Pool::Sum => 2 * w,
@@ -141,7 +152,8 @@ pub fn float_json(m: &FloatModel, source: &str) -> Value {
         json!({"in_size": d.in_size, "out_size": d.out_size, "params": d.weight.len() + d.bias.len(),
                "max_abs_weight": max_abs(&d.weight)})
     });
-    let state = state_words(m.layers.iter().map(|l| (l.cell, l.hidden_size))) + pool_words;
+    let state =
+        state_words(m.layers.iter().map(|l| (l.cell, l.hidden_size))) + pool_words + window_words;
     json!({
         "file_kind": source,
         "precision": "float (imported)",
@@ -297,6 +309,7 @@ pub fn blob_json(m: &Model<'_>, blob_len: usize, window: Option<usize>) -> Value
         out["window_layer"] = json!(k);
         out["window_words_per_frame"] = json!(m.window_frame_words());
         out["window_bytes_per_frame"] = json!(4 * m.window_frame_words());
+        out["window_state_words"] = json!(m.window_state_words());
         if let Some(n) = window {
             out["window_frames"] = json!(n);
             out["window_words"] = json!(m.window_words(n));
@@ -443,6 +456,15 @@ fn text(v: &Value) -> String {
             show(g("scratch_bytes"))
         );
         if let Some(k) = v.get("window_layer") {
+            // a bidirectional first windowed layer: its forward direction streams
+            let fwd = match v.get("window_state_words").and_then(Value::as_u64) {
+                Some(n) if n > 0 => format!(
+                    ", except layer {}'s forward direction, run per frame ({n} of the state \
+                     words: its backward direction's and a frame count)",
+                    show(k.clone())
+                ),
+                _ => String::new(),
+            };
             let per = format!(
                 "{} words = {} bytes per frame",
                 show(g("window_words_per_frame")),
@@ -452,7 +474,7 @@ fn text(v: &Value) -> String {
                 Some(n) => {
                     s += &format!(
                         "RAM: window buffer for {} frames: {} words = {} bytes ({per}); \
-                         layers from {} run over the window at each decision\n",
+                         layers from {} run over the window at each decision{fwd}\n",
                         show(n.clone()),
                         show(g("window_words")),
                         show(g("window_bytes")),
@@ -462,7 +484,7 @@ fn text(v: &Value) -> String {
                 None => {
                     s += &format!(
                         "RAM: window buffer {per} (--window N for a window length); layers \
-                         from {} run over the window at each decision\n",
+                         from {} run over the window at each decision{fwd}\n",
                         show(k.clone())
                     )
                 }
