@@ -8,6 +8,7 @@
 //! | `import_onnx/loop_state_width.onnx` | a Keras GRU `Loop` export whose zero initial state got a huge last dimension: the body's `[h, h]` identity was allocated before any check (`loops.rs`, out of memory) |
 //! | `import_onnx/loop_gather_no_output.onnx` | a Keras `Loop` export whose body `Gather` lost its output: indexed without a check (`loops.rs`, index out of bounds; the same fix covers a `Gather` or `Identity` without inputs and two states without a scan output) |
 //! | `import_onnx/loop_add_one_operand.onnx` | a Keras LSTM `Loop` export whose body `Add` lost an operand (`loops.rs`, index out of bounds; found by the fuzzer on the build before the fix, which reading the code had found too) |
+//! | `import_onnx/slice_default_axes.onnx` | a Keras `Loop` export with two bits flipped: a body `Slice` without `axes` and with more `starts` than its constant operand has axes indexed past the dims (`shape.rs`, index out of bounds; the CI fuzz smoke of d567107 failed on this target) |
 
 use std::ffi::OsStr;
 use std::path::Path;

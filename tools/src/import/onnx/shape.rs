@@ -475,6 +475,11 @@ impl Eval<'_> {
                 .iter()
                 .map(|&v| norm_axis(v, rank))
                 .collect::<Result<_>>()?,
+            // no axes: the first `starts.len()` axes, which must exist
+            None if starts.len() > rank => bail!(
+                "Slice with {} starts (and no axes) of a rank-{rank} value",
+                starts.len()
+            ),
             None => (0..starts.len()).collect(),
         };
         let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
