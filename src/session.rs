@@ -1164,17 +1164,20 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
         // value ranges
         let int = self.model.precision().is_int();
         let mut w = words();
-        for l in self.model.layers() {
+        // one layer's words: f32 finite; integer `h` (the first `h_len` words) within i16
+        let layer_ok = |l: &LayerDesc<'_>, w: &mut dyn Iterator<Item = i32>| {
             let h = l.h_len();
-            for (k, v) in w.by_ref().take(layer_words(l)).enumerate() {
-                let ok = if !int {
+            w.take(layer_words(l)).enumerate().all(|(k, v)| {
+                if !int {
                     f32::from_bits(v as u32).is_finite()
                 } else {
                     k >= h || (i16::MIN as i32..=i16::MAX as i32).contains(&v)
-                };
-                if !ok {
-                    return Err(Error::BadState);
                 }
+            })
+        };
+        for l in self.model.layers() {
+            if !layer_ok(l, &mut w) {
+                return Err(Error::BadState);
             }
         }
         // pooling accumulators: an integer max within i16, f32 max not NaN, f64 sums finite
@@ -1188,16 +1191,8 @@ impl<'m, const STATE: usize, const SCRATCH: usize> Session<'m, STATE, SCRATCH> {
             .and_then(|k| self.model.layers().get(k))
             .filter(|_| self.model.window_state_words() > 0)
         {
-            let h = l.h_len();
-            for (k, v) in w.by_ref().take(layer_words(l)).enumerate() {
-                let ok = if !int {
-                    f32::from_bits(v as u32).is_finite()
-                } else {
-                    k >= h || (i16::MIN as i32..=i16::MAX as i32).contains(&v)
-                };
-                if !ok {
-                    return Err(Error::BadState);
-                }
+            if !layer_ok(l, &mut w) {
+                return Err(Error::BadState);
             }
         }
         let acc_ok = match self.model.pool() {
