@@ -13,9 +13,15 @@ fn main() {
     println!("cargo:rerun-if-changed=src/build.rs");
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_dsp)");
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_fpu)");
+    println!("cargo::rustc-check-cfg=cfg(tinyrnn_v6m)");
     let target = std::env::var("TARGET").unwrap_or_default();
     if target.starts_with("thumbv7em") {
         println!("cargo:rustc-cfg=tinyrnn_dsp");
+    }
+    // ARMv6-M (Cortex-M0/M0+/M1): no DSP extension, `MULS` only, 8 low registers; the int8
+    // four-row kernel of `dsp` for these cores (`tinyrnn_v6m_dot4_i8`).
+    if target.starts_with("thumbv6m") {
+        println!("cargo:rustc-cfg=tinyrnn_v6m");
     }
     // Single-precision FPU with VFMA (FPv4-SP on the M4F, FPv5 on the M33): the hard-float
     // Cortex-M4/M7/M33 targets.

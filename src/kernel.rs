@@ -20,16 +20,20 @@
 //! One path leaves this module's dispatch: for int8 layers `cell::IntGate` holds a
 //! `dsp::Gate8`, and each full block of four units of a gate gets both products, the
 //! biases and the requantization from one call of its assembly (`Gate8::block`); only a
-//! gate `Gate8` refuses (never one of a validated model) falls back to `pre4x2`. Other
-//! cores (Cortex-M0/M3, RISC-V, the host) run the portable kernels; Arm cores without DSP
-//! use four [`dot_i8`] passes instead of [`dot4_i8`] (four accumulators do not fit their
-//! low registers).
+//! gate `Gate8` refuses (never one of a validated model) falls back to `pre4x2`. On the
+//! Cortex-M0 (cfg `tinyrnn_v6m`, no DSP) [`dot4_i8`] is `dsp::dot4_i8` too: `MULS` with the
+//! four accumulators in r8–r11 and byte loads of the weights; the requantization's high
+//! word is `mul_hi_split` (four 16-bit `MULS`, no `__aeabi_lmul`). Other cores (RISC-V,
+//! the host) run the portable kernels, the Cortex-M3 four [`dot_i8`] passes instead of
+//! [`dot4_i8`].
 //!
 //! * Activations are packed two `i16` per `u32`, low half = even index (the layout
 //!   `SMLAD` multiplies). Rows and vectors are padded to a multiple of 4 with zeros.
 //! * int8 weights are stored per block of four columns as `c0, c2, c1, c3` (see
 //!   [`model`](crate::model)): one little-endian `u32` load `w` gives `(c0, c1)` in bytes 0
-//!   and 2 and `(c2, c3)` in bytes 1 and 3, i.e. `SXTB16(w)` and `SXTB16(w ROR 8)`.
+//!   and 2 and `(c2, c3)` in bytes 1 and 3, i.e. `SXTB16(w)` and `SXTB16(w ROR 8)`. The
+//!   portable kernels read each weight as its own signed byte instead (`lb` / `ldrsb`): the
+//!   cores they serve have no unaligned word loads.
 //!
 //! No kernel can overflow (the bounds are in [`fxp`](crate::fxp)'s overflow notes): the
 //! `wrapping_*` operations below only spell out that no check is needed. No kernel can
@@ -40,21 +44,10 @@ use crate::fxp::{sat_i32, Requant};
 #[cfg(any(
     tinyrnn_dsp,
     all(target_arch = "arm", target_feature = "dsp"),
-    all(tinyrnn_fpu, feature = "f32")
+    all(tinyrnn_fpu, feature = "f32"),
+    all(tinyrnn_v6m, feature = "int8")
 ))]
 pub mod dsp;
-
-/// Sign-extends bytes 0 and 2 of `w` (`SXTB16`): `(w[0], w[2])`.
-#[inline(always)]
-fn sxtb16_lo(w: u32) -> (i32, i32) {
-    (w as i8 as i32, (w >> 16) as i8 as i32)
-}
-
-/// Sign-extends bytes 1 and 3 of `w` (`SXTB16 ROR 8`): `(w[1], w[3])`.
-#[inline(always)]
-fn sxtb16_hi(w: u32) -> (i32, i32) {
-    ((w >> 8) as i8 as i32, (w >> 24) as i8 as i32)
-}
 
 /// The two `i16` halves of a packed word: `(low, high)`.
 #[inline(always)]
@@ -62,26 +55,30 @@ fn halves(x: u32) -> (i32, i32) {
     (x as i16 as i32, (x >> 16) as i16 as i32)
 }
 
-/// `acc + a.0·b.0 + a.1·b.1` (`SMLAD`). Each product is ≤ 2^22 in magnitude for int8
-/// weights, the sum over ≤ 256 columns ≤ 2^30: no overflow.
+/// `acc + c0·x0 + c1·x1 + c2·x2 + c3·x3` for one block of four int8 columns stored
+/// `c0, c2, c1, c3` (bytes of `w`) and its activations `x01 = (x0, x1)`, `x23 = (x2, x3)`.
+/// Each weight is read as its own signed byte (RISC-V `lb`, Arm `ldrsb`): no word load, which
+/// cores without unaligned access (Cortex-M0, RV32) would assemble from four byte loads,
+/// and no shifts to sign-extend. Each product is ≤ 2^22 in magnitude, the sum over ≤ 256
+/// columns ≤ 2^30: no overflow, in any order.
 #[inline(always)]
-fn smlad(a: (i32, i32), b: (i32, i32), acc: i32) -> i32 {
-    acc.wrapping_add(a.0.wrapping_mul(b.0))
-        .wrapping_add(a.1.wrapping_mul(b.1))
+fn mac_block(acc: i32, w: &[u8; 4], (x0, x1): (i32, i32), (x2, x3): (i32, i32)) -> i32 {
+    let c = |k: usize| w[k] as i8 as i32;
+    acc.wrapping_add(c(0).wrapping_mul(x0))
+        .wrapping_add(c(2).wrapping_mul(x1))
+        .wrapping_add(c(1).wrapping_mul(x2))
+        .wrapping_add(c(3).wrapping_mul(x3))
 }
 
 /// `Σ w[j]·x[j]` for one int8 row: `w` in the `c0, c2, c1, c3` block layout (`pad4(n)`
-/// bytes), `x` packed `i16` pairs (`pad4(n)/2` words). Four weights per iteration from one
-/// `u32` load. Exact (|Σ| ≤ 2^30).
+/// bytes), `x` packed `i16` pairs (`pad4(n)/2` words). Exact (|Σ| ≤ 2^30).
 #[inline]
 pub fn dot_i8(w: &[u8], x: &[u32]) -> i32 {
     let (wb, _) = w.as_chunks::<4>();
     let (xb, _) = x.as_chunks::<2>();
     let mut acc = 0i32;
     for (w4, &[x01, x23]) in wb.iter().zip(xb) {
-        let w = u32::from_le_bytes(*w4);
-        acc = smlad(sxtb16_lo(w), halves(x01), acc);
-        acc = smlad(sxtb16_hi(w), halves(x23), acc);
+        acc = mac_block(acc, w4, halves(x01), halves(x23));
     }
     acc
 }
@@ -177,30 +174,30 @@ pub fn dot4_f32_fast(w4: &[u8], row: usize, x: &[u32], acc: &mut [f32; 4]) {
 
 /// `Σ w_r[j]·x[j]` for four consecutive int8 rows `w_r` (layout as [`dot_i8`]): `w4` holds
 /// the rows back to back, each `2·x.len()` bytes (a row of `pad4(n)` weights for `pad4(n)/2`
-/// packed words). One pass over `x` for the four rows. Rows missing from a short `w4` give 0.
-/// Exact, the same integers as four calls of [`dot_i8`].
+/// packed words). One pass over `x` for the four rows: each block of activations is
+/// unpacked once for 16 multiply-adds. Rows missing from a short `w4` give 0. Exact, the
+/// same integers as four calls of [`dot_i8`]. On RV32 (`riscv32imc`) the loop is 2 `lw` +
+/// 6 shifts + 16 × (`lb`, `mul`, `add`) + 5 pointer increments + 1 branch per block: about
+/// 4 instructions per multiply-add.
 #[inline]
 pub fn dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
     let row = 2 * x.len();
     let rows = [0, 1, 2, 3].map(|r| w4.get(r * row..(r + 1) * row).unwrap_or(&[]));
-    let full = rows.iter().all(|r| r.len() == row);
-    if !full {
+    let [Some((r0, _)), Some((r1, _)), Some((r2, _)), Some((r3, _))] =
+        rows.map(|r| (r.len() == row).then_some(r.as_chunks::<4>()))
+    else {
         return rows.map(|r| dot_i8(r, x));
-    }
+    };
     let (xb, _) = x.as_chunks::<2>();
-    let wb = rows.map(|r| r.as_chunks::<4>().0);
-    let mut acc = [0i32; 4];
-    for (k, &[x01, x23]) in xb.iter().enumerate() {
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    for ((((&[x01, x23], w0), w1), w2), w3) in xb.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
         let (x01, x23) = (halves(x01), halves(x23));
-        for (a, w) in acc.iter_mut().zip(&wb) {
-            if let Some(w4) = w.get(k) {
-                let w = u32::from_le_bytes(*w4);
-                *a = smlad(sxtb16_lo(w), x01, *a);
-                *a = smlad(sxtb16_hi(w), x23, *a);
-            }
-        }
+        a0 = mac_block(a0, w0, x01, x23);
+        a1 = mac_block(a1, w1, x01, x23);
+        a2 = mac_block(a2, w2, x01, x23);
+        a3 = mac_block(a3, w3, x01, x23);
     }
-    acc
+    [a0, a1, a2, a3]
 }
 
 /// `Σ w_r[j]·x[j]` for four consecutive int16 rows (layout as [`dot_i16`]), each
@@ -236,11 +233,48 @@ fn pre4_short_i8(acc: [i32; 4], bias4: &[u8], rq4: &[u8]) -> [i32; 4] {
 pub(crate) fn requant_i32(acc: i32, rq: Requant) -> i32 {
     let k = (rq.shift as u32).wrapping_sub(33);
     if k < 30 {
-        let hi = ((acc as i64).wrapping_mul(rq.mult as i64) >> 32) as i32;
+        let hi = mul_hi(acc, rq.mult);
         ((hi >> k) + 1) >> 1
     } else {
         requant_wide_shift(acc, rq)
     }
+}
+
+/// `⌊a·b / 2^32⌋`, the high word of the 64-bit product: one `i64` multiply (`SMMUL`, RV32
+/// `mulh`, x86 `imul`), but on the Cortex-M0 (cfg `tinyrnn_v6m`, `MULS` only: the `i64`
+/// product is a call of `__aeabi_lmul`) [`mul_hi_split`].
+#[inline(always)]
+fn mul_hi(a: i32, b: i32) -> i32 {
+    #[cfg(tinyrnn_v6m)]
+    {
+        mul_hi_split(a, b)
+    }
+    #[cfg(not(tinyrnn_v6m))]
+    {
+        ((a as i64).wrapping_mul(b as i64) >> 32) as i32
+    }
+}
+
+/// `⌊a·b / 2^32⌋` from four 16×16-bit products, each exact in 32 bits. With
+/// `a = ah·2^16 + al`, `b = bh·2^16 + bl` (`ah`, `bh` signed, `al`, `bl` unsigned 16-bit):
+/// `a·b = ah·bh·2^32 + (X + Y)·2^16 + Z` with `X = ah·bl`, `Y = al·bh` (|·| < 2^31) and
+/// `Z = al·bl` (< 2^32 unsigned); nested floor divisions compose, so
+/// `⌊a·b / 2^32⌋ = ah·bh + ⌊X / 2^16⌋ + ⌊Y / 2^16⌋ + ⌊(X mod 2^16 + Y mod 2^16 + ⌊Z / 2^16⌋) / 2^16⌋`,
+/// every partial sum within `i32` (the last bracket < 3·2^16, the result |·| ≤ 2^30).
+/// Exact for every `a`, `b` (host tests against the `i64` product).
+#[cfg_attr(not(any(tinyrnn_v6m, test)), allow(dead_code))]
+#[inline(always)]
+fn mul_hi_split(a: i32, b: i32) -> i32 {
+    let (ah, al) = (a >> 16, a & 0xFFFF);
+    let (bh, bl) = (b >> 16, b & 0xFFFF);
+    let x = ah.wrapping_mul(bl);
+    let y = al.wrapping_mul(bh);
+    let z = (al as u32).wrapping_mul(bl as u32);
+    let low = (x & 0xFFFF) + (y & 0xFFFF) + (z >> 16) as i32;
+    ah.wrapping_mul(bh)
+        .wrapping_add(x >> 16)
+        .wrapping_add(y >> 16)
+        .wrapping_add(low >> 16)
 }
 
 /// [`Requant::apply`] for the shifts [`requant_i32`]'s short path does not take (scales of
@@ -307,17 +341,25 @@ fn fast_dot_i8(w: &[u8], x: &[u32]) -> i32 {
     }
 }
 
-/// The four-row int8 kernel of this target: `dsp::dot4_i8` with the DSP extension; on other
-/// Arm cores (Cortex-M0/M3: 8 low registers, four accumulators do not fit) four
-/// [`dot_i8`] passes; elsewhere (RISC-V, the host) [`dot4_i8`]. Same integers in every case.
+/// The four-row int8 kernel of this target: `dsp::dot4_i8` with the DSP extension
+/// (`SMLAD`) and on the Cortex-M0 (cfg `tinyrnn_v6m`: `MULS`, accumulators in r8–r11); on
+/// other Arm cores without DSP (Cortex-M3) four [`dot_i8`] passes; elsewhere (RISC-V, the
+/// host) [`dot4_i8`]. Same integers in every case.
 #[cfg(feature = "int8")]
 #[inline(always)]
 fn fast_dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
-    #[cfg(any(tinyrnn_dsp, all(target_arch = "arm", target_feature = "dsp")))]
+    #[cfg(any(
+        tinyrnn_dsp,
+        tinyrnn_v6m,
+        all(target_arch = "arm", target_feature = "dsp")
+    ))]
     {
         dsp::dot4_i8(w4, x)
     }
-    #[cfg(all(target_arch = "arm", not(any(tinyrnn_dsp, target_feature = "dsp"))))]
+    #[cfg(all(
+        target_arch = "arm",
+        not(any(tinyrnn_dsp, tinyrnn_v6m, target_feature = "dsp"))
+    ))]
     {
         let row = 2 * x.len();
         [0, 1, 2, 3].map(|r| dot_i8(w4.get(r * row..(r + 1) * row).unwrap_or(&[]), x))
@@ -716,6 +758,41 @@ mod tests {
                         "{acc} {mult} {shift}"
                     );
                 }
+            }
+        }
+    }
+
+    proptest! {
+        /// The 16-bit split high word is the `i64` product's.
+        #[test]
+        fn mul_hi_split_is_exact(a in any::<i32>(), b in any::<i32>()) {
+            prop_assert_eq!(mul_hi_split(a, b), ((a as i64 * b as i64) >> 32) as i32);
+        }
+    }
+
+    #[test]
+    fn mul_hi_split_extremes() {
+        let v = [
+            i32::MIN,
+            i32::MIN + 1,
+            -65537,
+            -65536,
+            -65535,
+            -1,
+            0,
+            1,
+            65535,
+            65536,
+            1 << 30,
+            i32::MAX,
+        ];
+        for a in v {
+            for b in v {
+                assert_eq!(
+                    mul_hi_split(a, b),
+                    ((a as i64 * b as i64) >> 32) as i32,
+                    "{a} {b}"
+                );
             }
         }
     }

@@ -53,8 +53,8 @@
 //! release, LTO): `.text` 69,836 B with every feature, 35,596 B with only `lstm,int8`
 //! (`cargo xtask size [--features minimal] mps2-an386`; README, "Cargo features").
 #![cfg_attr(not(test), no_std)]
-// `unsafe` is denied everywhere but in `kernel::dsp` (the Cortex-M DSP assembly kernels),
-// which allows it for itself and documents every block.
+// `unsafe` is denied everywhere but in `kernel::dsp` (the Cortex-M assembly kernels: DSP
+// extension, FPU, Cortex-M0), which allows it for itself and documents every block.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -88,6 +88,10 @@ fn main() {
     if target.starts_with("thumbv7em") {
         println!("cargo:rustc-cfg=bench_dsp");
     }
+    // ... and its Cortex-M0 int8 kernel for `thumbv6m-*`.
+    if target.starts_with("thumbv6m") {
+        println!("cargo:rustc-cfg=bench_v6m");
+    }
 
     // ---- pools ----
     let n_w = MAX_ROWS * MAX_HIDDEN;

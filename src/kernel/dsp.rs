@@ -1,12 +1,16 @@
-//! Cortex-M DSP-extension kernels: `SMLAD` + `SXTB16` (int8 weights) and `SMLALD` (int16).
+//! Cortex-M assembly kernels: DSP extension `SMLAD` + `SXTB16` (int8 weights) and `SMLALD`
+//! (int16), FPU `VFMA` (f32), and an int8 four-row kernel for the Cortex-M0.
 //!
-//! Compiled only for Cortex-M targets with the DSP extension: cfg `tinyrnn_dsp`, which the
-//! crate's `build.rs` sets for every `thumbv7em-*` target (Cortex-M4/M7; stable Rust has no
-//! Arm `target_feature` cfg), or `all(target_arch = "arm", target_feature = "dsp")` where the
-//! toolchain exposes it. Every other target runs the portable kernels of
-//! [`kernel`](crate::kernel). LLVM does not form `SMLAD` from the
-//! portable code, hence hand-written assembly, in this one module, the only place of the
-//! crate where `unsafe` is allowed.
+//! The DSP kernels are compiled only for Cortex-M targets with the DSP extension: cfg
+//! `tinyrnn_dsp`, which the crate's `build.rs` sets for every `thumbv7em-*` target
+//! (Cortex-M4/M7; stable Rust has no Arm `target_feature` cfg), or
+//! `all(target_arch = "arm", target_feature = "dsp")` where the toolchain exposes it; the
+//! f32 ones for the hard-float targets (cfg `tinyrnn_fpu`); the Cortex-M0 one
+//! (`dot4_i8` under cfg `tinyrnn_v6m`, every `thumbv6m-*` target: `MULS` only, 8 low
+//! registers) at the end of the module. Every other target runs the portable kernels of
+//! [`kernel`](crate::kernel). LLVM does not form `SMLAD` from the portable code, nor keep
+//! four accumulators in the M0's high registers, hence hand-written assembly, in this one
+//! module, the only place of the crate where `unsafe` is allowed.
 //!
 //! [`Gate8::block`] goes one step further for the cells: both products of four units of a
 //! gate, biases and requantization included, in one call.
@@ -837,4 +841,140 @@ pub fn dot4_f32(w4: &[u8], row: usize, x: &[u32], acc: &mut [f32; 4]) {
 #[inline(never)]
 fn dot4_f32_fallback(w4: &[u8], row: usize, x: &[u32], acc: &mut [f32; 4]) {
     *acc = super::dot4_f32(w4, row, x, *acc);
+}
+
+// ---------------------------------------------------------------------------------------
+// Cortex-M0 / M0+ (ARMv6-M, cfg `tinyrnn_v6m`: no DSP extension, 8 low registers)
+// ---------------------------------------------------------------------------------------
+//
+// `MULS` (32×32 → 32) is the only multiply, and most instructions reach only r0–r7. The
+// four accumulators live in r8–r11 (`ADD` takes high registers), so four rows share one
+// unpacking of the activations. Weights are read byte by byte (`LDRSB`, register offset):
+// ARMv6-M faults on unaligned words, and a blob's tensors have no alignment.
+
+/// Half a block of the four rows: one activation word (`LDM`), its halves into r2 (low)
+/// and r5 (high), then per row two `LDRSB` (offsets r3 = 0 and r4 = 2 from r0: the
+/// columns of the two halves), two `MULS` and two `ADD` into the row's accumulator, the rows
+/// visited in the order of the accumulators given, the pointer moved by `$step` (r12 = +stride
+/// or lr = −stride) between them (3 + 4 × 6 + 3 = 30 instructions for 8 MACs).
+#[cfg(tinyrnn_v6m)]
+macro_rules! v6m_half {
+    ($a:literal, $b:literal, $c:literal, $d:literal, $step:literal) => {
+        concat!(
+            "ldm r1!, {{r2}}\n",
+            "asrs r5, r2, #16\n",
+            "sxth r2, r2\n",
+            v6m_half!(@row $a),
+            "add r0, ", $step, "\n",
+            v6m_half!(@row $b),
+            "add r0, ", $step, "\n",
+            v6m_half!(@row $c),
+            "add r0, ", $step, "\n",
+            v6m_half!(@row $d),
+        )
+    };
+    (@row $acc:literal) => {
+        concat!(
+            "ldrsb r7, [r0, r3]\n",
+            "muls r7, r2, r7\n",
+            "add ", $acc, ", r7\n",
+            "ldrsb r7, [r0, r4]\n",
+            "muls r7, r5, r7\n",
+            "add ", $acc, ", r7\n",
+        )
+    };
+}
+
+// tinyrnn_v6m_dot4_i8(w: r0, x: r1, stride: r2, out: r3): the four row sums into out[0..4].
+//   Rows at w + r·stride (r = 0..4), each `stride` bytes = stride/4 blocks; x: stride/2
+//   words. Preconditions (checked by `dot4_i8`): stride a non-zero multiple of 4.
+// Registers: r0 the weight pointer, r1 the x pointer, r2/r5 two activations, r3 = 0 and
+//   r4 = 2 (the `LDRSB` offsets), r6 the end of x, r7 scratch, r8–r11 the accumulators,
+//   r12 = +stride, lr = −stride; [sp] out.
+// A block of four columns (bytes c0, c2, c1, c3 per row) in two halves, one pointer walking
+//   the rows in a zigzag (no register is left for four): x0, x1 (first word) times bytes 0
+//   and 2 of rows 0, 1, 2, 3; `ADDS r0, #1`; x2, x3 (second word) times bytes 1 and 3 of
+//   rows 3, 2, 1, 0; `ADDS r0, #3` to row 0 of the next block.
+//   Per block (16 MACs): 2 × 30 + 2 + 2 (loop) = 64 instructions.
+#[cfg(tinyrnn_v6m)]
+global_asm!(
+    ".pushsection .text.tinyrnn_v6m_dot4_i8,\"ax\",%progbits",
+    ".syntax unified",
+    ".thumb",
+    ".p2align 2",
+    ".global tinyrnn_v6m_dot4_i8",
+    ".type tinyrnn_v6m_dot4_i8,%function",
+    ".thumb_func",
+    "tinyrnn_v6m_dot4_i8:",
+    "push {{r4, r5, r6, r7, lr}}",
+    "mov r4, r8",
+    "mov r5, r9",
+    "mov r6, r10",
+    "mov r7, r11",
+    "push {{r3, r4, r5, r6, r7}}",
+    "lsls r6, r2, #1",
+    "adds r6, r1, r6",
+    "mov r12, r2",
+    "rsbs r5, r2, #0",
+    "mov lr, r5",
+    "movs r3, #0",
+    "mov r8, r3",
+    "mov r9, r3",
+    "mov r10, r3",
+    "mov r11, r3",
+    "movs r4, #2",
+    "1:",
+    v6m_half!("r8", "r9", "r10", "r11", "r12"),
+    "adds r0, #1",
+    v6m_half!("r11", "r10", "r9", "r8", "lr"),
+    "adds r0, #3",
+    "cmp r1, r6",
+    "bne 1b",
+    "pop {{r3}}",
+    "mov r4, r8",
+    "mov r5, r9",
+    "mov r6, r10",
+    "mov r7, r11",
+    "stm r3!, {{r4, r5, r6, r7}}",
+    "pop {{r4, r5, r6, r7}}",
+    "mov r8, r4",
+    "mov r9, r5",
+    "mov r10, r6",
+    "mov r11, r7",
+    "pop {{r4, r5, r6, r7, pc}}",
+    ".size tinyrnn_v6m_dot4_i8, . - tinyrnn_v6m_dot4_i8",
+    ".popsection",
+);
+
+#[cfg(tinyrnn_v6m)]
+extern "C" {
+    fn tinyrnn_v6m_dot4_i8(w: *const u8, x: *const u32, stride: usize, out: *mut [i32; 4]);
+}
+
+/// `Σ w_r[j]·x[j]` for four consecutive int8 rows (as [`dot4_i8`](super::dot4_i8)) on the
+/// Cortex-M0: one pass over `x` for the four rows, 64 instructions per 4 columns (4 per
+/// multiply-add) plus about 40 per call.
+#[cfg(tinyrnn_v6m)]
+#[inline]
+pub fn dot4_i8(w4: &[u8], x: &[u32]) -> [i32; 4] {
+    let stride = 2 * x.len();
+    if x.is_empty() || !x.len().is_multiple_of(2) || w4.len() < 4 * stride {
+        return dot4_i8_short(w4, x);
+    }
+    let mut out = [0i32; 4];
+    // SAFETY: `stride = 2·x.len()` is a non-zero multiple of 4; the assembly reads the
+    // `4·stride ≤ w4.len()` bytes of `w4` (byte loads: any alignment) and the
+    // `stride/2 = x.len()` words of `x` (a `&[u32]`: aligned for `LDM`), writes the four
+    // words of `out`, and saves and restores r4–r11 (AAPCS).
+    unsafe { tinyrnn_v6m_dot4_i8(w4.as_ptr(), x.as_ptr(), stride, &mut out) };
+    out
+}
+
+/// [`dot4_i8`]'s portable path for short or odd operands (never for a validated model's
+/// full blocks); out of line.
+#[cfg(tinyrnn_v6m)]
+#[cold]
+#[inline(never)]
+fn dot4_i8_short(w4: &[u8], x: &[u32]) -> [i32; 4] {
+    super::dot4_i8(w4, x)
 }
