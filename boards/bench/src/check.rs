@@ -7,6 +7,30 @@
 //! them. (The
 //! sessions of every case are compared with the host separately, in `main.rs`.)
 
+/// The operands of check round `round` (0..4), the same on every target: rounds 0, 1
+/// random; 2 extremes (−128 · −32768 everywhere: |Σ| = 2^30); 3 mixed extremes (+127 / −128
+/// against ±32767 / −32768). `w` int8 weight bytes, `x` packed `i16` pairs.
+#[cfg(any(bench_dsp, bench_v6m))]
+fn fill(round: u32, w: &mut [u8], x: &mut [u32]) {
+    use crate::cases::mix;
+    for (i, b) in w.iter_mut().enumerate() {
+        let r = mix(i as u32 ^ round << 24);
+        *b = match round {
+            2 => 0x80,
+            3 => [0x7f, 0x80][r as usize & 1],
+            _ => r as u8,
+        };
+    }
+    for (i, v) in x.iter_mut().enumerate() {
+        let r = mix(i as u32 ^ round << 24 ^ 0x00ab_0000);
+        *v = match round {
+            2 => 0x8000_8000,
+            3 => [0x8000_7fff, 0x7fff_8000, 0x8000_8000][r as usize % 3],
+            _ => r,
+        };
+    }
+}
+
 /// Compares the target's fast kernels with the portable ones; `true` if they agree.
 #[cfg(bench_dsp)]
 pub fn kernels() -> bool {
@@ -19,24 +43,7 @@ pub fn kernels() -> bool {
     let mut x = [0u32; MAX / 2];
     let mut compared = 0u32;
     for round in 0..4u32 {
-        // rounds 0, 1: random; 2: extremes (−128 · −32768 everywhere: |Σ| = 2^30);
-        // 3: mixed extremes (+127 / −128 against ±32767 / −32768)
-        for (i, b) in w.iter_mut().enumerate() {
-            let r = mix(i as u32 ^ round << 24);
-            *b = match round {
-                2 => 0x80,
-                3 => [0x7f, 0x80][r as usize & 1],
-                _ => r as u8,
-            };
-        }
-        for (i, v) in x.iter_mut().enumerate() {
-            let r = mix(i as u32 ^ round << 24 ^ 0x00ab_0000);
-            *v = match round {
-                2 => 0x8000_8000,
-                3 => [0x8000_7fff, 0x7fff_8000, 0x8000_8000][r as usize % 3],
-                _ => r,
-            };
-        }
+        fill(round, &mut w, &mut x);
         for n in (4..=MAX).step_by(4) {
             let xs = &x[..n / 2];
             for off in 0..4 {
@@ -194,7 +201,6 @@ pub fn kernels() -> bool {
 /// weight slices at every byte alignment, random and extreme values (as on the M4F).
 #[cfg(bench_v6m)]
 pub fn kernels() -> bool {
-    use crate::cases::mix;
     use tinyrnn::kernel::{dot4_i8, dsp};
 
     const MAX: usize = 256;
@@ -202,24 +208,7 @@ pub fn kernels() -> bool {
     let mut x = [0u32; MAX / 2];
     let mut compared = 0u32;
     for round in 0..4u32 {
-        // rounds 0, 1: random; 2: extremes (−128 · −32768 everywhere: |Σ| = 2^30);
-        // 3: mixed extremes (+127 / −128 against ±32767 / −32768)
-        for (i, b) in w.iter_mut().enumerate() {
-            let r = mix(i as u32 ^ round << 24);
-            *b = match round {
-                2 => 0x80,
-                3 => [0x7f, 0x80][r as usize & 1],
-                _ => r as u8,
-            };
-        }
-        for (i, v) in x.iter_mut().enumerate() {
-            let r = mix(i as u32 ^ round << 24 ^ 0x00ab_0000);
-            *v = match round {
-                2 => 0x8000_8000,
-                3 => [0x8000_7fff, 0x7fff_8000, 0x8000_8000][r as usize % 3],
-                _ => r,
-            };
-        }
+        fill(round, &mut w, &mut x);
         for n in (4..=MAX).step_by(4) {
             let xs = &x[..n / 2];
             for off in 0..4 {
