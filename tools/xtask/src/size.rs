@@ -26,11 +26,14 @@ pub const GOAL: u64 = 16 * 1024;
 /// The committed `.text` of the minimal firmware per target (bytes): the regression gate.
 /// Blob format 2 (pre-net, pooling and hidden head ops, compiled out without `dense-net` and
 /// `pool` but still decoded by serde) took it from 15,752 / 14,460 to 18,228 / 16,792; format
-/// 3 (direction, reverse weights, projection and clip in each layer record) to these figures
-/// (BENCHMARKS.md, "Footprint of a minimal classifier").
+/// 3 (direction, reverse weights, projection and clip in each layer record) to 19,564 /
+/// 18,172; the Cortex-M0 int8 kernels (the four-row `MULS` assembly kernel with its short
+/// path, the split high-word multiply inlined in the requantization: 35 % fewer instructions
+/// per step) to these figures, the M4F's +136 B from the portable kernels' byte-wise weight
+/// reads in the partial-block fallback (BENCHMARKS.md, "Footprint of a minimal classifier").
 pub const BUDGET: [(&str, u64); 2] = [
-    ("thumbv6m-none-eabi", 19_564),
-    ("thumbv7em-none-eabihf", 18_172),
+    ("thumbv6m-none-eabi", 20_316),
+    ("thumbv7em-none-eabihf", 18_308),
 ];
 
 fn budget(target: &str) -> Option<u64> {
